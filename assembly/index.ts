@@ -1,0 +1,8 @@
+// The kernel module: every export is pure compute on byte offsets into linear memory.
+// JS owns all memory above __heap_base (weights, the activation arena); kernels never allocate.
+
+export function heap_base(): usize {
+  return __heap_base;
+}
+
+export * from './float/elementwise';

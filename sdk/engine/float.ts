@@ -1,0 +1,161 @@
+/**
+ * The float executor. Compiles an analysed graph once per input shape into a list of steps over
+ * one WASM memory: constants are packed by the kernels that consume them, runtime tensors live in
+ * an arena under a static plan, and a forward pass only runs the steps. Every runtime tensor is
+ * float32; integer-typed tensors (e.g. a peer's QuantizeLinear outputs) hold exact integer values.
+ */
+import { fail } from '../errors.js';
+import type { Inferred } from '../graph/infer.js';
+import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
+import { opModule } from '../ops/index.js';
+import type { KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
+import { planArena, type Lifetime } from './plan.js';
+import type { WasmRuntime } from './wasm.js';
+
+export interface FloatPlanOptions {
+  /** Tensors that must stay readable after run() (they get buffers of their own). */
+  keep?: Iterable<string>;
+  /** Use only the TypeScript references (for testing the kernels against them). */
+  referenceOnly?: boolean;
+}
+
+interface Step {
+  node: Node;
+  mod: OpModule<unknown>;
+  params: unknown;
+  /** Per input: arena tensor name, or the constant's data. */
+  ins: ({ name: string } | { data: TensorData } | undefined)[];
+  outs: string[];
+  call?: KernelCall;
+}
+
+export class FloatPlan {
+  readonly arenaBytes: number;
+  readonly inputs: { name: string; shape: number[] }[];
+  readonly outputs: { name: string; shape: number[] }[];
+  private readonly steps: Step[] = [];
+  private readonly ptr = new Map<string, number>();
+  private readonly size = new Map<string, number>();
+  private readonly constOutputs = new Map<string, TensorData>();
+  private viewsFor: ArrayBuffer | undefined;
+  private views: { ins: TensorData[]; outs: TensorData[] }[] = [];
+  private kernelIns: number[][] = [];
+  private kernelOuts: number[][] = [];
+
+  constructor(private readonly rt: WasmRuntime, graph: Graph, inf: Inferred, options: FloatPlanOptions = {}) {
+    const keep = new Set(options.keep ?? []);
+    const runtime = (name: string) => !!name && !inf.values.get(name)?.value;
+    for (const o of graph.outputs) keep.add(o.name);
+
+    // Alias ops share their input's buffer: map every tensor to the root that owns the memory.
+    const root = new Map<string, string>();
+    const rootOf = (n: string) => root.get(n) ?? n;
+    for (const v of graph.inputs) this.size.set(v.name, numel(inf.values.get(v.name)!.shape));
+
+    for (const node of inf.order) {
+      const c = inf.compiled.get(node)!;
+      if (c.outputs.every((o) => o.value)) continue;
+      const mod = opModule(node)!;
+      const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined));
+      const ins = node.inputs.map((name, k) => {
+        if (!name) return undefined;
+        const m = metas[k]!;
+        return m.value ? { data: m.value.data } : { name };
+      });
+      node.outputs.forEach((o, k) => { if (o) this.size.set(o, numel(c.outputs[k].shape)); });
+      if (mod.alias && runtime(node.inputs[0]) && !keep.has(node.outputs[0])) {
+        root.set(node.outputs[0], rootOf(node.inputs[0]));
+        continue;
+      }
+      this.steps.push({ node, mod, params: c.params, ins, outs: node.outputs });
+    }
+
+    // Lifetimes per root buffer.
+    const life = new Map<string, Lifetime>();
+    const touch = (name: string, step: number) => {
+      const r = rootOf(name);
+      let l = life.get(r);
+      if (!l) life.set(r, (l = { name: r, bytes: this.size.get(r)! * 4, first: step, last: step }));
+      l.first = Math.min(l.first, step);
+      l.last = Math.max(l.last, step);
+    };
+    for (const v of graph.inputs) touch(v.name, -1);
+    this.steps.forEach((s, i) => {
+      s.outs.forEach((o) => o && touch(o, i));
+      s.ins.forEach((x) => x && 'name' in x && touch(x.name, i));
+    });
+    const end = this.steps.length;
+    for (const name of keep) if (runtime(name) && life.has(rootOf(name))) touch(name, end);
+    for (const o of graph.outputs) {
+      const v = inf.values.get(o.name)!;
+      if (v.value) this.constOutputs.set(o.name, v.value.data);
+    }
+
+    const plan = planArena([...life.values()]);
+    this.arenaBytes = plan.size;
+    const base = rt.alloc(plan.size, 'the activation arena');
+    for (const name of this.size.keys()) {
+      const r = rootOf(name);
+      if (plan.offsets.has(r)) this.ptr.set(name, base + plan.offsets.get(r)!);
+    }
+
+    // Bind kernels now that every buffer has its place.
+    for (const s of this.steps) {
+      if (options.referenceOnly || !s.mod.kernel) continue;
+      const env: KernelEnv = {
+        exports: rt.exports,
+        inputs: s.node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
+        alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.node.name}"`),
+        f32: (p, n) => rt.f32(p, n),
+      };
+      s.call = s.mod.kernel(s.params, env);
+    }
+    this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
+    this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
+
+    const shapeOf = (n: string) => inf.values.get(n)!.shape;
+    this.inputs = graph.inputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
+    this.outputs = graph.outputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
+  }
+
+  /** Views for the reference steps, rebuilt only when the memory has grown. */
+  private refreshViews(): void {
+    if (this.viewsFor === this.rt.memory.buffer) return;
+    this.viewsFor = this.rt.memory.buffer;
+    this.views = this.steps.map((s) => ({
+      ins: s.ins.map((x) => (!x ? new Float32Array(0) : 'data' in x ? x.data : this.view(x.name))),
+      outs: s.outs.map((o) => (o ? this.view(o) : new Float32Array(0))),
+    }));
+  }
+
+  /** A view of a runtime tensor's current contents (valid until the next run or memory growth). */
+  view(name: string): Float32Array {
+    const p = this.ptr.get(name);
+    if (p === undefined) fail('BAD_INPUT', `tensor "${name}" is not kept by this plan`);
+    return this.rt.f32(p, this.size.get(name)!);
+  }
+
+  /** Copy the feeds in, run every step, return copies of the outputs. */
+  run(feeds: Record<string, Float32Array>, onStep?: (node: Node) => void): Record<string, Float32Array> {
+    for (const v of this.inputs) {
+      const data = feeds[v.name];
+      const n = this.size.get(v.name)!;
+      if (!data) fail('BAD_INPUT', `missing input "${v.name}"`);
+      if (data.length !== n) fail('BAD_INPUT', `input "${v.name}" has ${data.length} values; shape [${v.shape}] needs ${n}`);
+      this.view(v.name).set(data);
+    }
+    this.refreshViews();
+    for (let i = 0; i < this.steps.length; i++) {
+      const s = this.steps[i];
+      if (s.call) s.call(this.kernelIns[i], this.kernelOuts[i]);
+      else s.mod.reference(s.params, this.views[i].ins, this.views[i].outs);
+      onStep?.(s.node);
+    }
+    const out: Record<string, Float32Array> = {};
+    for (const o of this.outputs) {
+      const c = this.constOutputs.get(o.name);
+      out[o.name] = c ? Float32Array.from(c) : this.view(o.name).slice();
+    }
+    return out;
+  }
+}

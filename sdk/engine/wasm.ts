@@ -1,0 +1,78 @@
+/**
+ * The WASM kernel module and the memory of one instance. JS owns the instance's linear memory:
+ * a bump allocator hands out long-lived regions (packed weights, the activation arena) above
+ * __heap_base; kernels receive byte offsets and never allocate.
+ */
+import { fail } from '../errors.js';
+import { KERNELS_WASM_BASE64 } from './kernels.wasm.js';
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+function kernelBytes(): Uint8Array<ArrayBuffer> {
+  const bin = atob(KERNELS_WASM_BASE64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+/** Compiled once per thread and shared by every instance. */
+export function kernelModule(): Promise<WebAssembly.Module> {
+  compiled ??= WebAssembly.compile(kernelBytes());
+  return compiled;
+}
+
+/** Kernels are looked up by name; each is (offsets and sizes) => void. */
+export type KernelFn = (...args: number[]) => number | void;
+
+const PAGE = 65536;
+/** WASM32 address space, less a margin. */
+const MAX_BYTES = 4 * 1024 * 1024 * 1024 - PAGE * 16;
+
+export class WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly exports: Record<string, unknown>;
+  private top: number;
+
+  private constructor(instance: WebAssembly.Instance) {
+    this.exports = instance.exports as Record<string, unknown>;
+    this.memory = this.exports.memory as WebAssembly.Memory;
+    this.top = (this.exports.heap_base as () => number)();
+  }
+
+  static async create(): Promise<WasmRuntime> {
+    const instance = await WebAssembly.instantiate(await kernelModule(), {
+      env: { abort: () => { throw new Error('kernel abort'); } },
+    });
+    return new WasmRuntime(instance);
+  }
+
+  kernel(name: string): KernelFn {
+    const f = this.exports[name];
+    if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
+    return f as KernelFn;
+  }
+
+  /** Reserve zero-filled, 16-byte aligned memory for the instance's lifetime. */
+  alloc(bytes: number, what = 'buffer'): number {
+    const ptr = (this.top + 15) & ~15;
+    const end = ptr + bytes + 16; // kernels may read one vector past the end
+    if (end > MAX_BYTES) fail('TOO_LARGE', `${what} needs ${bytes} bytes; WASM memory is limited to 4 GiB`);
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return ptr;
+  }
+
+  /** Bytes in use so far. */
+  get used(): number {
+    return this.top;
+  }
+
+  f32(ptr: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, length);
+  }
+
+  bytes(ptr: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, length);
+  }
+}

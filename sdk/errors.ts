@@ -1,0 +1,31 @@
+/**
+ * Every problem caused by the user's input (a bad file, an unsupported op, a wrong flag)
+ * surfaces as a P2Error with a stable `code`; the CLI prints its message as one line and
+ * exits 2. Any other exception is a bug in p2calib.
+ */
+export type ErrorCode =
+  | 'NOT_ONNX'          // bytes are not an ONNX model
+  | 'TRUNCATED'         // the protobuf ends early
+  | 'BAD_MODEL'         // structurally invalid model (cycles, dangling inputs, bad tensors)
+  | 'EXTERNAL_DATA'     // tensor data stored outside the file and not provided
+  | 'UNSUPPORTED'       // ops or features p2calib does not handle
+  | 'SHAPE'             // dynamic dims without an input shape, or inconsistent shapes
+  | 'TOO_LARGE'         // a tensor or plan beyond the memory limit
+  | 'BAD_INPUT'         // wrong feeds given to run()/calibrate()
+  | 'BAD_OPTION'        // invalid option or flag value
+  | 'BAD_IMAGE'         // undecodable image
+  | 'BAD_TRACE'         // malformed trace file or folder
+  | 'IO';               // file system problem (missing file, refusing to overwrite)
+
+export class P2Error extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'P2Error';
+    this.code = code;
+  }
+}
+
+export function fail(code: ErrorCode, message: string): never {
+  throw new P2Error(code, message);
+}

@@ -1,0 +1,222 @@
+/**
+ * Graph rewrites run at load: constant folding, Identity/Dropout removal, BatchNormalization
+ * folding into the preceding Conv/Gemm, hard-sigmoid/hard-swish recognition and dead-code
+ * removal. Each takes and mutates a graph the caller owns.
+ */
+import type { Inferred } from './infer.js';
+import { attrNumber, consumers, producers, tensor, type Graph, type Node, type Tensor } from './ir.js';
+
+/** Replace every node whose outputs are all known constants by initializers. */
+export function foldConstants(graph: Graph, inferred: Inferred): void {
+  const keep: Node[] = [];
+  for (const node of graph.nodes) {
+    const outs = inferred.compiled.get(node)!.outputs;
+    if (outs.every((o) => o.value)) {
+      node.outputs.forEach((name, k) => { if (name) graph.initializers.set(name, outs[k].value!); });
+    } else {
+      keep.push(node);
+    }
+  }
+  graph.nodes = keep;
+  removeDead(graph);
+}
+
+/** Drop nodes and initializers that no graph output depends on. */
+export function removeDead(graph: Graph): void {
+  const needed = new Set(graph.outputs.map((o) => o.name));
+  const prod = producers(graph);
+  const live = new Set<Node>();
+  const stack = [...needed];
+  while (stack.length) {
+    const name = stack.pop()!;
+    const n = prod.get(name);
+    if (!n || live.has(n)) continue;
+    live.add(n);
+    for (const i of n.inputs) if (i && !needed.has(i)) { needed.add(i); stack.push(i); }
+  }
+  graph.nodes = graph.nodes.filter((n) => live.has(n));
+  for (const name of [...graph.initializers.keys()]) if (!needed.has(name)) graph.initializers.delete(name);
+}
+
+function rename(graph: Graph, from: string, to: string): void {
+  for (const n of graph.nodes) {
+    n.inputs = n.inputs.map((i) => (i === from ? to : i));
+    n.outputs = n.outputs.map((o) => (o === from ? to : o));
+  }
+}
+
+/** Identity and inference-mode Dropout pass their input through; remove them. */
+export function removeIdentities(graph: Graph): void {
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  const graphInputs = new Set(graph.inputs.map((i) => i.name));
+  for (const node of [...graph.nodes]) {
+    if ((node.op !== 'Identity' && node.op !== 'Dropout') || node.domain) continue;
+    if (node.outputs.slice(1).some((o) => o)) continue; // Dropout mask in use
+    const [src] = node.inputs;
+    const [dst] = node.outputs;
+    if (!graphOutputs.has(dst)) {
+      graph.nodes.splice(graph.nodes.indexOf(node), 1);
+      rename(graph, dst, src);
+    } else if (!graphOutputs.has(src) && !graphInputs.has(src) && !graph.initializers.has(src)) {
+      // The identity feeds a graph output: let the producer write that name directly.
+      graph.nodes.splice(graph.nodes.indexOf(node), 1);
+      rename(graph, src, dst);
+    }
+  }
+}
+
+function uniqueName(graph: Graph, base: string): string {
+  let name = base;
+  for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
+  return name;
+}
+
+/**
+ * Fold BatchNormalization into the Conv or Gemm that feeds only it:
+ * s = gamma / sqrt(var + eps), W' = W * s (per output channel), b' = (b - mean) * s + beta.
+ * A BN after anything else stays an op.
+ */
+export function foldBatchNorm(graph: Graph): number {
+  let folded = 0;
+  const readers = consumers(graph);
+  const prod = producers(graph);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  for (const bn of [...graph.nodes]) {
+    if (bn.op !== 'BatchNormalization' || bn.outputs.slice(1).some((o) => o)) continue;
+    const [x, gammaName, betaName, meanName, varName] = bn.inputs;
+    const p = prod.get(x);
+    if (!p || (p.op !== 'Conv' && p.op !== 'Gemm') || readers.get(x)!.length !== 1 || graphOutputs.has(x)) continue;
+    const bnParams = [gammaName, betaName, meanName, varName].map((n) => graph.initializers.get(n));
+    const w = graph.initializers.get(p.inputs[1]);
+    const b = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
+    if (bnParams.some((t) => !t) || !w || (p.inputs[2] && !b)) continue;
+    const [gamma, beta, mean, variance] = bnParams as Tensor[];
+    const eps = attrNumber(bn, 'epsilon', 1e-5);
+    const m = gamma.data.length;
+    const s = Float64Array.from(gamma.data, (g, c) => g / Math.sqrt(variance.data[c] + eps));
+
+    // Z = s*(alpha*X*W + beta*C - mean) + beta_bn: weights scale by s*alpha, bias is s*(beta*C - mean) + beta_bn.
+    let scaleAxisOuter: boolean; // whether the output channel is W's outer axis
+    let alpha = 1;
+    let bias: number[];
+    if (p.op === 'Conv') {
+      if (w.dims[0] !== m) continue;
+      scaleAxisOuter = true;
+      bias = Array.from({ length: m }, (_, c) => (b ? b.data[c] : 0));
+    } else {
+      const transB = attrNumber(p, 'transB', 0) !== 0;
+      if (w.dims.length !== 2 || (transB ? w.dims[0] : w.dims[1]) !== m) continue;
+      if (b && !(b.data.length === m || b.data.length === 1)) continue;
+      scaleAxisOuter = transB;
+      alpha = attrNumber(p, 'alpha', 1);
+      const beta = attrNumber(p, 'beta', 1);
+      bias = Array.from({ length: m }, (_, c) => (b ? beta * b.data[b.data.length === 1 ? 0 : c] : 0));
+      p.attrs = { ...p.attrs, alpha: { type: 'float', value: 1 }, beta: { type: 'float', value: 1 } };
+    }
+    const newW = tensor('float32', w.dims);
+    const inner = scaleAxisOuter ? w.data.length / m : 1;
+    for (let i = 0; i < w.data.length; i++) {
+      const c = scaleAxisOuter ? Math.floor(i / inner) : i % m;
+      newW.data[i] = w.data[i] * s[c] * alpha;
+    }
+    const newB = tensor('float32', [m], bias.map((v, c) => (v - mean.data[c]) * s[c] + beta.data[c]));
+    const wName = uniqueName(graph, `${p.inputs[1]}_bnfolded`);
+    const bName = uniqueName(graph, `${p.name || p.inputs[1]}_bias_bnfolded`);
+    graph.initializers.set(wName, newW);
+    graph.initializers.set(bName, newB);
+    p.inputs = [p.inputs[0], wName, bName];
+    // The Conv now writes what the BN wrote.
+    p.outputs = [bn.outputs[0]];
+    graph.nodes.splice(graph.nodes.indexOf(bn), 1);
+    folded++;
+  }
+  if (folded) removeDead(graph);
+  return folded;
+}
+
+function scalar(graph: Graph, name: string | undefined): number | undefined {
+  const t = name ? graph.initializers.get(name) : undefined;
+  return t && t.data.length === 1 ? t.data[0] : undefined;
+}
+
+function clipBounds(graph: Graph, n: Node): [number, number] | undefined {
+  if (graph.opset < 11) return [attrNumber(n, 'min', -Infinity), attrNumber(n, 'max', Infinity)];
+  const lo = n.inputs[1] ? scalar(graph, n.inputs[1]) : -Infinity;
+  const hi = n.inputs[2] ? scalar(graph, n.inputs[2]) : Infinity;
+  return lo === undefined || hi === undefined ? undefined : [lo, hi];
+}
+
+const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) < 1e-6;
+
+/**
+ * Recognise the decompositions exporters write for hard-sigmoid and hard-swish and replace them
+ * by HardSigmoid / HardSwish nodes, so that later stages see one activation with one range:
+ *   Div(Clip(Add(x, 3), 0, 6), 6) or Mul(Clip(Add(x, 3), 0, 6), 1/6)  -> HardSigmoid(x; 1/6, 0.5)
+ *   Mul(x, HardSigmoid(x; 1/6, 0.5))                                    -> HardSwish(x)
+ *   Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)                               -> HardSwish(x)
+ */
+export function recognizeHardActivations(graph: Graph): number {
+  let count = 0;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const prod = producers(graph);
+    const readers = consumers(graph);
+    const outputs = new Set(graph.outputs.map((o) => o.name));
+    const single = (name: string) => !outputs.has(name) && (readers.get(name)?.length ?? 0) === 1;
+    // x + 3 clipped to [0, 6]: returns x.
+    const relu6Plus3 = (name: string): string | undefined => {
+      const c = prod.get(name);
+      if (!c || c.op !== 'Clip' || !single(name)) return undefined;
+      const bounds = clipBounds(graph, c);
+      if (!bounds || bounds[0] !== 0 || bounds[1] !== 6) return undefined;
+      const a = prod.get(c.inputs[0]);
+      if (!a || a.op !== 'Add' || !single(c.inputs[0])) return undefined;
+      if (near(scalar(graph, a.inputs[1]), 3)) return a.inputs[0];
+      if (near(scalar(graph, a.inputs[0]), 3)) return a.inputs[1];
+      return undefined;
+    };
+    const divBy6 = (n: Node) =>
+      (n.op === 'Div' && near(scalar(graph, n.inputs[1]), 6)) || (n.op === 'Mul' && near(scalar(graph, n.inputs[1]), 1 / 6));
+    const replace = (dead: Node[], last: Node, op: string, x: string, attrs: Node['attrs']) => {
+      graph.nodes.splice(graph.nodes.indexOf(last), 1, { name: last.name, op, domain: '', inputs: [x], outputs: [last.outputs[0]], attrs });
+      graph.nodes = graph.nodes.filter((n) => !dead.includes(n));
+      count++;
+      changed = true;
+    };
+    for (const n of graph.nodes) {
+      if (divBy6(n)) {
+        const x = relu6Plus3(n.inputs[0]);
+        if (x) {
+          replace([prod.get(n.inputs[0])!, prod.get(prod.get(n.inputs[0])!.inputs[0])!], n, 'HardSigmoid', x,
+            { alpha: { type: 'float', value: 1 / 6 }, beta: { type: 'float', value: 0.5 } });
+          break;
+        }
+        const m = prod.get(n.inputs[0]);
+        if (n.op === 'Div' && m && m.op === 'Mul' && single(n.inputs[0])) {
+          const [p, q] = m.inputs;
+          const xq = relu6Plus3(q), xp = relu6Plus3(p);
+          const x = xq === p ? p : xp === q ? q : undefined;
+          if (x) {
+            const clipOut = x === p ? q : p;
+            replace([m, prod.get(clipOut)!, prod.get(prod.get(clipOut)!.inputs[0])!], n, 'HardSwish', x, {});
+            break;
+          }
+        }
+      }
+      if (n.op === 'Mul') {
+        const [p, q] = n.inputs;
+        for (const [x, h] of [[p, q], [q, p]]) {
+          const hs = prod.get(h);
+          if (hs && hs.op === 'HardSigmoid' && hs.inputs[0] === x && single(h) &&
+              near(attrNumber(hs, 'alpha', 0.2), 1 / 6) && near(attrNumber(hs, 'beta', 0.5), 0.5)) {
+            replace([hs], n, 'HardSwish', x, {});
+            break;
+          }
+        }
+        if (changed) break;
+      }
+    }
+  }
+  if (count) removeDead(graph);
+  return count;
+}

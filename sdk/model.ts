@@ -1,0 +1,124 @@
+/** loadModel and the Model it returns: the prepared graph plus a float engine per input shape. */
+import { fail } from './errors.js';
+import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
+import { WasmRuntime } from './engine/wasm.js';
+import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
+import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
+import { foldBatchNorm, foldConstants, recognizeHardActivations, removeIdentities } from './graph/transforms.js';
+import { decodeModel, type DecodeOptions } from './onnx/decode.js';
+
+export interface LoadOptions extends DecodeOptions {
+  /** Input shape(s): one array for single-input models, or by input name. Required where the
+   *  model declares dynamic dims. */
+  inputShape?: InputShapes;
+}
+
+export interface TensorInfo {
+  name: string;
+  shape: number[];
+  dtype: DType;
+}
+
+export type Feeds = Record<string, Float32Array> | Float32Array;
+
+/**
+ * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
+ * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
+ * Conv/Gemm, recognise hard-sigmoid/hard-swish, and analyse the result.
+ */
+export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
+  const graph = cloneGraph(decoded);
+  foldConstants(graph, inferGraph(graph, shapes));
+  removeIdentities(graph);
+  foldBatchNorm(graph);
+  recognizeHardActivations(graph);
+  return { graph, inferred: inferGraph(graph, shapes) };
+}
+
+export class Model {
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  private readonly plans = new Map<string, Promise<{ plan: FloatPlan; rt: WasmRuntime }>>();
+
+  constructor(
+    /** The graph as read from the file. */
+    readonly source: Graph,
+    /** The prepared graph at the load-time input shapes. */
+    readonly graph: Graph,
+    readonly inferred: Inferred,
+    private readonly shapes: Map<string, number[]>,
+  ) {
+    const info = (name: string, dtype: DType) => ({ name, shape: inferred.values.get(name)!.shape, dtype });
+    this.inputs = graph.inputs.map((v) => info(v.name, v.dtype));
+    this.outputs = graph.outputs.map((v) => info(v.name, v.dtype));
+  }
+
+  /** Normalize feeds to a record and find the batch size they carry. */
+  feedsToRecord(feeds: Feeds): { record: Record<string, Float32Array>; batch: number } {
+    const record = feeds instanceof Float32Array ? this.singleInput(feeds) : feeds;
+    let batch = 0;
+    for (const inp of this.inputs) {
+      const data = record[inp.name];
+      if (!data) fail('BAD_INPUT', `missing input "${inp.name}" (the model's inputs are ${this.inputs.map((i) => `"${i.name}"`).join(', ')})`);
+      const perSample = numel(inp.shape.slice(1));
+      const b = data.length / perSample;
+      if (!Number.isInteger(b) || b < 1) {
+        fail('BAD_INPUT', `input "${inp.name}" has ${data.length} values, not a multiple of the ${perSample} one sample of shape [${inp.shape}] needs`);
+      }
+      if (batch && b !== batch) fail('BAD_INPUT', 'inputs carry different batch sizes');
+      batch = b;
+    }
+    return { record, batch };
+  }
+
+  private singleInput(data: Float32Array): Record<string, Float32Array> {
+    if (this.inputs.length !== 1) fail('BAD_INPUT', `the model has ${this.inputs.length} inputs; pass a record of feeds by name`);
+    return { [this.inputs[0].name]: data };
+  }
+
+  /** Shapes at a given batch size (the first dim of every input). */
+  shapesForBatch(batch: number): Map<string, number[]> {
+    return new Map([...this.shapes].map(([k, s]) => [k, [batch, ...s.slice(1)]]));
+  }
+
+  /** The analysed graph at a given batch size. */
+  prepared(batch: number): { graph: Graph; inferred: Inferred } {
+    if (batch === this.inputs[0]?.shape[0]) return { graph: this.graph, inferred: this.inferred };
+    return prepareGraph(this.source, this.shapesForBatch(batch));
+  }
+
+  /** A float execution plan for a batch size, on its own WASM instance. */
+  floatPlan(batch: number, options: FloatPlanOptions = {}): Promise<{ plan: FloatPlan; rt: WasmRuntime }> {
+    const key = `${batch}|${[...(options.keep ?? [])].join(',')}|${!!options.referenceOnly}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      p = (async () => {
+        const { graph, inferred } = this.prepared(batch);
+        const rt = await WasmRuntime.create();
+        return { plan: new FloatPlan(rt, graph, inferred, options), rt };
+      })();
+      this.plans.set(key, p);
+      p.catch(() => this.plans.delete(key));
+    }
+    return p;
+  }
+
+  /** Float inference. Feeds may carry any batch size. */
+  async run(feeds: Feeds): Promise<Record<string, Float32Array>> {
+    const { record, batch } = this.feedsToRecord(feeds);
+    const { plan } = await this.floatPlan(batch);
+    return plan.run(record);
+  }
+
+  /** Bytes of the activation arena at the load-time shapes. */
+  async arenaBytes(): Promise<number> {
+    return (await this.floatPlan(this.inputs[0]?.shape[0] ?? 1)).plan.arenaBytes;
+  }
+}
+
+export async function loadModel(bytes: Uint8Array, options: LoadOptions = {}): Promise<Model> {
+  const source = decodeModel(bytes, options);
+  const shapes = resolveInputShapes(source, options.inputShape);
+  const { graph, inferred } = prepareGraph(source, shapes);
+  return new Model(source, graph, inferred, shapes);
+}

@@ -1,0 +1,142 @@
+/** ONNX bytes -> graph IR. Same code in Node and browsers (protobufjs on a Uint8Array). */
+import { fail, P2Error } from '../errors.js';
+import type { AttrValue, Dim, Graph, Node, Tensor, ValueInfo } from '../graph/ir.js';
+import { ATTR, ModelProto } from './schema.js';
+import { decodeTensor, dtypeFromOnnx, int64, type Int64, type TensorProtoLike } from './tensor.js';
+
+interface DimProto { dim_value?: Int64; dim_param?: string }
+interface ValueInfoProto {
+  name?: string;
+  type?: { tensor_type?: { elem_type?: number; shape?: { dim?: DimProto[] } } };
+}
+interface AttributeProto {
+  name?: string; type?: number; f?: number; i?: Int64; s?: Uint8Array; t?: TensorProtoLike;
+  g?: unknown; floats?: number[]; ints?: Int64[]; strings?: Uint8Array[]; ref_attr_name?: string;
+}
+interface NodeProto {
+  input?: string[]; output?: string[]; name?: string; op_type?: string; domain?: string; attribute?: AttributeProto[];
+}
+interface GraphProto {
+  node?: NodeProto[]; name?: string; initializer?: TensorProtoLike[];
+  input?: ValueInfoProto[]; output?: ValueInfoProto[];
+}
+interface ModelProtoObj {
+  ir_version?: Int64; opset_import?: { domain?: string; version?: Int64 }[]; producer_name?: string;
+  graph?: GraphProto;
+}
+
+export interface DecodeOptions {
+  /** Resolves external-data files (ONNX `location`) relative to the model. */
+  externalData?: (location: string) => Uint8Array | undefined;
+}
+
+/** The opsets this reader and the op modules understand. */
+export const MIN_OPSET = 7;
+export const MAX_OPSET = 22;
+
+const utf8 = new TextDecoder();
+
+function parseModel(bytes: Uint8Array): ModelProtoObj {
+  if (bytes.byteLength === 0) fail('NOT_ONNX', 'the file is empty, not an ONNX model');
+  let msg: ModelProtoObj;
+  try {
+    msg = ModelProto.decode(bytes) as unknown as ModelProtoObj;
+  } catch (e) {
+    const text = String((e as Error).message ?? e);
+    if (/index out of range/.test(text)) fail('TRUNCATED', `the ONNX file is truncated or corrupt (the protobuf ends early after ${bytes.byteLength} bytes)`);
+    fail('NOT_ONNX', 'not an ONNX model: the bytes are not a valid ONNX protobuf');
+  }
+  if (msg.graph == null || msg.ir_version == null || !msg.graph.node?.length) {
+    fail('NOT_ONNX', 'not an ONNX model: no ir_version or no graph with nodes in the file');
+  }
+  return msg;
+}
+
+function decodeAttr(a: AttributeProto, where: string): AttrValue | undefined {
+  if (a.ref_attr_name) fail('UNSUPPORTED', `${where}: attribute "${a.name}" refers to a function attribute`);
+  switch (a.type) {
+    case ATTR.FLOAT: return { type: 'float', value: a.f ?? 0 };
+    case ATTR.INT: return { type: 'int', value: int64(a.i) };
+    case ATTR.STRING: return { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
+    case ATTR.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, `${where} attribute ${a.name}`) };
+    case ATTR.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
+    case ATTR.INTS: return { type: 'ints', value: (a.ints ?? []).map(int64) };
+    case ATTR.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
+    case ATTR.GRAPH: return { type: 'graph', value: a.g };
+    default:
+      // IR v1 files carry no type: infer from the field that is set.
+      if (a.t) return { type: 'tensor', value: decodeTensor(a.t, `${where} attribute ${a.name}`) };
+      if (a.ints?.length) return { type: 'ints', value: a.ints.map(int64) };
+      if (a.floats?.length) return { type: 'floats', value: [...a.floats] };
+      if (a.s) return { type: 'string', value: utf8.decode(a.s) };
+      if (a.i != null) return { type: 'int', value: int64(a.i) };
+      if (a.f != null) return { type: 'float', value: a.f };
+      return undefined;
+  }
+}
+
+function decodeValueInfo(v: ValueInfoProto): ValueInfo {
+  const name = v.name ?? '';
+  const tt = v.type?.tensor_type;
+  const dtype = tt?.elem_type ? dtypeFromOnnx(tt.elem_type, `graph value "${name}"`) : 'float32';
+  const dims: Dim[] = (tt?.shape?.dim ?? []).map((d, i) =>
+    d.dim_value != null && int64(d.dim_value) > 0 ? int64(d.dim_value) : d.dim_param || `?${i}`,
+  );
+  return { name, dtype, dims };
+}
+
+export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Graph {
+  const m = parseModel(bytes);
+  const g = m.graph!;
+
+  let opset = 0;
+  const extraOpsets: { domain: string; version: number }[] = [];
+  for (const o of m.opset_import ?? []) {
+    const domain = o.domain ?? '';
+    if (domain === '' || domain === 'ai.onnx') opset = int64(o.version);
+    else extraOpsets.push({ domain, version: int64(o.version) });
+  }
+  if (opset === 0) opset = 1; // IR v3 files without an opset_import entry
+  if (opset < MIN_OPSET || opset > MAX_OPSET) {
+    fail('UNSUPPORTED', `the model uses ONNX opset ${opset}; p2calib reads opsets ${MIN_OPSET} to ${MAX_OPSET}`);
+  }
+
+  const initializers = new Map<string, Tensor>();
+  for (const t of g.initializer ?? []) {
+    const name = t.name ?? '';
+    try {
+      initializers.set(name, decodeTensor(t, `initializer "${name}"`, options.externalData));
+    } catch (e) {
+      if (e instanceof P2Error) throw e;
+      fail('BAD_MODEL', `initializer "${name}" is malformed`);
+    }
+  }
+
+  const nodes: Node[] = (g.node ?? []).map((n, idx) => {
+    const op = n.op_type ?? '';
+    const name = n.name || `${op}_${idx}`;
+    const attrs: Record<string, AttrValue> = {};
+    for (const a of n.attribute ?? []) {
+      const v = decodeAttr(a, `node "${name}" (${op})`);
+      if (v && a.name) attrs[a.name] = v;
+    }
+    const domain = n.domain === 'ai.onnx' ? '' : n.domain ?? '';
+    return { name, op, domain, inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs };
+  });
+
+  // Old PyTorch exports list every initializer as a graph input too; those are not runtime inputs.
+  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(decodeValueInfo);
+  const outputs = (g.output ?? []).map(decodeValueInfo);
+
+  return {
+    name: g.name ?? 'graph',
+    nodes,
+    inputs,
+    outputs,
+    initializers,
+    opset,
+    extraOpsets,
+    irVersion: int64(m.ir_version),
+    producer: m.producer_name ?? '',
+  };
+}

@@ -1,0 +1,82 @@
+/** Element-wise binary ops with multidirectional broadcasting: Add, Sub, Mul, Div, Pow, Max, Min,
+ *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
+import { isFloat, type DType, type TensorData } from '../graph/ir.js';
+import { broadcastShape, broadcastWalk } from './broadcast.js';
+import { input, opError, sameShape, type OpModule } from './op.js';
+
+type Fn = (a: number, b: number) => number;
+
+const ARITH: Record<string, Fn> = {
+  Add: (a, b) => a + b,
+  Sub: (a, b) => a - b,
+  Mul: (a, b) => a * b,
+  Div: (a, b) => a / b,
+  Pow: (a, b) => a ** b,
+  Max: (a, b) => (a >= b || Number.isNaN(a) ? a : b),
+  Min: (a, b) => (a <= b || Number.isNaN(a) ? a : b),
+  PRelu: (x, slope) => (x < 0 ? x * slope : x),
+};
+const COMPARE: Record<string, Fn> = {
+  Equal: (a, b) => +(a === b),
+  Greater: (a, b) => +(a > b),
+  Less: (a, b) => +(a < b),
+  GreaterOrEqual: (a, b) => +(a >= b),
+  LessOrEqual: (a, b) => +(a <= b),
+};
+
+export interface BinaryParams {
+  op: string;
+  fn: Fn;
+  aShape: number[];
+  bShape: number[];
+  outShape: number[];
+  /** Integer division truncates (int64 shape arithmetic in exported graphs). */
+  intDiv: boolean;
+}
+
+export const binary: OpModule<BinaryParams> = {
+  ops: [...Object.keys(ARITH), ...Object.keys(COMPARE)],
+  compile(ctx) {
+    const op = ctx.node.op;
+    const a = input(ctx, 0);
+    const b = input(ctx, 1);
+    if (ctx.inputs.length > 2) opError(ctx.node, 'only two inputs are supported');
+    const outShape = broadcastShape([a.shape, b.shape]);
+    if (!outShape || (op === 'PRelu' && !sameShape(outShape, a.shape))) {
+      opError(ctx.node, `shapes [${a.shape}] and [${b.shape}] do not broadcast`);
+    }
+    const dtype: DType = op in COMPARE ? 'bool' : a.dtype;
+    return {
+      params: { op, fn: ARITH[op] ?? COMPARE[op], aShape: a.shape, bShape: b.shape, outShape, intDiv: op === 'Div' && !isFloat(a.dtype) },
+      outputs: [{ dtype, shape: outShape }],
+    };
+  },
+  reference(p, [a, b], [out]) {
+    const fn: Fn = p.intDiv ? (x, y) => Math.trunc(x / y) : p.fn;
+    if (sameShape(p.aShape, p.bShape)) {
+      for (let i = 0; i < out.length; i++) out[i] = fn(a[i], b[i]);
+      return;
+    }
+    broadcastWalk(p.outShape, [p.aShape, p.bShape], (k, idx) => {
+      out[k] = fn(a[idx[0]], b[idx[1]]);
+    });
+  },
+};
+
+export interface WhereParams { shapes: number[][]; outShape: number[] }
+
+/** Where(cond, x, y): three-way broadcast select. */
+export const where: OpModule<WhereParams> = {
+  ops: ['Where'],
+  compile(ctx) {
+    const shapes = [0, 1, 2].map((i) => input(ctx, i).shape);
+    const outShape = broadcastShape(shapes);
+    if (!outShape) opError(ctx.node, `shapes ${shapes.map((s) => `[${s}]`).join(' ')} do not broadcast`);
+    return { params: { shapes, outShape }, outputs: [{ dtype: input(ctx, 1).dtype, shape: outShape }] };
+  },
+  reference(p, [c, x, y], [out]: TensorData[]) {
+    broadcastWalk(p.outShape, p.shapes, (k, idx) => {
+      out[k] = c[idx[0]] ? x[idx[1]] : y[idx[2]];
+    });
+  },
+};

@@ -1,0 +1,118 @@
+/** Conv (2-D; 1-D convs are run as 2-D with height 1): grouped, depthwise, dilated, strided,
+ *  asymmetric pads and auto_pad. */
+import { attr, checkRank, input, opError, type CompileContext, type OpModule } from './op.js';
+
+export interface ConvParams {
+  n: number; c: number; h: number; w: number;
+  /** Output channels, output height and width. */
+  m: number; oh: number; ow: number;
+  kh: number; kw: number;
+  sh: number; sw: number;
+  dh: number; dw: number;
+  /** Pads: top, left, bottom, right. */
+  pt: number; pl: number; pb: number; pr: number;
+  group: number;
+  hasBias: boolean;
+  /** Rank of the original tensors (3 for Conv1d). */
+  rank: number;
+}
+
+/** Output size and begin/end pads along one spatial axis, following ONNX auto_pad rules. */
+export function convAxis(
+  ctx: CompileContext, autoPad: string, size: number, k: number, s: number, d: number, padBegin: number, padEnd: number,
+): { out: number; begin: number; end: number } {
+  const ek = (k - 1) * d + 1;
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const out = Math.ceil(size / s);
+    const total = Math.max(0, (out - 1) * s + ek - size);
+    const small = Math.floor(total / 2);
+    const begin = autoPad === 'SAME_UPPER' ? small : total - small;
+    return { out, begin, end: total - begin };
+  }
+  if (autoPad === 'VALID') return { out: Math.floor((size - ek) / s) + 1, begin: 0, end: 0 };
+  if (autoPad !== 'NOTSET') opError(ctx.node, `unknown auto_pad "${autoPad}"`);
+  const out = Math.floor((size + padBegin + padEnd - ek) / s) + 1;
+  return { out, begin: padBegin, end: padEnd };
+}
+
+/** The attributes Conv, ConvTranspose and the pooling ops share, normalized to 2-D. */
+export function spatialAttrs(ctx: CompileContext, spatialRank: number, kernel: number[]) {
+  if (spatialRank !== 1 && spatialRank !== 2) opError(ctx.node, `only 1-D and 2-D spatial ops are supported (got ${spatialRank}-D)`);
+  const two = (v: number[] | undefined, d: number) => {
+    const a = v ?? new Array(spatialRank).fill(d);
+    return spatialRank === 1 ? [1, a[0]] : a;
+  };
+  const pads = attr.ints(ctx, 'pads') ?? new Array(2 * spatialRank).fill(0);
+  const [pt, pl, pb, pr] = spatialRank === 1 ? [0, pads[0], 0, pads[1]] : pads;
+  return {
+    kernel: spatialRank === 1 ? [1, kernel[0]] : kernel,
+    strides: two(attr.ints(ctx, 'strides'), 1),
+    dilations: two(attr.ints(ctx, 'dilations'), 1),
+    pads: [pt, pl, pb, pr],
+    autoPad: attr.string(ctx, 'auto_pad', 'NOTSET'),
+  };
+}
+
+export const conv: OpModule<ConvParams> = {
+  ops: ['Conv'],
+  compile(ctx) {
+    const x = input(ctx, 0);
+    const wt = input(ctx, 1);
+    const rank = x.shape.length;
+    if (rank !== 3 && rank !== 4) opError(ctx.node, `input must be 3-D or 4-D, got [${x.shape}]`);
+    checkRank(ctx, wt, rank, 'weight');
+    const group = attr.int(ctx, 'group', 1);
+    const s = spatialAttrs(ctx, rank - 2, attr.ints(ctx, 'kernel_shape') ?? wt.shape.slice(2));
+    const [n, c] = x.shape;
+    const h = rank === 4 ? x.shape[2] : 1;
+    const w = x.shape[rank - 1];
+    const m = wt.shape[0];
+    const [kh, kw] = rank === 4 ? wt.shape.slice(2) : [1, wt.shape[2]];
+    if (kh !== s.kernel[0] || kw !== s.kernel[1]) opError(ctx.node, 'kernel_shape does not match the weight');
+    if (c !== wt.shape[1] * group || m % group !== 0) {
+      opError(ctx.node, `channels do not match: input [${x.shape}], weight [${wt.shape}], group ${group}`);
+    }
+    const b = ctx.inputs[2];
+    if (b && (b.shape.length !== 1 || b.shape[0] !== m)) opError(ctx.node, `bias must be [${m}], got [${b.shape}]`);
+    const [sh, sw] = s.strides;
+    const [dh, dw] = s.dilations;
+    const ax = convAxis(ctx, s.autoPad, h, kh, sh, dh, s.pads[0], s.pads[2]);
+    const aw = convAxis(ctx, s.autoPad, w, kw, sw, dw, s.pads[1], s.pads[3]);
+    if (ax.out <= 0 || aw.out <= 0) opError(ctx.node, `the kernel does not fit the input [${x.shape}]`);
+    const params: ConvParams = {
+      n, c, h, w, m, oh: ax.out, ow: aw.out, kh, kw, sh, sw, dh, dw,
+      pt: ax.begin, pl: aw.begin, pb: ax.end, pr: aw.end, group, hasBias: !!b, rank,
+    };
+    const shape = rank === 4 ? [n, m, ax.out, aw.out] : [n, m, aw.out];
+    return { params, outputs: [{ dtype: x.dtype, shape }] };
+  },
+  reference(p, [x, wt, bias], [y]) {
+    const cg = p.c / p.group; // input channels per group
+    const mg = p.m / p.group; // output channels per group
+    for (let b = 0; b < p.n; b++) {
+      for (let oc = 0; oc < p.m; oc++) {
+        const g = Math.floor(oc / mg);
+        const bv = p.hasBias ? bias[oc] : 0;
+        for (let oy = 0; oy < p.oh; oy++) {
+          for (let ox = 0; ox < p.ow; ox++) {
+            let acc = 0;
+            for (let ic = 0; ic < cg; ic++) {
+              const xc = (b * p.c + g * cg + ic) * p.h;
+              const wc = (oc * cg + ic) * p.kh;
+              for (let ky = 0; ky < p.kh; ky++) {
+                const iy = oy * p.sh - p.pt + ky * p.dh;
+                if (iy < 0 || iy >= p.h) continue;
+                for (let kx = 0; kx < p.kw; kx++) {
+                  const ix = ox * p.sw - p.pl + kx * p.dw;
+                  if (ix < 0 || ix >= p.w) continue;
+                  acc += x[(xc + iy) * p.w + ix] * wt[(wc + ky) * p.kw + kx];
+                }
+              }
+            }
+            y[((b * p.m + oc) * p.oh + oy) * p.ow + ox] = acc + bv;
+          }
+        }
+      }
+    }
+  },
+};

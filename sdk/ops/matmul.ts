@@ -1,0 +1,57 @@
+/** MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast. */
+import { broadcastShape, broadcastStrides } from './broadcast.js';
+import { input, numel, opError, type OpModule } from './op.js';
+
+export interface MatMulParams {
+  m: number; k: number; n: number;
+  /** Batch shape of the output and, per batch index, the matrix offsets into A and B. */
+  batch: number;
+  aOffsets: Int32Array;
+  bOffsets: Int32Array;
+}
+
+export const matmul: OpModule<MatMulParams> = {
+  ops: ['MatMul'],
+  compile(ctx) {
+    const a = input(ctx, 0).shape;
+    const b = input(ctx, 1).shape;
+    if (a.length === 0 || b.length === 0) opError(ctx.node, 'scalar operands are not allowed');
+    const a2 = a.length === 1 ? [1, a[0]] : a;
+    const b2 = b.length === 1 ? [b[0], 1] : b;
+    const [m, k] = a2.slice(-2);
+    const [kb, n] = b2.slice(-2);
+    if (k !== kb) opError(ctx.node, `inner dimensions differ: [${a}] x [${b}]`);
+    const batchShape = broadcastShape([a2.slice(0, -2), b2.slice(0, -2)]);
+    if (!batchShape) opError(ctx.node, `batch dimensions of [${a}] and [${b}] do not broadcast`);
+    const batch = numel(batchShape);
+    const sa = broadcastStrides(a2.slice(0, -2), batchShape);
+    const sb = broadcastStrides(b2.slice(0, -2), batchShape);
+    const aOffsets = new Int32Array(batch);
+    const bOffsets = new Int32Array(batch);
+    for (let i = 0; i < batch; i++) {
+      let rem = i, oa = 0, ob = 0;
+      for (let d = batchShape.length - 1; d >= 0; d--) {
+        const c = rem % batchShape[d];
+        rem = Math.floor(rem / batchShape[d]);
+        oa += c * sa[d];
+        ob += c * sb[d];
+      }
+      aOffsets[i] = oa * m * k;
+      bOffsets[i] = ob * k * n;
+    }
+    const shape = [...batchShape, ...(a.length === 1 ? [] : [m]), ...(b.length === 1 ? [] : [n])];
+    return { params: { m, k, n, batch, aOffsets, bOffsets }, outputs: [{ dtype: input(ctx, 0).dtype, shape }] };
+  },
+  reference(p, [a, b], [y]) {
+    for (let bi = 0; bi < p.batch; bi++) {
+      const ao = p.aOffsets[bi], bo = p.bOffsets[bi], yo = bi * p.m * p.n;
+      for (let i = 0; i < p.m; i++) {
+        for (let j = 0; j < p.n; j++) {
+          let acc = 0;
+          for (let t = 0; t < p.k; t++) acc += a[ao + i * p.k + t] * b[bo + t * p.n + j];
+          y[yo + i * p.n + j] = acc;
+        }
+      }
+    }
+  },
+};

@@ -1,0 +1,124 @@
+/**
+ * The contract every op module fulfils. One module per op (or per family of ops sharing one
+ * rule, like broadcasting arithmetic) holds, in one place:
+ *  - `compile`: reads attributes and constant inputs (in every opset's form), validates them and
+ *    infers output dtypes and shapes. Its result `params` drives everything below.
+ *  - `reference`: the float reference, plain readable TS over typed arrays. It is also what
+ *    constant folding runs, so it works for any element type (int64 shape chains included).
+ *  - `kernel`: optional binding to a WASM kernel for the float engine.
+ *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
+ */
+import { fail } from '../errors.js';
+import {
+  attrNumber, attrNumbers, attrString, numel, type DType, type Node, type Tensor, type TensorData,
+} from '../graph/ir.js';
+
+export interface ValueMeta {
+  dtype: DType;
+  shape: number[];
+  /** Known constant value (initializer or folded). */
+  value?: Tensor;
+}
+
+export interface OutputMeta {
+  dtype: DType;
+  shape: number[];
+  /** Set when the output is known without running the op (e.g. Shape). */
+  value?: Tensor;
+}
+
+export interface CompileContext {
+  node: Node;
+  opset: number;
+  /** One entry per node input; undefined where an optional input is omitted. */
+  inputs: (ValueMeta | undefined)[];
+}
+
+export interface Compiled<P> {
+  params: P;
+  outputs: OutputMeta[];
+}
+
+/** What a float kernel binding gets to set itself up (pack weights, pick a kernel). */
+export interface KernelEnv {
+  /** The WASM module's exports (kernels take byte offsets into its memory). */
+  readonly exports: Record<string, unknown>;
+  /** Input metadata, constants included. */
+  readonly inputs: (ValueMeta | undefined)[];
+  /** Reserve `bytes` of WASM memory for the model's lifetime (16-byte aligned, zero-filled). */
+  alloc(bytes: number): number;
+  /** Float32 view of WASM memory; valid until the memory grows, so use it only while setting up. */
+  f32(ptr: number, length: number): Float32Array;
+}
+
+/** A prepared kernel call: byte offsets of the runtime inputs (0 for constants folded into
+ *  the kernel's own packed data) and of the outputs. */
+export type KernelCall = (inputs: number[], outputs: number[]) => void;
+
+export interface OpModule<P = unknown> {
+  /** Op types this module handles; non-default domains as 'domain:Op'. */
+  readonly ops: readonly string[];
+  compile(ctx: CompileContext): Compiled<P>;
+  /** Output i is input 0 reinterpreted with a new shape (no data movement). */
+  readonly alias?: boolean;
+  /** Never constant-fold (e.g. ops whose result must stay visible to calibration). */
+  readonly noFold?: boolean;
+  reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
+  /** Binding to a WASM float kernel; undefined means the engine runs `reference`. */
+  kernel?(params: P, env: KernelEnv): KernelCall | undefined;
+}
+
+// ---- helpers shared by op modules ----
+
+export function opError(node: Node, message: string): never {
+  fail('BAD_MODEL', `node "${node.name}" (${node.op}): ${message}`);
+}
+
+export function input(ctx: CompileContext, i: number): ValueMeta {
+  const v = ctx.inputs[i];
+  if (!v) opError(ctx.node, `input ${i} is required`);
+  return v;
+}
+
+/** A constant input's values as numbers, or undefined if the input is omitted or empty. */
+export function constInput(ctx: CompileContext, i: number, what: string): number[] | undefined {
+  const v = ctx.inputs[i];
+  if (!v) return undefined;
+  if (!v.value) fail('UNSUPPORTED', `node "${ctx.node.name}" (${ctx.node.op}): ${what} must be constant (it is computed at run time)`);
+  if (v.value.data.length === 0) return undefined;
+  return Array.from(v.value.data);
+}
+
+export const attr = {
+  int: (ctx: CompileContext, name: string, fallback: number) => attrNumber(ctx.node, name, fallback),
+  float: (ctx: CompileContext, name: string, fallback: number) => attrNumber(ctx.node, name, fallback),
+  ints: (ctx: CompileContext, name: string) => attrNumbers(ctx.node, name),
+  string: (ctx: CompileContext, name: string, fallback: string) => attrString(ctx.node, name, fallback),
+};
+
+/** Normalize a possibly negative axis against `rank`. */
+export function axis(ctx: CompileContext, a: number, rank: number): number {
+  const r = a < 0 ? a + rank : a;
+  if (!(r >= 0 && r < rank)) opError(ctx.node, `axis ${a} is out of range for rank ${rank}`);
+  return r;
+}
+
+export function strides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function checkRank(ctx: CompileContext, v: ValueMeta, rank: number, what = 'input'): void {
+  if (v.shape.length !== rank) opError(ctx.node, `${what} must have rank ${rank}, got [${v.shape.join(',')}]`);
+}
+
+export { numel };
