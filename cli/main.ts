@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/** p2calib command line: dispatches to a command module, maps errors to exit codes
+ *  (2: the user's input, 1: a bug in p2calib). */
+import { P2Error } from '../sdk/errors.js';
+
+interface Command { help: string; run(argv: string[]): Promise<number> }
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  inspect: { summary: 'show a model\'s inputs, outputs, ops and parameters', load: () => import('./commands/inspect.js') },
+};
+
+const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment
+
+Usage: p2calib <command> [options]    (p2calib <command> --help for details)
+
+Commands:
+${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`).join('\n')}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new P2Error('BAD_OPTION', `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  return (await cmd.load()).run(rest);
+}
+
+const verbose = process.argv.includes('--verbose');
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (e instanceof P2Error) {
+      console.error(`p2calib: error: ${e.message}`);
+      if (verbose) console.error(e.stack);
+      process.exitCode = 2;
+    } else {
+      const err = e as Error;
+      console.error(`p2calib: internal error: ${err?.message ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}`);
+      if (verbose) console.error(err?.stack);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,130 @@
+/** Shared test helpers: where the reference assets are, a seeded RNG, ONNX Runtime, and a small
+ *  model builder on the project's own IR and writer. */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
+import type { Test } from 'uvu';
+import { numel, tensor, type AttrValue, type DType, type Graph, type Node, type Tensor } from '../sdk/graph/ir.js';
+import { encodeModel } from '../sdk/onnx/encode.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ASSETS = resolve(ROOT, '../shared/assets');
+export const HAVE_ASSETS = existsSync(join(ASSETS, 'models'));
+export const MODELS = join(ASSETS, 'models');
+
+let warned = false;
+/** Register a test that needs ../shared/assets; without them it is skipped with a message. */
+export function assetTest(suite: Test, name: string, fn: () => void | Promise<void>): void {
+  if (HAVE_ASSETS) return suite(name, fn);
+  if (!warned) {
+    console.log(`\n  (skipping tests that need ${ASSETS}: not found)`);
+    warned = true;
+  }
+  suite.skip(name, fn);
+}
+
+export function readModel(file: string): Uint8Array {
+  return readFileSync(join(MODELS, file));
+}
+
+/** The shared models and the input shape each needs. */
+export const SHARED_MODELS: { file: string; shape: number[] }[] = [
+  { file: 'mobilenetv2-12-fp32.onnx', shape: [1, 3, 224, 224] },
+  { file: 'mobilenetv2-12-int8.onnx', shape: [1, 3, 224, 224] },
+  { file: 'yolox-nano.onnx', shape: [1, 3, 416, 416] },
+  { file: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3] },
+  { file: 'ultraface-rfb-320.onnx', shape: [1, 3, 240, 320] },
+];
+
+/** Deterministic uniform numbers in [lo, hi). */
+export function rng(seed: number): (lo?: number, hi?: number) => number {
+  let s = seed >>> 0;
+  return (lo = 0, hi = 1) => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  };
+}
+
+export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => r(lo, hi));
+}
+
+export function randomTensor(dims: number[], seed: number, lo = -1, hi = 1): Tensor {
+  return { dtype: 'float32', dims, data: randomArray(numel(dims), seed, lo, hi) };
+}
+
+/** Max |a - b| and max |b|. */
+export function diff(a: ArrayLike<number>, b: ArrayLike<number>): { max: number; ref: number } {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let max = 0, ref = 0;
+  for (let i = 0; i < a.length; i++) {
+    max = Math.max(max, Math.abs(a[i] - b[i]));
+    ref = Math.max(ref, Math.abs(b[i]));
+  }
+  return { max, ref };
+}
+
+export async function ortRun(model: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<Record<string, Float32Array>> {
+  const session = await ort.InferenceSession.create(model, { logSeverityLevel: 3, graphOptimizationLevel: 'disabled' });
+  const inputs: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) inputs[k] = new ort.Tensor('float32', v.data, v.dims);
+  const res = await session.run(inputs);
+  const out: Record<string, Float32Array> = {};
+  for (const k of session.outputNames) out[k] = Float32Array.from(res[k].data as ArrayLike<number>);
+  await session.release();
+  return out;
+}
+
+// ---- building small models ----
+
+type AttrInput = number | string | number[] | Tensor | { floats: number[] } | { float: number };
+
+function toAttr(v: AttrInput): AttrValue {
+  if (typeof v === 'string') return { type: 'string', value: v };
+  if (typeof v === 'number') return Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
+  if (Array.isArray(v)) return { type: 'ints', value: v };
+  if ('floats' in v) return { type: 'floats', value: v.floats };
+  if ('float' in v) return { type: 'float', value: v.float };
+  return { type: 'tensor', value: v };
+}
+
+export function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, AttrInput> = {}, domain = ''): Node {
+  return {
+    name: `${op}_${outputs[0]}`, op, domain, inputs, outputs,
+    attrs: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, toAttr(v)])),
+  };
+}
+
+export interface ModelSpec {
+  inputs: { name: string; dims: (number | string)[]; dtype?: DType }[];
+  outputs: { name: string; dims?: (number | string)[]; dtype?: DType }[];
+  nodes: Node[];
+  initializers?: Record<string, Tensor>;
+  opset?: number;
+}
+
+export function buildGraph(spec: ModelSpec): Graph {
+  return {
+    name: 'test',
+    nodes: spec.nodes,
+    inputs: spec.inputs.map((i) => ({ name: i.name, dtype: i.dtype ?? 'float32', dims: i.dims })),
+    outputs: spec.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', dims: o.dims ?? [] })),
+    initializers: new Map(Object.entries(spec.initializers ?? {})),
+    opset: spec.opset ?? 13,
+    extraOpsets: [],
+    irVersion: 7,
+    producer: 'p2calib-test',
+  };
+}
+
+export function buildModel(spec: ModelSpec): Uint8Array {
+  return encodeModel(buildGraph(spec));
+}
+
+export const ints = (dims: number[], values: number[]): Tensor => tensor('int64', dims, values);
+export const floats = (dims: number[], values: number[]): Tensor => tensor('float32', dims, values);
