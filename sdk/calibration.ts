@@ -2,12 +2,13 @@
 import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq } from './export/qdq.js';
 import { buildTable, type CalibrationTable } from './export/table.js';
+import { fail } from './errors.js';
 import type { Model } from './model.js';
 import {
-  CalibrationState, passes, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Samples,
+  CalibrationState, passes, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type Samples,
 } from './quant/calibrate.js';
 import { FloatObserver, type MeanTarget } from './quant/observe.js';
-import type { QuantSpec } from './quant/spec.js';
+import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
 
 export class Calibration {
@@ -28,6 +29,21 @@ export class Calibration {
   toCalibratedOnnx(): Uint8Array {
     return exportCalibrated(this.state, this.spec, this.weights);
   }
+}
+
+/** Rebuild a saved calibration (calibration.json) for the model it was made from. */
+export function loadCalibration(model: Model, table: CalibrationTable): Calibration {
+  if (table?.format !== 'p2calib-calibration' || table.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
+  const opts = resolveOptions({
+    preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
+    estimator: table.estimator,
+  });
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, opts);
+  state.restore(table.tensors, table.layers);
+  state.images = table.images;
+  const { spec, weights } = state.spec();
+  return new Calibration(model, state, spec, weights, table);
 }
 
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own

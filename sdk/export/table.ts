@@ -43,6 +43,8 @@ export interface CalibrationTable {
   preset: string;
   estimator: string;
   bits: number;
+  /** Nodes and tensors computed in 16 bits (mixed precision). */
+  sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
   images: number;
@@ -93,6 +95,7 @@ export function buildTable(
     preset: o.preset,
     estimator: estimatorName(o.rules.estimator),
     bits: o.bits,
+    sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     images: state.images,

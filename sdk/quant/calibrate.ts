@@ -164,6 +164,21 @@ export class CalibrationState {
     }
   }
 
+  /** Set ranges and biases from a saved calibration table (see export/table.ts). */
+  restore(ranges: Record<string, { range: [number, number] }>, biases: Record<string, { bias: number[] }>): void {
+    for (const [t, r] of this.ranges) {
+      const saved = ranges[t];
+      if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      [r.min, r.max] = saved.range;
+      r.n = 1;
+    }
+    for (const l of this.layers) {
+      const saved = biases[l.node.name];
+      if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
+      l.bias.set(saved.bias);
+    }
+  }
+
   /** Bits of a stored tensor: the model's, or 16 where mixed precision asks for it. */
   private bitsOf(tensor: string): Bits {
     if (this.options.sixteenBit.has(tensor)) return 16;
