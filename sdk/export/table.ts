@@ -3,6 +3,7 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
+import type { PixelAffine } from '../graph/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
@@ -49,13 +50,15 @@ export interface CalibrationTable {
   biasMode: string;
   images: number;
   seconds: number;
+  /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
+  input: { pixels: boolean; affine?: PixelAffine };
   tensors: Record<string, TensorEntry>;
   layers: Record<string, LayerEntry>;
 }
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { seconds: number; sqnr?: Map<string, number> },
+  extra: { seconds: number; sqnr?: Map<string, number>; pixelInput?: PixelAffine },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -100,6 +103,7 @@ export function buildTable(
     biasMode: o.biasMode,
     images: state.images,
     seconds: extra.seconds,
+    input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,
     layers,
   };

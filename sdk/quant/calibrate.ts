@@ -130,7 +130,7 @@ export class CalibrationState {
   readonly layers: LayerState[] = [];
   images = 0;
 
-  constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions) {
+  constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
     for (const p of this.placement.points) this.ranges.set(p, new RunningRange());
     for (const s of options.sixteenBit) {
@@ -195,7 +195,9 @@ export class CalibrationState {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
       const r = this.ranges.get(p)!;
-      tensors[p] = tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
+      tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
+        ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
+        : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
     }
     const weights = new Map<string, QuantizedWeights>();
     const layers: QuantSpec['layers'] = {};
