@@ -11,3 +11,4 @@ export * from './float/conv';
 export { matmul_f32_packedb_simd } from './float/gemm';
 export * from './float/pool';
 export * from './float/resize';
+export * from './stats/histogram';
