@@ -6,3 +6,4 @@ export function heap_base(): usize {
 }
 
 export * from './float/elementwise';
+export * from './stats/histogram';

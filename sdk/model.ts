@@ -4,7 +4,7 @@ import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
 import { WasmRuntime } from './engine/wasm.js';
 import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
-import { foldBatchNorm, foldConstants, recognizeHardActivations, removeIdentities } from './graph/transforms.js';
+import { foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities } from './graph/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -24,13 +24,15 @@ export type Feeds = Record<string, Float32Array> | Float32Array;
 /**
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
- * Conv/Gemm, recognise hard-sigmoid/hard-swish, and analyse the result.
+ * Conv/Gemm and constant bias Adds into Conv/MatMul, recognise hard-sigmoid/hard-swish, and analyse the result.
  */
 export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
-  foldConstants(graph, inferGraph(graph, shapes));
+  const first = inferGraph(graph, shapes);
+  foldConstants(graph, first);
   removeIdentities(graph);
   foldBatchNorm(graph);
+  foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
   return { graph, inferred: inferGraph(graph, shapes) };
 }

@@ -128,6 +128,13 @@ export class FloatPlan {
     }));
   }
 
+  /** Byte offset and element count of a runtime tensor in WASM memory (valid right after the
+   *  step that writes it; later steps may reuse the memory unless the tensor is kept). */
+  location(name: string): { ptr: number; length: number } | undefined {
+    const ptr = this.ptr.get(name);
+    return ptr === undefined ? undefined : { ptr, length: this.size.get(name)! };
+  }
+
   /** A view of a runtime tensor's current contents (valid until the next run or memory growth). */
   view(name: string): Float32Array {
     const p = this.ptr.get(name);

@@ -220,3 +220,53 @@ export function recognizeHardActivations(graph: Graph): number {
   if (count) removeDead(graph);
   return count;
 }
+
+/**
+ * Fold an Add of a constant per-channel vector into the layer before it, the form the device
+ * runs (one layer with a bias): MatMul(A[M,K], B) + c[N] -> Gemm(A, B, c), and
+ * Conv(x, W[, b]) + c[1,M,1,1] -> Conv(x, W, b + c).
+ */
+export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+  let folded = 0;
+  const readers = consumers(graph);
+  const prod = producers(graph);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  for (const add of [...graph.nodes]) {
+    if (add.op !== 'Add') continue;
+    const k = add.inputs.findIndex((i) => graph.initializers.has(i));
+    if (k < 0) continue;
+    const x = add.inputs[1 - k];
+    const c = graph.initializers.get(add.inputs[k])!;
+    const p = prod.get(x);
+    if (!p || readers.get(x)!.length !== 1 || graphOutputs.has(x) || !graph.initializers.has(p.inputs[1])) continue;
+    const w = graph.initializers.get(p.inputs[1])!;
+    const nonUnit = c.dims.filter((d) => d !== 1);
+    if (p.op === 'MatMul' && shapeOf(p.inputs[0])?.length === 2 && w.dims.length === 2) {
+      const n = w.dims[1];
+      if (nonUnit.length !== 1 || nonUnit[0] !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[1] !== n)) continue;
+      const bName = uniqueName(graph, `${p.inputs[1]}_bias`);
+      graph.initializers.set(bName, tensor('float32', [n], c.data));
+      p.op = 'Gemm';
+      p.inputs = [p.inputs[0], p.inputs[1], bName];
+      p.attrs = {};
+    } else if (p.op === 'Conv') {
+      const m = w.dims[0];
+      const rank = shapeOf(x)?.length ?? 0;
+      if (c.dims.length > rank) continue;
+      // Per-channel only: c broadcast to the output's rank must be [1, M, 1, ...].
+      const padded = [...new Array<number>(rank - c.dims.length).fill(1), ...c.dims];
+      if (!padded.every((d, i) => (i === 1 ? d === m : d === 1))) continue;
+      const old = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
+      const bName = uniqueName(graph, `${p.name || p.inputs[1]}_bias_folded`);
+      graph.initializers.set(bName, tensor('float32', [m], Array.from(c.data, (v, i) => v + (old ? old.data[i] : 0))));
+      p.inputs = [p.inputs[0], p.inputs[1], bName];
+    } else {
+      continue;
+    }
+    p.outputs = [add.outputs[0]];
+    graph.nodes.splice(graph.nodes.indexOf(add), 1);
+    folded++;
+  }
+  if (folded) removeDead(graph);
+  return folded;
+}

@@ -1,0 +1,95 @@
+/**
+ * Activation statistics: plain references (the spec in code) and their WASM kernels
+ * (assembly/stats/histogram.ts), which tests hold bit-exact to these references.
+ */
+import type { WasmRuntime } from '../engine/wasm.js';
+
+const f = Math.fround;
+
+export function minMaxRef(x: Float32Array): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    lo = Math.min(lo, x[i]);
+    hi = Math.max(hi, x[i]);
+  }
+  return [lo, hi];
+}
+
+/** bin = floor((v - lo) * (bins - 1) / (hi - lo) + 0.5), clamped, all in float32 arithmetic. */
+export function histogramRef(x: Float32Array, lo: number, hi: number, hist: Uint32Array, absolute = false): void {
+  const bins = hist.length;
+  const k = hi > lo ? f(f(bins - 1) / f(hi - lo)) : 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = absolute ? Math.abs(x[i]) : x[i];
+    let b = Math.floor(f(f(f(v - lo) * k) + 0.5));
+    if (!(b >= 0)) b = 0; // NaN lands in bin 0, as the kernel's saturating conversion does
+    if (b > bins - 1) b = bins - 1;
+    hist[b]++;
+  }
+}
+
+/** First bin from the low end, and last from the high end, where the cumulative count reaches `cut`. */
+export function tailsRef(hist: Uint32Array, cut: number): [number, number] {
+  const bins = hist.length;
+  let acc = 0, lo = 0;
+  for (; lo < bins - 1; lo++) if ((acc += hist[lo]) >= cut) break;
+  acc = 0;
+  let hi = bins - 1;
+  for (; hi > 0; hi--) if ((acc += hist[hi]) >= cut) break;
+  return [lo, hi];
+}
+
+/** The same statistics computed by the WASM kernels on tensors already in WASM memory. */
+export class StatsKernels {
+  private readonly scratch: number;
+  private readonly maxBins = 2048;
+  private readonly minmax: (x: number, n: number, out: number) => void;
+  private readonly hist: (x: number, n: number, lo: number, hi: number, bins: number, h: number, abs: number) => void;
+  private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
+  private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
+  private sumsBuf = 0;
+  private sumsCap = 0;
+
+  constructor(private readonly rt: WasmRuntime) {
+    this.scratch = rt.alloc(this.maxBins * 4 + 16, 'statistics scratch');
+    this.minmax = rt.kernel('minmax_f32_simd') as never;
+    this.hist = rt.kernel('histogram_f32_simd') as never;
+    this.tails = rt.kernel('histogram_tails') as never;
+    this.sums = rt.kernel('channel_sums_f32') as never;
+  }
+
+  minMax(ptr: number, n: number): [number, number] {
+    this.minmax(ptr, n, this.scratch);
+    const v = this.rt.f32(this.scratch, 2);
+    return [v[0], v[1]];
+  }
+
+  /** Histogram into a fresh Uint32Array of `bins` counts. */
+  histogram(ptr: number, n: number, lo: number, hi: number, bins: number, absolute = false): Uint32Array {
+    if (bins > this.maxBins) throw new Error(`at most ${this.maxBins} bins`);
+    const h = new Uint32Array(this.rt.memory.buffer, this.scratch, bins);
+    h.fill(0);
+    this.hist(ptr, n, lo, hi, bins, this.scratch, absolute ? 1 : 0);
+    return new Uint32Array(this.rt.memory.buffer, this.scratch, bins).slice();
+  }
+
+  /** Tail search on a histogram (copied into WASM memory). */
+  tailsOf(hist: Uint32Array, cut: number): [number, number] {
+    new Uint32Array(this.rt.memory.buffer, this.scratch, hist.length).set(hist);
+    const out = this.scratch + this.maxBins * 4;
+    this.tails(this.scratch, hist.length, cut, out);
+    const v = new Int32Array(this.rt.memory.buffer, out, 2);
+    return [v[0], v[1]];
+  }
+
+  /** Per-channel sums of an [n, c, size] tensor. */
+  channelSums(ptr: number, n: number, c: number, size: number): Float64Array {
+    if (c > this.sumsCap) {
+      this.sumsCap = c;
+      this.sumsBuf = this.rt.alloc(c * 8, 'channel sums');
+    }
+    new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).fill(0);
+    this.sums(ptr, n, c, size, this.sumsBuf);
+    return new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).slice();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Where PACT2 quantization points go (DESIGN.md §4), and which point decides the format of every
+ * runtime tensor. Points: the model inputs and outputs; every Relu/Clip (activations); the
+ * output of every other op that computes new values (Conv/Gemm/MatMul, Add, Mul, Concat,
+ * pools, standalone BN and the float-fallback ops). Where a node's only consumer is an
+ * activation, the point goes after the activation (the device fuses it). Ops that only move data
+ * (Reshape, Transpose, Slice, nearest Resize, ...) pass their input's format through.
+ */
+import type { Inferred } from '../graph/infer.js';
+import { consumers, type Graph, type Node } from '../graph/ir.js';
+
+/** Ops whose output holds exactly values of their input (same format on the device). */
+const PASS_THROUGH = new Set([
+  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Transpose', 'Slice', 'Split',
+  'Gather', 'Expand', 'Pad',
+]);
+
+export const ACTIVATIONS = new Set(['Relu', 'Clip']);
+
+/** Ops with constant weights that the device runs as one MMA layer. */
+export function isWeightLayer(node: Node, inf: Inferred): boolean {
+  if (node.op === 'Conv' || node.op === 'ConvTranspose') return !!inf.values.get(node.inputs[1])?.value;
+  if (node.op === 'Gemm' || node.op === 'MatMul') {
+    const transA = node.op === 'Gemm' && node.attrs.transA?.value;
+    return !transA && !!inf.values.get(node.inputs[1])?.value && !inf.values.get(node.inputs[0])?.value;
+  }
+  return false;
+}
+
+function passesThrough(node: Node): boolean {
+  if (node.op === 'Resize' || node.op === 'Upsample') return (node.attrs.mode?.value ?? 'nearest') === 'nearest';
+  if (node.op === 'Pad') return (node.attrs.mode?.value ?? 'constant') === 'constant';
+  return PASS_THROUGH.has(node.op);
+}
+
+export interface Placement {
+  /** Tensors whose ranges are observed, in graph order. */
+  points: string[];
+  /** For every runtime tensor: the point whose format it takes. */
+  formatOf: Map<string, string>;
+  /** Points that follow an activation whose lower bound is 0 (always unsigned). */
+  unsigned: Set<string>;
+}
+
+export function placePact2(graph: Graph, inf: Inferred): Placement {
+  const readers = consumers(graph);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const isRuntime = (t: string) => !!t && !inf.values.get(t)?.value;
+  const points: string[] = [];
+  const formatOf = new Map<string, string>();
+  const unsigned = new Set<string>();
+  const point = (t: string) => {
+    if (!points.includes(t)) points.push(t);
+    formatOf.set(t, t);
+  };
+
+  for (const v of graph.inputs) point(v.name);
+  for (const node of inf.order) {
+    const out = node.outputs[0];
+    if (!isRuntime(out)) continue;
+    if (passesThrough(node) && isRuntime(node.inputs[0])) {
+      const src = formatOf.get(node.inputs[0]) ?? node.inputs[0];
+      for (const o of node.outputs) if (o) formatOf.set(o, src);
+      if (outputs.has(out)) point(out);
+      continue;
+    }
+    if (ACTIVATIONS.has(node.op)) {
+      point(out);
+      const lo = node.op === 'Relu' ? 0 : clipMin(node, inf, graph.opset);
+      if (lo >= 0) unsigned.add(out);
+      continue;
+    }
+    const next = readers.get(out) ?? [];
+    const act = next.length === 1 && ACTIVATIONS.has(next[0].op) && !outputs.has(out) ? next[0] : undefined;
+    if (act) {
+      // Fused on the device: this tensor never exists apart from the activation's output.
+      formatOf.set(out, act.outputs[0]);
+    } else {
+      for (const o of node.outputs) if (isRuntime(o)) point(o);
+    }
+  }
+  for (const o of graph.outputs) if (isRuntime(o.name) && !formatOf.has(o.name)) point(o.name);
+  return { points, formatOf, unsigned };
+}
+
+export function clipMin(node: Node, inf: Inferred, opset: number): number {
+  if (opset < 11) {
+    const a = node.attrs.min;
+    return a && (a.type === 'float' || a.type === 'int') ? a.value : -Infinity;
+  }
+  const v = node.inputs[1] ? inf.values.get(node.inputs[1])?.value : undefined;
+  return v ? v.data[0] : -Infinity;
+}

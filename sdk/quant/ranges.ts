@@ -1,0 +1,136 @@
+/**
+ * PACT2 activation ranges (DESIGN.md §4): a per-batch range from an estimator, a running
+ * average across batches, then the power-of-2 clip and the 8/16-bit scale it implies.
+ */
+import { fail } from '../errors.js';
+import type { Bits, TensorQ } from './spec.js';
+
+export type Estimator =
+  | { kind: 'minmax' }
+  /** Histogram of 256 bins over [min, max]; cut (100 - p) % of the mass from each tail. */
+  | { kind: 'percentile'; percentile: number }
+  /** KL divergence between the float histogram and its quantized version, as TensorRT. */
+  | { kind: 'entropy' }
+  /** The power of 2 minimizing the quantization MSE estimated on the histogram. */
+  | { kind: 'mse' };
+
+/** The seed's histogram method: 0.01 % tails. */
+export const DEFAULT_PERCENTILE = 99.99;
+
+export function parseEstimator(text: string): Estimator {
+  if (text === 'minmax' || text === 'entropy' || text === 'mse') return { kind: text };
+  const m = /^percentile(?::([0-9.]+))?$/.exec(text);
+  if (m) {
+    const percentile = m[1] === undefined ? DEFAULT_PERCENTILE : Number(m[1]);
+    if (!(percentile > 50 && percentile <= 100)) fail('BAD_OPTION', `percentile must be in (50, 100], got ${m[1]}`);
+    return { kind: 'percentile', percentile };
+  }
+  return fail('BAD_OPTION', `unknown range estimator "${text}" (minmax, percentile:<p>, entropy, mse)`);
+}
+
+export function estimatorName(e: Estimator): string {
+  return e.kind === 'percentile' ? `percentile:${e.percentile}` : e.kind;
+}
+
+/** What an estimator needs from a tensor's values (computed by WASM kernels in calibration). */
+export interface TensorStats {
+  count: number;
+  minMax(): [number, number];
+  histogram(lo: number, hi: number, bins: number, absolute: boolean): Uint32Array;
+  tails(hist: Uint32Array, cut: number): [number, number];
+}
+
+const ENTROPY_BINS = 2048;
+
+/** The range one batch suggests for a tensor. */
+export function batchRange(est: Estimator, s: TensorStats): [number, number] {
+  const [mn, mx] = s.minMax();
+  if (est.kind === 'minmax' || !(mx > mn)) return [mn, mx];
+  if (est.kind === 'percentile') {
+    const hist = s.histogram(mn, mx, 256, false);
+    const [i, j] = s.tails(hist, (s.count * (100 - est.percentile)) / 100);
+    const at = (b: number) => Math.min(mx, Math.max(mn, mn + (b * (mx - mn)) / 255));
+    return [at(i), at(j)];
+  }
+  const signed = mn < 0;
+  const amax = Math.max(Math.abs(mn), Math.abs(mx));
+  const hist = s.histogram(0, amax, ENTROPY_BINS, true);
+  const width = amax / (ENTROPY_BINS - 1);
+  const t = est.kind === 'entropy' ? klThreshold(hist, width, signed ? 128 : 256) : mseClip(hist, width, signed ? 128 : 256);
+  return signed ? [-t, t] : [mn, Math.min(t, mx)];
+}
+
+/** TensorRT's entropy calibration on a histogram of |x| (bin i centred on i * width). */
+export function klThreshold(hist: Uint32Array, width: number, levels: number): number {
+  const bins = hist.length;
+  const stride = Math.max(1, Math.floor(bins / 256));
+  let best = Infinity, bestI = bins;
+  const total = hist.reduce((a, b) => a + b, 0);
+  if (total === 0) return width * (bins - 1);
+  for (let i = levels; i <= bins; i += stride) {
+    let outliers = 0;
+    for (let k = i; k < bins; k++) outliers += hist[k];
+    // Q: hist[0..i) merged into `levels` groups, each group's mass spread over its non-empty bins.
+    const q = new Float64Array(i);
+    for (let g = 0; g < levels; g++) {
+      const a = Math.floor((g * i) / levels), b = Math.floor(((g + 1) * i) / levels);
+      let mass = 0, nonzero = 0;
+      for (let k = a; k < b; k++) { mass += hist[k]; if (hist[k]) nonzero++; }
+      for (let k = a; k < b; k++) q[k] = hist[k] ? mass / nonzero : 0;
+    }
+    let kl = 0;
+    for (let k = 0; k < i; k++) {
+      const p = hist[k] + (k === i - 1 ? outliers : 0);
+      if (!p) continue;
+      const qk = q[k] + (k === i - 1 ? outliers : 0);
+      kl += (p / total) * Math.log(p / Math.max(qk, 1e-12));
+    }
+    if (kl < best) { best = kl; bestI = i; }
+  }
+  return (bestI - 0.5) * width;
+}
+
+/** Power-of-2 clip minimizing clipping error plus uniform rounding noise (step^2 / 12). */
+export function mseClip(hist: Uint32Array, width: number, levels: number): number {
+  const amax = width * (hist.length - 1);
+  const top = Math.ceil(Math.log2(Math.max(amax, 2 ** -16)));
+  let best = Infinity, bestC = 2 ** top;
+  for (let k = top; k >= top - 16; k--) {
+    const c = 2 ** k;
+    const noise = (c / levels) ** 2 / 12;
+    let err = 0;
+    for (let b = 0; b < hist.length; b++) {
+      if (!hist[b]) continue;
+      const v = b * width;
+      err += hist[b] * (v > c ? (v - c) ** 2 : noise);
+    }
+    if (err < best) { best = err; bestC = c; }
+  }
+  return bestC;
+}
+
+/** Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch. */
+export class RunningRange {
+  n = 0;
+  min = 0;
+  max = 0;
+  update([lo, hi]: [number, number]): void {
+    this.n++;
+    const f = Math.max(1 / this.n, 0.001);
+    this.min = (1 - f) * this.min + f * lo;
+    this.max = (1 - f) * this.max + f * hi;
+  }
+}
+
+/** The power-of-2 clip of a range: (-clip2, clip2) when signed, else (0, clip2). */
+export function pact2Clip(min: number, max: number): { signed: boolean; clip2: number } {
+  const signed = min < 0;
+  const m = Math.max(signed ? Math.max(Math.abs(min), Math.abs(max)) : Math.abs(max), 2 ** -16);
+  return { signed, clip2: 2 ** Math.ceil(Math.log2(m)) };
+}
+
+/** scale = 2^bits / clip2 unsigned, 2^(bits-1) / clip2 signed. */
+export function tensorQ(min: number, max: number, bits: Bits): TensorQ {
+  const { signed, clip2 } = pact2Clip(min, max);
+  return { bits, signed, scaleLog2: (signed ? bits - 1 : bits) - Math.log2(clip2) };
+}

@@ -1,0 +1,109 @@
+/**
+ * Weight quantization (DESIGN.md §4): symmetric power-of-2 scales, per tensor or per output
+ * channel, the seed's weight-clipping rule, and the cap TIDL puts on the weight scale so that
+ * the bias fits its type.
+ */
+import type { Tensor } from '../graph/ir.js';
+import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
+
+export interface WeightLayout {
+  /** Number of output channels and how a flat weight index maps to its channel. */
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+/** Output-channel layout of a weight tensor for each weight-layer op. */
+export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
+  const d = w.dims;
+  if (op === 'Conv') {
+    const inner = w.data.length / d[0];
+    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (op === 'ConvTranspose') {
+    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
+    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+  }
+  // Gemm/MatMul: [N, K] with transB, else [K, N].
+  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
+  const n = d[d.length - 1];
+  return { channels: n, channelOf: (i) => i % n };
+}
+
+export interface WeightQuantOptions {
+  bits: Bits;
+  biasMode: BiasMode;
+}
+
+export interface QuantizedWeights {
+  data: Int8Array | Int16Array;
+  scaleLog2: number[];
+  /** The clip applied by the weight-clipping rule, if it fired. */
+  clippedTo?: number;
+  /** Whether the bias cap lowered a scale. */
+  biasCapped: boolean;
+}
+
+/**
+ * If max|W| > 15 and max|W| > 16 * median|W|, clip W to
+ * ±2^ceil(log2 min(max|W|, 16 * median|W|)) * 120/128. Returns the clip value or undefined.
+ */
+export function weightClip(w: ArrayLike<number>): number | undefined {
+  const abs = Float64Array.from(w, Math.abs).sort();
+  const max = abs[abs.length - 1];
+  const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
+  if (!(max > 15 && max > 16 * median)) return undefined;
+  return 2 ** Math.ceil(Math.log2(Math.min(max, 16 * median))) * (120 / 128);
+}
+
+/** What weight quantization needs from a layer's float weights; computed once per layer. */
+export interface WeightAnalysis {
+  layout: WeightLayout;
+  /** The weights after clipping. */
+  values: ArrayLike<number>;
+  /** max|W| per tensor (one entry) or per output channel. */
+  maxAbs: Float64Array;
+  clippedTo?: number;
+}
+
+export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: boolean, clip: boolean): WeightAnalysis {
+  const clippedTo = clip ? weightClip(w.data) : undefined;
+  const values = clippedTo === undefined ? w.data : Float32Array.from(w.data, (v) => saturate(v, -clippedTo, clippedTo));
+  const maxAbs = new Float64Array(perChannel ? layout.channels : 1);
+  for (let i = 0; i < values.length; i++) {
+    const g = perChannel ? layout.channelOf(i) : 0;
+    maxAbs[g] = Math.max(maxAbs[g], Math.abs(values[i]));
+  }
+  return { layout, values, maxAbs, clippedTo };
+}
+
+/**
+ * Quantize analysed weights: scale = 2^(bits-1) / 2^ceil(log2 max|W|), lowered where the bias
+ * would not fit its type. `inLog2` is the input's scale exponent (the bias cap depends on it in
+ * 'int16' mode and in 16-bit layers).
+ */
+export function quantizeWeights(a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: WeightQuantOptions): QuantizedWeights {
+  const perChannel = a.maxAbs.length > 1;
+  const maxBias = new Float64Array(a.maxAbs.length);
+  bias.forEach((b, c) => { const g = perChannel ? c : 0; maxBias[g] = Math.max(maxBias[g], Math.abs(b)); });
+  // Bias bound: 'mma' keeps an int16 at the weight scale, 'int16' at the accumulator scale,
+  // 16-bit layers an int32 at the accumulator scale.
+  const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
+  const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
+  let biasCapped = false;
+  const scaleLog2 = Array.from(a.maxAbs, (m, g) => {
+    const fromWeights = opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24)));
+    if (maxBias[g] === 0) return fromWeights;
+    const cap = Math.floor(Math.log2(biasLimit / maxBias[g])) - biasShift;
+    if (cap < fromWeights) biasCapped = true;
+    return Math.min(fromWeights, cap);
+  });
+  const [lo, hi] = qRange(opts.bits, true);
+  const n = a.values.length;
+  const data = opts.bits === 16 ? new Int16Array(n) : new Int8Array(n);
+  for (let i = 0; i < n; i++) {
+    const e = scaleLog2[perChannel ? a.layout.channelOf(i) : 0];
+    data[i] = saturate(roundHalfAway(a.values[i] * 2 ** e), lo, hi);
+  }
+  return { data, scaleLog2, clippedTo: a.clippedTo, biasCapped };
+}
