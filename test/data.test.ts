@@ -172,7 +172,7 @@ test('the example JSON files are the named presets', () => {
 
 test('ImageNet labels from wnid file-name prefixes or class folders', () => {
   const classes = parseClassList('n01440764\nn01443537\n');
-  assert.equal(labelsFromList(['/a/b/n01443537_goldfish.JPEG', 'val/n01440764/ILSVRC2012_val_00000293.JPEG'], classes), [1, 0]);
+  assert.equal(labelsFromList(['b/n01443537_goldfish.JPEG', 'n01440764/ILSVRC2012_val_00000293.JPEG', 'n01443537/deeper/x.jpg'], classes), [1, 0, 1]);
   throwsCode(() => labelsFromList(['x/cat.jpg'], classes), 'BAD_OPTION', /class "x" .* not in the class list/);
   throwsCode(() => labelsFromList(['n09999999_x.jpg'], classes), 'BAD_OPTION', /class "n09999999"/);
   throwsCode(() => parseClassList('a\nb\na\n'), 'BAD_OPTION', /"a" twice/);

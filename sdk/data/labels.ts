@@ -14,20 +14,20 @@ export function parseClassList(text: string, where = 'class list'): string[] {
   return names;
 }
 
-/** The class key of an image path: an ImageNet wnid prefix of its file name ("n01440764_x.JPEG"),
- *  otherwise the name of the folder holding it. */
-export function classKey(path: string): string {
-  const parts = path.split(/[\\/]/);
-  return /^(n\d{8})_/.exec(parts[parts.length - 1])?.[1] ?? parts[parts.length - 2] ?? '';
+/** The class key of an image from its path relative to the dataset root: an ImageNet wnid prefix
+ *  of its file name ("n01440764_x.JPEG"), otherwise its top-level folder (one folder per class). */
+export function classKey(relativePath: string): string {
+  const parts = relativePath.split(/[\\/]/);
+  return /^(n\d{8})_/.exec(parts[parts.length - 1])?.[1] ?? (parts.length > 1 ? parts[0] : '');
 }
 
-/** Index of each path's class key in the class list. */
-export function labelsFromList(paths: string[], classes: string[], display: (p: string) => string = (p) => p): number[] {
+/** Index of each image's class key in the class list (paths relative to the dataset root). */
+export function labelsFromList(paths: string[], classes: string[]): number[] {
   const index = new Map(classes.map((n, i) => [n, i]));
   return paths.map((p) => {
     const k = classKey(p);
     const i = index.get(k);
-    if (i === undefined) fail('BAD_OPTION', `${display(p)}: class "${k}" (from its file or folder name) is not in the class list`);
+    if (i === undefined) fail('BAD_OPTION', `${p}: class "${k}" (from its file or folder name) is not in the class list`);
     return i;
   });
 }

@@ -96,7 +96,7 @@ export function openDataset(source: string, options: DatasetOptions = {}): Datas
  * (or by their names when every name is an integer).
  */
 export function classificationLabels(ds: Dataset, classList?: string[]): number[] {
-  if (classList) return labelsFromList(ds.files, classList, (f) => relative(ds.root, f));
+  if (classList) return labelsFromList(ds.files.map((f) => relative(ds.root, f)), classList);
   const folders = ds.files.map((f) => relative(ds.root, dirname(f)).split(sep)[0]);
   if (folders.some((d) => !d)) {
     fail('BAD_OPTION', 'images lie directly in the images folder: pass --labels with a class list (e.g. imagenet-wnids.txt), or put images in one sub-folder per class');
