@@ -7,6 +7,7 @@ interface Command { help: string; run(argv: string[]): Promise<number> }
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   inspect: { summary: 'show a model\'s inputs, outputs, ops and parameters', load: () => import('./commands/inspect.js') },
+  eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
 };
 
 const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment

@@ -9,7 +9,7 @@ import {
   affine, geometry, normalize, parseSpec, placement, planGeometry, presetSpec, sizeSpec, type SizedSpec,
 } from '../sdk/data/preprocess.js';
 import { resizeRgb, type RgbImage } from '../sdk/data/resize.js';
-import { parseWnids, wnidLabel } from '../sdk/data/labels.js';
+import { labelsFromList, parseClassList } from '../sdk/data/labels.js';
 import { TopKAccuracy } from '../sdk/metrics/classification.js';
 import { decodeImage, loadImageTensor, resizeWithSharp } from '../sdk/node/images.js';
 import { ASSETS, MODELS, ROOT, assetTest } from './helpers.js';
@@ -170,17 +170,16 @@ test('the example JSON files are the named presets', () => {
   }
 });
 
-test('ImageNet labels from wnid file-name prefixes', () => {
-  const wnids = parseWnids('n01440764\nn01443537\n');
-  assert.is(wnidLabel('/a/b/n01443537_goldfish.JPEG', wnids), 1);
-  assert.is(wnidLabel('val/n01440764/ILSVRC2012_val_00000293.JPEG', wnids), 0);
-  throwsCode(() => wnidLabel('x/cat.jpg', wnids), 'BAD_OPTION', /no wnid/);
-  throwsCode(() => wnidLabel('n09999999_x.jpg', wnids), 'BAD_OPTION', /not in the wnid list/);
-  throwsCode(() => parseWnids('n014\n'), 'BAD_OPTION', /line 1/);
+test('ImageNet labels from wnid file-name prefixes or class folders', () => {
+  const classes = parseClassList('n01440764\nn01443537\n');
+  assert.equal(labelsFromList(['b/n01443537_goldfish.JPEG', 'n01440764/ILSVRC2012_val_00000293.JPEG', 'n01443537/deeper/x.jpg'], classes), [1, 0, 1]);
+  throwsCode(() => labelsFromList(['x/cat.jpg'], classes), 'BAD_OPTION', /class "x" .* not in the class list/);
+  throwsCode(() => labelsFromList(['n09999999_x.jpg'], classes), 'BAD_OPTION', /class "n09999999"/);
+  throwsCode(() => parseClassList('a\nb\na\n'), 'BAD_OPTION', /"a" twice/);
 });
 
 assetTest(test, 'MobileNetV2 fp32 under onnxruntime-node with the imagenet preset: 83.8 % top-1 / 97.0 % top-5 on the 500 images', async () => {
-  const wnids = parseWnids(readFileSync(join(ASSETS, 'labels/imagenet-wnids.txt'), 'utf8'));
+  const wnids = parseClassList(readFileSync(join(ASSETS, 'labels/imagenet-wnids.txt'), 'utf8'));
   const files = readdirSync(IMAGENET).filter((f) => f.endsWith('.JPEG')).sort();
   assert.is(files.length, 500);
   const session = await ort.InferenceSession.create(join(MODELS, 'mobilenetv2-12-fp32.onnx'), { logSeverityLevel: 3 });
@@ -193,7 +192,8 @@ assetTest(test, 'MobileNetV2 fp32 under onnxruntime-node with the imagenet prese
     await Promise.all(batch.map((f, j) => loadImageTensor(join(IMAGENET, f), spec, x, j)));
     const res = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, [batch.length, 3, 224, 224]) });
     const y = res[session.outputNames[0]].data as Float32Array;
-    batch.forEach((f, j) => acc.add(y.subarray(j * 1000, (j + 1) * 1000), wnidLabel(f, wnids)));
+    const labels = labelsFromList(batch, wnids);
+    batch.forEach((_, j) => acc.add(y.subarray(j * 1000, (j + 1) * 1000), labels[j]));
   }
   await session.release();
   const r = acc.result();

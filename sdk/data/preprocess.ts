@@ -13,7 +13,7 @@
 import { fail } from '../errors.js';
 import { INTERPOLATIONS, resizeRgb, type Interpolation, type RgbImage } from './resize.js';
 
-export type ResizeMode = 'fill' | 'letterbox' | 'crop';
+export type ResizeMode = 'fill' | 'letterbox' | 'crop' | 'height';
 export type Layout = 'NCHW' | 'NHWC';
 export type ChannelOrder = 'RGB' | 'BGR';
 
@@ -22,11 +22,13 @@ export interface PreprocessSpec {
   width?: number;
   height?: number;
   /** fill: stretch to width x height; letterbox: keep aspect, pad; crop: resize the short side to
-   *  `shortSide`, then take the centre width x height. */
+   *  `shortSide`, then take the centre width x height; height (PP-OCR text lines): resize to the
+   *  input height, width ceil(height*aspect) capped at the input width, aligned left, padded right. */
   resize: ResizeMode;
   /** crop mode: the short side before cropping (default: round(max(width,height) / 0.875)). */
   shortSide?: number;
-  /** letterbox mode: pad pixel value (0..255, before normalization) and where the image sits. */
+  /** letterbox/height modes: pad pixel value (0..255 before normalization; may be fractional, e.g.
+   *  127.5 for a zero after x/127.5-1: the tensor gets the exact value) and where the image sits. */
   padValue?: number;
   align?: 'center' | 'top-left';
   interpolation: Interpolation;
@@ -61,6 +63,12 @@ export const PRESETS = {
   ultraface: {
     width: 320, height: 240, resize: 'fill', interpolation: 'bilinear', channels: 'RGB',
     scale: 1, mean: [127, 127, 127], std: [128, 128, 128], layout: 'NCHW',
+  },
+  /** PaddleOCR text-direction classifier (predict_cls.py): BGR, height 48, width up to 192 padded
+   *  with zeros after (x/255 - 0.5)/0.5. */
+  'ppocr-cls': {
+    width: 192, height: 48, resize: 'height', padValue: 127.5, interpolation: 'bilinear', channels: 'BGR',
+    scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1], layout: 'NCHW',
   },
 } as const satisfies Record<string, SizedSpec>;
 
@@ -111,7 +119,7 @@ export function parseSpec(obj: unknown, where = 'preprocessing spec'): Preproces
   const set = <K extends keyof PreprocessSpec>(k: K, v: PreprocessSpec[K] | undefined) => { if (v !== undefined) spec[k] = v; };
   set('width', num('width', posInt, 'a positive integer'));
   set('height', num('height', posInt, 'a positive integer'));
-  set('resize', oneOf('resize', ['fill', 'letterbox', 'crop'] as const));
+  set('resize', oneOf('resize', ['fill', 'letterbox', 'crop', 'height'] as const));
   set('shortSide', num('shortSide', posInt, 'a positive integer'));
   set('padValue', num('padValue', (v) => v >= 0 && v <= 255, 'a pixel value in 0..255'));
   set('align', oneOf('align', ['center', 'top-left'] as const));
@@ -178,6 +186,10 @@ export function planGeometry(imgWidth: number, imgHeight: number, spec: SizedSpe
       const [x, y] = spec.align === 'top-left' ? [0, 0] : [-Math.floor((W - rw) / 2), -Math.floor((H - rh) / 2)];
       return { resize: { width: rw, height: rh }, offset: { x, y }, pad: spec.padValue ?? 0 };
     }
+    case 'height': {
+      const rw = Math.min(W, Math.ceil((H * imgWidth) / imgHeight));
+      return { resize: { width: rw, height: H }, offset: { x: 0, y: 0 }, pad: spec.padValue ?? 0 };
+    }
   }
 }
 
@@ -186,7 +198,7 @@ export function finishGeometry(resized: RgbImage, plan: GeometryPlan, spec: Size
   const { width: W, height: H } = spec;
   const { x, y } = plan.offset;
   if (resized.width === W && resized.height === H && x === 0 && y === 0) return resized;
-  const data = new Uint8Array(W * H * 3).fill(plan.pad);
+  const data = new Uint8Array(W * H * 3).fill(Math.round(plan.pad));
   for (let row = 0; row < H; row++) {
     const sy = row + y;
     if (sy < 0 || sy >= resized.height) continue;
@@ -219,32 +231,43 @@ export function affine(spec: PreprocessSpec): { mul: number[]; add: number[]; so
   };
 }
 
-/** Stage 2: normalize and lay out one image (already at the model size) into `out` at sample `index`. */
-export function normalize(img: RgbImage, spec: SizedSpec, out: Float32Array = new Float32Array(tensorSize(spec)), index = 0): Float32Array {
+/**
+ * Stage 2: normalize and lay out one image (already at the model size) into `out` at sample
+ * `index`. Given the geometry plan, padded pixels get the exact (possibly fractional) pad value.
+ */
+export function normalize(
+  img: RgbImage, spec: SizedSpec, out: Float32Array = new Float32Array(tensorSize(spec)), index = 0, plan?: GeometryPlan,
+): Float32Array {
   const { width: W, height: H } = spec;
   if (img.width !== W || img.height !== H) fail('BAD_INPUT', `image is ${img.width}x${img.height}, the spec wants ${W}x${H}`);
   const n = W * H;
   const base = index * n * 3;
   if (out.length < base + n * 3) fail('BAD_INPUT', `output buffer too small for sample ${index}`);
   const { mul, add, source } = affine(spec);
+  // Content rectangle in model coordinates; outside it, the pad.
+  const x0 = plan ? Math.max(0, -plan.offset.x) : 0, y0 = plan ? Math.max(0, -plan.offset.y) : 0;
+  const x1 = plan ? Math.min(W, plan.resize.width - plan.offset.x) : W, y1 = plan ? Math.min(H, plan.resize.height - plan.offset.y) : H;
   const d = img.data;
   const lut = new Float32Array(256);
   for (let c = 0; c < 3; c++) {
     const s = source[c];
     for (let p = 0; p < 256; p++) lut[p] = p * mul[c] + add[c];
-    if (spec.layout === 'NCHW') {
-      const o = base + c * n;
-      for (let i = 0; i < n; i++) out[o + i] = lut[d[i * 3 + s]];
-    } else {
-      for (let i = 0; i < n; i++) out[base + i * 3 + c] = lut[d[i * 3 + s]];
+    const pad = plan ? plan.pad * mul[c] + add[c] : 0;
+    const [o, step] = spec.layout === 'NCHW' ? [base + c * n, 1] : [base + c, 3];
+    for (let y = 0, i = 0; y < H; y++) {
+      const inside = y >= y0 && y < y1;
+      for (let x = 0; x < W; x++, i++) out[o + i * step] = inside && x >= x0 && x < x1 ? lut[d[i * 3 + s]] : pad;
     }
   }
   return out;
 }
 
-/** Both stages: a decoded image to the model-ready tensor (or into sample `index` of a batch). */
+/** Both stages with the built-in resampler: a decoded image to the model-ready tensor (or into
+ *  sample `index` of a batch). */
 export function preprocess(img: RgbImage, spec: SizedSpec, out?: Float32Array, index = 0): Float32Array {
-  return normalize(geometry(img, spec), spec, out, index);
+  const plan = planGeometry(img.width, img.height, spec);
+  const sized = finishGeometry(resizeRgb(img, plan.resize.width, plan.resize.height, spec.interpolation), plan, spec);
+  return normalize(sized, spec, out, index, plan);
 }
 
 export type { RgbImage, Interpolation };

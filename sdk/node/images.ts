@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import { fail, P2Error } from '../errors.js';
-import { finishGeometry, normalize, planGeometry, type SizedSpec } from '../data/preprocess.js';
+import { finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
 import type { Interpolation } from '../data/resize.js';
 import type { RgbImage } from '../data/resize.js';
 import { readFileOrFail } from './files.js';
@@ -45,12 +45,24 @@ export async function resizeWithSharp(img: RgbImage, width: number, height: numb
 }
 
 /** Resize / crop / letterbox a decoded image to the model's input size (8-bit RGB). */
-export async function imageGeometry(img: RgbImage, spec: SizedSpec): Promise<RgbImage> {
+export async function imageGeometry(img: RgbImage, spec: SizedSpec): Promise<{ image: RgbImage; plan: GeometryPlan }> {
   const plan = planGeometry(img.width, img.height, spec);
-  return finishGeometry(await resizeWithSharp(img, plan.resize.width, plan.resize.height, spec.interpolation), plan, spec);
+  return { image: finishGeometry(await resizeWithSharp(img, plan.resize.width, plan.resize.height, spec.interpolation), plan, spec), plan };
+}
+
+/** Decode a single-channel mask (PNG values = class or category ids), without colour conversion. */
+export async function decodeMask(path: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+  const bytes = readFileOrFail(path, 'mask');
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'error' }).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    fail('BAD_IMAGE', `cannot decode mask ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 /** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */
 export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0): Promise<Float32Array> {
-  return normalize(await imageGeometry(await decodeImage(path), spec), spec, out, index);
+  const { image, plan } = await imageGeometry(await decodeImage(path), spec);
+  return normalize(image, spec, out, index, plan);
 }
