@@ -7,3 +7,9 @@ export function heap_base(): usize {
 
 export * from './float/elementwise';
 export * from './stats/histogram';
+export * from './int/gemm';
+export * from './int/dw';
+export * from './int/fc';
+export * from './int/conv16';
+export * from './int/eltwise';
+export * from './int/quantize';

@@ -1,4 +1,5 @@
 /** Clip: min/max as attributes before opset 11, as optional constant inputs from 11 on. */
+import { activationFixed } from './fixed.js';
 import { attr, constInput, input, type OpModule } from './op.js';
 
 export interface ClipParams { min: number; max: number }
@@ -21,3 +22,6 @@ export const clip: OpModule<ClipParams> = {
     for (let i = 0; i < y.length; i++) y[i] = Math.min(max, Math.max(min, x[i]));
   },
 };
+
+/** Fixed point: saturation at the clip bounds (fused into the layer before it when possible). */
+clip.fixed = activationFixed<ClipParams>();

@@ -1,4 +1,5 @@
 /** Element-wise activations and maths with no learned range of their own: one formula each. */
+import { activationFixed } from './fixed.js';
 import { input, attr, type OpModule } from './op.js';
 
 type Fn = (x: number) => number;
@@ -41,3 +42,6 @@ export const unary: OpModule<UnaryParams> = {
     for (let i = 0; i < y.length; i++) y[i] = fn(x[i]);
   },
 };
+
+/** Fixed point: Relu is the saturation at 0; the other ops here run as float fallback. */
+unary.fixed = activationFixed<UnaryParams>();
