@@ -3,7 +3,7 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { activate, activate1 } from './activation';
+import { ACT_CLAMP, activate, activate1 } from './activation';
 import { gemm_f32_packed_simd } from './gemm';
 
 /** Columns of a GEMM block so that one block of the right operand (k rows) stays in L2. */
@@ -125,47 +125,52 @@ function dwPoint(
   return acc;
 }
 
-/** Input row iy of a plane, or the zero row when iy is in the padding. */
+/** Copy n floats (memory.copy is a call out of the module in engines, too slow for short rows). */
 @inline
-function rowOrZero(xp: usize, iy: i32, h: i32, w: i32, zero: usize): usize {
-  return iy >= 0 && iy < h ? xp + <usize>iy * <usize>w * 4 : zero;
+function copyFloats(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v128.load(src + (<usize>i << 2)));
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
 }
 
-/**
- * Depthwise 3x3, stride 1, any pads and dilation `d` (DeepLab's atrous layers), batch folded
- * into `planes`. Vectors of 4 outputs where every tap is inside the row; rows in the padding
- * read `zero` (a zero-filled row of at least w+4 floats); the remaining columns go one by one.
- */
-export function conv_f32_dw3x3s1_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, d: i32, zero: usize,
-  act: i32, p0: f32, p1: f32,
+/** Store the first n (1..4) lanes of v. */
+@inline
+function storeLanes(y: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(y, v);
+    return;
+  }
+  v128.store32_lane(y, v, 0);
+  if (n > 1) v128.store32_lane(y, v, 1, 4);
+  if (n > 2) v128.store32_lane(y, v, 2, 8);
+}
+
+/** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so
+ *  the common Relu/Clip case has no dispatch in the loop. */
+@inline
+function dwFinish(v: v128, clampOnly: bool, act: i32, p0: f32, p1: f32): v128 {
+  return clampOnly ? f32x4.pmin(f32x4.pmax(v, f32x4.splat(p0)), f32x4.splat(p1)) : activate(v, act, p0, p1);
+}
+
+/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats). */
+@inline
+function dw3x3Plane(
+  pad: usize, rowLen: i32, wq: usize, yp: usize, oh: i32, ow: i32, s: i32, d: i32,
+  clampOnly: bool, act: i32, p0: f32, p1: f32,
 ): void {
-  // Vector starts ox with ox - pl >= 0 and ox + 3 - pl + 2d <= w - 1.
-  const vFirst = pl;
-  const vLast = min(ow - 4, w - 4 - 2 * d + pl);
+  const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+  const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+  const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+  const bv = v128.load32_splat(wq, 36);
+  const rowBytes = <usize>rowLen << 2;
   const dOff = <usize>d << 2;
-  for (let p = 0; p < planes; p++) {
-    const wq = wp + (<usize>(p % c) << 6);
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
-    let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
-    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-    const bias = load<f32>(wq, 36);
-    const bv = f32x4.splat(bias);
-    for (let oy = 0; oy < oh; oy++) {
-      const iy = oy - pt;
-      const r0 = rowOrZero(xp, iy, h, w, zero) - (<usize>pl << 2);
-      const r1 = rowOrZero(xp, iy + d, h, w, zero) - (<usize>pl << 2);
-      const r2 = rowOrZero(xp, iy + 2 * d, h, w, zero) - (<usize>pl << 2);
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, ox - pl, d, d) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
+  const dRows = <usize>d * rowBytes;
+  for (let oy = 0; oy < oh; oy++) {
+    const r0 = pad + <usize>(oy * s) * rowBytes, r1 = r0 + dRows, r2 = r1 + dRows;
+    if (s == 1) {
+      for (let ox = 0; ox < ow; ox += 4) {
         const o = <usize>ox << 2;
-        let a = f32x4.add(bv, f32x4.mul(w0, v128.load(r0 + o)));
+        let a = f32x4.mul(w0, v128.load(r0 + o));
         a = f32x4.add(a, f32x4.mul(w1, v128.load(r0 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w2, v128.load(r0 + o + 2 * dOff)));
         a = f32x4.add(a, f32x4.mul(w3, v128.load(r1 + o)));
@@ -174,51 +179,14 @@ export function conv_f32_dw3x3s1_simd(
         a = f32x4.add(a, f32x4.mul(w6, v128.load(r2 + o)));
         a = f32x4.add(a, f32x4.mul(w7, v128.load(r2 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w8, v128.load(r2 + o + 2 * dOff)));
-        v128.store(yp + o, activate(a, act, p0, p1));
+        storeLanes(yp + o, dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
       }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, ox - pl, d, d) + bias, act, p0, p1));
-      }
-      yp += <usize>ow << 2;
-    }
-  }
-}
-
-/**
- * Depthwise 3x3, stride 2, dilation 1. Four outputs need input columns 2ox-pl .. 2ox-pl+8: two
- * loads split into even and odd lanes, and the even lanes shifted by one for the third tap.
- */
-export function conv_f32_dw3x3s2_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, zero: usize,
-  act: i32, p0: f32, p1: f32,
-): void {
-  const vFirst = (pl + 1) >> 1;
-  // 2ox - pl + 8 <= w - 1, and 4 outputs fit.
-  const vLast = min(ow - 4, (w - 9 + pl) >> 1);
-  for (let p = 0; p < planes; p++) {
-    const wq = wp + (<usize>(p % c) << 6);
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
-    let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
-    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-    const bias = load<f32>(wq, 36);
-    const bv = f32x4.splat(bias);
-    for (let oy = 0; oy < oh; oy++) {
-      const iy = 2 * oy - pt;
-      const r0 = rowOrZero(xp, iy, h, w, zero) - (<usize>pl << 2);
-      const r1 = rowOrZero(xp, iy + 1, h, w, zero) - (<usize>pl << 2);
-      const r2 = rowOrZero(xp, iy + 2, h, w, zero) - (<usize>pl << 2);
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, 2 * ox - pl, 1, 1) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
+    } else {
+      for (let ox = 0; ox < ow; ox += 4) {
         const o = <usize>ox << 3;
         let l0 = v128.load(r0 + o), l1 = v128.load(r0 + o, 16), l2 = v128.load(r0 + o, 32);
         let ev = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6);
-        let a = f32x4.add(bv, f32x4.mul(w0, ev));
+        let a = f32x4.mul(w0, ev);
         a = f32x4.add(a, f32x4.mul(w1, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w2, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
         l0 = v128.load(r1 + o); l1 = v128.load(r1 + o, 16); l2 = v128.load(r1 + o, 32);
@@ -231,13 +199,34 @@ export function conv_f32_dw3x3s2_simd(
         a = f32x4.add(a, f32x4.mul(w6, ev));
         a = f32x4.add(a, f32x4.mul(w7, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w8, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
-        v128.store(yp + (<usize>ox << 2), activate(a, act, p0, p1));
+        storeLanes(yp + (<usize>ox << 2), dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
       }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, 2 * ox - pl, 1, 1) + bias, act, p0, p1));
-      }
-      yp += <usize>ow << 2;
     }
+    yp += <usize>ow << 2;
+  }
+}
+
+/**
+ * Depthwise 3x3, stride 1 or 2, any pads, dilation `d` (stride 1 only; DeepLab's atrous layers),
+ * batch folded into `planes`. Each plane is first copied into `pad`, a zero-bordered scratch plane
+ * (`pt` zero rows on top, `pl` zero columns on the left, zeros after each row up to rowLen and
+ * below the last row), so that every output column goes 4 at a time without bounds checks. Stride
+ * 2 splits two loads into even and odd columns and shifts the even ones by one for the third tap.
+ */
+export function conv_f32_dw3x3_simd(
+  x: usize, wp: usize, y: usize, planes: i32, c: i32,
+  h: i32, w: i32, oh: i32, ow: i32, s: i32, pt: i32, pl: i32, d: i32, pad: usize, rowLen: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  const rowBytes = <usize>rowLen << 2;
+  const first = pad + <usize>pt * rowBytes + (<usize>pl << 2);
+  for (let p = 0; p < planes; p++) {
+    const xp = x + <usize>p * <usize>h * <usize>w * 4;
+    for (let iy = 0; iy < h; iy++) copyFloats(first + <usize>iy * rowBytes, xp + <usize>iy * <usize>w * 4, w);
+    const wq = wp + (<usize>(p % c) << 6);
+    const yp = y + <usize>p * <usize>oh * <usize>ow * 4;
+    if (act == ACT_CLAMP) dw3x3Plane(pad, rowLen, wq, yp, oh, ow, s, d, true, act, p0, p1);
+    else dw3x3Plane(pad, rowLen, wq, yp, oh, ow, s, d, false, act, p0, p1);
   }
 }
 

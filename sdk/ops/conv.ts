@@ -96,15 +96,15 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   }
   const wp = upload(env, packed);
   const planes = p.n * p.c;
-  if (is3x3 && p.sh === 1 && p.sw === 1 && p.dh === p.dw) {
-    const f = kernelFn(env, 'conv_f32_dw3x3s1_simd');
-    const zero = env.alloc((p.w + 8) * 4);
-    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, p.dh, zero, code, p0, p1);
-  }
-  if (is3x3 && p.sh === 2 && p.sw === 2 && p.dh === 1 && p.dw === 1) {
-    const f = kernelFn(env, 'conv_f32_dw3x3s2_simd');
-    const zero = env.alloc((p.w + 16) * 4);
-    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, zero, code, p0, p1);
+  const s = p.sh;
+  if (is3x3 && p.sw === s && p.dh === p.dw && (s === 1 || (s === 2 && p.dh === 1))) {
+    // A zero-bordered copy of one plane, large enough for every vector read of the last outputs.
+    const owv = Math.ceil(p.ow / 4) * 4;
+    const rowLen = Math.ceil((Math.max(p.pl + p.w, s === 1 ? owv + 2 * p.dh : 2 * owv + 4) + 4) / 4) * 4;
+    const padRows = Math.max(p.pt + p.h, (p.oh - 1) * s + 2 * p.dh + 1);
+    const pad = env.alloc(padRows * rowLen * 4);
+    const f = kernelFn(env, 'conv_f32_dw3x3_simd');
+    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, s, p.pt, p.pl, p.dh, pad, rowLen, code, p0, p1);
   }
   const f = kernelFn(env, 'conv_f32_dw_simd');
   return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, code, p0, p1);
