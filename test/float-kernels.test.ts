@@ -330,4 +330,33 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
   }
 });
 
+test('Transpose and Slice kernels (strided copies) equal the reference: permutations, steps, negative steps', async () => {
+  const r = rng(41);
+  for (let i = 0; i < 20; i++) {
+    const rank = int(r, 1, 5);
+    const dims = Array.from({ length: rank }, () => int(r, 1, 7));
+    const perm = [...Array(rank).keys()].sort(() => r() - 0.5);
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes: [node('Transpose', ['x'], ['y'], { perm })],
+    };
+    // Up to four loops after merging run the kernel; more fall back to the reference.
+    await check(`Transpose [${dims}] perm [${perm}]`, spec, { kernels: rank <= 4 ? ['Transpose'] : [] });
+  }
+  for (let i = 0; i < 20; i++) {
+    const rank = int(r, 1, 4);
+    const dims = Array.from({ length: rank }, () => int(r, 1, 9));
+    const axes = [...Array(rank).keys()].filter(() => r() < 0.7);
+    if (!axes.length) axes.push(0);
+    const steps = axes.map(() => pick(r, [1, 2, 3, -1, -2]));
+    const starts = axes.map((a, j) => (steps[j] > 0 ? int(r, -dims[a], dims[a] - 1) : int(r, 0, dims[a] - 1)));
+    const ends = axes.map((a, j) => (steps[j] > 0 ? int(r, 0, dims[a] + 2) : pick(r, [-dims[a] - 5, int(r, -1, dims[a] - 1)])));
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }],
+      nodes: [node('Slice', ['x', 'starts', 'ends', 'axes', 'steps'], ['y'])],
+      initializers: { starts: ints([axes.length], starts), ends: ints([axes.length], ends), axes: ints([axes.length], axes), steps: ints([axes.length], steps) },
+    };
+    await check(`Slice [${dims}] starts ${starts} ends ${ends} axes ${axes} steps ${steps}`, spec, { kernels: ['Slice'] });
+  }
+});
+
 test.run();

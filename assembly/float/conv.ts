@@ -5,6 +5,7 @@
 //    rounded up to 4).
 import { ACT_CLAMP, activate, activate1 } from './activation';
 import { gemm_f32_packed_simd } from './gemm';
+import { copyFloats, storeLanes } from './util';
 
 /** Columns of a GEMM block so that one block of the right operand (k rows) stays in L2. */
 @inline
@@ -123,26 +124,6 @@ function dwPoint(
     }
   }
   return acc;
-}
-
-/** Copy n floats (memory.copy is a call out of the module in engines, too slow for short rows). */
-@inline
-function copyFloats(dst: usize, src: usize, n: i32): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v128.load(src + (<usize>i << 2)));
-  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
-}
-
-/** Store the first n (1..4) lanes of v. */
-@inline
-function storeLanes(y: usize, v: v128, n: i32): void {
-  if (n >= 4) {
-    v128.store(y, v);
-    return;
-  }
-  v128.store32_lane(y, v, 0);
-  if (n > 1) v128.store32_lane(y, v, 1, 4);
-  if (n > 2) v128.store32_lane(y, v, 2, 8);
 }
 
 /** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so

@@ -6,6 +6,7 @@
 // right operand use S = the activations packed per call and V = the weights packed in
 // 8-column panels.
 import { activate } from './activation';
+import { storeLanes } from './util';
 
 const CHUNK = 16;
 
@@ -85,19 +86,8 @@ export function tile4x8(
 /** Store the first `nr` (1..8) lanes of the 8-float row (lo, hi). */
 @inline
 function storeRow(y: usize, lo: v128, hi: v128, nr: i32): void {
-  if (nr >= 4) {
-    v128.store(y, lo);
-    y += 16;
-    nr -= 4;
-    lo = hi;
-    if (nr == 4) {
-      v128.store(y, lo);
-      return;
-    }
-  }
-  if (nr > 0) v128.store32_lane(y, lo, 0);
-  if (nr > 1) v128.store32_lane(y, lo, 1, 4);
-  if (nr > 2) v128.store32_lane(y, lo, 2, 8);
+  storeLanes(y, lo, nr);
+  if (nr > 4) storeLanes(y + 16, hi, nr - 4);
 }
 
 /**
