@@ -3,9 +3,9 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { ACT_CLAMP, activate, activate1 } from './activation';
+import { ACT_CLAMP, activate } from './activation';
 import { gemm_f32_packed_simd } from './gemm';
-import { copyFloats, storeLanes } from './util';
+import { copyFloats, loadStrided, storeLanes } from './util';
 
 /** Columns of a GEMM block so that one block of the right operand (k rows) stays in L2. */
 @inline
@@ -60,11 +60,9 @@ function im2col(
             const t0 = ix0 >= 0 ? 0 : min(run, (-ix0 + sw - 1) / sw);
             const t1 = max(t0, min(run, ix0 < w ? (w - 1 - ix0) / sw + 1 : 0));
             if (t0 > 0) memory.fill(dst, 0, <usize>t0 << 2);
-            if (sw == 1) {
-              memory.copy(dst + (<usize>t0 << 2), src + (<usize>(ix0 + t0) << 2), <usize>(t1 - t0) << 2);
-            } else {
-              for (let t = t0; t < t1; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>(ix0 + t * sw) << 2)));
-            }
+            let t = t0;
+            for (; t + 4 <= t1; t += 4) v128.store(dst + (<usize>t << 2), loadStrided(src + (<usize>(ix0 + t * sw) << 2), sw));
+            for (; t < t1; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>(ix0 + t * sw) << 2)));
             if (t1 < run) memory.fill(dst + (<usize>t1 << 2), 0, <usize>(run - t1) << 2);
           }
           j += run;
@@ -106,24 +104,6 @@ export function conv_f32_im2col_simd(
       }
     }
   }
-}
-
-/** One depthwise output with every bounds check: the edges of the specialised kernels. */
-@inline
-function dwPoint(
-  xp: usize, wq: usize, h: i32, w: i32, kh: i32, kw: i32, iy0: i32, ix0: i32, dh: i32, dw: i32,
-): f32 {
-  let acc: f32 = 0;
-  for (let ky = 0; ky < kh; ky++) {
-    const iy = iy0 + ky * dh;
-    if (iy < 0 || iy >= h) continue;
-    for (let kx = 0; kx < kw; kx++) {
-      const ix = ix0 + kx * dw;
-      if (ix < 0 || ix >= w) continue;
-      acc += load<f32>(xp + ((<usize>iy * <usize>w + <usize>ix) << 2)) * load<f32>(wq + (<usize>(ky * kw + kx) << 2));
-    }
-  }
-  return acc;
 }
 
 /** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so
@@ -200,10 +180,8 @@ export function conv_f32_dw3x3_simd(
   act: i32, p0: f32, p1: f32,
 ): void {
   const rowBytes = <usize>rowLen << 2;
-  const first = pad + <usize>pt * rowBytes + (<usize>pl << 2);
   for (let p = 0; p < planes; p++) {
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
-    for (let iy = 0; iy < h; iy++) copyFloats(first + <usize>iy * rowBytes, xp + <usize>iy * <usize>w * 4, w);
+    fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
     const wq = wp + (<usize>(p % c) << 6);
     const yp = y + <usize>p * <usize>oh * <usize>ow * 4;
     if (act == ACT_CLAMP) dw3x3Plane(pad, rowLen, wq, yp, oh, ow, s, d, true, act, p0, p1);
@@ -211,43 +189,41 @@ export function conv_f32_dw3x3_simd(
   }
 }
 
+/** Copy plane p of x into the interior of the zero-bordered scratch plane `pad`. */
+@inline
+function fillPadded(xp: usize, h: i32, w: i32, pad: usize, rowBytes: usize, pt: i32, pl: i32): void {
+  const first = pad + <usize>pt * rowBytes + (<usize>pl << 2);
+  for (let iy = 0; iy < h; iy++) copyFloats(first + <usize>iy * rowBytes, xp + <usize>iy * <usize>w * 4, w);
+}
+
 /**
- * Depthwise conv with any kernel, stride, dilation and pads (weights per channel: kh*kw, then
- * the bias, padded to a multiple of 4 floats). Stride-1 rows get vectors where all taps are inside.
+ * Depthwise conv with any kernel, stride, dilation and pads (weights per channel: kh*kw, then the
+ * bias, padded to a multiple of 4 floats), on a zero-bordered copy of each plane like
+ * conv_f32_dw3x3_simd; taps are loaded 4 outputs at a time (strided for strides above 1).
  */
 export function conv_f32_dw_simd(
   x: usize, wp: usize, y: usize, planes: i32, c: i32,
   h: i32, w: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
-  act: i32, p0: f32, p1: f32,
+  pad: usize, rowLen: i32, act: i32, p0: f32, p1: f32,
 ): void {
   const per = (kh * kw + 1 + 3) & ~3;
-  const vFirst = sw == 1 ? pl : ow;
-  const vLast = sw == 1 ? min(ow - 4, w - 4 - (kw - 1) * dw + pl) : -1;
+  const rowBytes = <usize>rowLen << 2;
   for (let p = 0; p < planes; p++) {
+    fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
     const wq = wp + <usize>(p % c) * <usize>per * 4;
-    const bias = load<f32>(wq + (<usize>(kh * kw) << 2));
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
+    const bias = v128.load32_splat(wq + (<usize>(kh * kw) << 2));
     let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
     for (let oy = 0; oy < oh; oy++) {
-      const iy0 = oy * sh - pt;
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, kh, kw, iy0, ox * sw - pl, dh, dw) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
-        let a = f32x4.splat(bias);
+      for (let ox = 0; ox < ow; ox += 4) {
+        let a = f32x4.splat(0);
         for (let ky = 0; ky < kh; ky++) {
-          const iy = iy0 + ky * dh;
-          if (iy < 0 || iy >= h) continue;
-          const r = xp + ((<usize>iy * <usize>w + <usize>(ox - pl)) << 2);
+          const r = pad + <usize>(oy * sh + ky * dh) * rowBytes + (<usize>(ox * sw) << 2);
           for (let kx = 0; kx < kw; kx++) {
-            a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v128.load(r + (<usize>(kx * dw) << 2))));
+            const v = loadStrided(r + (<usize>(kx * dw) << 2), sw);
+            a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v));
           }
         }
-        v128.store(yp + (<usize>ox << 2), activate(a, act, p0, p1));
-      }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, kh, kw, iy0, ox * sw - pl, dh, dw) + bias, act, p0, p1));
+        storeLanes(yp + (<usize>ox << 2), activate(f32x4.add(a, bias), act, p0, p1), ow - ox);
       }
       yp += <usize>ow << 2;
     }

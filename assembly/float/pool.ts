@@ -1,11 +1,5 @@
 // Pooling over NCHW float32 planes (batch and channels folded into `planes`).
-import { copyFloats, storeLanes } from './util';
-
-/** Lanes 0, 2, 4, 6 of the 8 floats at p: four taps of stride 2. */
-@inline
-function even(p: usize): v128 {
-  return v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
-}
+import { copyFloats, loadStrided, storeLanes } from './util';
 
 @inline
 function reduce4(a: v128, b: v128, isMax: bool): v128 {
@@ -49,23 +43,8 @@ function poolPlanes(
       const hr = hbuf + <usize>iy * hStride;
       for (let ox = 0; ox < ow; ox += 4) {
         let acc = init;
-        if (sw == 1) {
-          let q = row + (<usize>ox << 2);
-          for (let kx = 0; kx < kw; kx++) { acc = reduce4(acc, v128.load(q), isMax); q += dwOff; }
-        } else if (sw == 2) {
-          let q = row + (<usize>ox << 3);
-          for (let kx = 0; kx < kw; kx++) { acc = reduce4(acc, even(q), isMax); q += dwOff; }
-        } else {
-          for (let kx = 0; kx < kw; kx++) {
-            const q = row + (<usize>(ox * sw + kx * dw) << 2);
-            const s = <usize>sw << 2;
-            let v = f32x4.splat(load<f32>(q));
-            v = f32x4.replace_lane(v, 1, load<f32>(q + s));
-            v = f32x4.replace_lane(v, 2, load<f32>(q + 2 * s));
-            v = f32x4.replace_lane(v, 3, load<f32>(q + 3 * s));
-            acc = reduce4(acc, v, isMax);
-          }
-        }
+        let q = row + (<usize>(ox * sw) << 2);
+        for (let kx = 0; kx < kw; kx++) { acc = reduce4(acc, loadStrided(q, sw), isMax); q += dwOff; }
         v128.store(hr + (<usize>ox << 2), acc);
       }
     }
