@@ -71,6 +71,21 @@ for (const { file, shape } of SHARED_MODELS) {
   });
 }
 
+assetTest(test, 'deterministic: a batch of 8 gives each image the bits of its batch-1 run, and repeated runs the same bits', async () => {
+  const model = await loadModel(readFileSync(join(MODELS, 'mobilenetv2-12-fp32.onnx')), { inputShape: [1, 3, 224, 224] });
+  const spec = presetSpec('imagenet');
+  const per = 3 * 224 * 224;
+  const x = new Float32Array(8 * per);
+  for (let b = 0; b < 8; b++) x.set(randomImage(spec, 10 + b), b * per);
+  const name = model.outputs[0].name;
+  const y8 = (await model.run(x))[name];
+  for (let b = 0; b < 8; b++) {
+    const y1 = (await model.run(x.subarray(b * per, (b + 1) * per)))[name];
+    assert.ok(y1.every((v, i) => Object.is(v, y8[b * 1000 + i])), `image ${b} differs between batch 1 and batch 8`);
+  }
+  assert.ok((await model.run(x))[name].every((v, i) => Object.is(v, y8[i])), 'a second run differs');
+});
+
 assetTest(test, 'MobileNetV2 top-1 on the 500 ImageNet images with the WASM engine equals ONNX Runtime (83.8 %) within 0.2 points', async () => {
   const wnids = parseWnids(readFileSync(join(ASSETS, 'labels/imagenet-wnids.txt'), 'utf8'));
   const files = readdirSync(IMAGENET).filter((f) => f.endsWith('.JPEG')).sort();
