@@ -121,8 +121,8 @@ export class FloatPlan {
         inputs: s.node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
         alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.node.name}"`),
         f32: (p, n) => rt.f32(p, n),
-        activation: s.fused?.activation,
         i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
+        activation: s.fused?.activation,
       };
       s.call = s.mod.kernel(s.params, env);
     }
