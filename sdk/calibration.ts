@@ -2,12 +2,13 @@
 import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq } from './export/qdq.js';
 import { buildTable, type CalibrationTable } from './export/table.js';
+import { fail } from './errors.js';
 import type { Model } from './model.js';
 import {
-  CalibrationState, passes, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Samples,
+  CalibrationState, passes, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type Samples,
 } from './quant/calibrate.js';
 import { FloatObserver, type MeanTarget } from './quant/observe.js';
-import type { QuantSpec } from './quant/spec.js';
+import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
 
 export class Calibration {
@@ -30,6 +31,22 @@ export class Calibration {
   }
 }
 
+/** Rebuild a saved calibration (calibration.json) for the model it was made from. */
+export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
+  if (table?.format !== 'p2calib-calibration' || table.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
+  const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
+  const opts = resolveOptions({
+    preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
+    estimator: table.estimator,
+  });
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
+  state.restore(table.tensors, table.layers);
+  state.images = table.images;
+  const { spec, weights } = state.spec();
+  return new Calibration(model, state, spec, weights, table);
+}
+
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own
  *  output before the activation ('devkit'). */
 export function meanTargets(state: CalibrationState): MeanTarget[] {
@@ -46,7 +63,7 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
   const opts = resolveOptions(options);
   const started = Date.now();
   const { graph, inferred } = model.prepared(1);
-  const state = new CalibrationState(graph, inferred, opts);
+  const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   const targets = meanTargets(state);
   const { plan, rt } = await model.floatPlan(1, { keep: opts.biasCalibration === 'devkit' ? targets.map((t) => t.tensor) : [] });
   const observer = new FloatObserver(plan, rt, state.placement.points, targets, opts.rules.estimator);
@@ -64,6 +81,6 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
     options.onProgress?.({ pass, passes: opts.iterations, done, total });
   }
   const { spec, weights } = state.spec();
-  const table = buildTable(state, spec, weights, { seconds: (Date.now() - started) / 1000 });
+  const table = buildTable(state, spec, weights, { seconds: (Date.now() - started) / 1000, pixelInput: model.pixelInput });
   return new Calibration(model, state, spec, weights, table);
 }

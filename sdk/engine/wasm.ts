@@ -55,7 +55,7 @@ export class WasmRuntime {
   /** Reserve zero-filled, 16-byte aligned memory for the instance's lifetime. */
   alloc(bytes: number, what = 'buffer'): number {
     const ptr = (this.top + 15) & ~15;
-    const end = ptr + bytes + 16; // kernels may read one vector past the end
+    const end = ptr + bytes + 64; // kernels may read a few vectors past the end
     if (end > MAX_BYTES) fail('TOO_LARGE', `${what} needs ${bytes} bytes; WASM memory is limited to 4 GiB`);
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));

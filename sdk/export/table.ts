@@ -3,6 +3,7 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
+import type { PixelAffine } from '../graph/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
@@ -43,17 +44,21 @@ export interface CalibrationTable {
   preset: string;
   estimator: string;
   bits: number;
+  /** Nodes and tensors computed in 16 bits (mixed precision). */
+  sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
   images: number;
   seconds: number;
+  /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
+  input: { pixels: boolean; affine?: PixelAffine };
   tensors: Record<string, TensorEntry>;
   layers: Record<string, LayerEntry>;
 }
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { seconds: number; sqnr?: Map<string, number> },
+  extra: { seconds: number; sqnr?: Map<string, number>; pixelInput?: PixelAffine },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -93,10 +98,12 @@ export function buildTable(
     preset: o.preset,
     estimator: estimatorName(o.rules.estimator),
     bits: o.bits,
+    sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     images: state.images,
     seconds: extra.seconds,
+    input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,
     layers,
   };

@@ -1,6 +1,6 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
-import { attr, input, opError, type CompileContext, type OpModule } from './op.js';
+import { attr, input, kernelFn, opError, type CompileContext, type OpModule } from './op.js';
 import { convAxis, spatialAttrs } from './conv.js';
 
 export interface PoolParams {
@@ -74,6 +74,13 @@ export const pool: OpModule<PoolParams> = {
       }
     }
   },
+  kernel(p, env) {
+    const f = kernelFn(env, 'pool_f32_simd');
+    return ([x], [y]) => f(
+      x, y, p.n * p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr,
+      +p.max, +p.countIncludePad,
+    );
+  },
 };
 
 export interface GlobalPoolParams { max: boolean; planes: number; size: number }
@@ -96,5 +103,9 @@ export const globalPool: OpModule<GlobalPoolParams> = {
       for (let j = 0; j < p.size; j++) acc = p.max ? Math.max(acc, x[i * p.size + j]) : acc + x[i * p.size + j];
       y[i] = p.max ? acc : acc / p.size;
     }
+  },
+  kernel(p, env) {
+    const f = kernelFn(env, 'global_pool_f32_simd');
+    return ([x], [y]) => f(x, y, p.planes, p.size, +p.max);
   },
 };

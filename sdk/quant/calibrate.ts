@@ -130,7 +130,7 @@ export class CalibrationState {
   readonly layers: LayerState[] = [];
   images = 0;
 
-  constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions) {
+  constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
     for (const p of this.placement.points) this.ranges.set(p, new RunningRange());
     for (const s of options.sixteenBit) {
@@ -164,6 +164,21 @@ export class CalibrationState {
     }
   }
 
+  /** Set ranges and biases from a saved calibration table (see export/table.ts). */
+  restore(ranges: Record<string, { range: [number, number] }>, biases: Record<string, { bias: number[] }>): void {
+    for (const [t, r] of this.ranges) {
+      const saved = ranges[t];
+      if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      [r.min, r.max] = saved.range;
+      r.n = 1;
+    }
+    for (const l of this.layers) {
+      const saved = biases[l.node.name];
+      if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
+      l.bias.set(saved.bias);
+    }
+  }
+
   /** Bits of a stored tensor: the model's, or 16 where mixed precision asks for it. */
   private bitsOf(tensor: string): Bits {
     if (this.options.sixteenBit.has(tensor)) return 16;
@@ -180,7 +195,9 @@ export class CalibrationState {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
       const r = this.ranges.get(p)!;
-      tensors[p] = tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
+      tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
+        ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
+        : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
     }
     const weights = new Map<string, QuantizedWeights>();
     const layers: QuantSpec['layers'] = {};
