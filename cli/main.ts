@@ -7,6 +7,7 @@ interface Command { help: string; run(argv: string[]): Promise<number> }
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   inspect: { summary: 'show a model\'s inputs, outputs, ops and parameters', load: () => import('./commands/inspect.js') },
+  demo: { summary: 'the built-in demo: calibrate PP-OCR\'s text-direction classifier on rendered text lines', load: () => import('./commands/demo.js') },
   eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
 };
 
