@@ -4,7 +4,8 @@ import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { histogramRef, minMaxRef, StatsKernels, tailsRef } from '../sdk/quant/histogram.js';
 import { batchRange, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
-import { analyzeWeights, quantizeWeights, weightClip, weightLayout } from '../sdk/quant/weights.js';
+import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
+import type { BiasMode, Bits } from '../sdk/quant/spec.js';
 import { tensor } from '../sdk/graph/ir.js';
 import { rng } from './helpers.js';
 
@@ -131,22 +132,27 @@ test('device bias: 16-bit, plain int16, and the three branches of the MMA split'
   assert.equal(deviceBias(3.3, -2, 4, 8, 'mma', false), { value: Math.trunc(53 / 4), biasA: 13, biasB: 1 });
 });
 
+const quantize = (a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: { bits: Bits; biasMode: BiasMode }) => {
+  const { scaleLog2, biasCapped } = weightScales(a, bias, inLog2, opts);
+  return { ...quantizeWeights(a, scaleLog2, opts.bits), biasCapped };
+};
+
 test('weights: power-of-2 scales, per-channel, the clipping rule and the bias cap', () => {
   const w = tensor('float32', [2, 1, 1, 3], [0.5, -0.25, 0.125, 4, -3, 0.01]);
   const layout = weightLayout('Conv', w, false, 1);
   const bias = Float32Array.from([0, 0]);
-  const perTensor = quantizeWeights(analyzeWeights(w, layout, false, false), bias, 5, { bits: 8, biasMode: 'mma' });
+  const perTensor = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 8, biasMode: 'mma' });
   assert.equal(perTensor.scaleLog2, [5]); // 128 / 2^ceil(log2 4)
   assert.equal(Array.from(perTensor.data), [16, -8, 4, 127, -96, 0]); // 4 * 32 = 128 saturates
-  const perChannel = quantizeWeights(analyzeWeights(w, layout, true, false), bias, 5, { bits: 8, biasMode: 'mma' });
+  const perChannel = quantize(analyzeWeights(w, layout, true, false), bias, 5, { bits: 8, biasMode: 'mma' });
   assert.equal(perChannel.scaleLog2, [8, 5]);
   assert.equal(Array.from(perChannel.data.slice(0, 3)), [127, -64, 32]);
   // A bias of 300 at the weight scale 2^5 would need 9600 (fits); at 2^8 it would not: the cap lowers it.
-  const capped = quantizeWeights(analyzeWeights(w, layout, true, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'mma' });
+  const capped = quantize(analyzeWeights(w, layout, true, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'mma' });
   assert.equal(capped.scaleLog2, [6, 5]);
   assert.ok(capped.biasCapped);
   // int16 bias mode bounds the bias at the accumulator scale: 2^(5 + w) * 300 <= 32767 -> w <= 1.
-  assert.equal(quantizeWeights(analyzeWeights(w, layout, false, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'int16' }).scaleLog2, [1]);
+  assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'int16' }).scaleLog2, [1]);
   // Clipping: max 40 > 15 and > 16 * median -> clip to 2^ceil(log2(16 * median)) * 120/128.
   const outlier = Float32Array.from({ length: 101 }, (_, i) => (i === 100 ? 40 : (i % 7) * 0.1 + 0.05));
   const clip = weightClip(outlier)!;
@@ -154,7 +160,7 @@ test('weights: power-of-2 scales, per-channel, the clipping rule and the bias ca
   assert.is(clip, 2 ** Math.ceil(Math.log2(16 * median)) * (120 / 128));
   assert.is(weightClip(Float32Array.from([20, 19, 18])), undefined); // max > 15 but not an outlier
   assert.is(weightClip(Float32Array.from([14, 0.1, 0.1, 0.1])), undefined); // max <= 15
-  const q16 = quantizeWeights(analyzeWeights(w, layout, false, false), bias, 5, { bits: 16, biasMode: 'mma' });
+  const q16 = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 16, biasMode: 'mma' });
   assert.equal(q16.scaleLog2, [13]);
   assert.is(q16.data[3], 32767);
   assert.is(q16.data[5], roundHalfAway(0.01 * 2 ** 13));

@@ -4,6 +4,7 @@
  * __heap_base; kernels receive byte offsets and never allocate.
  */
 import { fail } from '../errors.js';
+import { kernelFn } from '../ops/op.js';
 import { KERNELS_WASM_BASE64 } from './kernels.wasm.js';
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -21,8 +22,8 @@ export function kernelModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
-/** Kernels are looked up by name; each is (offsets and sizes) => void. */
-export type KernelFn = (...args: number[]) => number | void;
+/** Kernels are looked up by name; each takes offsets, sizes and scalars. */
+export type KernelFn = (...args: number[]) => number;
 
 const PAGE = 65536;
 /** WASM32 address space, less a margin. */
@@ -47,9 +48,7 @@ export class WasmRuntime {
   }
 
   kernel(name: string): KernelFn {
-    const f = this.exports[name];
-    if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
-    return f as KernelFn;
+    return kernelFn(this, name);
   }
 
   /** Reserve zero-filled, 16-byte aligned memory for the instance's lifetime. */

@@ -9,7 +9,7 @@ import { encodeModel } from '../onnx/encode.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { clipOf, type QuantSpec } from '../quant/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { freshName, setClipBounds, sortNodes, staticIO } from './common.js';
+import { finishEdits, freshName, setClipBounds, staticIO } from './common.js';
 
 export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>): Uint8Array {
   const g: Graph = cloneGraph(state.graph);
@@ -55,6 +55,6 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     added.push(clip);
   }
   g.nodes = [...added, ...g.nodes];
-  sortNodes(g);
+  finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });
 }

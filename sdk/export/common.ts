@@ -1,6 +1,7 @@
 /** Small graph-editing helpers shared by the exporters. */
 import { topoSort, type Inferred } from '../graph/infer.js';
 import { tensor, type Graph, type Node } from '../graph/ir.js';
+import { removeDead } from '../graph/transforms.js';
 
 export function freshName(g: Graph, base: string): string {
   const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
@@ -27,7 +28,8 @@ export function setClipBounds(g: Graph, clip: Node, [lo, hi]: [number, number]):
   clip.inputs = [clip.inputs[0], min, max];
 }
 
-/** Nodes in topological order after edits appended new ones. */
-export function sortNodes(g: Graph): void {
+/** After edits: nodes back in topological order, initializers nothing reads dropped. */
+export function finishEdits(g: Graph): void {
   g.nodes = topoSort(g);
+  removeDead(g);
 }

@@ -16,7 +16,7 @@ import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { clipOf, deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { freshName, setClipBounds, sortNodes, staticIO } from './common.js';
+import { finishEdits, freshName, setClipBounds, staticIO } from './common.js';
 
 function zeroPoint(q: TensorQ) {
   const dtype = q.bits === 16 ? (q.signed ? 'int16' : 'uint16') : q.signed ? 'int8' : 'uint8';
@@ -90,6 +90,6 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     g.extraOpsets.push({ domain: 'com.microsoft', version: 1 });
   }
   g.nodes = [...added, ...g.nodes];
-  sortNodes(g);
+  finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });
 }

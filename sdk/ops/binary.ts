@@ -2,7 +2,9 @@
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
-import { NO_ACTIVATION, input, kernelFn, opError, sameShape, upload, type OpModule } from './op.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../quant/spec.js';
+import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, specError } from './fixed.js';
+import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule } from './op.js';
 
 type Fn = (a: number, b: number) => number;
 
@@ -77,6 +79,67 @@ export const binary: OpModule<BinaryParams> = {
     return ([a, b], [y]) => f(op, ca || a, cb || b, y, n0, n1, n2, n3, a0, a1, a2, a3, b0, b1, b2, b3, code, p0, p1);
   },
 };
+
+/**
+ * Fixed point of Add/Sub/Mul on two runtime tensors (a constant operand runs as float fallback).
+ * Add/Sub: both inputs to the accumulator scale 2^(out + F) (F = eltwise fractional bits) by the
+ * integer factors k = trunc(2^(acc - in)), acc = ka*a +/- kb*b, out = sat(roundShift(acc, F)).
+ * Mul: acc = a*b at 2^(in_a + in_b), out = sat(roundShift(acc, in_a + in_b - out)), n >= 0.
+ */
+export interface BinaryFixed {
+  p: BinaryParams;
+  mul: boolean;
+  ka: number;
+  kb: number;
+  n: number;
+  lo: number;
+  hi: number;
+  q: [TensorQ, TensorQ, TensorQ];
+}
+
+binary.fixed = {
+  fusesActivation: true,
+  compile(ctx): BinaryFixed | undefined {
+    const op = ctx.node.op;
+    if ((op !== 'Add' && op !== 'Sub' && op !== 'Mul') || !ctx.inQ[0] || !ctx.inQ[1]) return undefined;
+    const [aq, bq, yq] = [inputQ(ctx, 0), inputQ(ctx, 1), ctx.outQ[0]];
+    const bits = layerBits(aq.bits, bq.bits, yq.bits);
+    const [lo, hi] = ctx.bounds[0];
+    const rnd = (n: number) => (n > 0 ? 2 ** (n - 1) : 0);
+    if (op === 'Mul') {
+      const n = aq.scaleLog2 + bq.scaleLog2 - yq.scaleLog2;
+      if (n < 0) {
+        specError(ctx.node, `the output scale 2^${yq.scaleLog2} is finer than the product's 2^${aq.scaleLog2 + bq.scaleLog2}; ` +
+          'calibration must keep out.scaleLog2 <= in_a.scaleLog2 + in_b.scaleLog2');
+      }
+      checkAccumulator(ctx.node, maxAbs(aq) * maxAbs(bq) + rnd(n), bits, 'the product');
+      return { p: ctx.params, mul: true, ka: 1, kb: 1, n, lo, hi, q: [aq, bq, yq] };
+    }
+    const n = FRACTION_BITS.eltwise[bits];
+    const acc = yq.scaleLog2 + n;
+    const ka = rescaleFactor(aq.scaleLog2, acc);
+    const kb = (op === 'Sub' ? -1 : 1) * rescaleFactor(bq.scaleLog2, acc);
+    checkAccumulator(ctx.node, maxAbs(aq) * ka + maxAbs(bq) * Math.abs(kb) + rnd(n), bits, 'the sum');
+    return { p: ctx.params, mul: false, ka, kb, n, lo, hi, q: [aq, bq, yq] };
+  },
+  reference(f, [a, b], [y]) {
+    const fin = (acc: number) => saturate(roundShift(acc, f.n), f.lo, f.hi);
+    const combine = f.mul ? (x: number, z: number) => fin(x * z) : (x: number, z: number) => fin(f.ka * x + f.kb * z);
+    if (sameShape(f.p.aShape, f.p.bShape)) {
+      for (let i = 0; i < y.length; i++) y[i] = combine(a[i], b[i]);
+      return;
+    }
+    broadcastWalk(f.p.outShape, [f.p.aShape, f.p.bShape], (k, idx) => {
+      y[k] = combine(a[idx[0]], b[idx[1]]);
+    });
+  },
+  kernel(f, env) {
+    if (f.mul || !sameShape(f.p.aShape, f.p.bShape)) return undefined;
+    const k = eltwiseKernel(env, ...f.q);
+    const len = numel(f.p.outShape);
+    return ([a, b], [y]) => k(a, f.ka, b, f.kb, len, f, y);
+  },
+} satisfies FixedOp<BinaryParams, BinaryFixed>;
 
 export interface WhereParams { shapes: number[][]; outShape: number[] }
 

@@ -1,4 +1,5 @@
 /** Clip: min/max as attributes before opset 11, as optional constant inputs from 11 on. */
+import { activationFixed } from './fixed.js';
 import { ACT, activationKernel, attr, constInput, input, numel, type OpModule } from './op.js';
 
 export interface ClipParams { min: number; max: number; n: number }
@@ -25,3 +26,6 @@ export const clip: OpModule<ClipParams> = {
     return activationKernel(env, { code: ACT.CLAMP, p0: p.min, p1: p.max }, p.n);
   },
 };
+
+/** Fixed point: saturation at the clip bounds (fused into the layer before it when possible). */
+clip.fixed = activationFixed<ClipParams>();

@@ -1,5 +1,7 @@
 /** Concat along one axis. */
-import { attr, axis, input, opError, type OpModule } from './op.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../quant/spec.js';
+import { checkRescale, inputQ, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
+import { attr, axis, input, opError, type FixedOp, type OpModule } from './op.js';
 
 export interface ConcatParams {
   /** Product of dims before the axis. */
@@ -38,3 +40,48 @@ export const concat: OpModule<ConcatParams> = {
     });
   },
 };
+
+/**
+ * Fixed point: every input is brought to the output format through the accumulator at
+ * 2^(out + F) (F = concat fractional bits): y = sat(roundShift(x * trunc(2^(out + F - in)), F)),
+ * which copies an input already in the output format unchanged.
+ */
+export interface ConcatFixed { p: ConcatParams; rescales: Rescale[]; inQ: TensorQ[]; yq: TensorQ }
+
+concat.fixed = {
+  compile(ctx) {
+    if (ctx.inQ.some((q) => !q)) return undefined;
+    const yq = ctx.outQ[0];
+    const inQ = ctx.inputs.map((_, i) => inputQ(ctx, i));
+    const rescales = inQ.map((xq) => {
+      const bits = layerBits(xq.bits, yq.bits);
+      const n = FRACTION_BITS.concat[bits];
+      const r = { k: rescaleFactor(xq.scaleLog2, yq.scaleLog2 + n), n, lo: ctx.bounds[0][0], hi: ctx.bounds[0][1] };
+      checkRescale(ctx.node, r, xq, bits);
+      return r;
+    });
+    return { p: ctx.params, rescales, inQ, yq };
+  },
+  reference(f, inputs, [y]) {
+    const total = f.p.chunks.reduce((a, b) => a + b, 0);
+    let offset = 0;
+    inputs.forEach((x, i) => {
+      const c = f.p.chunks[i];
+      for (let o = 0; o < f.p.outer; o++) rescaleRef(f.rescales[i], x, y, o * c, o * total + offset, c);
+      offset += c;
+    });
+  },
+  kernel(f, env) {
+    const kernels = f.inQ.map((xq) => rescaleKernel(env, xq, f.yq));
+    const total = f.p.chunks.reduce((a, b) => a + b, 0);
+    const [xb, yb] = [f.inQ.map((q) => q.bits / 8), f.yq.bits / 8];
+    return (ins, [y]) => {
+      let offset = 0;
+      ins.forEach((x, i) => {
+        const c = f.p.chunks[i];
+        for (let o = 0; o < f.p.outer; o++) kernels[i](f.rescales[i], x + o * c * xb[i], y + (o * total + offset) * yb, c);
+        offset += c;
+      });
+    };
+  },
+} satisfies FixedOp<ConcatParams, ConcatFixed>;

@@ -4,6 +4,7 @@
 import { attrTensor, isFloat, tensor, type DType, type Tensor } from '../graph/ir.js';
 import { dtypeFromOnnx } from '../onnx/tensor.js';
 import { broadcastShape, broadcastWalk } from './broadcast.js';
+import { moveFixed } from './fixed.js';
 import { attr, constInput, input, opError, type OpModule } from './op.js';
 
 export const constant: OpModule<{ value: Tensor }> = {
@@ -97,3 +98,6 @@ export const range: OpModule<{ start: number; delta: number }> = {
     for (let i = 0; i < y.length; i++) y[i] = p.start + i * p.delta;
   },
 };
+
+/** Fixed point: Expand of an activation repeats its integers. */
+expand.fixed = moveFixed(expand);

@@ -2,6 +2,8 @@
  *  output_shape and auto_pad. */
 import { attr, checkRank, input, opError, type OpModule } from './op.js';
 import { spatialAttrs } from './conv.js';
+import { weightFixed } from './fixed.js';
+import { weightLayout } from '../quant/weights.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;
@@ -85,3 +87,18 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
     }
   },
 };
+
+/** Fixed point: the TypeScript reference only (no kernel; rare in the CNNs p2calib targets). */
+convTranspose.fixed = weightFixed<ConvTransposeParams>(convTranspose, ({ params: p, inputs }) => {
+  const wt = inputs[1]!;
+  const layout = weightLayout('ConvTranspose', wt.value!, false, p.group);
+  const plane = p.oh * p.ow;
+  return {
+    macParams: { ...p, hasBias: false },
+    weightShape: wt.shape,
+    channels: p.m,
+    weightChannel: layout.channelOf,
+    outChannel: (i) => Math.floor(i / plane) % p.m,
+    outLength: p.n * p.m * plane,
+  };
+});

@@ -1,8 +1,10 @@
 /** Conv (2-D; 1-D convs are run as 2-D with height 1): grouped, depthwise, dilated, strided,
  *  asymmetric pads and auto_pad. */
 import type { TensorData } from '../graph/ir.js';
+import { allocI16, bytesOf, layerBuffers, qCode, weightFixed, type WeightFixed } from './fixed.js';
 import {
-  NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type CompileContext, type KernelCall, type KernelEnv, type OpModule,
+  NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type CompileContext, type FixedKernelEnv, type KernelCall, type KernelEnv,
+  type OpModule,
 } from './op.js';
 
 export interface ConvParams {
@@ -200,3 +202,88 @@ export const conv: OpModule<ConvParams> = {
     );
   },
 };
+
+/**
+ * Conv kernels in fixed point. 8-bit: depthwise 3x3 (stride 1/2) has its own kernel; every other
+ * conv is a product of packed weights and the input (pointwise) or its im2col, per group.
+ * 16-bit: the direct scalar kernel with an int64 accumulator.
+ */
+function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall {
+  const p = f.macParams;
+  const a = f.arith;
+  const buf = layerBuffers(env, a);
+  const inImage = p.c * p.h * p.w * bytesOf(f.xq);
+  const outImage = p.m * p.oh * p.ow * bytesOf(f.yq);
+  const [xs, ys] = [+f.xq.signed, +f.yq.signed];
+  if (a.bits === 16) {
+    const wPtr = allocI16(env, f.w);
+    const k = kernelFn(env, 'conv_q16_direct');
+    const [xc, yc] = [qCode(f.xq), qCode(f.yq)];
+    return ([x], [y]) => {
+      const sums = buf.begin();
+      for (let b = 0; b < p.n; b++) {
+        k(x + b * inImage, xc, p.c, p.h, p.w, wPtr, p.m, p.group, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
+          buf.bias, buf.shift, a.lo, a.hi, y + b * outImage, yc, sums);
+      }
+      buf.end();
+    };
+  }
+  const depthwise3x3 = p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw && (p.sh === 1 || p.sh === 2) &&
+    p.dh === 1 && p.dw === 1;
+  if (depthwise3x3) {
+    const wPtr = allocI16(env, f.w);
+    const pad = env.scratch(kernelFn(env, 'dw3x3_pad_bytes')(p.oh, p.ow, p.sh) as number);
+    const k = kernelFn(env, 'dw3x3_q8_simd');
+    return ([x], [y]) => {
+      const sums = buf.begin();
+      for (let b = 0; b < p.n; b++) {
+        k(x + b * inImage, xs, p.c, p.h, p.w, wPtr, buf.bias, buf.shift, a.lo, a.hi, p.sh, p.pt, p.pl, p.oh, p.ow,
+          y + b * outImage, ys, sums, pad.ptr);
+      }
+      buf.end();
+    };
+  }
+  // Weights as i16 pairs along K, 4 output channels side by side: [group][ceil(mg/4)][ceil(K/2)][4][2].
+  const cg = p.c / p.group, mg = p.m / p.group, kk = cg * p.kh * p.kw;
+  const half = Math.ceil(kk / 2), blocks = Math.ceil(mg / 4), pixels = p.oh * p.ow;
+  const groupWords = blocks * half * 4;
+  const packed = new Int16Array(p.group * groupWords * 2);
+  for (let oc = 0; oc < p.m; oc++) {
+    const g = Math.floor(oc / mg), j = oc % mg;
+    for (let t = 0; t < kk; t++) {
+      packed[(((g * blocks + (j >> 2)) * half + (t >> 1)) * 4 + (j & 3)) * 2 + (t & 1)] = f.w[oc * kk + t];
+    }
+  }
+  const wPtr = allocI16(env, packed);
+  const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt + p.pl + p.pb + p.pr === 0;
+  const cols = env.scratch(Math.ceil(pixels / 8) * half * 32);
+  const pack = kernelFn(env, pointwise ? 'pack_pairs_q8' : 'im2col_pairs_q8');
+  const gemm = kernelFn(env, 'gemm_q8_pairs_simd');
+  const xPlanes = cg * p.h * p.w, yPlanes = mg * pixels;
+  return ([x], [y]) => {
+    const sums = buf.begin();
+    for (let b = 0; b < p.n; b++) {
+      for (let g = 0; g < p.group; g++) {
+        const xg = x + b * inImage + g * xPlanes;
+        if (pointwise) pack(xg, cg, pixels, xs, cols.ptr);
+        else pack(xg, xs, cg, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow, cols.ptr);
+        gemm(wPtr + g * groupWords * 4, cols.ptr, half, mg, pixels, buf.bias + g * mg * 4, buf.shift + g * mg * 4, a.lo, a.hi,
+          y + b * outImage + g * yPlanes, ys, sums && sums + g * mg * 8);
+      }
+    }
+    buf.end();
+  };
+}
+
+conv.fixed = weightFixed<ConvParams>(conv, ({ params: p }) => {
+  const inner = (p.c / p.group) * p.kh * p.kw;
+  const plane = p.oh * p.ow;
+  return {
+    macParams: { ...p, hasBias: false },
+    weightShape: [p.m, p.c / p.group, p.kh, p.kw],
+    channels: p.m,
+    weightChannel: (i) => Math.floor(i / inner),
+    outChannel: (i) => Math.floor(i / plane) % p.m,
+    outLength: p.n * p.m * plane,
+  };
+}, convKernel);

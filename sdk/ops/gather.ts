@@ -1,5 +1,6 @@
 /** Gather along one axis; negative indices count from the end. */
 import { attr, axis, input, opError, type OpModule } from './op.js';
+import { moveFixed } from './fixed.js';
 
 export interface GatherParams { outer: number; axisDim: number; inner: number; count: number }
 
@@ -33,3 +34,6 @@ export const gather: OpModule<GatherParams> = {
     }
   },
 };
+
+/** Fixed point: moves integers as they are. */
+gather.fixed = moveFixed(gather);

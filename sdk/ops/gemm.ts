@@ -1,6 +1,7 @@
 /** Gemm: Y = alpha * A' * B' + beta * C, with A' and B' optionally transposed and C broadcast. */
 import { broadcastShape, broadcastWalk } from './broadcast.js';
 import type { TensorData } from '../graph/ir.js';
+import { fcKernel, weightFixed } from './fixed.js';
 import { NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type KernelCall, type KernelEnv, type OpModule } from './op.js';
 
 export interface GemmParams {
@@ -87,3 +88,19 @@ export const gemm: OpModule<GemmParams> = {
     return bindPackedB(env, p.m, p.k, p.n, at, bias);
   },
 };
+
+/** In fixed point the LayerQ holds the effective weights (alpha * B) and bias (beta * C). */
+gemm.fixed = weightFixed<GemmParams>(gemm, ({ node, params: p }) => {
+  if (p.transA) opError(node, 'a transposed A (transA) has no fixed-point form');
+  return {
+    macParams: { ...p, alpha: 1, cShape: undefined },
+    weightShape: p.transB ? [p.n, p.k] : [p.k, p.n],
+    channels: p.n,
+    weightChannel: (i) => (p.transB ? Math.floor(i / p.k) : i % p.n),
+    outChannel: (i) => i % p.n,
+    outLength: p.m * p.n,
+  };
+}, (f, env) => {
+  const p = f.macParams;
+  return fcKernel(f, env, p.m, p.k, p.n, (t, j) => f.w[p.transB ? j * p.k + t : t * p.n + j]);
+});

@@ -1,6 +1,7 @@
 /** MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast. */
 import { broadcastShape, broadcastStrides } from './broadcast.js';
 import { bindPackedB } from './gemm.js';
+import { fcKernel, weightFixed } from './fixed.js';
 import { input, numel, opError, type OpModule } from './op.js';
 
 export interface MatMulParams {
@@ -63,3 +64,19 @@ export const matmul: OpModule<MatMulParams> = {
     return bindPackedB(env, p.batch * p.m, p.k, p.n, (t, j) => b[t * p.n + j], undefined);
   },
 };
+
+/** MatMul with constant 2-D weights B [K, N]: a fully connected layer over the rows of A. */
+matmul.fixed = weightFixed<MatMulParams>(matmul, ({ node, params: p, inputs }) => {
+  if (inputs[1]?.shape.length !== 2) opError(node, 'fixed point needs constant 2-D weights [K, N]');
+  return {
+    macParams: p,
+    weightShape: [p.k, p.n],
+    channels: p.n,
+    weightChannel: (i) => i % p.n,
+    outChannel: (i) => i % p.n,
+    outLength: p.batch * p.m * p.n,
+  };
+}, (f, env) => {
+  const p = f.macParams;
+  return fcKernel(f, env, p.batch * p.m, p.k, p.n, (t, j) => f.w[t * p.n + j]);
+});

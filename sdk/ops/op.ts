@@ -9,6 +9,7 @@
  *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
  */
 import { fail } from '../errors.js';
+import type { BiasMode, LayerQ, TensorQ } from '../quant/spec.js';
 import {
   attrNumber, attrNumbers, attrString, numel, type DType, type Node, type Tensor, type TensorData,
 } from '../graph/ir.js';
@@ -64,10 +65,10 @@ export interface KernelEnv {
 }
 
 /** A WASM export by name (kernels take byte offsets, sizes and scalars). */
-export function kernelFn(env: KernelEnv, name: string): (...args: number[]) => void {
+export function kernelFn(env: { readonly exports: Record<string, unknown> }, name: string): (...args: number[]) => number {
   const f = env.exports[name];
   if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
-  return f as (...args: number[]) => void;
+  return f as (...args: number[]) => number;
 }
 
 /** The element-wise kernel of an activation over `n` floats. */
@@ -103,6 +104,72 @@ export interface OpModule<P = unknown> {
   activation?(params: P): Activation | undefined;
   /** Its kernels can apply `KernelEnv.activation` to their output. */
   readonly fusesActivation?: boolean;
+  /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
+  fixed?: FixedOp<P, any>;
+}
+
+// ---- the fixed-point part (DESIGN.md §5; the rules themselves live in quant/spec.ts) ----
+
+/** What the fixed-point engine tells an op about one node. */
+export interface FixedContext<P> {
+  node: Node;
+  params: P;
+  inputs: (ValueMeta | undefined)[];
+  /** Formats of the runtime inputs; undefined for constants and omitted inputs. */
+  inQ: (TensorQ | undefined)[];
+  /** Formats of the outputs (with a fused activation, the activation's output format). */
+  outQ: TensorQ[];
+  /** Per output: the saturation range, the format's range narrowed by a fused Relu/Clip. */
+  bounds: [number, number][];
+  /** Weight layers: quantized weights and float bias. */
+  layer?: LayerQ;
+  biasMode: BiasMode;
+}
+
+/** The integer arithmetic of a weight layer, shared by its reference and kernel. */
+export interface LayerArith {
+  bits: 8 | 16;
+  channels: number;
+  /** Device bias per output channel at the accumulator scale 2^accLog2[c]; setBias rewrites it. */
+  bias: Int32Array;
+  /** Requantizing shift per output channel (n = in + w - out >= 0). */
+  shift: Int32Array;
+  accLog2: Int32Array;
+  /** Per output channel: max |sum x*w| over all inputs (the accumulator bound before bias). */
+  macBound: Float64Array;
+  lo: number;
+  hi: number;
+  /** When set, the step adds per-channel sums of its accumulators (bias added, before the shift). */
+  accSums?: Float64Array;
+  /** Re-derive the device bias from a float bias (checks the accumulator bound again). */
+  setBias(bias: ArrayLike<number>): void;
+}
+
+/** A fixed-point kernel binding gets this to pack its constants and reserve scratch memory. */
+export interface FixedKernelEnv {
+  readonly exports: Record<string, unknown>;
+  readonly inputs: (ValueMeta | undefined)[];
+  /** Reserve memory for the plan's lifetime (16-byte aligned, zero-filled). */
+  alloc(bytes: number): number;
+  /** Scratch shared by every step, valid during a call; `ptr` is set once the plan is built. */
+  scratch(bytes: number): { readonly ptr: number };
+  /** The WASM memory's current buffer (views made on it die when the memory grows). */
+  buffer(): ArrayBuffer;
+}
+
+export interface FixedOp<P, F> {
+  /** Derive the integer parameters (shifts, factors, device biases) and validate the formats;
+   *  undefined when this case has no documented device arithmetic (the node runs as float
+   *  fallback). */
+  compile(ctx: FixedContext<P>): F | undefined;
+  /** The spec in code: integer inputs (constants as their float data) to integer outputs. */
+  reference(f: F, inputs: TensorData[], outputs: TensorData[]): void;
+  /** Binding to WASM integer kernels; undefined falls back to `reference`. */
+  kernel?(f: F, env: FixedKernelEnv): KernelCall | undefined;
+  /** The step saturates with `bounds`, so a following single-use Relu/Clip fuses into it. */
+  readonly fusesActivation?: boolean;
+  /** Weight layers: where compile() put the layer's arithmetic (for setBias and statistics). */
+  arith?(f: F): LayerArith;
 }
 
 // ---- helpers shared by op modules ----

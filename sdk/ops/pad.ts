@@ -1,5 +1,7 @@
 /** Pad: constant, reflect and edge modes; pads as an attribute (< opset 11) or input (>= 11,
  *  with axes from 18). */
+import { quantizeValue } from '../quant/spec.js';
+import { moveFixed } from './fixed.js';
 import { attr, axis, constInput, input, opError, strides, type OpModule } from './op.js';
 
 export interface PadParams { mode: 'constant' | 'reflect' | 'edge'; value: number; inShape: number[]; outShape: number[]; begin: number[] }
@@ -46,3 +48,6 @@ export const pad: OpModule<PadParams> = {
     }
   },
 };
+
+/** Fixed point: the constant pad value is converted to the input's format like any float. */
+pad.fixed = moveFixed(pad, (p, xq) => ({ ...p, value: quantizeValue(p.value, xq) }));

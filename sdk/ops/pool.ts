@@ -1,7 +1,10 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
-import { attr, input, kernelFn, opError, type CompileContext, type OpModule } from './op.js';
+import type { TensorData } from '../graph/ir.js';
+import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits } from '../quant/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
+import { checkAccumulator, formatChange, inputQ, maxAbs, type Rescale } from './fixed.js';
+import { attr, input, kernelFn, opError, type CompileContext, type FixedOp, type OpModule } from './op.js';
 
 export interface PoolParams {
   max: boolean;
@@ -49,30 +52,7 @@ export const pool: OpModule<PoolParams> = {
     return { params, outputs: [{ dtype: x.dtype, shape }] };
   },
   reference(p, [x], [y]) {
-    for (let plane = 0; plane < p.n * p.c; plane++) {
-      const xo = plane * p.h * p.w;
-      for (let oy = 0; oy < p.oh; oy++) {
-        for (let ox = 0; ox < p.ow; ox++) {
-          let acc = p.max ? -Infinity : 0;
-          let count = 0;
-          for (let ky = 0; ky < p.kh; ky++) {
-            const iy = oy * p.sh - p.pt + ky * p.dh;
-            for (let kx = 0; kx < p.kw; kx++) {
-              const ix = ox * p.sw - p.pl + kx * p.dw;
-              const inside = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
-              if (inside) {
-                const v = x[xo + iy * p.w + ix];
-                acc = p.max ? Math.max(acc, v) : acc + v;
-                count++;
-              } else if (p.countIncludePad && iy < p.h + p.pb && ix < p.w + p.pr) {
-                count++; // pads count, the ceil_mode overhang does not
-              }
-            }
-          }
-          y[(plane * p.oh + oy) * p.ow + ox] = p.max ? acc : acc / count;
-        }
-      }
-    }
+    poolWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
   },
   kernel(p, env) {
     const f = kernelFn(env, 'pool_f32_simd');
@@ -82,6 +62,34 @@ export const pool: OpModule<PoolParams> = {
     );
   },
 };
+
+/** Walk every window: acc is the max or the sum of the values inside, count how many count. */
+function poolWindows(p: PoolParams, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number): void {
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const xo = plane * p.h * p.w;
+    for (let oy = 0; oy < p.oh; oy++) {
+      for (let ox = 0; ox < p.ow; ox++) {
+        let acc = p.max ? -Infinity : 0;
+        let count = 0;
+        for (let ky = 0; ky < p.kh; ky++) {
+          const iy = oy * p.sh - p.pt + ky * p.dh;
+          for (let kx = 0; kx < p.kw; kx++) {
+            const ix = ox * p.sw - p.pl + kx * p.dw;
+            const inside = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+            if (inside) {
+              const v = x[xo + iy * p.w + ix];
+              acc = p.max ? Math.max(acc, v) : acc + v;
+              count++;
+            } else if (p.countIncludePad && iy < p.h + p.pb && ix < p.w + p.pr) {
+              count++; // pads count, the ceil_mode overhang does not
+            }
+          }
+        }
+        y[(plane * p.oh + oy) * p.ow + ox] = finish(acc, count);
+      }
+    }
+  }
+}
 
 export interface GlobalPoolParams { max: boolean; planes: number; size: number }
 
@@ -98,14 +106,54 @@ export const globalPool: OpModule<GlobalPoolParams> = {
     };
   },
   reference(p, [x], [y]) {
-    for (let i = 0; i < p.planes; i++) {
-      let acc = p.max ? -Infinity : 0;
-      for (let j = 0; j < p.size; j++) acc = p.max ? Math.max(acc, x[i * p.size + j]) : acc + x[i * p.size + j];
-      y[i] = p.max ? acc : acc / p.size;
-    }
+    globalWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
   },
   kernel(p, env) {
     const f = kernelFn(env, 'global_pool_f32_simd');
     return ([x], [y]) => f(x, y, p.planes, p.size, +p.max);
   },
 };
+
+function globalWindows(p: GlobalPoolParams, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number): void {
+  for (let i = 0; i < p.planes; i++) {
+    let acc = p.max ? -Infinity : 0;
+    for (let j = 0; j < p.size; j++) acc = p.max ? Math.max(acc, x[i * p.size + j]) : acc + x[i * p.size + j];
+    y[i] = finish(acc, p.size);
+  }
+}
+
+/**
+ * Fixed point of the pools. Max: the largest integer of the window, requantized if the output
+ * format differs. Average: the window sum times 1/count held with the avgPool fractional bits F,
+ * sat(roundShift(sum * round(2^F / count), F + in - out)) (spec.ts avgPoolMultiplier).
+ */
+export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale }
+
+function poolFixed<P extends { max: boolean }>(
+  walk: (p: P, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number) => void,
+  windowSize: (p: P) => number,
+): FixedOp<P, PoolFixed<P>> {
+  return {
+    compile(ctx) {
+      const [xq, yq] = [inputQ(ctx, 0), ctx.outQ[0]];
+      const bits = layerBits(xq.bits, yq.bits);
+      const rescale = formatChange(xq, yq, ctx.bounds[0]);
+      const n = FRACTION_BITS.avgPool[bits] + xq.scaleLog2 - yq.scaleLog2;
+      if (!ctx.params.max) {
+        // sum * round(2^F / count) <= max|x| * (2^F + count / 2)
+        const bound = maxAbs(xq) * (2 ** FRACTION_BITS.avgPool[bits] + windowSize(ctx.params)) + (n > 0 ? 2 ** (n - 1) : 0);
+        checkAccumulator(ctx.node, bound, bits, 'the window sum');
+      }
+      return { p: ctx.params, max: ctx.params.max, bits, n, rescale };
+    },
+    reference(f, [x], [y]) {
+      const { lo, hi } = f.rescale;
+      walk(f.p, x, y, f.max
+        ? (acc) => saturate(roundShift(acc * f.rescale.k, f.rescale.n), lo, hi)
+        : (sum, count) => saturate(roundShift(sum * avgPoolMultiplier(count, f.bits), f.n), lo, hi));
+    },
+  };
+}
+
+pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw);
+globalPool.fixed = poolFixed(globalWindows, (p) => p.size);

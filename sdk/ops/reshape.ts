@@ -1,6 +1,7 @@
 /** Ops that only relabel the shape of their input: the data is shared, never moved.
  *  Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout (inference: identity). */
 import { attr, axis, constInput, input, numel, opError, type CompileContext, type OpModule } from './op.js';
+import { moveFixed } from './fixed.js';
 
 export interface ReshapeParams { shape: number[] }
 
@@ -65,3 +66,6 @@ export const reshape: OpModule<ReshapeParams> = {
     y.set(x);
   },
 };
+
+/** Fixed point: the same integers (the engine shares the buffer when the formats agree). */
+reshape.fixed = moveFixed(reshape);

@@ -3,6 +3,7 @@
  * the two innermost axes for linear. Upsample and opset-10 Resize use asymmetric coordinates and
  * the "simple" nearest rule (floor when enlarging, ceil when shrinking), as ONNX Runtime does.
  */
+import { moveFixed } from './fixed.js';
 import { attr, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type OpModule } from './op.js';
 
 type CoordMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
@@ -157,3 +158,8 @@ export const resize: OpModule<ResizeParams> = {
     return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, iy1, fy, ix, ix1, fx, rows);
   },
 };
+
+/** Fixed point: nearest resize moves integers; linear weights have no documented device form
+ *  (float fallback). */
+const resizeMove = moveFixed(resize);
+resize.fixed = { ...resizeMove, compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)) };

@@ -1,5 +1,6 @@
 /** Slice: starts/ends/axes as attributes (< opset 10) or constant inputs with steps (>= 10). */
 import { attr, axis, constInput, input, opError, strides, type OpModule } from './op.js';
+import { moveFixed } from './fixed.js';
 
 export interface SliceParams { inShape: number[]; outShape: number[]; starts: number[]; steps: number[] }
 
@@ -54,3 +55,6 @@ export const slice: OpModule<SliceParams> = {
     }
   },
 };
+
+/** Fixed point: moves integers as they are. */
+slice.fixed = moveFixed(slice);

@@ -1,6 +1,7 @@
 /** Split along one axis: sizes from the `split` attribute (< opset 13), the `split` input
  *  (>= 13), or equal parts (num_outputs from opset 18). */
 import { attr, axis, constInput, input, opError, type OpModule } from './op.js';
+import { moveFixed } from './fixed.js';
 
 export interface SplitParams { outer: number; chunks: number[] }
 
@@ -39,3 +40,6 @@ export const split: OpModule<SplitParams> = {
     });
   },
 };
+
+/** Fixed point: moves integers as they are. */
+split.fixed = moveFixed(split);

@@ -1,5 +1,6 @@
 /** Transpose: permute the axes (reversed when perm is absent). */
 import { attr, input, opError, strides, type OpModule } from './op.js';
+import { moveFixed } from './fixed.js';
 
 export interface TransposeParams { perm: number[]; inShape: number[]; outShape: number[] }
 
@@ -33,3 +34,6 @@ export const transpose: OpModule<TransposeParams> = {
     }
   },
 };
+
+/** Fixed point: moves integers as they are. */
+transpose.fixed = moveFixed(transpose);

@@ -1,4 +1,5 @@
 /** Element-wise activations and maths with no learned range of their own: one formula each. */
+import { activationFixed } from './fixed.js';
 import { ACT, activationKernel, attr, input, numel, type Activation, type OpModule } from './op.js';
 
 type Fn = (x: number) => number;
@@ -60,3 +61,6 @@ export const unary: OpModule<UnaryParams> = {
     return a && activationKernel(env, a, p.n);
   },
 };
+
+/** Fixed point: Relu is the saturation at 0; the other ops here run as float fallback. */
+unary.fixed = activationFixed<UnaryParams>();

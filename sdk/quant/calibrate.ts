@@ -18,7 +18,7 @@ import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
 import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
-import { analyzeWeights, quantizeWeights, weightLayout, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';
 /** 'tidl' (default): compare the quantized outputs after the activation, factor / 10 during
@@ -119,6 +119,8 @@ export interface LayerState {
   analysis: WeightAnalysis;
   /** The float bias being calibrated. */
   bias: Float32Array;
+  /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
+  scaleLog2?: number[];
   /** Output channels, and the per-channel stride layout of the output tensor. */
   channels: number;
 }
@@ -164,8 +166,18 @@ export class CalibrationState {
     }
   }
 
+  /**
+   * Fix every layer's weight scales at their current value. Bias calibration then only moves
+   * biases (a bias that outgrows its type saturates), so that the quantized weights the fixed
+   * engine ran with are the ones exported.
+   */
+  freezeWeights(): void {
+    const { weights } = this.spec();
+    for (const l of this.layers) l.scaleLog2 = weights.get(l.node.name)!.scaleLog2;
+  }
+
   /** Set ranges and biases from a saved calibration table (see export/table.ts). */
-  restore(ranges: Record<string, { range: [number, number] }>, biases: Record<string, { bias: number[] }>): void {
+  restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
     for (const [t, r] of this.ranges) {
       const saved = ranges[t];
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
@@ -173,9 +185,10 @@ export class CalibrationState {
       r.n = 1;
     }
     for (const l of this.layers) {
-      const saved = biases[l.node.name];
+      const saved = layers[l.node.name];
       if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
       l.bias.set(saved.bias);
+      l.scaleLog2 = [...saved.weightScaleLog2];
     }
   }
 
@@ -204,7 +217,8 @@ export class CalibrationState {
     const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
     for (const l of this.layers) {
       const inQ = tensors[resolve(l.input)];
-      const qw = quantizeWeights(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
+      const scaleLog2 = l.scaleLog2 ?? weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode }).scaleLog2;
+      const qw = quantizeWeights(l.analysis, scaleLog2, l.bits);
       weights.set(l.node.name, qw);
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
       const outQ = tensors[resolve(l.output)];

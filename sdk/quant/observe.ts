@@ -44,14 +44,18 @@ export class FloatObserver {
     }
   }
 
-  /** Run one image; outputs of the float model are returned with its statistics. */
-  observe(feeds: Record<string, Float32Array>): { outputs: Record<string, Float32Array>; stats: ImageStats } {
+  /** Run one image; outputs of the float model are returned with its statistics. `onPoint`
+   *  sees every PACT2 point's float values while they are in the arena. */
+  observe(
+    feeds: Record<string, Float32Array>, onPoint?: (name: string, values: Float32Array) => void,
+  ): { outputs: Record<string, Float32Array>; stats: ImageStats } {
     const ranges = new Map<string, [number, number]>();
     const means = new Map<string, Float64Array>();
     const visit = (name: string) => {
       const loc = this.plan.location(name);
       if (!loc) return;
       if (this.pointSet.has(name) && !ranges.has(name)) {
+        onPoint?.(name, this.plan.view(name));
         ranges.set(name, batchRange(this.estimator, {
           count: loc.length,
           minMax: () => this.stats.minMax(loc.ptr, loc.length),

@@ -125,3 +125,105 @@ export function clipOf(q: TensorQ): [number, number] {
   const clip2 = 2 ** ((q.signed ? q.bits - 1 : q.bits) - q.scaleLog2);
   return [q.signed ? -clip2 : 0, clip2];
 }
+
+// ---- rules the fixed-point engine applies (DESIGN.md §5), one function per rule ----
+
+export type QType = 'uint8' | 'int8' | 'uint16' | 'int16';
+
+/** The element type a tensor has on the device. */
+export function qType(q: TensorQ): QType {
+  return q.bits === 8 ? (q.signed ? 'int8' : 'uint8') : q.signed ? 'int16' : 'uint16';
+}
+
+export function sameFormat(a: TensorQ, b: TensorQ): boolean {
+  return a.bits === b.bits && a.signed === b.signed && a.scaleLog2 === b.scaleLog2;
+}
+
+/** Fixed to float: x = q / 2^scaleLog2 (exact in float64). */
+export function dequantizeValue(v: number, q: TensorQ): number {
+  return v * 2 ** -q.scaleLog2;
+}
+
+/**
+ * Internal fractional bits of the integer ops that combine inputs of different scales: the
+ * accumulator sits at 2^(out + F), F = eltwise 6/14, concat 7/15 (8-bit / 16-bit); the average
+ * pools' reciprocal 1/count is held with F = 8/12 fractional bits.
+ */
+export const FRACTION_BITS = {
+  eltwise: { 8: 6, 16: 14 },
+  concat: { 8: 7, 16: 15 },
+  avgPool: { 8: 8, 16: 12 },
+} as const;
+
+/**
+ * The word a layer computes in: int32 when every operand is 8-bit, int64 otherwise. The engine
+ * proves at plan time that no accumulator (plus its rounding term) can leave this bound, so the
+ * plain-number references here equal the device's fixed-width words; int64 layers are bounded
+ * by 2^53, far inside int64, where float64 arithmetic is still exact.
+ */
+export function accumulatorLimit(bits: Bits): number {
+  return bits === 8 ? 2 ** 31 - 1 : 2 ** 53;
+}
+
+/** A layer runs in 16-bit mode (int64 accumulator, int32 bias) when any operand is 16-bit. */
+export function layerBits(...operands: Bits[]): Bits {
+  return operands.includes(16) ? 16 : 8;
+}
+
+/**
+ * The requantizing shift of a layer: n = in + w - out (scale exponents). The device cannot shift
+ * left here, so calibration must guarantee out <= in + w for every output channel (DESIGN.md
+ * §5: s_out = accScale / 2^n with n >= 0); the engine rejects a spec that breaks it.
+ */
+export function layerShift(inLog2: number, wLog2: number, outLog2: number): number {
+  return inLog2 + wLog2 - outLog2;
+}
+
+/**
+ * Saturation bounds of an output in its integer domain: the type's range, narrowed by a fused
+ * activation. ReLU is the saturation at 0; Clip(min, max) saturates at its bounds converted to
+ * fixed point like any float (round half away from zero) at the output scale.
+ */
+export function saturationBounds(q: TensorQ, clip?: { min: number; max: number }): [number, number] {
+  let [lo, hi] = qRange(q.bits, q.signed);
+  if (clip) {
+    const s = 2 ** q.scaleLog2;
+    if (clip.min > -Infinity) lo = Math.max(lo, Math.min(hi, roundHalfAway(clip.min * s)));
+    if (clip.max < Infinity) hi = Math.min(hi, Math.max(lo, roundHalfAway(clip.max * s)));
+  }
+  return [lo, hi];
+}
+
+/**
+ * The integer factor that brings an input at scale 2^inLog2 to an accumulator at 2^accLog2:
+ * k = trunc(2^(accLog2 - inLog2)). An input finer than the accumulator gets k = 0 (its values
+ * are below one accumulator step), as the device's truncation gives.
+ */
+export function rescaleFactor(inLog2: number, accLog2: number): number {
+  return Math.trunc(2 ** (accLog2 - inLog2));
+}
+
+/**
+ * Move a value between two formats of the same tensor (pass-through ops whose input and output
+ * formats differ): an exact power-of-2 change of scale, rounded by roundShift, then saturated.
+ */
+export function requantizeValue(v: number, from: TensorQ, to: TensorQ, lo: number, hi: number): number {
+  return saturate(roundShift(v, from.scaleLog2 - to.scaleLog2), lo, hi);
+}
+
+/**
+ * Average pooling: the window sum times 1/count held with F fractional bits,
+ * m = roundHalfAway(2^F / count); out = sat(roundShift(sum * m, F + in - out)). Exact when count
+ * is a power of 2 up to 2^F; otherwise 1/count carries the device's rounding (e.g. a 7x7 global
+ * pool in 8-bit mode: m = round(256/49) = 5, which averages 4.3 % low).
+ */
+export function avgPoolMultiplier(count: number, bits: Bits): number {
+  return roundHalfAway(2 ** FRACTION_BITS.avgPool[bits] / count);
+}
+
+/** The device bias of every output channel (value at the accumulator scale 2^(in + w_c)). */
+export function deviceBiases(bias: ArrayLike<number>, channels: number, inQ: TensorQ, wLog2: (c: number) => number, bits: Bits, mode: BiasMode): Int32Array {
+  const out = new Int32Array(channels);
+  for (let c = 0; c < channels; c++) out[c] = deviceBias(c < bias.length ? bias[c] : 0, inQ.scaleLog2, wLog2(c), bits, mode, inQ.signed).value;
+  return out;
+}

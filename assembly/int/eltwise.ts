@@ -1,0 +1,40 @@
+// Element-wise integer ops on same-shape tensors: y = sat((ka*a + kb*b + 2^(n-1)) >> n).
+// Add (kb > 0), Sub (kb < 0), and with one input (b = 0) the rescale that requantizes a tensor
+// between formats (concat inputs, pass-through ops). 8-bit: int32 SIMD; 16-bit: int64 scalar.
+import { load8x8, loadQ, roundShift64, storeQ, storeBytes } from './q';
+
+/** All operands 8-bit; int32 accumulator. b = 0: one input. */
+export function eltwise_q8_simd(
+  a: usize, aSigned: bool, ka: i32, b: usize, bSigned: bool, kb: i32, len: i32, n: i32, lo: i32, hi: i32,
+  y: usize, ySigned: bool,
+): void {
+  const vka = i32x4.splat(ka), vkb = i32x4.splat(kb);
+  const rnd = i32x4.splat(n > 0 ? 1 << (n - 1) : 0);
+  const vlo = i32x4.splat(lo), vhi = i32x4.splat(hi);
+  for (let i = 0; i < len; i += 8) {
+    const va = aSigned ? load8x8<i8>(a + <usize>i) : load8x8<u8>(a + <usize>i);
+    let s0 = i32x4.mul(i32x4.extend_low_i16x8_s(va), vka);
+    let s1 = i32x4.mul(i32x4.extend_high_i16x8_s(va), vka);
+    if (b) {
+      const vb = bSigned ? load8x8<i8>(b + <usize>i) : load8x8<u8>(b + <usize>i);
+      s0 = i32x4.add(s0, i32x4.mul(i32x4.extend_low_i16x8_s(vb), vkb));
+      s1 = i32x4.add(s1, i32x4.mul(i32x4.extend_high_i16x8_s(vb), vkb));
+    }
+    s0 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(s0, rnd), n), vlo), vhi);
+    s1 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(s1, rnd), n), vlo), vhi);
+    const h = i16x8.narrow_i32x4_s(s0, s1);
+    storeBytes(y + <usize>i, ySigned ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h), min(8, len - i));
+  }
+}
+
+/** Any operand types (codes of q.ts); int64 accumulator. b = 0: one input. */
+export function eltwise_q16_scalar(
+  a: usize, at: i32, ka: i32, b: usize, bt: i32, kb: i32, len: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32,
+): void {
+  for (let i = 0; i < len; i++) {
+    let acc = <i64>loadQ(a, i, at) * <i64>ka;
+    if (b) acc += <i64>loadQ(b, i, bt) * <i64>kb;
+    const v = roundShift64(acc, n);
+    storeQ(y, i, yt, <i32>(v < <i64>lo ? <i64>lo : v > <i64>hi ? <i64>hi : v));
+  }
+}

@@ -1,0 +1,127 @@
+// 8-bit convolution as a matrix product on i16 pairs: Y[m][p] = sum_k W[m][k] X[k][p] + bias[m],
+// requantized. Both operands are widened to i16 and laid out so that i32x4.dot_i16x8_s takes two
+// consecutive k at once (8 MACs per instruction):
+//   packed weights  [ceil(M/4)][ceil(K/2)][4 channels] i32 = (w[m][2j] | w[m][2j+1] << 16)
+//   packed input    [ceil(P/8)][ceil(K/2)][8 pixels][2] i16 (one pixel block's K contiguous)
+// Pointwise convs pack their input directly; other convs pack an im2col of it.
+import { finish8, load8x8 } from './q';
+
+/** Pack an 8-bit [K][P] tensor (K channel planes of P pixels) into the i16-pair layout. */
+export function pack_pairs_q8(x: usize, k: i32, p: i32, signedIn: bool, xp: usize): void {
+  if (signedIn) packPairs<i8>(x, k, p, xp);
+  else packPairs<u8>(x, k, p, xp);
+}
+
+@inline function packPairs<T>(x: usize, k: i32, p: i32, xp: usize): void {
+  const kh = (k + 1) >> 1;
+  const pb = (p + 7) >> 3;
+  for (let j = 0; j < kh; j++) {
+    const c0 = x + <usize>(2 * j) * <usize>p;
+    const has1 = 2 * j + 1 < k;
+    // Pixels past P read the next bytes in memory: they only reach padded output lanes.
+    for (let q = 0; q < pb; q++) {
+      const a = load8x8<T>(c0 + (<usize>q << 3));
+      const b = has1 ? load8x8<T>(c0 + <usize>p + (<usize>q << 3)) : i16x8.splat(0);
+      const dst = xp + ((<usize>q * <usize>kh + <usize>j) << 5);
+      v128.store(dst, i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+      v128.store(dst, i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+    }
+  }
+}
+
+/**
+ * im2col of one group of an 8-bit NCHW image straight into the i16-pair layout:
+ * row k = (c * kh + ky) * kw + kx (the ONNX weight order), column p = oy * ow + ox; taps in the
+ * padding read 0.
+ */
+export function im2col_pairs_q8(
+  x: usize, signedIn: bool, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32, xp: usize,
+): void {
+  const kk = c * kh * kw;
+  const half = (kk + 1) >> 1;
+  const blockBytes = <usize>half << 5;
+  for (let k = 0; k < kk; k++) {
+    const ci = k / (kh * kw);
+    const r = k % (kh * kw);
+    const ky = r / kw;
+    const kx = r % kw;
+    const plane = x + <usize>ci * <usize>(h * w);
+    const base = xp + (<usize>(k >> 1) << 5) + (<usize>(k & 1) << 1);
+    let pix = 0;
+    for (let oy = 0; oy < oh; oy++) {
+      const iy = oy * sh - pt + ky * dh;
+      const rowOk = iy >= 0 && iy < h;
+      const row = plane + <usize>(iy * w);
+      for (let ox = 0; ox < ow; ox++, pix++) {
+        const ix = ox * sw - pl + kx * dw;
+        let v: i32 = 0;
+        if (rowOk && ix >= 0 && ix < w) v = signedIn ? <i32>load<i8>(row + <usize>ix) : <i32>load<u8>(row + <usize>ix);
+        store<i16>(base + <usize>(pix >> 3) * blockBytes + (<usize>(pix & 7) << 2), <i16>v);
+      }
+    }
+  }
+}
+
+/**
+ * The product of packed weights (M channels, K = 2 * kh) and a packed input (P pixels), with
+ * the requantization fused: y[m * P + p] = clamp((acc + bias[m] + 2^(n-1)) >> n, lo, hi), n =
+ * shift[m]. Tiles of 4 channels x 8 pixels (8 accumulators); pixel blocks are visited in groups
+ * whose packed input (kh * 32 bytes each) stays in L1 while every channel block passes over it.
+ */
+export function gemm_q8_pairs_simd(
+  wp: usize, xp: usize, kh: i32, m: i32, p: i32, bias: usize, shift: usize, lo: i32, hi: i32,
+  y: usize, signedOut: bool, sums: usize,
+): void {
+  const pb = (p + 7) >> 3;
+  const mb = (m + 3) >> 2;
+  const group = max(1, 512 / kh);
+  const xStep = <usize>kh << 5;
+  for (let g0 = 0; g0 < pb; g0 += group) {
+    const g1 = min(pb, g0 + group);
+    for (let b = 0; b < mb; b++) {
+      const m0 = b << 2;
+      const wRow = wp + ((<usize>b * <usize>kh) << 4);
+      for (let q = g0; q < g1; q++) {
+        let xo = xp + <usize>q * xStep;
+        let wo = wRow;
+        let a00 = i32x4.splat(0), a01 = i32x4.splat(0), a10 = i32x4.splat(0), a11 = i32x4.splat(0);
+        let a20 = i32x4.splat(0), a21 = i32x4.splat(0), a30 = i32x4.splat(0), a31 = i32x4.splat(0);
+        for (let j = 0; j < kh; j++) {
+          const x0 = v128.load(xo);
+          const x1 = v128.load(xo, 16);
+          let wv = v128.load32_splat(wo);
+          a00 = i32x4.add(a00, i32x4.dot_i16x8_s(x0, wv));
+          a01 = i32x4.add(a01, i32x4.dot_i16x8_s(x1, wv));
+          wv = v128.load32_splat(wo, 4);
+          a10 = i32x4.add(a10, i32x4.dot_i16x8_s(x0, wv));
+          a11 = i32x4.add(a11, i32x4.dot_i16x8_s(x1, wv));
+          wv = v128.load32_splat(wo, 8);
+          a20 = i32x4.add(a20, i32x4.dot_i16x8_s(x0, wv));
+          a21 = i32x4.add(a21, i32x4.dot_i16x8_s(x1, wv));
+          wv = v128.load32_splat(wo, 12);
+          a30 = i32x4.add(a30, i32x4.dot_i16x8_s(x0, wv));
+          a31 = i32x4.add(a31, i32x4.dot_i16x8_s(x1, wv));
+          xo += 32;
+          wo += 16;
+        }
+        const p0 = q << 3;
+        const count = min(8, p - p0);
+        const out = y + <usize>p0;
+        finishChannel(a00, a01, m0, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a10, a11, m0 + 1, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a20, a21, m0 + 2, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a30, a31, m0 + 3, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
+      }
+    }
+  }
+}
+
+@inline function finishChannel(
+  a0: v128, a1: v128, ch: i32, m: i32, bias: usize, shift: usize, lo: i32, hi: i32, out: usize, p: i32,
+  count: i32, signedOut: bool, sums: usize,
+): void {
+  if (ch >= m) return;
+  const at = <usize>ch << 2;
+  finish8(a0, a1, load<i32>(bias + at), load<i32>(shift + at), lo, hi, out + <usize>ch * <usize>p, count, signedOut, sums, ch);
+}

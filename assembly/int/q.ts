@@ -1,0 +1,83 @@
+// Shared inline pieces of the integer kernels: element types and the device's requantization
+// (add the rounding term, arithmetic shift right, saturate). Not exported from the module.
+
+/** Element type codes (sdk/ops/fixed.ts QCODE): uint8, int8, uint16, int16. */
+export const U8: i32 = 0;
+export const S8: i32 = 1;
+export const U16: i32 = 2;
+export const S16: i32 = 3;
+
+@inline export function loadQ(p: usize, i: i32, t: i32): i32 {
+  if (t == U8) return <i32>load<u8>(p + <usize>i);
+  if (t == S8) return <i32>load<i8>(p + <usize>i);
+  if (t == U16) return <i32>load<u16>(p + (<usize>i << 1));
+  return <i32>load<i16>(p + (<usize>i << 1));
+}
+
+@inline export function storeQ(p: usize, i: i32, t: i32, v: i32): void {
+  if (t <= S8) store<u8>(p + <usize>i, <u8>v);
+  else store<u16>(p + (<usize>i << 1), <u16>v);
+}
+
+/** (acc + 2^(n-1)) >> n, n >= 0, in int64 (16-bit layers). */
+@inline export function roundShift64(acc: i64, n: i32): i64 {
+  return n > 0 ? (acc + (<i64>1 << <i64>(n - 1))) >> <i64>n : acc;
+}
+
+@inline export function clamp32(v: i32, lo: i32, hi: i32): i32 {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/** 8 widened 8-bit values (u8 or i8 by T) as i16x8. */
+@inline export function load8x8<T>(p: usize): v128 {
+  return isSigned<T>() ? v128.load8x8_s(p) : v128.load8x8_u(p);
+}
+
+/**
+ * Requantize 8 int32 accumulators (two vectors) to 8-bit: add bias and the rounding term,
+ * shift right arithmetically by n (0..31), clamp to [lo, hi], narrow. Result in the low 8 bytes.
+ */
+@inline export function requant8x8(a0: v128, a1: v128, bias: v128, rnd: v128, n: i32, lo: v128, hi: v128, signedOut: bool): v128 {
+  const v0 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(i32x4.add(a0, bias), rnd), n), lo), hi);
+  const v1 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(i32x4.add(a1, bias), rnd), n), lo), hi);
+  const h = i16x8.narrow_i32x4_s(v0, v1);
+  return signedOut ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h);
+}
+
+/** Store the low `count` (<= 8) bytes of v. */
+@inline export function storeBytes(p: usize, v: v128, count: i32): void {
+  if (count >= 8) {
+    v128.store64_lane(p, v, 0);
+    return;
+  }
+  let bits = i64x2.extract_lane(v, 0);
+  for (let j = 0; j < count; j++) {
+    store<u8>(p + <usize>j, <u8>bits);
+    bits >>= 8;
+  }
+}
+
+/** Sum of the first `count` of 8 int32 lanes (a0 then a1), in int64. */
+@inline export function sumLanes(a0: v128, a1: v128, count: i32): i64 {
+  const c = i32x4.splat(count);
+  const m0 = v128.and(a0, i32x4.lt_s(i32x4(0, 1, 2, 3), c));
+  const m1 = v128.and(a1, i32x4.lt_s(i32x4(4, 5, 6, 7), c));
+  const s = i64x2.add(
+    i64x2.add(i64x2.extend_low_i32x4_s(m0), i64x2.extend_high_i32x4_s(m0)),
+    i64x2.add(i64x2.extend_low_i32x4_s(m1), i64x2.extend_high_i32x4_s(m1)),
+  );
+  return i64x2.extract_lane(s, 0) + i64x2.extract_lane(s, 1);
+}
+
+/**
+ * The epilogue of one output channel over 8 pixels: requantize and store `count` of them; when
+ * `sums` is set, add the accumulators (bias included, before the shift) to sums[ch] (f64).
+ */
+@inline export function finish8(a0: v128, a1: v128, bias: i32, n: i32, lo: i32, hi: i32, out: usize, count: i32, signedOut: bool, sums: usize, ch: i32): void {
+  const rnd = n > 0 ? 1 << (n - 1) : 0;
+  storeBytes(out, requant8x8(a0, a1, i32x4.splat(bias), i32x4.splat(rnd), n, i32x4.splat(lo), i32x4.splat(hi), signedOut), count);
+  if (sums) {
+    const p = sums + (<usize>ch << 3);
+    store<f64>(p, load<f64>(p) + <f64>(sumLanes(a0, a1, count) + <i64>bias * <i64>count));
+  }
+}

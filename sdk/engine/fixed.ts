@@ -1,0 +1,404 @@
+/**
+ * The fixed-point executor: runs a prepared graph under a QuantSpec with the device's integer
+ * arithmetic (DESIGN.md §5, rules in quant/spec.ts, each op's integer reference in its module).
+ *
+ *   const plan = await FixedPlan.create(model, batch, spec);   // or new FixedPlan(rt, graph, inferred, spec)
+ *   const out = plan.run(feeds);            // float feeds in, dequantized float outputs out
+ *   plan.layers                             // the steps: nodes (a layer + its fused activation),
+ *                                           // output tensors with shapes and formats, fallback flag
+ *   plan.run(feeds, (layer) => plan.tensor(layer.outputs[0].name))   // every layer's integers as
+ *                                           // they are computed (what trace dumps use)
+ *   plan.tensor(name) / plan.dequantized(name)   // a tensor's integers / float view after run
+ *                                           // (for tensors named in options.keep)
+ *
+ * Calibration, cheaply and without re-planning:
+ *   plan.weightLayers                       // node names of the layers with a LayerQ
+ *   plan.setBias(node, bias)                // new float bias -> new device bias, next run uses it
+ *   plan.runWithMeans(feeds, 'output')      // + per-output-channel means of every weight layer's
+ *                                           //   output after its activation (dequantized)
+ *   plan.runWithMeans(feeds, 'accumulator') // + the same of its accumulator (bias added, before
+ *                                           //   shift and saturation), at the accumulator scale
+ *
+ * Inputs are quantized with their TensorQ (round half away from zero). Integer tensors live in
+ * one static arena; ops that only move data share their input's buffer when the formats agree.
+ * A Relu/Clip that is the only reader of a weight layer's or an Add's output is fused as the
+ * layer's saturation, and the activation's output format is the layer's. Ops with no documented
+ * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
+ */
+import { fail } from '../errors.js';
+import type { Inferred } from '../graph/infer.js';
+import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
+import type { Model } from '../model.js';
+import { QCODE, activationClip } from '../ops/fixed.js';
+import { opModule } from '../ops/index.js';
+import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, ValueMeta } from '../ops/op.js';
+import {
+  dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
+} from '../quant/spec.js';
+import { planArena, type Lifetime } from './plan.js';
+import { WasmRuntime } from './wasm.js';
+
+export interface FixedPlanOptions {
+  /** Tensors that must stay readable after run() (they get buffers of their own). */
+  keep?: Iterable<string>;
+  /** Run only the TypeScript references (for testing the kernels against them). */
+  referenceOnly?: boolean;
+}
+
+export type IntArray = Uint8Array | Int8Array | Uint16Array | Int16Array;
+
+export interface FixedTensor {
+  name: string;
+  shape: number[];
+  q: TensorQ;
+  type: QType;
+}
+
+export interface FixedLayer {
+  /** Position in execution order. */
+  index: number;
+  /** The ONNX nodes computed by this step: an op and the activation fused into it. */
+  nodes: Node[];
+  outputs: FixedTensor[];
+  /** Runs the float reference between dequantize and requantize (no documented device form). */
+  fallback: boolean;
+}
+
+export type MeansOf = 'output' | 'accumulator';
+
+const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+const VIEWS: Record<QType, new (buffer: ArrayBuffer, offset: number, length: number) => IntArray> = {
+  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
+};
+
+interface Step {
+  layer: FixedLayer;
+  mod: OpModule<unknown>;
+  params: unknown;
+  /** Per input: arena tensor name, or the constant's data. */
+  ins: ({ name: string } | { data: TensorData } | undefined)[];
+  outs: string[];
+  kind: 'fixed' | 'fallback' | 'alias';
+  fixed?: FixedOp<unknown, unknown>;
+  f?: unknown;
+  arith?: LayerArith;
+  /** Weight layers: output channels as [outer, channels, inner] of the output. */
+  channels?: [number, number, number];
+  call?: KernelCall;
+  /** Float fallback: float buffers for the inputs and outputs. */
+  floats?: { ins: (TensorData | undefined)[]; outs: Float32Array[] };
+}
+
+export class FixedPlan {
+  readonly arenaBytes: number;
+  readonly inputs: FixedTensor[];
+  readonly outputs: FixedTensor[];
+  readonly layers: FixedLayer[] = [];
+  /** Node names of the weight layers that run in fixed point (those with a LayerQ). */
+  readonly weightLayers: string[] = [];
+  private readonly steps: Step[] = [];
+  private readonly tensors = new Map<string, FixedTensor>();
+  private readonly ptr = new Map<string, number>();
+  private readonly constOutputs = new Map<string, TensorData>();
+  private readonly fusedInto = new Map<string, string>();
+  private readonly byNode = new Map<string, Step>();
+  private readonly staging = new Map<string, number>();
+  private readonly quantize?: (...args: number[]) => unknown;
+  private readonly channelSums?: (...args: number[]) => unknown;
+  private readonly sumsPtr: number;
+  private viewsFor: ArrayBuffer | undefined;
+  private views: { ins: TensorData[]; outs: TensorData[] }[] = [];
+  private kernelIns: number[][] = [];
+  private kernelOuts: number[][] = [];
+
+  /** A plan for a model at a batch size, on a WASM instance of its own. */
+  static async create(model: Model, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
+    const { graph, inferred } = model.prepared(batch);
+    return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);
+  }
+
+  constructor(private readonly rt: WasmRuntime, graph: Graph, inf: Inferred, spec: QuantSpec, options: FixedPlanOptions = {}) {
+    const keep = new Set(options.keep ?? []);
+    for (const o of graph.outputs) keep.add(o.name);
+    const isRuntime = (name: string) => !!name && !inf.values.get(name)?.value;
+    const shapeOf = (name: string) => inf.values.get(name)!.shape;
+    const tensorOf = (name: string): FixedTensor => {
+      let t = this.tensors.get(name);
+      if (t) return t;
+      const q = spec.tensors[name];
+      if (!q) fail('BAD_INPUT', `quantization spec: no format (TensorQ) for tensor "${name}"`);
+      if ((q.bits !== 8 && q.bits !== 16) || !Number.isInteger(q.scaleLog2)) {
+        fail('BAD_INPUT', `quantization spec: tensor "${name}" needs bits 8 or 16 and an integer scaleLog2`);
+      }
+      t = { name, shape: shapeOf(name), q, type: qType(q) };
+      this.tensors.set(name, t);
+      return t;
+    };
+    const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
+    for (const name of Object.keys(spec.layers)) {
+      const n = nodeNames.get(name);
+      if (!n || !WEIGHT_OPS.has(n.op)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a Conv/ConvTranspose/Gemm/MatMul node of the graph`);
+    }
+
+    // Alias ops share their input's buffer: map every tensor to the root that owns the memory.
+    const root = new Map<string, string>();
+    const rootOf = (n: string) => root.get(n) ?? n;
+    this.inputs = graph.inputs.map((v) => tensorOf(v.name));
+    const readers = consumers(graph);
+    const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+    const fused = new Set<Node>();
+
+    for (const node of inf.order) {
+      const c = inf.compiled.get(node)!;
+      if (c.outputs.every((o) => o.value) || fused.has(node)) continue;
+      const mod = opModule(node)! as OpModule<unknown>;
+      const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[];
+      const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
+      const layerQ = spec.layers[node.name];
+      const weightOp = WEIGHT_OPS.has(node.op) && !isRuntime(node.inputs[1]);
+      let fixed = weightOp && !layerQ ? undefined : mod.fixed;
+
+      // A single-reader Relu/Clip becomes the saturation of the op before it.
+      const out = node.outputs[0];
+      const next = readers.get(out) ?? [];
+      const act = fixed?.fusesActivation && node.outputs.length === 1 && next.length === 1 && !graphOutputs.has(out) &&
+        next[0].inputs[0] === out ? next[0] : undefined;
+      const clip = act ? activationClip(act, inf.compiled.get(act)!.params) : undefined;
+      const outs = clip ? [act!.outputs[0]] : node.outputs;
+      const outT = outs.map((o) => (o ? tensorOf(o) : undefined));
+      const inQ = node.inputs.map((i) => (isRuntime(i) ? tensorOf(i).q : undefined));
+
+      let f: unknown;
+      if (fixed) {
+        const ctx: FixedContext<unknown> = {
+          node, params: c.params, inputs: metas, inQ, outQ: outT.map((t) => t!.q),
+          bounds: outT.map((t) => saturationBounds(t!.q, clip)), layer: layerQ, biasMode: spec.biasMode,
+        };
+        f = fixed.compile(ctx);
+        if (f === undefined) fixed = undefined;
+      }
+      const nodes = clip ? [node, act!] : [node];
+      if (clip) {
+        fused.add(act!);
+        this.fusedInto.set(out, act!.outputs[0]);
+      }
+      const layer: FixedLayer = {
+        index: this.layers.length, nodes, outputs: outT.filter((t): t is FixedTensor => !!t), fallback: !fixed,
+      };
+      this.layers.push(layer);
+      const alias = !!fixed && mod.alias && isRuntime(node.inputs[0]) && sameFormat(inQ[0]!, outT[0]!.q) && !keep.has(outs[0]);
+      if (alias) root.set(outs[0], rootOf(node.inputs[0]));
+      const step: Step = { layer, mod, params: c.params, ins, outs, kind: alias ? 'alias' : fixed ? 'fixed' : 'fallback', fixed, f };
+      if (fixed?.arith) {
+        step.arith = fixed.arith(f);
+        const shape = outT[0]!.shape;
+        const axis = node.op === 'Gemm' || node.op === 'MatMul' ? shape.length - 1 : 1;
+        step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
+        this.weightLayers.push(node.name);
+        this.byNode.set(node.name, step);
+      }
+      if (!fixed) {
+        step.floats = {
+          ins: ins.map((x, k) => (!x ? undefined : 'data' in x ? x.data : new Float32Array(numel(metas[k]!.shape)))),
+          outs: outs.map((o) => new Float32Array(o ? numel(shapeOf(o)) : 0)),
+        };
+      }
+      this.steps.push(step);
+    }
+
+    // Lifetimes per root buffer.
+    const life = new Map<string, Lifetime>();
+    const touch = (name: string, step: number) => {
+      const r = rootOf(name);
+      const t = this.tensors.get(r)!;
+      let l = life.get(r);
+      if (!l) life.set(r, (l = { name: r, bytes: numel(t.shape) * (t.q.bits / 8), first: step, last: step }));
+      l.first = Math.min(l.first, step);
+      l.last = Math.max(l.last, step);
+    };
+    for (const v of graph.inputs) touch(v.name, -1);
+    this.steps.forEach((s, i) => {
+      s.outs.forEach((o) => o && touch(o, i));
+      s.ins.forEach((x) => x && 'name' in x && touch(x.name, i));
+    });
+    for (const name of keep) if (isRuntime(name) && this.tensors.has(name) && life.has(rootOf(name))) touch(name, this.steps.length);
+    for (const o of graph.outputs) {
+      const v = inf.values.get(o.name)!;
+      if (v.value) this.constOutputs.set(o.name, v.value.data);
+    }
+
+    const plan = planArena([...life.values()]);
+    this.arenaBytes = plan.size;
+    const base = rt.alloc(plan.size, 'the activation arena');
+    for (const name of this.tensors.keys()) {
+      const r = rootOf(name);
+      if (plan.offsets.has(r)) this.ptr.set(name, base + plan.offsets.get(r)!);
+    }
+    this.outputs = graph.outputs.filter((o) => !this.constOutputs.has(o.name)).map((o) => tensorOf(o.name));
+
+    // Kernels: pack constants now; scratch is one region sized for the largest request.
+    const scratches: { ptr: number; bytes: number }[] = [];
+    if (!options.referenceOnly) {
+      for (const s of this.steps) {
+        if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
+        const env: FixedKernelEnv = {
+          exports: rt.exports,
+          inputs: s.layer.nodes[0].inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
+          alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.layer.nodes[0].name}"`),
+          scratch: (bytes) => {
+            const sc = { ptr: 0, bytes };
+            scratches.push(sc);
+            return sc;
+          },
+          buffer: () => rt.memory.buffer,
+        };
+        s.call = s.fixed!.kernel(s.f, env);
+      }
+      for (const v of this.inputs) this.staging.set(v.name, rt.alloc(numel(v.shape) * 4, `input "${v.name}"`));
+      this.quantize = rt.kernel('quantize_f32_q');
+      this.channelSums = rt.kernel('channel_sums_q');
+    }
+    const scratch = rt.alloc(Math.max(0, ...scratches.map((s) => s.bytes)), 'kernel scratch');
+    for (const s of scratches) s.ptr = scratch;
+    this.sumsPtr = rt.alloc(8 * Math.max(0, ...this.steps.map((s) => s.channels?.[1] ?? 0)), 'channel sums');
+    this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
+    this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
+  }
+
+  /** Steps that run as float fallback (no documented device arithmetic), by node names. */
+  get fallbacks(): string[] {
+    return this.layers.filter((l) => l.fallback).map((l) => l.nodes.map((n) => n.name).join('+'));
+  }
+
+  /** The integers of a runtime tensor as they are now (valid until the next run or memory growth). */
+  tensor(name: string): IntArray {
+    const t = this.tensors.get(name);
+    const p = this.ptr.get(name);
+    if (!t || p === undefined) {
+      const into = this.fusedInto.get(name);
+      fail('BAD_INPUT', into ? `tensor "${name}" is fused into the layer writing "${into}"` : `tensor "${name}" is not a runtime tensor of this plan`);
+    }
+    return new VIEWS[t.type](this.rt.memory.buffer, p, numel(t.shape));
+  }
+
+  /** A tensor's values as floats, q / 2^scaleLog2. */
+  dequantized(name: string): Float32Array {
+    const data = this.tensor(name);
+    const q = this.tensors.get(name)!.q;
+    return Float32Array.from(data, (v) => dequantizeValue(v, q));
+  }
+
+  /** Give a weight layer a new float bias; the device bias is derived again for the next run. */
+  setBias(node: string, bias: Float32Array | Float64Array): void {
+    const s = this.byNode.get(node);
+    if (!s) fail('BAD_INPUT', `"${node}" is not a weight layer of this plan (${this.weightLayers.length} are)`);
+    if (bias.length !== s.arith!.channels) fail('BAD_INPUT', `node "${node}": bias needs ${s.arith!.channels} values, got ${bias.length}`);
+    s.arith!.setBias(bias);
+  }
+
+  /** Quantize the feeds, run every step, return the dequantized outputs. */
+  run(feeds: Record<string, Float32Array>, onLayer?: (layer: FixedLayer) => void): Record<string, Float32Array> {
+    for (const v of this.inputs) {
+      const data = feeds[v.name];
+      const n = numel(v.shape);
+      if (!data) fail('BAD_INPUT', `missing input "${v.name}"`);
+      if (data.length !== n) fail('BAD_INPUT', `input "${v.name}" has ${data.length} values; shape [${v.shape}] needs ${n}`);
+      const staging = this.staging.get(v.name);
+      if (staging !== undefined && this.quantize) {
+        this.rt.f32(staging, n).set(data);
+        const [lo, hi] = qRange(v.q.bits, v.q.signed);
+        this.quantize(staging, n, 2 ** v.q.scaleLog2, lo, hi, this.ptr.get(v.name)!, QCODE[v.type]);
+      } else {
+        const y = this.tensor(v.name);
+        for (let i = 0; i < n; i++) y[i] = quantizeValue(data[i], v.q);
+      }
+    }
+    this.refreshViews();
+    for (let i = 0; i < this.steps.length; i++) {
+      const s = this.steps[i];
+      if (s.call) s.call(this.kernelIns[i], this.kernelOuts[i]);
+      else if (s.kind === 'fixed') s.fixed!.reference(s.f, this.views[i].ins, this.views[i].outs);
+      else if (s.kind === 'fallback') this.runFallback(s, this.views[i]);
+      onLayer?.(s.layer);
+    }
+    const out: Record<string, Float32Array> = {};
+    for (const [name, data] of this.constOutputs) out[name] = Float32Array.from(data);
+    for (const o of this.outputs) out[o.name] = this.dequantized(o.name);
+    return out;
+  }
+
+  /**
+   * Run and return, for every weight layer, the per-output-channel means over the batch and the
+   * spatial positions: of its output after the fused activation ('output', dequantized), or of
+   * its accumulator with the bias, before shift and saturation ('accumulator', at 2^-(in + w)).
+   */
+  runWithMeans(feeds: Record<string, Float32Array>, of: MeansOf): { outputs: Record<string, Float32Array>; means: Map<string, Float64Array> } {
+    const sums = new Map<string, Float64Array>();
+    const weighted = this.steps.filter((s) => s.arith);
+    for (const s of weighted) {
+      const a = new Float64Array(s.channels![1]);
+      sums.set(s.layer.nodes[0].name, a);
+      if (of === 'accumulator') s.arith!.accSums = a;
+    }
+    let outputs;
+    try {
+      outputs = this.run(feeds, of === 'output' ? (layer) => {
+        const s = this.steps[layer.index];
+        if (s.arith) this.outputSums(s, sums.get(layer.nodes[0].name)!);
+      } : undefined);
+    } finally {
+      for (const s of weighted) s.arith!.accSums = undefined;
+    }
+    const means = new Map<string, Float64Array>();
+    for (const s of weighted) {
+      const [outer, , inner] = s.channels!;
+      const scale = (c: number) => (of === 'output' ? dequantizeValue(1, s.layer.outputs[0].q) : 2 ** -s.arith!.accLog2[c]);
+      means.set(s.layer.nodes[0].name, sums.get(s.layer.nodes[0].name)!.map((v, c) => (v / (outer * inner)) * scale(c)));
+    }
+    return { outputs, means };
+  }
+
+  private outputSums(s: Step, into: Float64Array): void {
+    const [outer, c, inner] = s.channels!;
+    const t = s.layer.outputs[0];
+    if (this.channelSums) {
+      const sums = new Float64Array(this.rt.memory.buffer, this.sumsPtr, c);
+      sums.fill(0);
+      this.channelSums(this.ptr.get(t.name)!, QCODE[t.type], outer, c, inner, this.sumsPtr);
+      into.set(new Float64Array(this.rt.memory.buffer, this.sumsPtr, c));
+      return;
+    }
+    const y = this.tensor(t.name);
+    for (let i = 0; i < y.length; i++) into[Math.floor(i / inner) % c] += y[i];
+  }
+
+  private runFallback(s: Step, views: { ins: TensorData[]; outs: TensorData[] }): void {
+    const fl = s.floats!;
+    s.ins.forEach((x, k) => {
+      if (!x || 'data' in x) return;
+      const q = this.tensors.get(x.name)!.q;
+      const v = views.ins[k];
+      const f = fl.ins[k]!;
+      for (let i = 0; i < f.length; i++) f[i] = dequantizeValue(v[i], q);
+    });
+    s.mod.reference(s.params, fl.ins.map((x) => x ?? new Float32Array(0)), fl.outs);
+    s.outs.forEach((o, k) => {
+      if (!o) return;
+      const q = this.tensors.get(o)!.q;
+      const y = views.outs[k];
+      const f = fl.outs[k];
+      for (let i = 0; i < f.length; i++) y[i] = quantizeValue(f[i], q);
+    });
+  }
+
+  /** Views for the reference steps, rebuilt only when the memory has grown. */
+  private refreshViews(): void {
+    if (this.viewsFor === this.rt.memory.buffer) return;
+    this.viewsFor = this.rt.memory.buffer;
+    this.views = this.steps.map((s) => ({
+      ins: s.ins.map((x) => (!x ? new Float32Array(0) : 'data' in x ? x.data : this.tensor(x.name))),
+      outs: s.outs.map((o) => (o ? this.tensor(o) : new Float32Array(0))),
+    }));
+  }
+}

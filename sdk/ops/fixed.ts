@@ -1,0 +1,335 @@
+/**
+ * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
+ * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
+ * (requantization between formats) with its kernel binding, and the fixed part of ops that only
+ * move data. The device's rules themselves are in quant/spec.ts.
+ */
+import { fail } from '../errors.js';
+import { numel, type Node, type TensorData } from '../graph/ir.js';
+import {
+  accumulatorLimit, deviceBiases, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
+  saturationBounds, type Bits, type QType, type TensorQ,
+} from '../quant/spec.js';
+import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
+
+/** Element type codes of the integer kernels (assembly/int/q.ts). */
+export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
+
+export function qCode(q: TensorQ): number {
+  return QCODE[qType(q)];
+}
+
+export function bytesOf(q: TensorQ): number {
+  return q.bits / 8;
+}
+
+/** Largest |value| a format holds. */
+export function maxAbs(q: TensorQ): number {
+  const [lo, hi] = qRange(q.bits, q.signed);
+  return Math.max(-lo, hi);
+}
+
+export function specError(node: Node, message: string): never {
+  fail('BAD_INPUT', `quantization spec, node "${node.name}" (${node.op}): ${message}`);
+}
+
+/** The runtime input i's format; the engine guarantees it for runtime inputs. */
+export function inputQ(ctx: FixedContext<unknown>, i: number): TensorQ {
+  const q = ctx.inQ[i];
+  if (!q) specError(ctx.node, `input ${i} must be computed at run time in fixed point`);
+  return q;
+}
+
+/** Fail unless an accumulator bound stays inside the layer's word (see accumulatorLimit). */
+export function checkAccumulator(node: Node, bound: number, bits: Bits, what: string): void {
+  if (bound > accumulatorLimit(bits)) {
+    specError(node, `${what} can reach ${bound}, beyond the ${bits === 8 ? 'int32' : 'int64'} accumulator; ` +
+      'lower the weight or input scales');
+  }
+}
+
+/**
+ * The arithmetic of a weight layer; `channelOf` maps a flat weight index to its output channel.
+ * One output value meets each weight of its channel at most once, so max|x| * sum|w| over the
+ * channel bounds its sum of products.
+ */
+export function weightArith(ctx: FixedContext<unknown>, weightShape: number[], channels: number, channelOf: (i: number) => number): LayerArith {
+  const { node, layer } = ctx;
+  if (!layer) specError(node, 'a weight layer needs a LayerQ');
+  const xq = inputQ(ctx, 0);
+  const yq = ctx.outQ[0];
+  const count = numel(weightShape);
+  if (layer.weights.length !== count) specError(node, `weights hold ${layer.weights.length} values; the weight [${weightShape}] has ${count}`);
+  const ws = layer.weightScaleLog2;
+  if (ws.length !== 1 && ws.length !== channels) specError(node, `weightScaleLog2 must hold 1 or ${channels} values, not ${ws.length}`);
+  if (!ws.every(Number.isInteger)) specError(node, 'weightScaleLog2 values must be integers');
+  if (layer.bias.length !== channels && layer.bias.length !== 0) specError(node, `bias must hold ${channels} values, not ${layer.bias.length}`);
+  const wBits: Bits = layer.weights instanceof Int16Array ? 16 : 8;
+  const bits = layerBits(xq.bits, yq.bits, wBits);
+  const wLog2 = (c: number) => ws[ws.length === 1 ? 0 : c];
+  const shift = new Int32Array(channels);
+  const accLog2 = new Int32Array(channels);
+  const maxShift = bits === 8 ? 31 : 62;
+  for (let c = 0; c < channels; c++) {
+    const n = layerShift(xq.scaleLog2, wLog2(c), yq.scaleLog2);
+    if (n < 0) {
+      specError(node, `channel ${c}: the output scale 2^${yq.scaleLog2} is finer than the accumulator scale 2^${xq.scaleLog2 + wLog2(c)} ` +
+        `(input 2^${xq.scaleLog2} x weights 2^${wLog2(c)}); calibration must keep out.scaleLog2 <= in.scaleLog2 + weightScaleLog2 (shift n >= 0)`);
+    }
+    if (n > maxShift) specError(node, `channel ${c}: shift ${n} exceeds ${maxShift}, the largest the ${bits}-bit path takes`);
+    shift[c] = n;
+    accLog2[c] = xq.scaleLog2 + wLog2(c);
+  }
+  const macBound = new Float64Array(channels);
+  for (let i = 0; i < count; i++) macBound[channelOf(i)] += Math.abs(layer.weights[i]);
+  const xMax = maxAbs(xq);
+  for (let c = 0; c < channels; c++) macBound[c] *= xMax;
+  const arith: LayerArith = {
+    bits, channels, shift, accLog2, macBound, lo: ctx.bounds[0][0], hi: ctx.bounds[0][1],
+    bias: new Int32Array(channels),
+    setBias(bias) {
+      const dev = deviceBiases(bias, channels, xq, wLog2, bits, ctx.biasMode);
+      for (let c = 0; c < channels; c++) {
+        const rnd = shift[c] > 0 ? 2 ** (shift[c] - 1) : 0;
+        checkAccumulator(node, macBound[c] + Math.abs(dev[c]) + rnd, bits, `the accumulator of channel ${c}`);
+      }
+      arith.bias.set(dev);
+    },
+  };
+  arith.setBias(layer.bias);
+  return arith;
+}
+
+/** One output value of a weight layer from its accumulator (sums kept when requested). */
+export function finishAcc(a: LayerArith, c: number, acc: number): number {
+  const v = acc + a.bias[c];
+  if (a.accSums) a.accSums[c] += v;
+  return saturate(roundShift(v, a.shift[c]), a.lo, a.hi);
+}
+
+// ---- rescale: y = sat(roundShift(x * k, n)), the requantization between formats ----
+
+export interface Rescale {
+  k: number;
+  n: number;
+  lo: number;
+  hi: number;
+}
+
+/** Rescale that moves a tensor from one format to another exactly (a power-of-2 shift). */
+export function formatChange(from: TensorQ, to: TensorQ, bounds: [number, number]): Rescale {
+  const d = from.scaleLog2 - to.scaleLog2;
+  return { k: d < 0 ? 2 ** -d : 1, n: Math.max(0, d), lo: bounds[0], hi: bounds[1] };
+}
+
+export function rescaleRef(r: Rescale, x: TensorData, y: TensorData, from = 0, to = 0, count = y.length): void {
+  for (let i = 0; i < count; i++) y[to + i] = saturate(roundShift(x[from + i] * r.k, r.n), r.lo, r.hi);
+}
+
+/**
+ * The element-wise kernel y = sat(roundShift(ka*a + kb*b, n)) over `len` elements (b = 0: one
+ * input): int32 SIMD when every operand is 8-bit, int64 scalar otherwise.
+ */
+export function eltwiseKernel(env: FixedKernelEnv, aq: TensorQ, bq: TensorQ | undefined, yq: TensorQ) {
+  const bits = layerBits(aq.bits, bq?.bits ?? 8, yq.bits);
+  const k = kernelFn(env, bits === 8 ? 'eltwise_q8_simd' : 'eltwise_q16_scalar');
+  const code = (q: TensorQ | undefined) => (!q ? 0 : bits === 8 ? +q.signed : qCode(q));
+  const [ac, bc, yc] = [code(aq), code(bq), code(yq)];
+  return (a: number, ka: number, b: number, kb: number, len: number, r: Omit<Rescale, 'k'>, y: number) =>
+    k(a, ac, ka, b, bc, kb, len, r.n, r.lo, r.hi, y, yc);
+}
+
+/** A kernel rescaling `count` elements from one byte offset to another. */
+export function rescaleKernel(env: FixedKernelEnv, xq: TensorQ, yq: TensorQ): (r: Rescale, x: number, y: number, count: number) => void {
+  const k = eltwiseKernel(env, xq, undefined, yq);
+  return (r, x, y, count) => k(x, r.k, 0, 0, count, r, y);
+}
+
+/** The int32/int64 bound of a rescale, checked at plan time. */
+export function checkRescale(node: Node, r: Rescale, xq: TensorQ, bits: Bits): void {
+  checkAccumulator(node, maxAbs(xq) * Math.abs(r.k) + (r.n > 0 ? 2 ** (r.n - 1) : 0), bits, 'the rescaled input');
+}
+
+// ---- ops that only move data ----
+
+export interface MoveFixed<P> {
+  params: P;
+  /** Set when the output format differs from the input's. */
+  rescale?: Rescale;
+  xq: TensorQ;
+}
+
+/**
+ * The fixed part of an op whose outputs hold values of its first input (Reshape, Transpose,
+ * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
+ * is, then each output is requantized if its format differs from the input's. `adapt` lets an
+ * op convert float parameters (Pad's constant value) to the input's integer domain.
+ */
+export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P): FixedOp<P, MoveFixed<P>> {
+  return {
+    compile(ctx) {
+      const xq = inputQ(ctx, 0);
+      const yq = ctx.outQ[0];
+      if (ctx.outQ.some((q) => !sameFormat(q, yq))) specError(ctx.node, 'all outputs must share one format');
+      const params = adapt ? adapt(ctx.params, xq) : ctx.params;
+      const [lo, hi] = qRange(xq.bits, xq.signed);
+      const [blo, bhi] = ctx.bounds[0];
+      if (sameFormat(xq, yq) && blo <= lo && bhi >= hi) return { params, xq };
+      const rescale = formatChange(xq, yq, ctx.bounds[0]);
+      checkRescale(ctx.node, rescale, xq, layerBits(xq.bits, yq.bits));
+      return { params, rescale, xq };
+    },
+    reference(f, inputs, outputs) {
+      if (!f.rescale) return mod.reference(f.params, inputs, outputs);
+      // Run on wide integers, then requantize: the output type may be narrower than the input's.
+      const wide = outputs.map((o) => new Int32Array(o.length));
+      mod.reference(f.params, inputs, wide);
+      wide.forEach((w, i) => rescaleRef(f.rescale!, w, outputs[i]));
+    },
+  };
+}
+
+// ---- weight layers ----
+
+export interface WeightGeometry<P> {
+  /** The op's parameters with bias and scaling removed: its float reference then computes the
+   *  exact integer sums of products (every term and sum is an integer far below 2^53). */
+  macParams: P;
+  weightShape: number[];
+  channels: number;
+  /** Output channel of a flat weight index and of a flat output index. */
+  weightChannel: (i: number) => number;
+  outChannel: (i: number) => number;
+  outLength: number;
+}
+
+export interface WeightFixed<P> extends WeightGeometry<P> {
+  arith: LayerArith;
+  w: Int8Array | Int16Array;
+  xq: TensorQ;
+  yq: TensorQ;
+  acc: Float64Array;
+}
+
+/**
+ * The fixed part of a weight layer (Conv, ConvTranspose, Gemm, MatMul): acc = sum x*w (the op's
+ * own reference on integers), + device bias, round-shift, saturate. `kernel` binds WASM kernels.
+ */
+export function weightFixed<P>(
+  mod: Pick<OpModule<P>, 'reference'>,
+  geometry: (ctx: FixedContext<P>) => WeightGeometry<P>,
+  kernel?: (f: WeightFixed<P>, env: FixedKernelEnv) => KernelCall | undefined,
+): FixedOp<P, WeightFixed<P>> {
+  return {
+    fusesActivation: true,
+    compile(ctx) {
+      const g = geometry(ctx);
+      const arith = weightArith(ctx, g.weightShape, g.channels, g.weightChannel);
+      return { ...g, arith, w: ctx.layer!.weights, xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
+    },
+    arith: (f) => f.arith,
+    reference(f, [x], [y]) {
+      mod.reference(f.macParams, [x, f.w], [f.acc]);
+      for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
+    },
+    kernel,
+  };
+}
+
+/** Bias, shift and accumulator-sum buffers of a weight layer's kernel, refreshed per call. */
+export function layerBuffers(env: FixedKernelEnv, a: LayerArith) {
+  const m = a.channels;
+  const bias = env.alloc(m * 4), shift = env.alloc(m * 4), sums = env.alloc(m * 8);
+  new Int32Array(env.buffer(), shift, m).set(a.shift);
+  return {
+    bias, shift,
+    /** Copy the current device bias in; returns the sums pointer (0 when not collecting). */
+    begin(): number {
+      const buf = env.buffer();
+      new Int32Array(buf, bias, m).set(a.bias);
+      if (!a.accSums) return 0;
+      new Float64Array(buf, sums, m).fill(0);
+      return sums;
+    },
+    end(): void {
+      if (!a.accSums) return;
+      const s = new Float64Array(env.buffer(), sums, m);
+      for (let c = 0; c < m; c++) a.accSums[c] += s[c];
+    },
+  };
+}
+
+/** Copy values into WASM memory as i16 at a fresh allocation. */
+export function allocI16(env: FixedKernelEnv, values: ArrayLike<number>, length = values.length): number {
+  const ptr = env.alloc(length * 2);
+  new Int16Array(env.buffer(), ptr, length).set(values);
+  return ptr;
+}
+
+/**
+ * Fully connected kernels for Gemm/MatMul: `rows` input rows of k values against n features.
+ * Weights are given by `weightAt(k, n)` and packed once, feature-major.
+ */
+export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number, k: number, n: number, weightAt: (kk: number, nn: number) => number): KernelCall {
+  const a = f.arith;
+  const buf = layerBuffers(env, a);
+  const [xc, yc, xb, yb] = [qCode(f.xq), qCode(f.yq), bytesOf(f.xq), bytesOf(f.yq)];
+  if (a.bits === 16) {
+    // The 1x1 case of the direct convolution, one row (k channels) at a time.
+    const wt = new Int16Array(n * k);
+    for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) wt[j * k + t] = weightAt(t, j);
+    const wPtr = allocI16(env, wt);
+    const conv = kernelFn(env, 'conv_q16_direct');
+    return ([x], [y]) => {
+      const sums = buf.begin();
+      for (let r = 0; r < rows; r++) {
+        conv(x + r * k * xb, xc, k, 1, 1, wPtr, n, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, buf.bias, buf.shift, a.lo, a.hi, y + r * n * yb, yc, sums);
+      }
+      buf.end();
+    };
+  }
+  const kp = Math.ceil(k / 8) * 8;
+  const np = Math.ceil(n / 4) * 4;
+  const wt = new Int16Array(np * kp);
+  for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) wt[j * kp + t] = weightAt(t, j);
+  const wPtr = allocI16(env, wt);
+  const row = env.scratch(kp * 2);
+  const fc = kernelFn(env, 'fc_q8_dot_simd');
+  return ([x], [y]) => {
+    const sums = buf.begin();
+    fc(x, +f.xq.signed, rows, k, wPtr, n, buf.bias, buf.shift, a.lo, a.hi, y, +f.yq.signed, sums, row.ptr);
+    buf.end();
+  };
+}
+
+// ---- activations ----
+
+/** The clip a Relu or Clip node applies, from its compiled params; undefined for other ops. */
+export function activationClip(node: Node, params: unknown): { min: number; max: number } | undefined {
+  if (node.domain) return undefined;
+  if (node.op === 'Relu') return { min: 0, max: Infinity };
+  if (node.op === 'Clip') return params as { min: number; max: number };
+  return undefined;
+}
+
+/** A standalone Relu/Clip: requantize to the output format, saturating at the activation's bounds. */
+export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: TensorQ; count: number }> {
+  return {
+    compile(ctx) {
+      const clip = activationClip(ctx.node, ctx.params);
+      if (!clip) return undefined;
+      const xq = inputQ(ctx, 0), yq = ctx.outQ[0];
+      const [lo, hi] = saturationBounds(yq, clip);
+      const r = formatChange(xq, yq, [Math.max(lo, ctx.bounds[0][0]), Math.min(hi, ctx.bounds[0][1])]);
+      checkRescale(ctx.node, r, xq, layerBits(xq.bits, yq.bits));
+      return { ...r, xq, yq, count: numel(ctx.inputs[0]!.shape) };
+    },
+    reference(f, [x], [y]) {
+      rescaleRef(f, x, y);
+    },
+    kernel(f, env) {
+      const k = rescaleKernel(env, f.xq, f.yq);
+      return ([x], [y]) => k(f, x, y, f.count);
+    },
+  };
+}

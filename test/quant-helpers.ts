@@ -1,0 +1,61 @@
+/**
+ * A plausible QuantSpec for tests and benchmarks, before calibration exists: PACT2 formats from
+ * float min/max over a few inputs, power-of-2 weight scales, and the n >= 0 rule enforced by
+ * lowering a layer's output scale where needed (as TIDL's s_out = accScale / 2^n does).
+ */
+import type { Model } from '../sdk/model.js';
+import { attrNumber } from '../sdk/graph/ir.js';
+import { placePact2, isWeightLayer } from '../sdk/quant/pact2.js';
+import { tensorQ } from '../sdk/quant/ranges.js';
+import type { BiasMode, Bits, LayerQ, QuantSpec, TensorQ } from '../sdk/quant/spec.js';
+import { analyzeWeights, quantizeWeights, weightLayout, weightScales } from '../sdk/quant/weights.js';
+
+export interface NaiveSpecOptions {
+  bits?: Bits;
+  perChannel?: boolean;
+  biasMode?: BiasMode;
+}
+
+export async function naiveSpec(model: Model, samples: Record<string, Float32Array>[], options: NaiveSpecOptions = {}): Promise<QuantSpec> {
+  const bits = options.bits ?? 8;
+  const biasMode = options.biasMode ?? 'mma';
+  const { graph, inferred: inf } = model;
+  const place = placePact2(graph, inf);
+  const { plan } = await model.floatPlan(model.inputs[0].shape[0], { keep: place.points });
+  const range = new Map<string, [number, number]>();
+  for (const feeds of samples) {
+    plan.run(feeds);
+    for (const p of place.points) {
+      const v = plan.view(p);
+      let [lo, hi] = range.get(p) ?? [Infinity, -Infinity];
+      for (let i = 0; i < v.length; i++) {
+        lo = Math.min(lo, v[i]);
+        hi = Math.max(hi, v[i]);
+      }
+      range.set(p, [lo, hi]);
+    }
+  }
+  const formats = new Map<string, TensorQ>();
+  for (const [p, [lo, hi]] of range) formats.set(p, tensorQ(place.unsigned.has(p) ? Math.max(0, lo) : lo, hi, bits));
+  const format = (t: string) => formats.get(place.formatOf.get(t) ?? t)!;
+
+  const layers: Record<string, LayerQ> = {};
+  for (const node of inf.order) {
+    if (!isWeightLayer(node, inf)) continue;
+    const w = graph.initializers.get(node.inputs[1])!;
+    const transB = attrNumber(node, 'transB', 0) !== 0;
+    const layout = weightLayout(node.op, w, transB, attrNumber(node, 'group', 1));
+    const b = node.inputs[2] ? graph.initializers.get(node.inputs[2]) : undefined;
+    const bias = new Float32Array(layout.channels);
+    if (b) bias.set(b.data.length === 1 ? new Array(layout.channels).fill(b.data[0]) : b.data);
+    const inQ = format(node.inputs[0]);
+    const analysis = analyzeWeights(w, layout, !!options.perChannel, false);
+    const q = quantizeWeights(analysis, weightScales(analysis, bias, inQ.scaleLog2, { bits, biasMode }).scaleLog2, bits);
+    layers[node.name] = { weights: q.data, weightScaleLog2: q.scaleLog2, bias };
+    const outQ = format(node.outputs[0]);
+    outQ.scaleLog2 = Math.min(outQ.scaleLog2, inQ.scaleLog2 + Math.min(...q.scaleLog2));
+  }
+  const tensors: Record<string, TensorQ> = {};
+  for (const t of place.formatOf.keys()) tensors[t] = format(t);
+  return { tensors, layers, biasMode };
+}
