@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
@@ -73,13 +74,46 @@ test('the PP-OCR preset is predict_cls.py\'s preprocessing: height 48, width cei
   assert.is(wide[191], -1); // squeezed to the full width: no padding
 });
 
-test('npm run demo: renders, calibrates, and reports float accuracy on held-apart lines', () => {
+test('npm run demo: renders, calibrates (through Conv -> HardSwish/HardSigmoid layers), reports float vs fixed accuracy and the worst layers', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'demo', '--calibration-images', '16', '--eval-images', '40'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /rendered 16 calibration and 40 held-apart evaluation text lines/);
   assert.match(r.stdout, /calibrated \(advanced, 8-bit\) on 16 lines/);
-  const acc = Number(/float accuracy on 40 held-apart lines: ([\d.]+) %/.exec(r.stdout)?.[1]);
-  assert.ok(acc >= 95, r.stdout);
+  const pct = (label: string) => Number(new RegExp(`${label}\\s+([\\d.]+) %`).exec(r.stdout)?.[1]);
+  assert.ok(pct('float') >= 95, r.stdout);
+  assert.ok(pct('fixed point') >= 80, r.stdout);
+  assert.ok(pct('agreement') >= 80, r.stdout);
+  const worst = r.stdout.split('five layers with the worst SQNR')[1]?.trim().split('\n').slice(1, 6) ?? [];
+  assert.is(worst.length, 5, r.stdout);
+  const sqnr = worst.map((l) => Number(l.trim().split(/\s+/).pop()));
+  assert.ok(sqnr.every(Number.isFinite) && sqnr.every((v, i) => i === 0 || v >= sqnr[i - 1]), worst.join('\n'));
+});
+
+test('eval --calibration: the fixed-point side, agreement and SQNR in the JSON, pixel-input calibrations included', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'p2calib-evalq-'));
+  try {
+    for (const [i, line] of (await textLines(21, 24)).entries()) {
+      mkdirSync(join(dir, 'lines', line.rotated ? '180' : '0'), { recursive: true });
+      writeFileSync(join(dir, 'lines', line.rotated ? '180' : '0', `${i}.png`), line.png);
+    }
+    writeFileSync(join(dir, 'classes.txt'), '0\n180\n');
+    const cli = (...a: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), ...a], { encoding: 'utf8' });
+    for (const pixels of [false, true]) {
+      const out = join(dir, pixels ? 'cal-pixels' : 'cal');
+      const c = cli('calibrate', PPOCR, '--images', join(dir, 'lines'), '--preprocess', 'ppocr-cls', '--input-shape', '1,3,48,192', '--out', out, ...(pixels ? ['--pixel-input'] : []));
+      assert.is(c.status, 0, c.stderr);
+      const r = cli('eval', PPOCR, '--task', 'imagenet', '--images', join(dir, 'lines'), '--labels', join(dir, 'classes.txt'), '--preprocess', 'ppocr-cls', '--calibration', out, '--json');
+      assert.is(r.status, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.equal(Object.keys(j), ['images', 'float', 'fixed', 'agreement']);
+      assert.is(j.images, 24);
+      assert.ok(j.float.top1 >= 90 && j.fixed.top1 >= 70 && j.agreement >= 70, r.stdout);
+      const name = Object.keys(j.fixed.sqnr)[0];
+      assert.ok(j.fixed.sqnr[name] > 5 && j.fixed.cosine[name] > 0.9, r.stdout);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

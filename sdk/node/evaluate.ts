@@ -39,8 +39,9 @@ export interface EvaluateOptions {
   /** segmentation: mask value -> model class. */
   classMap?: ClassMap;
   detection?: DetectionOptions;
-  /** The fixed-point model, when there is one to compare. */
-  fixed?: Runner;
+  /** The fixed-point model, when there is one to compare; `pixels`: it takes raw 0..255 pixels
+   *  (the preprocessing's affine map is its first layer). */
+  fixed?: { run: Runner; pixels?: boolean };
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -186,8 +187,10 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
   const fixedM = o.fixed ? task.metric() : undefined;
   const errors = new Map(model.outputs.map((v) => [v.name, new ErrorStats()]));
   const agree = new Agreement();
-  let pixelsSame = 0, pixels = 0;
+  let pixelsSame = 0, pixelCount = 0;
   const input = new Float32Array(model.inputs[0].shape.slice(1).reduce((a, b) => a * b, 1));
+  const pixels = o.fixed?.pixels ? new Float32Array(input.length) : undefined;
+  const pixelSpec: SizedSpec = { ...o.spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
   for (const [k, { file, index }] of files.entries()) {
     const img = await decodeImage(file, relative(process.cwd(), file));
     const { image, plan } = await imageGeometry(img, o.spec);
@@ -197,7 +200,8 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
     const f = await model.run(input);
     floatM.add(f, truth, info);
     if (o.fixed && fixedM) {
-      const q = await o.fixed(input);
+      if (pixels) normalize(image, pixelSpec, pixels, 0, plan);
+      const q = await o.fixed.run(pixels ?? input);
       fixedM.add(q, truth, info);
       for (const [name, e] of errors) e.add(f[name], q[name]);
       const out = firstOutput(model);
@@ -205,7 +209,7 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
       if (o.task === 'segmentation') {
         const [a, b] = [segmentationPrediction(f[out.name], out.shape), segmentationPrediction(q[out.name], out.shape)];
         for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) pixelsSame++;
-        pixels += a.data.length;
+        pixelCount += a.data.length;
       }
     }
     o.onProgress?.(k + 1, files.length);
@@ -220,7 +224,7 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
     }
     result.fixed = { ...fixedM.result(), sqnr, cosine };
     if (o.task === 'imagenet') result.agreement = agree.result();
-    if (o.task === 'segmentation') result.agreement = (100 * pixelsSame) / Math.max(1, pixels);
+    if (o.task === 'segmentation') result.agreement = (100 * pixelsSame) / Math.max(1, pixelCount);
   }
   return result;
 }
