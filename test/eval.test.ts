@@ -11,7 +11,7 @@ import { loadModel, type Model } from '../sdk/model.js';
 import { COCO_PANOPTIC_TO_VOC } from '../sdk/metrics/segmentation.js';
 import { openDataset } from '../sdk/node/datasets.js';
 import { evaluate, type EvaluateOptions } from '../sdk/node/evaluate.js';
-import { ASSETS, MODELS, ROOT, assetTest, buildModel, node } from './helpers.js';
+import { ASSETS, MODELS, ROOT, assetTest, buildModel, floats, node } from './helpers.js';
 
 const CLI = join(ROOT, 'dist/cli/main.js');
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -56,6 +56,19 @@ test('eval on class sub-folders with a class list: top-1 by hand (4 of 5 right) 
   assert.is(noList.float.top1, 40);
   const text = cli('eval', tiny, '--task', 'imagenet', '--images', images, '--labels', join(dir, 'classes.txt'), ...FLAGS, '--limit', '2');
   assert.match(text.stdout, /^2 images, task imagenet\nfloat top-1 [\d.]+ %\nfloat top-5 100\.0 %\n$/);
+});
+
+test('a classifier with a background class first (one output more than the class list) is scored on the shifted classes', () => {
+  const withBackground = join(dir, 'background.onnx');
+  writeFileSync(withBackground, buildModel({
+    inputs: [{ name: 'x', dims: [1, 3, 8, 8] }],
+    outputs: [{ name: 'scores' }],
+    nodes: [node('GlobalAveragePool', ['x'], ['g']), node('Flatten', ['g'], ['f']), node('Concat', ['bg', 'f'], ['scores'], { axis: 1 })],
+    initializers: { bg: floats([1, 1], [-5]) },
+  }));
+  const r = cli('eval', withBackground, '--task', 'imagenet', '--images', images, '--labels', join(dir, 'classes.txt'), ...FLAGS, '--json');
+  assert.is(r.status, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).float.top1, 80);
 });
 
 test('user errors: one line, exit 2; the message names the problem', () => {
