@@ -17,10 +17,18 @@ export type ErrorCode =
   | 'BAD_TRACE'         // malformed trace file or folder
   | 'IO';               // file system problem (missing file, refusing to overwrite)
 
+/** Messages quote names taken from the user's files: control characters in them are escaped
+ *  so that a message stays one line, and a message listing very many items is cut short. */
+const MAX_MESSAGE = 1000;
+function oneLine(message: string): string {
+  const s = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 3)}...` : s;
+}
+
 export class P2Error extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string) {
-    super(message);
+    super(oneLine(message));
     this.name = 'P2Error';
     this.code = code;
   }

@@ -143,19 +143,24 @@ export class FloatPlan {
     for (const s of this.steps) {
       for (const x of s.ins) if (x && 'name' in x) readers.set(rootOf(x.name), (readers.get(rootOf(x.name)) ?? 0) + 1);
     }
-    for (let i = 0; i < this.steps.length; i++) {
-      const s = this.steps[i];
+    // The step reading each tensor (the only one wherever fusion is possible).
+    const readerOf = new Map<string, Step>();
+    for (const s of this.steps) for (const x of s.ins) if (x && 'name' in x) readerOf.set(rootOf(x.name), s);
+    const absorbed = new Set<Step>();
+    for (const s of this.steps) {
       const t = s.outs[0];
-      if (!s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t) || readers.get(t) !== 1) continue;
-      const j = this.steps.findIndex((r, k) => k > i && r.ins.some((x) => x && 'name' in x && rootOf(x.name) === t));
-      const a = this.steps[j];
+      if (absorbed.has(s) || !s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t) || readers.get(t) !== 1) continue;
+      const a = readerOf.get(t)!;
       const activation = a.mod.activation?.(a.params);
       const input = a.ins[0];
       if (!activation || !input || !('name' in input) || input.name !== t) continue;
       s.fused = { node: a.node, mod: a.mod, params: a.params, activation };
       s.outs = a.outs;
-      this.steps.splice(j, 1);
+      absorbed.add(a);
     }
+    let kept = 0;
+    for (const s of this.steps) if (!absorbed.has(s)) this.steps[kept++] = s;
+    this.steps.length = kept;
   }
 
   /** What runs: per step its node, whether a WASM kernel runs it, and the fused activation. */

@@ -57,7 +57,13 @@ export class WasmRuntime {
     const end = ptr + bytes + 64; // kernels may read a few vectors past the end
     if (end > MAX_BYTES) fail('TOO_LARGE', `${what} needs ${bytes} bytes; WASM memory is limited to 4 GiB`);
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have) {
+      try {
+        this.memory.grow(Math.ceil((end - have) / PAGE));
+      } catch {
+        fail('TOO_LARGE', `${what} needs ${bytes} bytes; the WASM memory could not grow to ${end} bytes`);
+      }
+    }
     this.top = end;
     return ptr;
   }

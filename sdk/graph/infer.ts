@@ -9,6 +9,9 @@ import type { Compiled, ValueMeta } from '../ops/op.js';
 import { allocData, numel, type Graph, type Node } from './ir.js';
 import { checkDims } from '../onnx/tensor.js';
 
+/** Bound on the constants folded at load (shape chains, dequantized or transposed weights). */
+export const MAX_CONSTANT_BYTES = 2 * 2 ** 30;
+
 export type InputShapes = number[] | Record<string, number[]>;
 
 export interface Inferred {
@@ -34,6 +37,7 @@ export function topoSort(graph: Graph): Node[] {
   const available = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.initializers.keys()]);
   const producer = new Map<string, Node>();
   for (const n of graph.nodes) {
+    if (!n.outputs.some(Boolean)) fail('BAD_MODEL', `node "${n.name}" (${n.op}) has no outputs`);
     for (const o of n.outputs) {
       if (!o) continue;
       if (producer.has(o) || available.has(o)) fail('BAD_MODEL', `tensor "${o}" is produced more than once (node "${n.name}")`);
@@ -56,8 +60,8 @@ export function topoSort(graph: Graph): Node[] {
   }
   const ready = graph.nodes.filter((n) => pending.get(n) === 0);
   const order: Node[] = [];
-  while (ready.length) {
-    const n = ready.shift()!;
+  for (let next = 0; next < ready.length; next++) {
+    const n = ready[next];
     order.push(n);
     for (const o of n.outputs) {
       for (const r of readers.get(o) ?? []) {
@@ -114,13 +118,22 @@ export function inferGraph(graph: Graph, inputShapes: Map<string, number[]>): In
   for (const v of graph.inputs) values.set(v.name, { dtype: v.dtype, shape: inputShapes.get(v.name)! });
   for (const [name, t] of graph.initializers) values.set(name, { dtype: t.dtype, shape: t.dims, value: t });
   const compiled = new Map<Node, Compiled<unknown>>();
+  let constantBytes = 0;
   for (const node of order) {
     const mod = opModule(node)!;
     const inputs = node.inputs.map((i) => (i ? values.get(i)! : undefined));
     const c = mod.compile({ node, opset: graph.opset, inputs });
+    if (node.outputs.some((o, k) => o && k >= c.outputs.length)) {
+      fail('UNSUPPORTED', `node "${node.name}" (${node.op}) has ${node.outputs.length} outputs; p2calib computes ${c.outputs.length} for ${node.op}`);
+    }
     compiled.set(node, c);
     c.outputs.forEach((o, k) => checkDims(o.shape, `node "${node.name}" (${node.op}) output ${k}`));
     const foldable = !mod.noFold && c.outputs.every((o) => !o.value) && inputs.every((v) => !v || v.value);
+    // Constants computed at load live in JS memory: their total is bounded like the arena.
+    constantBytes += c.outputs.reduce((a, o) => a + (o.value ? o.value.data.byteLength : foldable ? numel(o.shape) * 8 : 0), 0);
+    if (constantBytes > MAX_CONSTANT_BYTES) {
+      fail('TOO_LARGE', `node "${node.name}" (${node.op}): the constants computed at load would exceed ${MAX_CONSTANT_BYTES / 2 ** 30} GiB`);
+    }
     if (foldable) {
       const outs = c.outputs.map((o) => allocData(o.dtype, numel(o.shape)));
       mod.reference(c.params, inputs.map((v) => (v ? v.value!.data : new Float32Array(0))), outs);

@@ -142,7 +142,8 @@ export function consumers(graph: Graph): Map<string, Node[]> {
       if (!i) continue;
       let list = m.get(i);
       if (!list) m.set(i, (list = []));
-      if (!list.includes(n)) list.push(n);
+      // A node reading a tensor twice is listed once (its inputs are visited together).
+      if (list[list.length - 1] !== n) list.push(n);
     }
   }
   return m;

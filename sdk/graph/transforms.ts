@@ -38,30 +38,39 @@ export function removeDead(graph: Graph): void {
   for (const name of [...graph.initializers.keys()]) if (!needed.has(name)) graph.initializers.delete(name);
 }
 
-function rename(graph: Graph, from: string, to: string): void {
-  for (const n of graph.nodes) {
-    n.inputs = n.inputs.map((i) => (i === from ? to : i));
-    n.outputs = n.outputs.map((o) => (o === from ? to : o));
-  }
-}
-
-/** Identity and inference-mode Dropout pass their input through; remove them. */
+/** Identity and inference-mode Dropout pass their input through; remove them. Renames are
+ *  collected and applied once, so that long chains stay linear. */
 export function removeIdentities(graph: Graph): void {
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const graphInputs = new Set(graph.inputs.map((i) => i.name));
-  for (const node of [...graph.nodes]) {
+  const renamed = new Map<string, string>();
+  const current = (name: string) => {
+    let n = name;
+    while (renamed.has(n)) n = renamed.get(n)!;
+    if (n !== name) renamed.set(name, n);
+    return n;
+  };
+  const removed = new Set<Node>();
+  for (const node of graph.nodes) {
     if ((node.op !== 'Identity' && node.op !== 'Dropout') || node.domain) continue;
     if (node.outputs.slice(1).some((o) => o)) continue; // Dropout mask in use
-    const [src] = node.inputs;
-    const [dst] = node.outputs;
+    const src = current(node.inputs[0]);
+    const dst = current(node.outputs[0]);
+    if (src === dst) continue;
     if (!graphOutputs.has(dst)) {
-      graph.nodes.splice(graph.nodes.indexOf(node), 1);
-      rename(graph, dst, src);
+      removed.add(node);
+      renamed.set(dst, src);
     } else if (!graphOutputs.has(src) && !graphInputs.has(src) && !graph.initializers.has(src)) {
       // The identity feeds a graph output: let the producer write that name directly.
-      graph.nodes.splice(graph.nodes.indexOf(node), 1);
-      rename(graph, src, dst);
+      removed.add(node);
+      renamed.set(src, dst);
     }
+  }
+  if (!removed.size) return;
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n));
+  for (const n of graph.nodes) {
+    n.inputs = n.inputs.map((i) => (i ? current(i) : i));
+    n.outputs = n.outputs.map((o) => (o ? current(o) : o));
   }
 }
 
@@ -81,7 +90,8 @@ export function foldBatchNorm(graph: Graph): number {
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-  for (const bn of [...graph.nodes]) {
+  const removed = new Set<Node>();
+  for (const bn of graph.nodes) {
     if (bn.op !== 'BatchNormalization' || bn.outputs.slice(1).some((o) => o)) continue;
     const [x, gammaName, betaName, meanName, varName] = bn.inputs;
     const p = prod.get(x);
@@ -127,9 +137,10 @@ export function foldBatchNorm(graph: Graph): number {
     p.inputs = [p.inputs[0], wName, bName];
     // The Conv now writes what the BN wrote.
     p.outputs = [bn.outputs[0]];
-    graph.nodes.splice(graph.nodes.indexOf(bn), 1);
+    removed.add(bn);
     folded++;
   }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n));
   if (folded) removeDead(graph);
   return folded;
 }
@@ -177,9 +188,14 @@ export function recognizeHardActivations(graph: Graph): number {
     };
     const divBy6 = (n: Node) =>
       (n.op === 'Div' && near(scalar(graph, n.inputs[1]), 6)) || (n.op === 'Mul' && near(scalar(graph, n.inputs[1]), 1 / 6));
+    // The maps are those of the pass's start: a node takes part in one rewrite per pass, and a
+    // rewrite that builds on another one (HardSwish on a new HardSigmoid) waits for the next pass.
+    const touched = new Set<Node>();
+    const replaced = new Map<Node, Node>();
     const replace = (dead: Node[], last: Node, op: string, x: string, attrs: Node['attrs']) => {
-      graph.nodes.splice(graph.nodes.indexOf(last), 1, { name: last.name, op, domain: '', inputs: [x], outputs: [last.outputs[0]], attrs });
-      graph.nodes = graph.nodes.filter((n) => !dead.includes(n));
+      if (touched.has(last) || dead.some((n) => touched.has(n))) return;
+      for (const n of [last, ...dead]) touched.add(n);
+      replaced.set(last, { name: last.name, op, domain: '', inputs: [x], outputs: [last.outputs[0]], attrs });
       count++;
       changed = true;
     };
@@ -189,7 +205,7 @@ export function recognizeHardActivations(graph: Graph): number {
         if (x) {
           replace([prod.get(n.inputs[0])!, prod.get(prod.get(n.inputs[0])!.inputs[0])!], n, 'HardSigmoid', x,
             { alpha: { type: 'float', value: 1 / 6 }, beta: { type: 'float', value: 0.5 } });
-          break;
+          continue;
         }
         const m = prod.get(n.inputs[0]);
         if (n.op === 'Div' && m && m.op === 'Mul' && single(n.inputs[0])) {
@@ -199,7 +215,7 @@ export function recognizeHardActivations(graph: Graph): number {
           if (x) {
             const clipOut = x === p ? q : p;
             replace([m, prod.get(clipOut)!, prod.get(prod.get(clipOut)!.inputs[0])!], n, 'HardSwish', x, {});
-            break;
+            continue;
           }
         }
       }
@@ -213,9 +229,9 @@ export function recognizeHardActivations(graph: Graph): number {
             break;
           }
         }
-        if (changed) break;
       }
     }
+    if (changed) graph.nodes = graph.nodes.filter((n) => replaced.has(n) || !touched.has(n)).map((n) => replaced.get(n) ?? n);
   }
   if (count) removeDead(graph);
   return count;
@@ -231,7 +247,8 @@ export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] |
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-  for (const add of [...graph.nodes]) {
+  const removed = new Set<Node>();
+  for (const add of graph.nodes) {
     if (add.op !== 'Add') continue;
     const k = add.inputs.findIndex((i) => graph.initializers.has(i));
     if (k < 0) continue;
@@ -264,9 +281,10 @@ export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] |
       continue;
     }
     p.outputs = [add.outputs[0]];
-    graph.nodes.splice(graph.nodes.indexOf(add), 1);
+    removed.add(add);
     folded++;
   }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n));
   if (folded) removeDead(graph);
   return folded;
 }
@@ -318,24 +336,32 @@ export function addPixelInput(graph: Graph, affine: PixelAffine): void {
 /** Remove Transpose pairs that undo each other (the second reading only the first). */
 export function cancelTransposes(graph: Graph): number {
   let count = 0;
+  const readers = consumers(graph);
+  const prod = producers(graph);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
   for (let again = true; again; ) {
     again = false;
-    const readers = consumers(graph);
-    const prod = producers(graph);
-    const outputs = new Set(graph.outputs.map((o) => o.name));
+    const removed = new Set<Node>();
     for (const second of graph.nodes) {
-      if (second.op !== 'Transpose' || outputs.has(second.outputs[0])) continue;
-      const first = prod.get(second.inputs[0]);
-      if (!first || first.op !== 'Transpose' || readers.get(second.inputs[0])!.length !== 1 || outputs.has(second.inputs[0])) continue;
+      if (removed.has(second) || second.op !== 'Transpose' || outputs.has(second.outputs[0])) continue;
+      const mid = second.inputs[0];
+      const first = prod.get(mid);
+      if (!first || removed.has(first) || first.op !== 'Transpose' || readers.get(mid)!.length !== 1 || outputs.has(mid)) continue;
       const p1 = attrNumbers(first, 'perm'), p2 = attrNumbers(second, 'perm');
       if (!p1 || !p2 || p1.length !== p2.length || !p2.every((a, i) => p1[a] === i)) continue;
       const [src, dst] = [first.inputs[0], second.outputs[0]];
-      graph.nodes = graph.nodes.filter((n) => n !== first && n !== second);
-      for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === dst ? src : i));
+      removed.add(first).add(second);
+      // The readers of dst read src instead; the maps follow, so the pass can go on.
+      const moved = readers.get(dst) ?? [];
+      for (const n of moved) n.inputs = n.inputs.map((i) => (i === dst ? src : i));
+      const srcReaders = (readers.get(src) ?? []).filter((n) => n !== first);
+      for (const n of moved) if (!srcReaders.includes(n)) srcReaders.push(n);
+      readers.set(src, srcReaders);
+      for (const t of [mid, dst]) { readers.delete(t); prod.delete(t); }
       count++;
       again = true;
-      break;
     }
+    graph.nodes = graph.nodes.filter((n) => !removed.has(n));
   }
   return count;
 }

@@ -52,25 +52,31 @@ function parseModel(bytes: Uint8Array): ModelProtoObj {
   return msg;
 }
 
+/** protobufjs leaves absent fields as prototype defaults (0, [], null): only own properties
+ *  were in the file. */
+const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const text = (b: unknown) => (b instanceof Uint8Array ? utf8.decode(b) : '');
+
 function decodeAttr(a: AttributeProto, where: string): AttrValue | undefined {
   if (a.ref_attr_name) fail('UNSUPPORTED', `${where}: attribute "${a.name}" refers to a function attribute`);
+  const tensorOf = (t: TensorProtoLike | undefined) => decodeTensor(t ?? {}, `${where} attribute ${a.name}`);
   switch (a.type) {
     case ATTR.FLOAT: return { type: 'float', value: a.f ?? 0 };
     case ATTR.INT: return { type: 'int', value: int64(a.i) };
-    case ATTR.STRING: return { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
-    case ATTR.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, `${where} attribute ${a.name}`) };
+    case ATTR.STRING: return { type: 'string', value: text(a.s) };
+    case ATTR.TENSOR: return { type: 'tensor', value: tensorOf(a.t) };
     case ATTR.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
     case ATTR.INTS: return { type: 'ints', value: (a.ints ?? []).map(int64) };
-    case ATTR.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
+    case ATTR.STRINGS: return { type: 'strings', value: (a.strings ?? []).map(text) };
     case ATTR.GRAPH: return { type: 'graph', value: a.g };
     default:
       // IR v1 files carry no type: infer from the field that is set.
-      if (a.t) return { type: 'tensor', value: decodeTensor(a.t, `${where} attribute ${a.name}`) };
+      if (has(a, 't')) return { type: 'tensor', value: tensorOf(a.t) };
       if (a.ints?.length) return { type: 'ints', value: a.ints.map(int64) };
       if (a.floats?.length) return { type: 'floats', value: [...a.floats] };
-      if (a.s) return { type: 'string', value: utf8.decode(a.s) };
-      if (a.i != null) return { type: 'int', value: int64(a.i) };
-      if (a.f != null) return { type: 'float', value: a.f };
+      if (has(a, 's')) return { type: 'string', value: text(a.s) };
+      if (has(a, 'i')) return { type: 'int', value: int64(a.i) };
+      if (has(a, 'f')) return { type: 'float', value: a.f ?? 0 };
       return undefined;
   }
 }

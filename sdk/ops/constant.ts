@@ -2,7 +2,7 @@
  *  Expand and Range when their inputs are constant (they are folded; at run time only Cast and
  *  Expand of activations execute). */
 import { attrTensor, isFloat, tensor, type DType, type Tensor } from '../graph/ir.js';
-import { dtypeFromOnnx } from '../onnx/tensor.js';
+import { checkDims, dtypeFromOnnx } from '../onnx/tensor.js';
 import { broadcastShape, broadcastWalk } from './broadcast.js';
 import { moveFixed } from './fixed.js';
 import { attr, constInput, input, opError, type OpModule } from './op.js';
@@ -46,6 +46,7 @@ export const constantOfShape: OpModule<{ fill: number }> = {
   ops: ['ConstantOfShape'],
   compile(ctx) {
     const dims = constInput(ctx, 0, 'the shape') ?? [];
+    checkDims(dims, `node "${ctx.node.name}" (ConstantOfShape) output`);
     const v = attrTensor(ctx.node, 'value');
     const dtype: DType = v?.dtype ?? 'float32';
     const fill = v?.data[0] ?? 0;

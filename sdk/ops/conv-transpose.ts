@@ -1,7 +1,7 @@
 /** ConvTranspose (2-D, or 1-D as 2-D with height 1): strides, dilations, pads, output_padding,
  *  output_shape and auto_pad. */
 import { attr, checkRank, input, opError, type OpModule } from './op.js';
-import { spatialAttrs } from './conv.js';
+import { MAX_SPATIAL, groupAttr, spatialAttrs } from './conv.js';
 import { weightFixed } from './fixed.js';
 import { weightLayout } from '../quant/weights.js';
 
@@ -21,7 +21,7 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
     const rank = x.shape.length;
     if (rank !== 3 && rank !== 4) opError(ctx.node, `input must be 3-D or 4-D, got [${x.shape}]`);
     checkRank(ctx, wt, rank, 'weight');
-    const group = attr.int(ctx, 'group', 1);
+    const group = groupAttr(ctx);
     const s = spatialAttrs(ctx, rank - 2, attr.ints(ctx, 'kernel_shape') ?? wt.shape.slice(2));
     const [n, c] = x.shape;
     const h = rank === 4 ? x.shape[2] : 1;
@@ -31,10 +31,16 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
     const [kh, kw] = s.kernel;
     const [sh, sw] = s.strides;
     const [dh, dw] = s.dilations;
-    const outPad = attr.ints(ctx, 'output_padding') ?? [0, 0];
+    const outPad = attr.ints(ctx, 'output_padding') ?? new Array(rank - 2).fill(0);
+    if (outPad.length !== rank - 2 || outPad.some((d) => !Number.isInteger(d) || d < 0 || d > MAX_SPATIAL)) {
+      opError(ctx.node, `output_padding must be ${rank - 2} integers from 0 to ${MAX_SPATIAL}, got [${outPad}]`);
+    }
     const [oph, opw] = rank === 4 ? outPad : [0, outPad[0]];
     const full = [sh * (h - 1) + oph + (kh - 1) * dh + 1, sw * (w - 1) + opw + (kw - 1) * dw + 1];
     let outShape = attr.ints(ctx, 'output_shape');
+    if (outShape && (outShape.length < rank - 2 || outShape.some((d) => !Number.isInteger(d) || d < 1))) {
+      opError(ctx.node, `output_shape must end with ${rank - 2} positive integers, got [${outShape}]`);
+    }
     if (outShape && rank === 3) outShape = [1, ...outShape];
     let pads = s.pads;
     let oh: number, ow: number;

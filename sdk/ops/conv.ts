@@ -40,22 +40,40 @@ export function convAxis(
   return { out, begin: padBegin, end: padEnd };
 }
 
-/** The attributes Conv, ConvTranspose and the pooling ops share, normalized to 2-D. */
+/** Largest kernel size, stride, dilation or pad accepted (far beyond any real CNN). */
+export const MAX_SPATIAL = 1 << 16;
+
+/** The attributes Conv, ConvTranspose and the pooling ops share, validated, normalized to 2-D. */
 export function spatialAttrs(ctx: CompileContext, spatialRank: number, kernel: number[]) {
   if (spatialRank !== 1 && spatialRank !== 2) opError(ctx.node, `only 1-D and 2-D spatial ops are supported (got ${spatialRank}-D)`);
-  const two = (v: number[] | undefined, d: number) => {
-    const a = v ?? new Array(spatialRank).fill(d);
+  // Bounded: kernels size their scratch rows by these, so a corrupt value must not reach them.
+  const ints = (name: string, v: number[], length: number, min: number) => {
+    if (v.length !== length || v.some((d) => !Number.isInteger(d) || d < min || d > MAX_SPATIAL)) {
+      opError(ctx.node, `${name} must be ${length} integers from ${min} to ${MAX_SPATIAL}, got [${v}]`);
+    }
+    return v;
+  };
+  const two = (name: string, d: number) => {
+    const a = ints(name, attr.ints(ctx, name) ?? new Array(spatialRank).fill(d), spatialRank, 1);
     return spatialRank === 1 ? [1, a[0]] : a;
   };
-  const pads = attr.ints(ctx, 'pads') ?? new Array(2 * spatialRank).fill(0);
+  ints('kernel_shape', kernel, spatialRank, 1);
+  const pads = ints('pads', attr.ints(ctx, 'pads') ?? new Array(2 * spatialRank).fill(0), 2 * spatialRank, 0);
   const [pt, pl, pb, pr] = spatialRank === 1 ? [0, pads[0], 0, pads[1]] : pads;
   return {
     kernel: spatialRank === 1 ? [1, kernel[0]] : kernel,
-    strides: two(attr.ints(ctx, 'strides'), 1),
-    dilations: two(attr.ints(ctx, 'dilations'), 1),
+    strides: two('strides', 1),
+    dilations: two('dilations', 1),
     pads: [pt, pl, pb, pr],
     autoPad: attr.string(ctx, 'auto_pad', 'NOTSET'),
   };
+}
+
+/** The group attribute: a positive integer. */
+export function groupAttr(ctx: CompileContext): number {
+  const group = attr.int(ctx, 'group', 1);
+  if (!Number.isInteger(group) || group < 1) opError(ctx.node, `group must be a positive integer, got ${group}`);
+  return group;
 }
 
 /** Rows of W (one per output channel, `k` values each) packed per group in blocks of 4 rows,
@@ -128,7 +146,7 @@ export const conv: OpModule<ConvParams> = {
     const rank = x.shape.length;
     if (rank !== 3 && rank !== 4) opError(ctx.node, `input must be 3-D or 4-D, got [${x.shape}]`);
     checkRank(ctx, wt, rank, 'weight');
-    const group = attr.int(ctx, 'group', 1);
+    const group = groupAttr(ctx);
     const s = spatialAttrs(ctx, rank - 2, attr.ints(ctx, 'kernel_shape') ?? wt.shape.slice(2));
     const [n, c] = x.shape;
     const h = rank === 4 ? x.shape[2] : 1;

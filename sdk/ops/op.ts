@@ -9,6 +9,7 @@
  *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
  */
 import { fail } from '../errors.js';
+import { checkDims } from '../onnx/tensor.js';
 import type { BiasMode, LayerQ, TensorQ } from '../quant/spec.js';
 import {
   attrNumber, attrNumbers, attrString, numel, type DType, type Node, type Tensor, type TensorData,
@@ -179,6 +180,12 @@ export interface FixedOp<P, F> {
 
 export function opError(node: Node, message: string): never {
   fail('BAD_MODEL', `node "${node.name}" (${node.op}): ${message}`);
+}
+
+/** Refuse an output shape beyond the tensor limits before an op sizes any table by it. */
+export function checkOutputShape(ctx: CompileContext, shape: number[]): number[] {
+  checkDims(shape, `node "${ctx.node.name}" (${ctx.node.op}) output`);
+  return shape;
 }
 
 export function input(ctx: CompileContext, i: number): ValueMeta {

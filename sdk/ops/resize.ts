@@ -4,7 +4,7 @@
  * the "simple" nearest rule (floor when enlarging, ceil when shrinking), as ONNX Runtime does.
  */
 import { moveFixed } from './fixed.js';
-import { attr, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type OpModule } from './op.js';
+import { attr, checkOutputShape, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type OpModule } from './op.js';
 
 type CoordMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
 type NearestMode = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil' | 'simple';
@@ -95,6 +95,7 @@ export const resize: OpModule<ResizeParams> = {
       opError(ctx.node, 'either scales or sizes must be given');
     }
     if (outShape.length !== rank || outShape.some((d) => !(d > 0))) opError(ctx.node, `invalid output shape [${outShape}]`);
+    checkOutputShape(ctx, outShape);
     if (linear && x.shape.some((d, a) => a < rank - 2 && d !== outShape[a])) {
       opError(ctx.node, 'linear resize is supported on the two innermost axes only');
     }
