@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fail } from '../sdk/errors.js';
 import type { Graph } from '../sdk/graph/ir.js';
+import type { SkipPolicy } from '../sdk/node/datasets.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -67,4 +68,15 @@ export function imageInputShape(
     out[w] ??= image?.width;
   }
   return out.every((d) => d !== undefined) ? (out as number[]) : undefined;
+}
+
+/** --strict for the commands that read image folders: without it, files that are not images or
+ *  cannot be decoded are skipped with a warning on stderr; with it, the first one is an error. */
+export const STRICT_OPTION: Options = { strict: { type: 'boolean' } };
+export const STRICT_HELP = `  --strict          refuse files that are not usable images (other files in the folder,
+                    undecodable, empty or oversized images); by default they are skipped
+                    with a warning`;
+
+export function skipPolicy(values: Record<string, string | boolean | undefined>): SkipPolicy {
+  return { strict: !!values.strict, onSkip: (message) => console.error(`p2calib: warning: ${message}`) };
 }

@@ -30,6 +30,16 @@ async function main(argv: string[]): Promise<number> {
   return (await cmd.load()).run(rest);
 }
 
+// Ctrl-C and kill end the run between two steps instead of wherever the signal lands: output
+// files are written synchronously (sdk/node/files.ts), so an interrupted run leaves the old files
+// or the complete new set, never a partial file or a stray temp file.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    console.error(`p2calib: interrupted (${signal})`);
+    process.exit(code);
+  });
+}
+
 const verbose = process.argv.includes('--verbose');
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

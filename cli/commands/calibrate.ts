@@ -8,7 +8,7 @@ import { openDataset } from '../../sdk/node/datasets.js';
 import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
 import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
 import type { BiasMode } from '../../sdk/quant/spec.js';
-import { imageInputShape, intOption, parse, parseInputShape } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';
 
@@ -37,6 +37,7 @@ Options:
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
   --limit N           use the first N images (after --seed shuffling)
   --seed N            shuffle the images with this seed before --limit
+${STRICT_HELP}
   --force             overwrite the files in a non-empty --out
   --json              print one JSON object: {"preset","images","seconds","files":{...}}
   --verbose           stack traces on errors
@@ -64,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
     'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' },
     'pixel-input': { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
-    force: { type: 'boolean' }, ...PREPROCESS_OPTIONS,
+    force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
   if (!values.images) fail('BAD_OPTION', '--images is required');
@@ -75,8 +76,9 @@ export async function run(argv: string[]): Promise<number> {
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
   const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  const skip = skipPolicy(values);
   const { files } = openDataset(values.images as string, {
-    limit: intOption(values.limit, 'limit'), seed: intOption(values.seed, 'seed', 0),
+    limit: intOption(values.limit, 'limit'), seed: intOption(values.seed, 'seed', 0), ...skip,
   });
   const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
   const bar = progress('calibrating');
@@ -92,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibrationFactor: factor,
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     pixelInput: !!values['pixel-input'],
+    ...skip,
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
   bar.done();

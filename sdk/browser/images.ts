@@ -5,7 +5,7 @@
  * after decoding is the shared pipeline of sdk/data/preprocess.ts with the portable resizer.
  * Browser-only: imports nothing from Node.
  */
-import { preprocess, type SizedSpec } from '../data/preprocess.js';
+import { MAX_IMAGE_PIXELS, preprocess, type SizedSpec } from '../data/preprocess.js';
 import type { RgbImage } from '../data/resize.js';
 import { fail } from '../errors.js';
 
@@ -26,6 +26,7 @@ export async function decodeImage(input: ImageInput, name = input instanceof Fil
   }
   const { width, height } = bitmap;
   if (!width || !height) fail('BAD_IMAGE', `image ${name} has no pixels`);
+  if (width * height > MAX_IMAGE_PIXELS) fail('BAD_IMAGE', `image ${name} is ${width}x${height} pixels, beyond the limit of ${MAX_IMAGE_PIXELS}`);
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   if (!ctx) fail('BAD_IMAGE', 'this browser offers no 2D OffscreenCanvas to decode images');

@@ -167,9 +167,23 @@ export interface GeometryPlan {
   pad: number;
 }
 
+/** Largest image decoded or resized (100 megapixels, 300 MB as 8-bit RGB): beyond it a file is
+ *  refused before its pixels are allocated. */
+export const MAX_IMAGE_PIXELS = 100_000_000;
+
 export function planGeometry(imgWidth: number, imgHeight: number, spec: SizedSpec): GeometryPlan {
-  const { width: W, height: H } = spec;
   if (!(imgWidth >= 1 && imgHeight >= 1)) fail('BAD_IMAGE', `image has no pixels (${imgWidth}x${imgHeight})`);
+  const plan = resizePlan(imgWidth, imgHeight, spec);
+  // Extreme aspect ratios scaled by their short side (crop) could ask for giga-pixel resizes.
+  const { width, height } = plan.resize;
+  if (width * height > MAX_IMAGE_PIXELS) {
+    fail('BAD_IMAGE', `a ${imgWidth}x${imgHeight} image would be resized to ${width}x${height} for "${spec.resize}", beyond ${MAX_IMAGE_PIXELS} pixels`);
+  }
+  return plan;
+}
+
+function resizePlan(imgWidth: number, imgHeight: number, spec: SizedSpec): GeometryPlan {
+  const { width: W, height: H } = spec;
   switch (spec.resize) {
     case 'fill':
       return { resize: { width: W, height: H }, offset: { x: 0, y: 0 }, pad: 0 };

@@ -5,7 +5,7 @@ import { loadCalibration, type Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
 import type { CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
-import { prepareOutputDir, writeFileAtomic } from './files.js';
+import { prepareOutputDir, writeFilesAtomic } from './files.js';
 
 export const CALIBRATION_FILES = { qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json' } as const;
 
@@ -16,9 +16,12 @@ export function saveCalibration(cal: Calibration, outDir: string, force = false)
     calibrated: join(dir, CALIBRATION_FILES.calibrated),
     table: join(dir, CALIBRATION_FILES.table),
   };
-  writeFileAtomic(files.qdq, cal.toQdqOnnx());
-  writeFileAtomic(files.calibrated, cal.toCalibratedOnnx());
-  writeFileAtomic(files.table, `${JSON.stringify(cal.table, null, 1)}\n`);
+  // One set: an interrupted run leaves the old three files or the new three.
+  writeFilesAtomic([
+    { path: files.qdq, data: cal.toQdqOnnx() },
+    { path: files.calibrated, data: cal.toCalibratedOnnx() },
+    { path: files.table, data: `${JSON.stringify(cal.table, null, 1)}\n` },
+  ]);
   return files;
 }
 

@@ -5,13 +5,28 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
-import { fail } from '../errors.js';
+import { fail, P2Error } from '../errors.js';
 import { labelsFromList, parseClassList } from '../data/labels.js';
 import { readFileOrFail } from './files.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'];
 
-export interface DatasetOptions {
+/** Files that cannot be used (not images, undecodable, empty, too large) are skipped and
+ *  reported to `onSkip`, one line each; with `strict` the first one is an error instead. */
+export interface SkipPolicy {
+  strict?: boolean;
+  onSkip?: (message: string) => void;
+}
+
+/** Skip an image that failed with BAD_IMAGE (reporting it once), or rethrow the error. */
+export function skipImage(policy: SkipPolicy, error: unknown, reported?: Set<string>): void {
+  if (policy.strict || !(error instanceof P2Error) || error.code !== 'BAD_IMAGE') throw error;
+  if (reported?.has(error.message)) return;
+  reported?.add(error.message);
+  policy.onSkip?.(`${error.message} (skipped)`);
+}
+
+export interface DatasetOptions extends SkipPolicy {
   /** Shuffle with this seed (otherwise: sorted by path). */
   seed?: number;
   /** Keep at most this many images (after shuffling). */
@@ -50,12 +65,13 @@ export function shuffle<T>(items: T[], seed: number): T[] {
 
 const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-function walk(dir: string, out: string[]): void {
+function walk(dir: string, out: string[], others: string[]): void {
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => byPath(a.name, b.name))) {
     if (e.name.startsWith('.')) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory()) walk(p, out);
+    if (e.isDirectory()) walk(p, out, others);
     else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p);
+    else others.push(p);
   }
 }
 
@@ -70,7 +86,13 @@ export function openDataset(source: string, options: DatasetOptions = {}): Datas
   if (statSync(abs).isDirectory()) {
     root = abs;
     files = [];
-    walk(abs, files);
+    const others: string[] = [];
+    walk(abs, files, others);
+    if (others.length) {
+      const names = others.slice(0, 3).map((f) => relative(abs, f)).join(', ');
+      if (options.strict) fail('BAD_IMAGE', `${join(source, relative(abs, others[0]))} is not an image file (${IMAGE_EXTENSIONS.join(' ')})`);
+      options.onSkip?.(`${others.length} file${others.length > 1 ? 's' : ''} in ${source} ${others.length > 1 ? 'are' : 'is'} not an image (${names}${others.length > 3 ? ', ...' : ''}) (skipped)`);
+    }
     if (!files.length) fail('IO', `no images (${IMAGE_EXTENSIONS.join(' ')}) in ${source}`);
   } else {
     root = dirname(abs);

@@ -6,13 +6,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fail } from '../errors.js';
-import { normalize, placement, type SizedSpec } from '../data/preprocess.js';
+import { normalize, placement, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
+import type { RgbImage } from '../data/resize.js';
 import type { Model } from '../model.js';
 import { sameTop1, TopKAccuracy } from '../metrics/classification.js';
 import { decodeYolox, DetectionAP, nms, parseYoloLabels, type Box } from '../metrics/detection.js';
 import { ErrorStats } from '../metrics/error.js';
 import { argmaxClasses, mapMask, MeanIoU, resizeLabels, type ClassMap, type LabelMap } from '../metrics/segmentation.js';
-import { classificationLabels, labelFile, readClassList, readText, type Dataset } from './datasets.js';
+import { classificationLabels, labelFile, readClassList, readText, skipImage, type Dataset, type SkipPolicy } from './datasets.js';
 import { decodeImage, decodeMask, imageGeometry } from './images.js';
 
 export type Task = 'imagenet' | 'segmentation' | 'detection' | 'generic';
@@ -29,7 +30,7 @@ export interface DetectionOptions {
   strides?: number[];
 }
 
-export interface EvaluateOptions {
+export interface EvaluateOptions extends SkipPolicy {
   task: Task;
   dataset: Dataset;
   spec: SizedSpec;
@@ -58,7 +59,7 @@ export interface Metrics {
 export interface EvalResult {
   task: Task;
   images: number;
-  /** Images left out (segmentation: no mask). */
+  /** Images left out (segmentation: no mask; images that could not be decoded). */
   skipped: number;
   float: Metrics;
   fixed?: Metrics;
@@ -198,12 +199,21 @@ async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; i
   const input = new Float32Array(model.inputs[0].shape.slice(1).reduce((a, b) => a * b, 1));
   const pixels = o.fixed?.pixels ? new Float32Array(input.length) : undefined;
   const pixelSpec: SizedSpec = { ...o.spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+  let used = 0;
   for (const [k, { file, index }] of files.entries()) {
-    const img = await decodeImage(file, relative(process.cwd(), file));
-    const { image, plan } = await imageGeometry(img, o.spec);
+    let image: RgbImage, plan: GeometryPlan, info: ImageInfo, truth: T;
+    try {
+      const name = relative(process.cwd(), file);
+      const img = await decodeImage(file, name);
+      ({ image, plan } = await imageGeometry(img, o.spec, 'sharp', name));
+      info = { file, index, width: img.width, height: img.height };
+      truth = await task.truth(info);
+    } catch (e) {
+      skipImage(o, e);
+      continue;
+    }
+    used++;
     normalize(image, o.spec, input, 0, plan);
-    const info = { file, index, width: img.width, height: img.height };
-    const truth = await task.truth(info);
     const f = await model.run(input);
     floatM.add(f, truth, info);
     if (o.fixed && fixedM) {
@@ -220,7 +230,8 @@ async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; i
     o.onProgress?.(k + 1, files.length);
   }
 
-  const result: EvalResult = { task: o.task, images: files.length, skipped: o.dataset.files.length - files.length, float: floatM.result() };
+  if (!used) fail('BAD_IMAGE', `none of the ${files.length} images could be used`);
+  const result: EvalResult = { task: o.task, images: used, skipped: o.dataset.files.length - used, float: floatM.result() };
   if (fixedM) {
     const sqnr: Record<string, number> = {}, cosine: Record<string, number> = {};
     for (const [name, e] of errors) {

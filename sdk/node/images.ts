@@ -6,15 +6,16 @@
  */
 import sharp from 'sharp';
 import { fail, P2Error } from '../errors.js';
-import { finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
+import { MAX_IMAGE_PIXELS, finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
 import { resizeRgb, type Interpolation, type RgbImage } from '../data/resize.js';
 import { readFileOrFail } from './files.js';
 
 /** Decode image bytes (or a file) to 8-bit RGB. `name` is used in error messages. */
 export async function decodeImage(input: Uint8Array | string, name = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
   const bytes = typeof input === 'string' ? readFileOrFail(input, 'image') : input;
+  if (bytes.byteLength === 0) fail('BAD_IMAGE', `cannot decode image ${name}: the file is empty`);
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
       .autoOrient()
       .flatten({ background: '#ffffff' })
       .toColourspace('srgb')
@@ -24,7 +25,13 @@ export async function decodeImage(input: Uint8Array | string, name = typeof inpu
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (e) {
     if (e instanceof P2Error) throw e;
-    fail('BAD_IMAGE', `cannot decode image ${name}: ${(e as Error).message.split('\n')[0]}`);
+    const reason = (e as Error).message.split('\n')[0];
+    if (/pixel limit/.test(reason)) {
+      // Refused from the header alone; its size makes the message clear.
+      const { width, height } = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() => ({ width: 0, height: 0 }));
+      fail('BAD_IMAGE', `image ${name} is ${width}x${height} pixels, beyond the limit of ${MAX_IMAGE_PIXELS}`);
+    }
+    fail('BAD_IMAGE', `cannot decode image ${name}: ${reason}`);
   }
 }
 
@@ -48,8 +55,14 @@ export async function resizeWithSharp(img: RgbImage, width: number, height: numb
 export type Resizer = 'sharp' | 'portable';
 
 /** Resize / crop / letterbox a decoded image to the model's input size (8-bit RGB). */
-export async function imageGeometry(img: RgbImage, spec: SizedSpec, resizer: Resizer = 'sharp'): Promise<{ image: RgbImage; plan: GeometryPlan }> {
-  const plan = planGeometry(img.width, img.height, spec);
+export async function imageGeometry(img: RgbImage, spec: SizedSpec, resizer: Resizer = 'sharp', name = 'image'): Promise<{ image: RgbImage; plan: GeometryPlan }> {
+  let plan: GeometryPlan;
+  try {
+    plan = planGeometry(img.width, img.height, spec);
+  } catch (e) {
+    if (e instanceof P2Error) fail(e.code, `${name}: ${e.message}`);
+    throw e;
+  }
   const { width, height } = plan.resize;
   const resized = resizer === 'sharp' ? await resizeWithSharp(img, width, height, spec.interpolation) : resizeRgb(img, width, height, spec.interpolation);
   return { image: finishGeometry(resized, plan, spec), plan };
@@ -59,7 +72,7 @@ export async function imageGeometry(img: RgbImage, spec: SizedSpec, resizer: Res
 export async function decodeMask(path: string): Promise<{ width: number; height: number; data: Uint8Array }> {
   const bytes = readFileOrFail(path, 'mask');
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error' }).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (e) {
     fail('BAD_IMAGE', `cannot decode mask ${path}: ${(e as Error).message.split('\n')[0]}`);
@@ -68,6 +81,6 @@ export async function decodeMask(path: string): Promise<{ width: number; height:
 
 /** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */
 export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0, resizer: Resizer = 'sharp'): Promise<Float32Array> {
-  const { image, plan } = await imageGeometry(await decodeImage(path), spec, resizer);
+  const { image, plan } = await imageGeometry(await decodeImage(path), spec, resizer, path);
   return normalize(image, spec, out, index, plan);
 }

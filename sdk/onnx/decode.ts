@@ -2,7 +2,7 @@
 import { fail, P2Error } from '../errors.js';
 import type { AttrValue, Dim, Graph, Node, Tensor, ValueInfo } from '../graph/ir.js';
 import { ATTR, ModelProto } from './schema.js';
-import { decodeTensor, dtypeFromOnnx, int64, type Int64, type TensorProtoLike } from './tensor.js';
+import { checkDims, decodeTensor, dtypeFromOnnx, int64, type Int64, type TensorProtoLike } from './tensor.js';
 
 interface DimProto { dim_value?: Int64; dim_param?: string }
 interface ValueInfoProto {
@@ -42,11 +42,11 @@ function parseModel(bytes: Uint8Array): ModelProtoObj {
   try {
     msg = ModelProto.decode(bytes) as unknown as ModelProtoObj;
   } catch (e) {
-    const text = String((e as Error).message ?? e);
+    const text = String((e as Error)?.message ?? e);
     if (/index out of range/.test(text)) fail('TRUNCATED', `the ONNX file is truncated or corrupt (the protobuf ends early after ${bytes.byteLength} bytes)`);
-    fail('NOT_ONNX', 'not an ONNX model: the bytes are not a valid ONNX protobuf');
+    fail('NOT_ONNX', `not an ONNX model: the bytes are not a valid ONNX protobuf (${text.split('\n')[0]})`);
   }
-  if (msg.graph == null || msg.ir_version == null || !msg.graph.node?.length) {
+  if (msg.graph == null || !has(msg, 'ir_version') || !msg.graph.node?.length) {
     fail('NOT_ONNX', 'not an ONNX model: no ir_version or no graph with nodes in the file');
   }
   return msg;
@@ -81,13 +81,17 @@ function decodeAttr(a: AttributeProto, where: string): AttrValue | undefined {
   }
 }
 
-function decodeValueInfo(v: ValueInfoProto): ValueInfo {
+function decodeValueInfo(v: ValueInfoProto, what: string): ValueInfo {
   const name = v.name ?? '';
   const tt = v.type?.tensor_type;
-  const dtype = tt?.elem_type ? dtypeFromOnnx(tt.elem_type, `graph value "${name}"`) : 'float32';
-  const dims: Dim[] = (tt?.shape?.dim ?? []).map((d, i) =>
-    d.dim_value != null && int64(d.dim_value) > 0 ? int64(d.dim_value) : d.dim_param || `?${i}`,
-  );
+  const dtype = tt?.elem_type ? dtypeFromOnnx(tt.elem_type, `${what} "${name}"`) : 'float32';
+  if (dtype === 'string') fail('UNSUPPORTED', `${what} "${name}": string tensors are not supported`);
+  // 0 and -1 are the usual stand-ins for a dynamic dim; other negative sizes are corrupt.
+  const dims: Dim[] = (tt?.shape?.dim ?? []).map((d, i) => {
+    const value = has(d, 'dim_value') ? int64(d.dim_value) : 0;
+    if (value < -1 || !Number.isInteger(value)) fail('BAD_MODEL', `${what} "${name}": invalid dimension ${value}`);
+    return value > 0 ? value : d.dim_param || `?${i}`;
+  });
   return { name, dtype, dims };
 }
 
@@ -110,6 +114,7 @@ export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Gra
   const initializers = new Map<string, Tensor>();
   for (const t of g.initializer ?? []) {
     const name = t.name ?? '';
+    if (initializers.has(name)) fail('BAD_MODEL', `initializer "${name}" is defined twice`);
     try {
       initializers.set(name, decodeTensor(t, `initializer "${name}"`, options.externalData));
     } catch (e) {
@@ -131,8 +136,15 @@ export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Gra
   });
 
   // Old PyTorch exports list every initializer as a graph input too; those are not runtime inputs.
-  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(decodeValueInfo);
-  const outputs = (g.output ?? []).map(decodeValueInfo);
+  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'graph input'));
+  const outputs = (g.output ?? []).map((v) => decodeValueInfo(v, 'graph output'));
+  const seen = new Set<string>();
+  for (const v of inputs) {
+    if (seen.has(v.name)) fail('BAD_MODEL', `graph input "${v.name}" is listed twice`);
+    seen.add(v.name);
+    // Refused here, before anything is sized by them.
+    checkDims(v.dims.filter((d): d is number => typeof d === 'number'), `graph input "${v.name}"`);
+  }
 
   return {
     name: g.name ?? 'graph',

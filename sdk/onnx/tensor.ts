@@ -111,6 +111,9 @@ export function decodeTensor(
     if (!file) fail('EXTERNAL_DATA', `${what}: data is stored in external file "${location}", which was not found next to the model`);
     const offset = Number(entries.get('offset') ?? 0);
     const length = entries.has('length') ? Number(entries.get('length')) : file.byteLength - offset;
+    if (![offset, length].every((v) => Number.isSafeInteger(v) && v >= 0)) {
+      fail('EXTERNAL_DATA', `${what}: invalid offset "${entries.get('offset')}" or length "${entries.get('length')}" in external file "${location}"`);
+    }
     if (offset + length > file.byteLength) fail('EXTERNAL_DATA', `${what}: external file "${location}" is shorter than the tensor needs`);
     return { dtype, dims, data: readRaw(code, dtype, file.subarray(offset, offset + length), n, what) };
   }

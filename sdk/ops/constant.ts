@@ -1,6 +1,7 @@
 /** Ops whose output is known while compiling: Constant, Shape, ConstantOfShape, and Cast,
  *  Expand and Range when their inputs are constant (they are folded; at run time only Cast and
  *  Expand of activations execute). */
+import { fail } from '../errors.js';
 import { attrTensor, isFloat, tensor, type DType, type Tensor } from '../graph/ir.js';
 import { checkDims, dtypeFromOnnx } from '../onnx/tensor.js';
 import { broadcastShape, broadcastWalk } from './broadcast.js';
@@ -66,6 +67,7 @@ export const cast: OpModule<CastParams> = {
   compile(ctx) {
     const x = input(ctx, 0);
     const to = dtypeFromOnnx(attr.int(ctx, 'to', 1), `node "${ctx.node.name}" (Cast)`);
+    if (to === 'string') fail('UNSUPPORTED', `node "${ctx.node.name}" (Cast): casting to strings is not supported`);
     return { params: { toInt: !isFloat(to), toBool: to === 'bool' }, outputs: [{ dtype: to, shape: x.shape }] };
   },
   reference(p, [x], [y]) {

@@ -12,7 +12,7 @@ import { fail } from '../errors.js';
 import { checkDims } from '../onnx/tensor.js';
 import type { BiasMode, LayerQ, TensorQ } from '../quant/spec.js';
 import {
-  attrNumber, attrNumbers, attrString, numel, type DType, type Node, type Tensor, type TensorData,
+  attrNumber, attrNumbers, attrString, numel, type AttrValue, type DType, type Node, type Tensor, type TensorData,
 } from '../graph/ir.js';
 
 export interface ValueMeta {
@@ -203,11 +203,33 @@ export function constInput(ctx: CompileContext, i: number, what: string): number
   return Array.from(v.value.data);
 }
 
+/** An attribute present with a type the op cannot read (a string where a number belongs, a
+ *  graph for a list) is an error rather than silently the default. */
+function typed(ctx: CompileContext, name: string, kinds: readonly AttrValue['type'][]): void {
+  const a = ctx.node.attrs[name];
+  if (a && !kinds.includes(a.type)) opError(ctx.node, `attribute "${name}" must be ${kinds.join(' or ')}, got ${a.type}`);
+}
+const NUMBER = ['int', 'float'] as const;
+
 export const attr = {
-  int: (ctx: CompileContext, name: string, fallback: number) => attrNumber(ctx.node, name, fallback),
-  float: (ctx: CompileContext, name: string, fallback: number) => attrNumber(ctx.node, name, fallback),
-  ints: (ctx: CompileContext, name: string) => attrNumbers(ctx.node, name),
-  string: (ctx: CompileContext, name: string, fallback: string) => attrString(ctx.node, name, fallback),
+  int(ctx: CompileContext, name: string, fallback: number): number {
+    typed(ctx, name, NUMBER);
+    const v = attrNumber(ctx.node, name, fallback);
+    if (!Number.isInteger(v)) opError(ctx.node, `attribute "${name}" must be an integer, got ${v}`);
+    return v;
+  },
+  float(ctx: CompileContext, name: string, fallback: number): number {
+    typed(ctx, name, NUMBER);
+    return attrNumber(ctx.node, name, fallback);
+  },
+  ints(ctx: CompileContext, name: string): number[] | undefined {
+    typed(ctx, name, [...NUMBER, 'ints', 'floats']);
+    return attrNumbers(ctx.node, name);
+  },
+  string(ctx: CompileContext, name: string, fallback: string): string {
+    typed(ctx, name, ['string']);
+    return attrString(ctx.node, name, fallback);
+  },
 };
 
 /** Normalize a possibly negative axis against `rank`. */

@@ -1,0 +1,202 @@
+/**
+ * Broken and hostile models, each with the error code and message the SDK must give for it:
+ * test/harden-models.test.ts checks them through the SDK, test/harden-cli.test.ts through the
+ * real CLI process.
+ */
+import type { ErrorCode } from '../sdk/errors.js';
+import { ModelProto } from '../sdk/onnx/schema.js';
+import { buildModel, floats, ints, node, randomTensor, rng } from './helpers.js';
+
+export interface BadModel {
+  name: string;
+  bytes: () => Uint8Array;
+  code: ErrorCode;
+  message: RegExp;
+  /** inspect lists the problem in its report (unsupported ops) instead of failing. */
+  reported?: boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+/** A ModelProto from plain fields (the ONNX names), for what the IR writer cannot express. */
+export function proto(graph: Obj, model: Obj = {}): Uint8Array {
+  return ModelProto.encode(ModelProto.fromObject({ ir_version: 7, opset_import: [{ version: 13 }], ...model, graph })).finish();
+}
+
+export function valueInfo(name: string, dims: (number | string)[], elemType = 1): Obj {
+  const dim = dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } };
+}
+
+/** x [1,4] -> Relu -> y, with extra graph fields. */
+function reluGraph(extra: Obj = {}): Obj {
+  return { node: [{ op_type: 'Relu', input: ['x'], output: ['y'] }], input: [valueInfo('x', [1, 4])], output: [valueInfo('y', [1, 4])], ...extra };
+}
+
+const relu = { inputs: [{ name: 'x', dims: [1, 4] }], outputs: [{ name: 'y' }] };
+const image = { inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: 'y' }] };
+
+export function noise(n: number, seed: number): Uint8Array {
+  const r = rng(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor(r(0, 256)));
+}
+
+function small(): Uint8Array {
+  return buildModel({ ...image, nodes: [node('Conv', ['x', 'w', 'b'], ['c'], { pads: [1, 1, 1, 1] }), node('Relu', ['c'], ['y'])], initializers: { w: randomTensor([4, 3, 3, 3], 1), b: randomTensor([4], 2) } });
+}
+
+export const BAD_MODELS: BadModel[] = [
+  { name: 'an empty file', bytes: () => new Uint8Array(0), code: 'NOT_ONNX', message: /the file is empty/ },
+  { name: 'random bytes', bytes: () => noise(4096, 3), code: 'NOT_ONNX', message: /not an ONNX model/ },
+  { name: 'a text file', bytes: () => new TextEncoder().encode('name,value\nconv1,3\n'), code: 'NOT_ONNX', message: /not an ONNX model/ },
+  { name: 'a truncated model', bytes: () => small().subarray(0, small().length >> 1), code: 'TRUNCATED', message: /the ONNX file is truncated or corrupt/ },
+  {
+    name: 'a valid protobuf that is not a model',
+    bytes: () => ModelProto.encode(ModelProto.fromObject({ producer_name: 'not a model', doc_string: 'x' })).finish(),
+    code: 'NOT_ONNX', message: /no ir_version or no graph/,
+  },
+  // Field 7 (graph) with wire type 5 (fixed32), then a field with the invalid wire type 7.
+  { name: 'odd wire types', bytes: () => Uint8Array.of(0x08, 0x07, 0x3d, 1, 2, 3, 4, 0x0f, 0), code: 'NOT_ONNX', message: /not a valid ONNX protobuf/ },
+  {
+    name: 'raw_data shorter than its dims',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [1000], data_type: 1, raw_data: new Uint8Array(12) }] })),
+    code: 'BAD_MODEL', message: /initializer "w": raw_data holds 12 bytes but its dims need 4000/,
+  },
+  {
+    name: 'float_data count unlike its dims',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [4], data_type: 1, float_data: [1, 2, 3] }] })),
+    code: 'BAD_MODEL', message: /initializer "w": holds 3 values but its dims \[4\] need 4/,
+  },
+  {
+    name: '10^9 output channels in a weight',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [1e9, 3, 1, 1], data_type: 1, raw_data: new Uint8Array(16) }] })),
+    code: 'TOO_LARGE', message: /initializer "w": \[1000000000,3,1,1\] has 3000000000 elements, beyond the limit/,
+  },
+  {
+    name: 'a graph input of 10^9 channels',
+    bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [1, 1e9, 224, 224])] }),
+    code: 'TOO_LARGE', message: /graph input "x": \[1,1000000000,224,224\]/,
+  },
+  {
+    name: 'an input shape whose element count overflows',
+    bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [2 ** 40, 2 ** 40, 2 ** 40])] }),
+    code: 'TOO_LARGE', message: /graph input "x": .* elements, beyond the limit/,
+  },
+  {
+    name: 'a negative dimension in a weight',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [-3, 2], data_type: 1, float_data: [] }] })),
+    code: 'BAD_MODEL', message: /initializer "w": invalid dimension -3/,
+  },
+  {
+    name: 'a negative dimension in a graph input',
+    bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [1, -5])] }),
+    code: 'BAD_MODEL', message: /graph input "x": invalid dimension -5/,
+  },
+  {
+    name: 'pads that make a 5*10^10-element intermediate tensor',
+    bytes: () => buildModel({ ...image, nodes: [node('Conv', ['x', 'w'], ['y'], { pads: [60000, 60000, 60000, 60000] })], initializers: { w: randomTensor([4, 3, 1, 1], 1) } }),
+    code: 'TOO_LARGE', message: /node "Conv_y" \(Conv\) output 0: \[1,4,120008,120008\] has 57607680256 elements/,
+  },
+  {
+    name: 'Resize scales of 10^5',
+    bytes: () => buildModel({ ...image, nodes: [node('Resize', ['x', '', 's'], ['y'])], initializers: { s: floats([4], [1, 1, 1e5, 1e5]) } }),
+    code: 'TOO_LARGE', message: /node "Resize_y" \(Resize\) output: \[1,3,800000,800000\]/,
+  },
+  {
+    name: 'a ConstantOfShape of 10^12 elements',
+    bytes: () => buildModel({ ...relu, nodes: [node('ConstantOfShape', ['s'], ['c']), node('Add', ['x', 'c'], ['y'])], initializers: { s: ints([2], [1e6, 1e6]) } }),
+    code: 'TOO_LARGE', message: /\(ConstantOfShape\) output: \[1000000,1000000\]/,
+  },
+  {
+    name: 'an activation arena beyond 4 GiB',
+    // 17 outputs of 2^26 floats each, all live at the end.
+    bytes: () => buildModel({
+      inputs: [{ name: 'x', dims: [1, 16, 2048, 2048] }],
+      outputs: Array.from({ length: 17 }, (_, i) => ({ name: `y${i}` })),
+      nodes: Array.from({ length: 17 }, (_, i) => node(i % 2 ? 'Relu' : 'Sigmoid', ['x'], [`y${i}`])),
+    }),
+    code: 'TOO_LARGE', message: /the activation arena needs \d+ bytes; WASM memory is limited to 4 GiB/,
+  },
+  {
+    name: 'a cycle',
+    bytes: () => buildModel({ ...relu, outputs: [{ name: 'b' }], nodes: [node('Add', ['x', 'b'], ['a']), node('Relu', ['a'], ['b'])] }),
+    code: 'BAD_MODEL', message: /the graph has a cycle through nodes "Add_a", "Relu_b"/,
+  },
+  {
+    name: 'a node reading its own output',
+    bytes: () => buildModel({ ...relu, nodes: [node('Add', ['x', 'y'], ['y'])] }),
+    code: 'BAD_MODEL', message: /cycle through nodes "Add_y"/,
+  },
+  {
+    name: 'a missing weight initializer',
+    bytes: () => buildModel({ ...image, nodes: [node('Conv', ['x', 'w', 'b'], ['y'])], initializers: { b: randomTensor([4], 2) } }),
+    code: 'BAD_MODEL', message: /node "Conv_y" \(Conv\) reads tensor "w", which no node, input or initializer produces/,
+  },
+  {
+    name: 'an op in an unknown domain',
+    bytes: () => buildModel({ ...relu, nodes: [node('Zap', ['x'], ['y'], {}, 'com.acme')] }),
+    code: 'UNSUPPORTED', message: /unsupported ops: com\.acme:Zap \(node "Zap_y"\)/, reported: true,
+  },
+  { name: 'opset 5 (too old)', bytes: () => buildModel({ ...relu, nodes: [node('Relu', ['x'], ['y'])], opset: 5 }), code: 'UNSUPPORTED', message: /opset 5; p2calib reads opsets 7 to 22/ },
+  { name: 'opset 40 (too new)', bytes: () => buildModel({ ...relu, nodes: [node('Relu', ['x'], ['y'])], opset: 40 }), code: 'UNSUPPORTED', message: /opset 40; p2calib reads opsets 7 to 22/ },
+  {
+    name: 'an attribute of the wrong type (strides as a string)',
+    bytes: () => buildModel({ ...image, nodes: [node('Conv', ['x', 'w'], ['y'], { strides: 'two' })], initializers: { w: randomTensor([4, 3, 1, 1], 1) } }),
+    code: 'BAD_MODEL', message: /node "Conv_y" \(Conv\): attribute "strides" must be int or float or ints or floats, got string/,
+  },
+  {
+    name: 'a zero stride',
+    bytes: () => buildModel({ ...image, nodes: [node('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [0, 2] })] }),
+    code: 'BAD_MODEL', message: /strides must be 2 integers from 1 to 65536, got \[0,2\]/,
+  },
+  {
+    name: 'a fractional axis',
+    bytes: () => buildModel({ ...relu, nodes: [node('Softmax', ['x'], ['y'], { axis: 0.5 })] }),
+    code: 'BAD_MODEL', message: /attribute "axis" must be an integer, got 0.5/,
+  },
+  {
+    name: 'a tensor of unknown element type',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [2], data_type: 99, raw_data: new Uint8Array(8) }] })),
+    code: 'UNSUPPORTED', message: /initializer "w": element type 99 is not supported/,
+  },
+  {
+    name: 'a string graph input',
+    bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [1, 4], 8)] }),
+    code: 'UNSUPPORTED', message: /graph input "x": string tensors are not supported/,
+  },
+  {
+    name: 'a Cast to strings',
+    bytes: () => buildModel({ ...relu, nodes: [node('Cast', ['x'], ['y'], { to: 8 })] }),
+    code: 'UNSUPPORTED', message: /\(Cast\): casting to strings is not supported/,
+  },
+  {
+    name: 'a node with no outputs',
+    bytes: () => proto({ ...reluGraph(), node: [{ op_type: 'Relu', input: ['x'], output: ['y'] }, { op_type: 'Sigmoid', name: 'lost', input: ['x'] }] }),
+    code: 'BAD_MODEL', message: /node "lost" \(Sigmoid\) has no outputs/,
+  },
+  {
+    name: 'a node with more outputs than its op makes',
+    bytes: () => buildModel({ ...relu, nodes: [node('Relu', ['x'], ['y', 'extra'])] }),
+    code: 'UNSUPPORTED', message: /node "Relu_y" \(Relu\) has 2 outputs; p2calib computes 1 for Relu/,
+  },
+  {
+    name: 'two nodes writing the same tensor',
+    bytes: () => buildModel({ ...relu, nodes: [node('Relu', ['x'], ['y']), node('Sigmoid', ['x'], ['y'])] }),
+    code: 'BAD_MODEL', message: /tensor "y" is produced more than once/,
+  },
+  {
+    name: 'an initializer defined twice',
+    bytes: () => proto(reluGraph({ initializer: [{ name: 'w', dims: [1], data_type: 1, float_data: [1] }, { name: 'w', dims: [1], data_type: 1, float_data: [2] }] })),
+    code: 'BAD_MODEL', message: /initializer "w" is defined twice/,
+  },
+  {
+    name: 'a graph input listed twice',
+    bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [1, 4]), valueInfo('x', [1, 4])] }),
+    code: 'BAD_MODEL', message: /graph input "x" is listed twice/,
+  },
+  {
+    name: 'a tensor name with a line break',
+    bytes: () => proto({ ...reluGraph(), node: [{ op_type: 'Add', input: ['x', 'gh\nost'], output: ['y'] }] }),
+    code: 'BAD_MODEL', message: /reads tensor "gh\\u000aost", which no node/,
+  },
+];

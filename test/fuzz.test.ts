@@ -1,0 +1,38 @@
+/**
+ * A few seconds of seeded fuzzing (test/fuzz.ts): mutated generated models (always) and mutated
+ * shared models (with ../shared/assets) through decodeModel, inspectModel, loadModel and a float
+ * run. Only P2Errors may come out; a finding names the seed and iteration that repeat it
+ * (node scripts/fuzz.mjs --seed S --only I). Longer runs: npm run fuzz.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fuzzModels, generatedSeeds, type FuzzStats, type Seed } from './fuzz.js';
+import { MODELS, SHARED_MODELS, assetTest } from './helpers.js';
+
+function assertClean(stats: FuzzStats, seed: number): void {
+  const f = stats.findings[0];
+  assert.ok(!f, f && `seed ${seed} iteration ${f.iteration} (${f.seed}; ${f.mutation.join(', ')}) in ${f.stage}: ${f.error}`);
+}
+
+test('fuzzed generated models: only typed errors, over every outcome', async () => {
+  const seed = 20240611;
+  const stats = await fuzzModels(generatedSeeds(), { seed, iterations: 1500 });
+  assertClean(stats, seed);
+  // The mutations reach every stage: refused by the reader, by validation, by the op modules,
+  // and accepted models that then run.
+  for (const outcome of ['ok', 'NOT_ONNX', 'TRUNCATED', 'BAD_MODEL', 'UNSUPPORTED', 'SHAPE', 'TOO_LARGE']) {
+    assert.ok((stats.outcomes[outcome] ?? 0) > 0, `no "${outcome}" outcome in ${JSON.stringify(stats.outcomes)}`);
+  }
+});
+
+assetTest(test, 'fuzzed shared models: only typed errors', async () => {
+  const seeds: Seed[] = SHARED_MODELS.map((m) => ({ name: m.file, bytes: readFileSync(join(MODELS, m.file)), shape: m.shape }));
+  const seed = 7;
+  const stats = await fuzzModels(seeds, { seed, iterations: 25 });
+  assertClean(stats, seed);
+  assert.ok((stats.outcomes.ok ?? 0) > 0, JSON.stringify(stats.outcomes));
+});
+
+test.run();
