@@ -1,7 +1,7 @@
 // Element-wise integer ops on same-shape tensors: y = sat((ka*a + kb*b + 2^(n-1)) >> n).
 // Add (kb > 0), Sub (kb < 0), and with one input (b = 0) the rescale that requantizes a tensor
 // between formats (concat inputs, pass-through ops). 8-bit: int32 SIMD; 16-bit: int64 scalar.
-import { load8x8, loadQ, roundShift64, storeQ, storeBytes } from './q';
+import { load8x8, loadQ, requant8x8, roundShift64, storeBytes, storeQ } from './q';
 
 /** All operands 8-bit; int32 accumulator. b = 0: one input. */
 export function eltwise_q8_simd(
@@ -9,6 +9,7 @@ export function eltwise_q8_simd(
   y: usize, ySigned: bool,
 ): void {
   const vka = i32x4.splat(ka), vkb = i32x4.splat(kb);
+  const zero = i32x4.splat(0);
   const rnd = i32x4.splat(n > 0 ? 1 << (n - 1) : 0);
   const vlo = i32x4.splat(lo), vhi = i32x4.splat(hi);
   for (let i = 0; i < len; i += 8) {
@@ -20,10 +21,7 @@ export function eltwise_q8_simd(
       s0 = i32x4.add(s0, i32x4.mul(i32x4.extend_low_i16x8_s(vb), vkb));
       s1 = i32x4.add(s1, i32x4.mul(i32x4.extend_high_i16x8_s(vb), vkb));
     }
-    s0 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(s0, rnd), n), vlo), vhi);
-    s1 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(s1, rnd), n), vlo), vhi);
-    const h = i16x8.narrow_i32x4_s(s0, s1);
-    storeBytes(y + <usize>i, ySigned ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h), min(8, len - i));
+    storeBytes(y + <usize>i, requant8x8(s0, s1, zero, rnd, n, vlo, vhi, ySigned), min(8, len - i));
   }
 }
 
