@@ -7,6 +7,7 @@ interface Command { help: string; run(argv: string[]): Promise<number> }
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   inspect: { summary: 'show a model\'s inputs, outputs, ops and parameters', load: () => import('./commands/inspect.js') },
+  compare: { summary: 'compare two folders of TIDL trace files layer by layer', load: () => import('./commands/compare.js') },
 };
 
 const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment

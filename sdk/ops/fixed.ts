@@ -213,6 +213,9 @@ export interface WeightGeometry<P> {
 export interface WeightFixed<P> extends WeightGeometry<P> {
   arith: LayerArith;
   w: Int8Array | Int16Array;
+  /** The weights as float32 (exact): the float reference then reads the array type it always
+   *  reads, and only its output (float64, to hold the sums exactly) differs. */
+  wf: Float32Array;
   xq: TensorQ;
   yq: TensorQ;
   acc: Float64Array;
@@ -232,11 +235,12 @@ export function weightFixed<P>(
     compile(ctx) {
       const g = geometry(ctx);
       const arith = weightArith(ctx, g.weightShape, g.channels, g.weightChannel);
-      return { ...g, arith, w: ctx.layer!.weights, xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
+      const w = ctx.layer!.weights;
+      return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
     },
     arith: (f) => f.arith,
     reference(f, [x], [y]) {
-      mod.reference(f.macParams, [x, f.w], [f.acc]);
+      mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
       for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
     },
     kernel,
