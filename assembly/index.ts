@@ -5,7 +5,12 @@ export function heap_base(): usize {
   return __heap_base;
 }
 
-export * from './float/elementwise';
+export { unary_f32_simd } from './float/activation';
+export { binary_f32_simd } from './float/binary';
+export * from './float/conv';
+export { matmul_f32_packedb_simd } from './float/gemm';
+export * from './float/pool';
+export * from './float/resize';
 export * from './stats/histogram';
 export * from './int/gemm';
 export * from './int/dw';

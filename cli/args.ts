@@ -1,6 +1,7 @@
 /** Flag parsing shared by the commands (node:util parseArgs, strict: unknown flags are errors). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fail } from '../sdk/errors.js';
+import type { Graph } from '../sdk/graph/ir.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -47,4 +48,14 @@ export function intOption(v: string | boolean | undefined, name: string, min = 1
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) fail('BAD_OPTION', `--${name} must be an integer >= ${min}, got "${v}"`);
   return n;
+}
+
+/** Commands that feed images run one image at a time: a dynamic batch dim (and only that) defaults
+ *  to 1 when no --input-shape is given. */
+export function imageInputShape(graph: Graph, given: ReturnType<typeof parseInputShape>): ReturnType<typeof parseInputShape> {
+  if (given !== undefined || graph.inputs.length !== 1) return given;
+  const [batch, ...rest] = graph.inputs[0].dims;
+  if (typeof batch === 'number' && batch > 0) return undefined;
+  if (!rest.every((d) => typeof d === 'number' && d > 0)) return undefined;
+  return [1, ...(rest as number[])];
 }

@@ -4,7 +4,9 @@ import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
 import { WasmRuntime } from './engine/wasm.js';
 import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
-import { foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities } from './graph/transforms.js';
+import {
+  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
+} from './graph/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -31,6 +33,7 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { g
   const first = inferGraph(graph, shapes);
   foldConstants(graph, first);
   removeIdentities(graph);
+  cancelTransposes(graph);
   foldBatchNorm(graph);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
@@ -49,10 +52,25 @@ export class Model {
     readonly graph: Graph,
     readonly inferred: Inferred,
     private readonly shapes: Map<string, number[]>,
+    /** Set when the model takes raw 0..255 pixels (see withPixelInput). */
+    readonly pixelInput?: PixelAffine,
   ) {
     const info = (name: string, dtype: DType) => ({ name, shape: inferred.values.get(name)!.shape, dtype });
     this.inputs = graph.inputs.map((v) => info(v.name, v.dtype));
     this.outputs = graph.outputs.map((v) => info(v.name, v.dtype));
+  }
+
+  /**
+   * The same model taking raw 0..255 pixels: the preprocessing's per-channel affine map becomes
+   * its first layer, so that the device quantizes the input losslessly as uint8 (DESIGN.md §4).
+   */
+  withPixelInput(affine: PixelAffine): Model {
+    if (this.pixelInput) fail('BAD_OPTION', 'the model already takes pixels');
+    if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
+    const source = cloneGraph(this.source);
+    addPixelInput(source, affine);
+    const { graph, inferred } = prepareGraph(source, this.shapes);
+    return new Model(source, graph, inferred, this.shapes, affine);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */

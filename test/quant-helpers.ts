@@ -8,7 +8,7 @@ import { attrNumber } from '../sdk/graph/ir.js';
 import { placePact2, isWeightLayer } from '../sdk/quant/pact2.js';
 import { tensorQ } from '../sdk/quant/ranges.js';
 import type { BiasMode, Bits, LayerQ, QuantSpec, TensorQ } from '../sdk/quant/spec.js';
-import { analyzeWeights, quantizeWeights, weightLayout } from '../sdk/quant/weights.js';
+import { analyzeWeights, quantizeWeights, weightLayout, weightScales } from '../sdk/quant/weights.js';
 import { randomArray, readModel } from './helpers.js';
 
 export interface NaiveSpecOptions {
@@ -62,7 +62,8 @@ export function specFromRanges(model: Model, range: Ranges, options: NaiveSpecOp
     const bias = new Float32Array(layout.channels);
     if (b) bias.set(b.data.length === 1 ? new Array(layout.channels).fill(b.data[0]) : b.data);
     const inQ = format(node.inputs[0]);
-    const q = quantizeWeights(analyzeWeights(w, layout, !!options.perChannel, false), bias, inQ.scaleLog2, { bits, biasMode });
+    const analysis = analyzeWeights(w, layout, !!options.perChannel, false);
+    const q = quantizeWeights(analysis, weightScales(analysis, bias, inQ.scaleLog2, { bits, biasMode }).scaleLog2, bits);
     layers[node.name] = { weights: q.data, weightScaleLog2: q.scaleLog2, bias };
     const outQ = format(node.outputs[0]);
     outQ.scaleLog2 = Math.min(outQ.scaleLog2, inQ.scaleLog2 + Math.min(...q.scaleLog2));

@@ -8,15 +8,23 @@ import { fail } from '../errors.js';
 import type { Inferred } from '../graph/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
-import type { KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
+import type { Activation, KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
 import { planArena, type Lifetime } from './plan.js';
 import type { WasmRuntime } from './wasm.js';
 
 export interface FloatPlanOptions {
   /** Tensors that must stay readable after run() (they get buffers of their own). */
   keep?: Iterable<string>;
-  /** Use only the TypeScript references (for testing the kernels against them). */
+  /** Use only the TypeScript references, one step per node (for testing the kernels). */
   referenceOnly?: boolean;
+}
+
+/** An activation node folded into the step of the node that produces its input. */
+interface Fused {
+  node: Node;
+  mod: OpModule<unknown>;
+  params: unknown;
+  activation: Activation;
 }
 
 interface Step {
@@ -27,6 +35,7 @@ interface Step {
   ins: ({ name: string } | { data: TensorData } | undefined)[];
   outs: string[];
   call?: KernelCall;
+  fused?: Fused;
 }
 
 export class FloatPlan {
@@ -70,6 +79,8 @@ export class FloatPlan {
       this.steps.push({ node, mod, params: c.params, ins, outs: node.outputs });
     }
 
+    if (!options.referenceOnly) this.fuseActivations(keep, rootOf);
+
     // Lifetimes per root buffer.
     const life = new Map<string, Lifetime>();
     const touch = (name: string, step: number) => {
@@ -107,6 +118,8 @@ export class FloatPlan {
         inputs: s.node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
         alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.node.name}"`),
         f32: (p, n) => rt.f32(p, n),
+        activation: s.fused?.activation,
+        i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
       };
       s.call = s.mod.kernel(s.params, env);
     }
@@ -118,6 +131,35 @@ export class FloatPlan {
     this.outputs = graph.outputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
   }
 
+  /**
+   * Let a producer whose kernels apply activations on store (Conv, Gemm, ...) absorb the
+   * activation that is the only reader of its output, unless that output must stay readable.
+   */
+  private fuseActivations(keep: Set<string>, rootOf: (name: string) => string): void {
+    const readers = new Map<string, number>();
+    for (const s of this.steps) {
+      for (const x of s.ins) if (x && 'name' in x) readers.set(rootOf(x.name), (readers.get(rootOf(x.name)) ?? 0) + 1);
+    }
+    for (let i = 0; i < this.steps.length; i++) {
+      const s = this.steps[i];
+      const t = s.outs[0];
+      if (!s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t) || readers.get(t) !== 1) continue;
+      const j = this.steps.findIndex((r, k) => k > i && r.ins.some((x) => x && 'name' in x && rootOf(x.name) === t));
+      const a = this.steps[j];
+      const activation = a.mod.activation?.(a.params);
+      const input = a.ins[0];
+      if (!activation || !input || !('name' in input) || input.name !== t) continue;
+      s.fused = { node: a.node, mod: a.mod, params: a.params, activation };
+      s.outs = a.outs;
+      this.steps.splice(j, 1);
+    }
+  }
+
+  /** What runs: per step its node, whether a WASM kernel runs it, and the fused activation. */
+  describe(): { node: string; op: string; kernel: boolean; fused?: string }[] {
+    return this.steps.map((s) => ({ node: s.node.name, op: s.node.op, kernel: !!s.call, fused: s.fused?.node.op }));
+  }
+
   /** Views for the reference steps, rebuilt only when the memory has grown. */
   private refreshViews(): void {
     if (this.viewsFor === this.rt.memory.buffer) return;
@@ -126,6 +168,13 @@ export class FloatPlan {
       ins: s.ins.map((x) => (!x ? new Float32Array(0) : 'data' in x ? x.data : this.view(x.name))),
       outs: s.outs.map((o) => (o ? this.view(o) : new Float32Array(0))),
     }));
+  }
+
+  /** Byte offset and element count of a runtime tensor in WASM memory (valid right after the
+   *  step that writes it; later steps may reuse the memory unless the tensor is kept). */
+  location(name: string): { ptr: number; length: number } | undefined {
+    const ptr = this.ptr.get(name);
+    return ptr === undefined ? undefined : { ptr, length: this.size.get(name)! };
   }
 
   /** A view of a runtime tensor's current contents (valid until the next run or memory growth). */
@@ -147,9 +196,15 @@ export class FloatPlan {
     this.refreshViews();
     for (let i = 0; i < this.steps.length; i++) {
       const s = this.steps[i];
-      if (s.call) s.call(this.kernelIns[i], this.kernelOuts[i]);
-      else s.mod.reference(s.params, this.views[i].ins, this.views[i].outs);
+      if (s.call) {
+        s.call(this.kernelIns[i], this.kernelOuts[i]);
+      } else {
+        const { ins, outs } = this.views[i];
+        s.mod.reference(s.params, ins, outs);
+        if (s.fused) s.fused.mod.reference(s.fused.params, outs, outs);
+      }
       onStep?.(s.node);
+      if (s.fused) onStep?.(s.fused.node);
     }
     const out: Record<string, Float32Array> = {};
     for (const o of this.outputs) {

@@ -4,6 +4,7 @@
  * __heap_base; kernels receive byte offsets and never allocate.
  */
 import { fail } from '../errors.js';
+import { kernelFn } from '../ops/op.js';
 import { KERNELS_WASM_BASE64 } from './kernels.wasm.js';
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -21,8 +22,8 @@ export function kernelModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
-/** Kernels are looked up by name; each is (offsets and sizes) => void. */
-export type KernelFn = (...args: number[]) => number | void;
+/** Kernels are looked up by name; each takes offsets, sizes and scalars. */
+export type KernelFn = (...args: number[]) => number;
 
 const PAGE = 65536;
 /** WASM32 address space, less a margin. */
@@ -47,15 +48,13 @@ export class WasmRuntime {
   }
 
   kernel(name: string): KernelFn {
-    const f = this.exports[name];
-    if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
-    return f as KernelFn;
+    return kernelFn(this, name);
   }
 
   /** Reserve zero-filled, 16-byte aligned memory for the instance's lifetime. */
   alloc(bytes: number, what = 'buffer'): number {
     const ptr = (this.top + 15) & ~15;
-    const end = ptr + bytes + 16; // kernels may read one vector past the end
+    const end = ptr + bytes + 64; // kernels may read a few vectors past the end
     if (end > MAX_BYTES) fail('TOO_LARGE', `${what} needs ${bytes} bytes; WASM memory is limited to 4 GiB`);
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));

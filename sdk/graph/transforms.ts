@@ -4,7 +4,7 @@
  * removal. Each takes and mutates a graph the caller owns.
  */
 import type { Inferred } from './infer.js';
-import { attrNumber, consumers, producers, tensor, type Graph, type Node, type Tensor } from './ir.js';
+import { attrNumber, attrNumbers, consumers, producers, tensor, type Graph, type Node, type Tensor } from './ir.js';
 
 /** Replace every node whose outputs are all known constants by initializers. */
 export function foldConstants(graph: Graph, inferred: Inferred): void {
@@ -269,4 +269,73 @@ export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] |
   }
   if (folded) removeDead(graph);
   return folded;
+}
+
+/** A per-channel affine map of 8-bit pixels: v = (p * scale - mean[c]) / std[c]. */
+export interface PixelAffine {
+  scale: number;
+  mean: number[];
+  std: number[];
+  /** Where the channel axis of the model input is. */
+  layout: 'NCHW' | 'NHWC';
+}
+
+/**
+ * Make the model take raw 0..255 pixels: the preprocessing's affine map becomes the model's
+ * first layer, a depthwise 1x1 Conv (scale per channel as weight, offset as bias), so that the
+ * device quantizes the input losslessly as uint8 and the map runs in fixed point like any layer.
+ * For NHWC inputs the Conv sits between a transpose to NCHW and one back (they cancel against
+ * the model's own layout transpose in cancelTransposes).
+ */
+export function addPixelInput(graph: Graph, affine: PixelAffine): void {
+  if (graph.inputs.length !== 1) throw new Error('pixel input needs a single-input model');
+  const input = graph.inputs[0];
+  const c = affine.mean.length;
+  const nhwc = affine.layout === 'NHWC';
+  const name = (s: string) => {
+    let n = `${input.name}_${s}`;
+    for (let i = 1; graph.initializers.has(n) || graph.nodes.some((x) => x.outputs.includes(n)); i++) n = `${input.name}_${s}_${i}`;
+    return n;
+  };
+  const w = name('pixel_scale');
+  const b = name('pixel_offset');
+  graph.initializers.set(w, tensor('float32', [c, 1, 1, 1], affine.std.map((s) => affine.scale / s)));
+  graph.initializers.set(b, tensor('float32', [c], affine.mean.map((m, i) => -m / affine.std[i])));
+  const normalized = name('normalized');
+  for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === input.name ? normalized : i));
+  const nodes: Node[] = [];
+  const convIn = nhwc ? name('nchw') : input.name;
+  const convOut = nhwc ? name('normalized_nchw') : normalized;
+  if (nhwc) nodes.push({ name: name('to_nchw'), op: 'Transpose', domain: '', inputs: [input.name], outputs: [convIn], attrs: { perm: { type: 'ints', value: [0, 3, 1, 2] } } });
+  nodes.push({
+    name: name('pixel_affine'), op: 'Conv', domain: '', inputs: [convIn, w, b], outputs: [convOut],
+    attrs: { group: { type: 'int', value: c }, kernel_shape: { type: 'ints', value: [1, 1] } },
+  });
+  if (nhwc) nodes.push({ name: name('to_nhwc'), op: 'Transpose', domain: '', inputs: [convOut], outputs: [normalized], attrs: { perm: { type: 'ints', value: [0, 2, 3, 1] } } });
+  graph.nodes.unshift(...nodes);
+}
+
+/** Remove Transpose pairs that undo each other (the second reading only the first). */
+export function cancelTransposes(graph: Graph): number {
+  let count = 0;
+  for (let again = true; again; ) {
+    again = false;
+    const readers = consumers(graph);
+    const prod = producers(graph);
+    const outputs = new Set(graph.outputs.map((o) => o.name));
+    for (const second of graph.nodes) {
+      if (second.op !== 'Transpose' || outputs.has(second.outputs[0])) continue;
+      const first = prod.get(second.inputs[0]);
+      if (!first || first.op !== 'Transpose' || readers.get(second.inputs[0])!.length !== 1 || outputs.has(second.inputs[0])) continue;
+      const p1 = attrNumbers(first, 'perm'), p2 = attrNumbers(second, 'perm');
+      if (!p1 || !p2 || p1.length !== p2.length || !p2.every((a, i) => p1[a] === i)) continue;
+      const [src, dst] = [first.inputs[0], second.outputs[0]];
+      graph.nodes = graph.nodes.filter((n) => n !== first && n !== second);
+      for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === dst ? src : i));
+      count++;
+      again = true;
+      break;
+    }
+  }
+  return count;
 }

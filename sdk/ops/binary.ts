@@ -1,10 +1,10 @@
 /** Element-wise binary ops with multidirectional broadcasting: Add, Sub, Mul, Div, Pow, Max, Min,
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
-import { broadcastShape, broadcastWalk } from './broadcast.js';
+import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
 import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../quant/spec.js';
 import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, specError } from './fixed.js';
-import { input, numel, opError, sameShape, type FixedOp, type OpModule } from './op.js';
+import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule } from './op.js';
 
 type Fn = (a: number, b: number) => number;
 
@@ -26,6 +26,9 @@ const COMPARE: Record<string, Fn> = {
   LessOrEqual: (a, b) => +(a <= b),
 };
 
+/** Op codes of assembly/float/binary.ts. */
+const KERNEL_OPS: Record<string, number> = { Add: 0, Sub: 1, Mul: 2, Div: 3, Max: 4, Min: 5, PRelu: 6 };
+
 export interface BinaryParams {
   op: string;
   fn: Fn;
@@ -38,6 +41,7 @@ export interface BinaryParams {
 
 export const binary: OpModule<BinaryParams> = {
   ops: [...Object.keys(ARITH), ...Object.keys(COMPARE)],
+  fusesActivation: true,
   compile(ctx) {
     const op = ctx.node.op;
     const a = input(ctx, 0);
@@ -62,6 +66,17 @@ export const binary: OpModule<BinaryParams> = {
     broadcastWalk(p.outShape, [p.aShape, p.bShape], (k, idx) => {
       out[k] = fn(a[idx[0]], b[idx[1]]);
     });
+  },
+  kernel(p, env) {
+    const op = KERNEL_OPS[p.op];
+    const loops = collapseBroadcast(p.outShape, [p.aShape, p.bShape], 4);
+    if (op === undefined || p.intDiv || !loops) return undefined;
+    const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
+    // Constant operands live in WASM memory of their own.
+    const [ca, cb] = [0, 1].map((i) => { const v = env.inputs[i]?.value; return v ? upload(env, v.data) : 0; });
+    const f = kernelFn(env, 'binary_f32_simd');
+    const { dims: [n0, n1, n2, n3], strides: [[a0, a1, a2, a3], [b0, b1, b2, b3]] } = loops;
+    return ([a, b], [y]) => f(op, ca || a, cb || b, y, n0, n1, n2, n3, a0, a1, a2, a3, b0, b1, b2, b3, code, p0, p1);
   },
 };
 

@@ -1,8 +1,8 @@
 /** Clip: min/max as attributes before opset 11, as optional constant inputs from 11 on. */
 import { activationFixed } from './fixed.js';
-import { attr, constInput, input, type OpModule } from './op.js';
+import { ACT, activationKernel, attr, constInput, input, numel, type OpModule } from './op.js';
 
-export interface ClipParams { min: number; max: number }
+export interface ClipParams { min: number; max: number; n: number }
 
 export const clip: OpModule<ClipParams> = {
   ops: ['Clip'],
@@ -16,10 +16,14 @@ export const clip: OpModule<ClipParams> = {
       min = constInput(ctx, 1, 'min')?.[0] ?? -Infinity;
       max = constInput(ctx, 2, 'max')?.[0] ?? Infinity;
     }
-    return { params: { min, max }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
+    return { params: { min, max, n: numel(x.shape) }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
   },
   reference({ min, max }, [x], [y]) {
     for (let i = 0; i < y.length; i++) y[i] = Math.min(max, Math.max(min, x[i]));
+  },
+  activation: (p) => ({ code: ACT.CLAMP, p0: p.min, p1: p.max }),
+  kernel(p, env) {
+    return activationKernel(env, { code: ACT.CLAMP, p0: p.min, p1: p.max }, p.n);
   },
 };
 

@@ -1,7 +1,11 @@
 /** Conv (2-D; 1-D convs are run as 2-D with height 1): grouped, depthwise, dilated, strided,
  *  asymmetric pads and auto_pad. */
-import { allocI16, bytesOf, kernelFn, layerBuffers, qCode, weightFixed, type WeightFixed } from './fixed.js';
-import { attr, checkRank, input, opError, type CompileContext, type FixedKernelEnv, type KernelCall, type OpModule } from './op.js';
+import type { TensorData } from '../graph/ir.js';
+import { allocI16, bytesOf, layerBuffers, qCode, weightFixed, type WeightFixed } from './fixed.js';
+import {
+  NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type CompileContext, type FixedKernelEnv, type KernelCall, type KernelEnv,
+  type OpModule,
+} from './op.js';
 
 export interface ConvParams {
   n: number; c: number; h: number; w: number;
@@ -54,8 +58,63 @@ export function spatialAttrs(ctx: CompileContext, spatialRank: number, kernel: n
   };
 }
 
+/** Rows of W (one per output channel, `k` values each) packed per group in blocks of 4 rows,
+ *  k-major, zero rows completing the last block: the left operand of gemm_f32_packed_simd. */
+export function packRowBlocks(wt: TensorData, groups: number, mg: number, k: number): Float32Array {
+  const mgPad = Math.ceil(mg / 4) * 4;
+  const out = new Float32Array(groups * mgPad * k);
+  for (let g = 0; g < groups; g++) {
+    for (let r = 0; r < mg; r++) {
+      const src = (g * mg + r) * k;
+      const dst = (g * mgPad + (r & ~3)) * k + (r & 3);
+      for (let i = 0; i < k; i++) out[dst + 4 * i] = wt[src + i];
+    }
+  }
+  return out;
+}
+
+/** Bias per group padded to a multiple of 4 (zeros where absent). */
+export function packBias(bias: TensorData | undefined, groups: number, mg: number): Float32Array {
+  const mgPad = Math.ceil(mg / 4) * 4;
+  const out = new Float32Array(groups * mgPad);
+  if (bias) for (let g = 0; g < groups; g++) for (let r = 0; r < mg; r++) out[g * mgPad + r] = bias[g * mg + r];
+  return out;
+}
+
+/** im2col block: enough columns to keep the panel near 64 KiB, a multiple of 8. */
+function panelColumns(k: number, n: number): number {
+  return Math.min(Math.ceil(n / 8) * 8, Math.max(8, Math.floor(16384 / k / 8) * 8));
+}
+
+function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: TensorData | undefined): KernelCall {
+  const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
+  const taps = p.kh * p.kw;
+  const is3x3 = p.kh === 3 && p.kw === 3;
+  const per = is3x3 ? 16 : Math.ceil((taps + 1) / 4) * 4;
+  const packed = new Float32Array(p.c * per);
+  for (let ch = 0; ch < p.c; ch++) {
+    for (let t = 0; t < taps; t++) packed[ch * per + t] = wt[ch * taps + t];
+    packed[ch * per + taps] = bias ? bias[ch] : 0;
+  }
+  const wp = upload(env, packed);
+  const planes = p.n * p.c;
+  if (is3x3 && p.sh === 1 && p.sw === 1 && p.dh === p.dw) {
+    const f = kernelFn(env, 'conv_f32_dw3x3s1_simd');
+    const zero = env.alloc((p.w + 8) * 4);
+    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, p.dh, zero, code, p0, p1);
+  }
+  if (is3x3 && p.sh === 2 && p.sw === 2 && p.dh === 1 && p.dw === 1) {
+    const f = kernelFn(env, 'conv_f32_dw3x3s2_simd');
+    const zero = env.alloc((p.w + 16) * 4);
+    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, zero, code, p0, p1);
+  }
+  const f = kernelFn(env, 'conv_f32_dw_simd');
+  return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, code, p0, p1);
+}
+
 export const conv: OpModule<ConvParams> = {
   ops: ['Conv'],
+  fusesActivation: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const wt = input(ctx, 1);
@@ -115,6 +174,28 @@ export const conv: OpModule<ConvParams> = {
         }
       }
     }
+  },
+  kernel(p, env) {
+    const wt = env.inputs[1]?.value?.data;
+    const bias = p.hasBias ? env.inputs[2]?.value?.data : undefined;
+    if (!wt || (p.hasBias && !bias)) return undefined;
+    const cg = p.c / p.group, mg = p.m / p.group, k = cg * p.kh * p.kw;
+    if (p.group === p.c && mg === 1) return bindDepthwise(p, env, wt, bias);
+    const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
+    const wp = upload(env, packRowBlocks(wt, p.group, mg, k));
+    const bp = upload(env, packBias(bias, p.group, mg));
+    const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt + p.pl + p.pb + p.pr === 0;
+    if (pointwise) {
+      const f = kernelFn(env, 'conv_f32_1x1_simd');
+      return ([x], [y]) => f(x, wp, bp, y, p.n, p.group, cg, mg, p.h * p.w, code, p0, p1);
+    }
+    const nb = panelColumns(k, p.oh * p.ow);
+    const panel = env.alloc(k * nb * 4);
+    const f = kernelFn(env, 'conv_f32_im2col_simd');
+    return ([x], [y]) => f(
+      x, wp, bp, y, panel, nb, p.n, p.group, cg, mg, p.h, p.w, p.oh, p.ow,
+      p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, code, p0, p1,
+    );
   },
 };
 

@@ -5,13 +5,12 @@
  * move data. The device's rules themselves are in quant/spec.ts.
  */
 import { fail } from '../errors.js';
-import type { KernelFn } from '../engine/wasm.js';
 import { numel, type Node, type TensorData } from '../graph/ir.js';
 import {
   accumulatorLimit, deviceBiases, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
 } from '../quant/spec.js';
-import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule } from './op.js';
+import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
 export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
@@ -28,12 +27,6 @@ export function bytesOf(q: TensorQ): number {
 export function maxAbs(q: TensorQ): number {
   const [lo, hi] = qRange(q.bits, q.signed);
   return Math.max(-lo, hi);
-}
-
-export function kernelFn(env: FixedKernelEnv, name: string): KernelFn {
-  const f = env.exports[name];
-  if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
-  return f as KernelFn;
 }
 
 export function specError(node: Node, message: string): never {

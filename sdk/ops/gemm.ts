@@ -1,7 +1,8 @@
 /** Gemm: Y = alpha * A' * B' + beta * C, with A' and B' optionally transposed and C broadcast. */
 import { broadcastShape, broadcastWalk } from './broadcast.js';
+import type { TensorData } from '../graph/ir.js';
 import { fcKernel, weightFixed } from './fixed.js';
-import { attr, checkRank, input, opError, type OpModule } from './op.js';
+import { NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type KernelCall, type KernelEnv, type OpModule } from './op.js';
 
 export interface GemmParams {
   m: number; k: number; n: number;
@@ -11,8 +12,41 @@ export interface GemmParams {
   cShape?: number[];
 }
 
+/**
+ * Y[m x n] = A * B + bias for a constant B read through `at(row, col)`: B packed for
+ * matmul_f32_packedb_simd in panels of 8 columns ([ceil(n/8)][k][8], zero columns past n), A read
+ * in place row by row. Shared by Gemm and MatMul.
+ */
+export function bindPackedB(
+  env: KernelEnv, m: number, k: number, n: number, at: (row: number, col: number) => number, bias: Float32Array | undefined,
+): KernelCall {
+  const panels = Math.ceil(n / 8);
+  const packed = new Float32Array(panels * k * 8);
+  for (let j = 0; j < n; j++) {
+    const base = (j >> 3) * k * 8 + (j & 7);
+    for (let t = 0; t < k; t++) packed[base + 8 * t] = at(t, j);
+  }
+  const bp = upload(env, packed);
+  const biasPadded = new Float32Array(panels * 8);
+  if (bias) biasPadded.set(bias);
+  const cp = upload(env, biasPadded);
+  const ap = env.alloc(k * 16);
+  const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
+  const f = kernelFn(env, 'matmul_f32_packedb_simd');
+  return ([a], [y]) => f(a, k, bp, cp, y, n, m, k, n, ap, code, p0, p1);
+}
+
+/** C as one value per column (beta folded in), when it broadcasts along rows only. */
+function columnBias(p: GemmParams, c: TensorData): Float32Array | undefined {
+  const shape = p.cShape!;
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== 1 && (shape[shape.length - 1] !== p.n || size !== p.n)) return undefined;
+  return Float32Array.from({ length: p.n }, (_, j) => p.beta * c[size === 1 ? 0 : j]);
+}
+
 export const gemm: OpModule<GemmParams> = {
   ops: ['Gemm'],
+  fusesActivation: true,
   compile(ctx) {
     const a = input(ctx, 0);
     const b = input(ctx, 1);
@@ -43,6 +77,15 @@ export const gemm: OpModule<GemmParams> = {
       }
     }
     if (p.cShape) broadcastWalk([p.m, p.n], [p.cShape], (k, idx) => { y[k] += p.beta * c[idx[0]]; });
+  },
+  kernel(p, env) {
+    const b = env.inputs[1]?.value?.data;
+    const c = p.cShape ? env.inputs[2]?.value?.data : undefined;
+    if (!b || p.transA || (p.cShape && !c)) return undefined;
+    const bias = c && columnBias(p, c);
+    if (c && !bias) return undefined;
+    const at = p.transB ? (t: number, j: number) => p.alpha * b[j * p.k + t] : (t: number, j: number) => p.alpha * b[t * p.n + j];
+    return bindPackedB(env, p.m, p.k, p.n, at, bias);
   },
 };
 

@@ -1,5 +1,6 @@
 /** MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast. */
 import { broadcastShape, broadcastStrides } from './broadcast.js';
+import { bindPackedB } from './gemm.js';
 import { fcKernel, weightFixed } from './fixed.js';
 import { input, numel, opError, type OpModule } from './op.js';
 
@@ -13,6 +14,7 @@ export interface MatMulParams {
 
 export const matmul: OpModule<MatMulParams> = {
   ops: ['MatMul'],
+  fusesActivation: true,
   compile(ctx) {
     const a = input(ctx, 0).shape;
     const b = input(ctx, 1).shape;
@@ -54,6 +56,12 @@ export const matmul: OpModule<MatMulParams> = {
         }
       }
     }
+  },
+  kernel(p, env) {
+    // A constant B shared by every batch, and A's batches stacked: one GEMM over batch*m rows.
+    const b = env.inputs[1]?.value?.data;
+    if (!b || !p.bOffsets.every((o) => o === 0) || !p.aOffsets.every((o, i) => o === i * p.m * p.k)) return undefined;
+    return bindPackedB(env, p.batch * p.m, p.k, p.n, (t, j) => b[t * p.n + j], undefined);
   },
 };
 

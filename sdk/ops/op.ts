@@ -40,6 +40,13 @@ export interface Compiled<P> {
   outputs: OutputMeta[];
 }
 
+/** An element-wise activation in the form WASM kernels apply it (codes of
+ *  assembly/float/activation.ts): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi). */
+export interface Activation { code: number; p0: number; p1: number }
+
+export const ACT = { NONE: 0, CLAMP: 1, LEAKY: 2, HARDSIGMOID: 3, HARDSWISH: 4, SIGMOID: 5, TANH: 6 } as const;
+export const NO_ACTIVATION: Activation = { code: ACT.NONE, p0: 0, p1: 0 };
+
 /** What a float kernel binding gets to set itself up (pack weights, pick a kernel). */
 export interface KernelEnv {
   /** The WASM module's exports (kernels take byte offsets into its memory). */
@@ -50,6 +57,32 @@ export interface KernelEnv {
   alloc(bytes: number): number;
   /** Float32 view of WASM memory; valid until the memory grows, so use it only while setting up. */
   f32(ptr: number, length: number): Float32Array;
+  /** Int32 view of WASM memory, under the same condition. */
+  i32(ptr: number, length: number): Int32Array;
+  /** An activation the kernel must apply to its output (the engine fuses it into the op only
+   *  if the op's module offers `fusesActivation`). */
+  readonly activation?: Activation;
+}
+
+/** A WASM export by name (kernels take byte offsets, sizes and scalars). */
+export function kernelFn(env: { readonly exports: Record<string, unknown> }, name: string): (...args: number[]) => number {
+  const f = env.exports[name];
+  if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
+  return f as (...args: number[]) => number;
+}
+
+/** The element-wise kernel of an activation over `n` floats. */
+export function activationKernel(env: KernelEnv, a: Activation, n: number): KernelCall {
+  const f = kernelFn(env, 'unary_f32_simd');
+  return ([x], [y]) => f(x, y, n, a.code, a.p0, a.p1);
+}
+
+/** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
+ *  when it is an Int32Array, as float32 otherwise. */
+export function upload(env: KernelEnv, data: ArrayLike<number>): number {
+  const ptr = env.alloc(data.length * 4);
+  (data instanceof Int32Array ? env.i32(ptr, data.length) : env.f32(ptr, data.length)).set(data);
+  return ptr;
 }
 
 /** A prepared kernel call: byte offsets of the runtime inputs (0 for constants folded into
@@ -67,6 +100,10 @@ export interface OpModule<P = unknown> {
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
   /** Binding to a WASM float kernel; undefined means the engine runs `reference`. */
   kernel?(params: P, env: KernelEnv): KernelCall | undefined;
+  /** The op as an activation a producer's kernel can apply on store, if it is one. */
+  activation?(params: P): Activation | undefined;
+  /** Its kernels can apply `KernelEnv.activation` to their output. */
+  readonly fusesActivation?: boolean;
   /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
   fixed?: FixedOp<P, any>;
 }

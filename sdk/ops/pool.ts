@@ -4,7 +4,7 @@ import type { TensorData } from '../graph/ir.js';
 import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits } from '../quant/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
 import { checkAccumulator, formatChange, inputQ, maxAbs, type Rescale } from './fixed.js';
-import { attr, input, opError, type CompileContext, type FixedOp, type OpModule } from './op.js';
+import { attr, input, kernelFn, opError, type CompileContext, type FixedOp, type OpModule } from './op.js';
 
 export interface PoolParams {
   max: boolean;
@@ -54,6 +54,13 @@ export const pool: OpModule<PoolParams> = {
   reference(p, [x], [y]) {
     poolWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
   },
+  kernel(p, env) {
+    const f = kernelFn(env, 'pool_f32_simd');
+    return ([x], [y]) => f(
+      x, y, p.n * p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr,
+      +p.max, +p.countIncludePad,
+    );
+  },
 };
 
 /** Walk every window: acc is the max or the sum of the values inside, count how many count. */
@@ -100,6 +107,10 @@ export const globalPool: OpModule<GlobalPoolParams> = {
   },
   reference(p, [x], [y]) {
     globalWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
+  },
+  kernel(p, env) {
+    const f = kernelFn(env, 'global_pool_f32_simd');
+    return ([x], [y]) => f(x, y, p.planes, p.size, +p.max);
   },
 };
 

@@ -2,10 +2,19 @@
  * The ONNX integer ops that peer quantizers (onnxruntime.quantization, Intel Neural Compressor)
  * write: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul and Microsoft's QLinearAdd and
  * QLinearGlobalAveragePool. p2calib reads them so that a peer's int8 model can be inspected and
- * run beside ours. Integer tensors travel through the float engine as exact float values; each
- * op dequantizes, computes in float and requantizes with round-half-to-even, as ONNX specifies.
+ * run beside ours. Integer tensors travel through the float engine as exact float values.
+ *
+ * The references reproduce ONNX Runtime's CPU arithmetic (MLAS, x86-64) bit for bit, not just the
+ * ONNX formulas, so that a peer's model gives the peer's own results here:
+ *  - Conv / MatMul: exact int32 accumulation of (x - x_zp) * (w - w_zp) plus the int32 bias, then
+ *    a float32 multiplier m = f32(f32(x_scale * w_scale) / y_scale) applied to the accumulator
+ *    converted to float32, rounded half to even, plus the zero point, saturated.
+ *  - QLinearAdd: float32 ratios a_scale/c_scale and b_scale/c_scale, the zero points folded into one
+ *    float32 constant, two fused multiply-adds, rounding half to even, saturation.
+ *  - QLinearGlobalAveragePool: int32 sum minus x_zp * size, times f32(x_scale / f32(y_scale * size)).
+ *  - QuantizeLinear: float32 division by the scale, half to even, plus the zero point.
  */
-import { allocData, type DType, type TensorData } from '../graph/ir.js';
+import { type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk } from './broadcast.js';
 import { conv, type ConvParams } from './conv.js';
 import { matmul, type MatMulParams } from './matmul.js';
@@ -14,6 +23,8 @@ import { attr, axis, input, opError, strides, type CompileContext, type OpModule
 const RANGES: Partial<Record<DType, [number, number]>> = {
   uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1],
 };
+
+const f32 = Math.fround;
 
 export function roundHalfEven(v: number): number {
   const r = Math.round(v);
@@ -49,7 +60,7 @@ export const quantizeLinear: OpModule<QuantizeParams> = {
   },
   reference(p, [x, scale, zp], [y]) {
     const [lo, hi] = p.range;
-    eachQ(p.q, (i, c) => { y[i] = Math.min(hi, Math.max(lo, roundHalfEven(x[i] / scale[c]) + (p.hasZp ? zp[c] : 0))); });
+    eachQ(p.q, (i, c) => { y[i] = Math.min(hi, Math.max(lo, roundHalfEven(f32(x[i] / scale[c])) + (p.hasZp ? zp[c] : 0))); });
   },
 };
 
@@ -66,15 +77,24 @@ export const dequantizeLinear: OpModule<DequantizeParams> = {
   },
 };
 
-function dequantize(x: TensorData, scale: TensorData, zp: TensorData | undefined, q: QAxis): Float32Array {
-  const out = new Float32Array(x.length);
-  eachQ(q, (i, c) => { out[i] = (x[i] - (zp && zp.length ? zp[c] : 0)) * scale[c]; });
+/** x - zero point, per tensor or per axis (exact small integers). */
+function center(x: TensorData, zp: TensorData | undefined, q: QAxis): Float64Array {
+  const out = new Float64Array(x.length);
+  eachQ(q, (i, c) => { out[i] = x[i] - (zp?.length ? zp[zp.length === 1 ? 0 : c] : 0); });
   return out;
 }
 
-function requantize(v: TensorData, scale: number, zp: number, range: [number, number], y: TensorData): void {
-  for (let i = 0; i < y.length; i++) y[i] = Math.min(range[1], Math.max(range[0], roundHalfEven(v[i] / scale) + zp));
+/** ONNX Runtime's requantization of an int32 accumulator by a float32 multiplier. */
+function requantize(acc: number, multiplier: number, zp: number, [lo, hi]: [number, number]): number {
+  return Math.min(hi, Math.max(lo, roundHalfEven(f32(f32(acc) * multiplier)) + zp));
 }
+
+/** Per output channel: f32(f32(x_scale * w_scale) / y_scale). */
+function multipliers(xs: TensorData, ws: TensorData, ys: TensorData, n: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, c) => f32(f32(xs[0] * ws[ws.length === 1 ? 0 : c]) / ys[0]));
+}
+
+const zeroPoint = (zp: TensorData | undefined) => (zp?.length ? zp[0] : 0);
 
 export interface QLinearConvParams { conv: ConvParams; xq: QAxis; wq: QAxis; range: [number, number]; m: number }
 
@@ -94,13 +114,13 @@ export const qlinearConv: OpModule<QLinearConvParams> = {
     };
   },
   reference(p, [x, xs, xzp, w, ws, wzp, ys, yzp, b], [y]) {
-    const xf = dequantize(x, xs, xzp, p.xq);
-    const wf = dequantize(w, ws, wzp, p.wq);
-    const bf = new Float32Array(p.m);
-    if (b) for (let c = 0; c < p.m; c++) bf[c] = b[c] * xs[0] * ws[ws.length === 1 ? 0 : c];
-    const acc = new Float32Array(y.length);
-    conv.reference(p.conv, [xf, wf, bf], [acc]);
-    requantize(acc, ys[0], yzp[0], p.range, y);
+    // Integer accumulation in float64 is exact (|acc| < 2^31).
+    const acc = new Float64Array(y.length);
+    conv.reference(p.conv, [center(x, xzp, p.xq), center(w, wzp, p.wq), b ?? new Float64Array(0)], [acc]);
+    const mult = multipliers(xs, ws, ys, p.m);
+    const plane = p.conv.oh * p.conv.ow;
+    const zp = zeroPoint(yzp);
+    for (let i = 0; i < y.length; i++) y[i] = requantize(acc[i], mult[Math.floor(i / plane) % p.m], zp, p.range);
   },
 };
 
@@ -122,9 +142,11 @@ export const qlinearMatMul: OpModule<QLinearMatMulParams> = {
     };
   },
   reference(p, [a, as, azp, b, bs, bzp, ys, yzp], [y]) {
-    const acc = new Float32Array(y.length);
-    matmul.reference(p.mm, [dequantize(a, as, azp, p.aq), dequantize(b, bs, bzp, p.bq)], [acc]);
-    requantize(acc, ys[0], yzp[0], p.range, y);
+    const acc = new Float64Array(y.length);
+    matmul.reference(p.mm, [center(a, azp, p.aq), center(b, bzp, p.bq)], [acc]);
+    const mult = multipliers(as, bs, ys, p.mm.n);
+    const zp = zeroPoint(yzp);
+    for (let i = 0; i < y.length; i++) y[i] = requantize(acc[i], mult[i % p.mm.n], zp, p.range);
   },
 };
 
@@ -142,12 +164,15 @@ export const qlinearAdd: OpModule<QLinearAddParams> = {
     return { params: { aShape: a.shape, bShape: b.shape, outShape, range }, outputs: [{ dtype: a.dtype, shape: outShape }] };
   },
   reference(p, [a, as, azp, b, bs, bzp, cs, czp], [y]) {
-    const sum = allocData('float64', y.length);
-    const za = azp?.length ? azp[0] : 0, zb = bzp?.length ? bzp[0] : 0;
+    const ra = f32(as[0] / cs[0]), rb = f32(bs[0] / cs[0]);
+    const fixed = f32(zeroPoint(czp) - f32(f32(ra * zeroPoint(azp)) + f32(rb * zeroPoint(bzp))));
+    const [lo, hi] = p.range;
+    // A fused multiply-add is one rounding of the exact a*r + t; here that sum (8-bit integer times
+    // a float32, plus a float32 of similar size) is exact in float64, so one fround is the FMA.
     broadcastWalk(p.outShape, [p.aShape, p.bShape], (k, idx) => {
-      sum[k] = (a[idx[0]] - za) * as[0] + (b[idx[1]] - zb) * bs[0];
+      const v = f32(a[idx[0]] * ra + f32(b[idx[1]] * rb + fixed));
+      y[k] = Math.min(hi, Math.max(lo, roundHalfEven(v)));
     });
-    requantize(sum, cs[0], czp?.length ? czp[0] : 0, p.range, y);
   },
 };
 
@@ -167,12 +192,11 @@ export const qlinearGlobalAveragePool: OpModule<QLinearGapParams> = {
     };
   },
   reference(p, [x, xs, xzp, ys, yzp], [y]) {
-    const mean = new Float64Array(p.planes);
+    const mult = f32(xs[0] / f32(ys[0] * p.size));
     for (let i = 0; i < p.planes; i++) {
-      let acc = 0;
+      let acc = -zeroPoint(xzp) * p.size;
       for (let j = 0; j < p.size; j++) acc += x[i * p.size + j];
-      mean[i] = (acc / p.size - xzp[0]) * xs[0];
+      y[i] = requantize(acc, mult, zeroPoint(yzp), p.range);
     }
-    requantize(mean, ys[0], yzp[0], p.range, y);
   },
 };

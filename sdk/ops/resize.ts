@@ -4,7 +4,7 @@
  * the "simple" nearest rule (floor when enlarging, ceil when shrinking), as ONNX Runtime does.
  */
 import { moveFixed } from './fixed.js';
-import { attr, constInput, input, opError, strides, type CompileContext, type OpModule } from './op.js';
+import { attr, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type OpModule } from './op.js';
 
 type CoordMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
 type NearestMode = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil' | 'simple';
@@ -137,6 +137,25 @@ export const resize: OpModule<ResizeParams> = {
       const bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
       y[k] = top * (1 - fy) + bottom * fy;
     }
+  },
+  kernel(p, env) {
+    // Kernels resize the two innermost axes of planes; other axes must keep their size.
+    const rank = p.inShape.length;
+    if (rank < 2 || p.inShape.some((d, a) => a < rank - 2 && d !== p.outShape[a])) return undefined;
+    const [h, w] = p.inShape.slice(-2), [oh, ow] = p.outShape.slice(-2);
+    const planes = p.inShape.slice(0, -2).reduce((a, b) => a * b, 1);
+    const iy = upload(env, p.index[rank - 2]);
+    const ix = upload(env, p.index[rank - 1]);
+    if (!p.linear) {
+      const f = kernelFn(env, 'resize_f32_nearest');
+      return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, ix);
+    }
+    const iy1 = upload(env, p.index1[rank - 2]);
+    const ix1 = upload(env, p.index1[rank - 1]);
+    const [fy, fx] = [p.frac[rank - 2], p.frac[rank - 1]].map((t) => upload(env, t));
+    const rows = env.alloc(2 * Math.ceil(ow / 4) * 16);
+    const f = kernelFn(env, 'resize_f32_bilinear');
+    return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, iy1, fy, ix, ix1, fx, rows);
   },
 };
 

@@ -1,19 +1,18 @@
 /** Element-wise activations and maths with no learned range of their own: one formula each. */
 import { activationFixed } from './fixed.js';
-import { input, attr, type OpModule } from './op.js';
+import { ACT, activationKernel, attr, input, numel, type Activation, type OpModule } from './op.js';
 
 type Fn = (x: number) => number;
 
-/** Formulas taking the node's attributes (alpha/beta) where the ONNX op has them. */
-const MAKERS: Record<string, (alpha: (d: number) => number, beta: (d: number) => number) => Fn> = {
+/** Defaults of the alpha/beta attributes where the ONNX op has them. */
+const DEFAULTS: Record<string, [number, number]> = { LeakyRelu: [0.01, 0], Elu: [1, 0], HardSigmoid: [0.2, 0.5] };
+
+const MAKERS: Record<string, (alpha: number, beta: number) => Fn> = {
   Relu: () => (x) => (x > 0 ? x : 0),
-  LeakyRelu: (alpha) => { const a = alpha(0.01); return (x) => (x >= 0 ? x : a * x); },
-  Elu: (alpha) => { const a = alpha(1); return (x) => (x >= 0 ? x : a * (Math.exp(x) - 1)); },
+  LeakyRelu: (a) => (x) => (x >= 0 ? x : a * x),
+  Elu: (a) => (x) => (x >= 0 ? x : a * (Math.exp(x) - 1)),
   Sigmoid: () => (x) => 1 / (1 + Math.exp(-x)),
-  HardSigmoid: (alpha, beta) => {
-    const a = alpha(0.2), b = beta(0.5);
-    return (x) => Math.max(0, Math.min(1, a * x + b));
-  },
+  HardSigmoid: (a, b) => (x) => Math.max(0, Math.min(1, a * x + b)),
   HardSwish: () => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5)),
   Tanh: () => Math.tanh,
   Exp: () => Math.exp,
@@ -28,18 +27,38 @@ const MAKERS: Record<string, (alpha: (d: number) => number, beta: (d: number) =>
   Not: () => (x) => +!x,
 };
 
-export interface UnaryParams { op: string; fn: Fn }
+export interface UnaryParams { op: string; fn: Fn; alpha: number; beta: number; n: number }
+
+/** The ops WASM kernels apply as activations (see assembly/float/activation.ts). */
+function asActivation(p: UnaryParams): Activation | undefined {
+  switch (p.op) {
+    case 'Relu': return { code: ACT.CLAMP, p0: 0, p1: Infinity };
+    case 'LeakyRelu': return { code: ACT.LEAKY, p0: p.alpha, p1: 0 };
+    case 'HardSigmoid': return { code: ACT.HARDSIGMOID, p0: p.alpha, p1: p.beta };
+    case 'HardSwish': return { code: ACT.HARDSWISH, p0: 0, p1: 0 };
+    case 'Sigmoid': return { code: ACT.SIGMOID, p0: 0, p1: 0 };
+    case 'Tanh': return { code: ACT.TANH, p0: 0, p1: 0 };
+    default: return undefined;
+  }
+}
 
 export const unary: OpModule<UnaryParams> = {
   ops: Object.keys(MAKERS),
   compile(ctx) {
     const x = input(ctx, 0);
-    const fn = MAKERS[ctx.node.op]((d) => attr.float(ctx, 'alpha', d), (d) => attr.float(ctx, 'beta', d));
-    return { params: { op: ctx.node.op, fn }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
+    const op = ctx.node.op;
+    const [da, db] = DEFAULTS[op] ?? [0, 0];
+    const alpha = attr.float(ctx, 'alpha', da), beta = attr.float(ctx, 'beta', db);
+    return { params: { op, fn: MAKERS[op](alpha, beta), alpha, beta, n: numel(x.shape) }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
   },
   reference(p, [x], [y]) {
     const fn = p.fn;
     for (let i = 0; i < y.length; i++) y[i] = fn(x[i]);
+  },
+  activation: asActivation,
+  kernel(p, env) {
+    const a = asActivation(p);
+    return a && activationKernel(env, a, p.n);
   },
 };
 

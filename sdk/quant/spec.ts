@@ -120,6 +120,12 @@ export function deviceBias(b: number, inLog2: number, wLog2: number, bits: Bits,
   return { value: biasA * biasB, biasA, biasB };
 }
 
+/** The real interval a tensor format covers: its PACT2 clip, (-clip2, clip2) or (0, clip2). */
+export function clipOf(q: TensorQ): [number, number] {
+  const clip2 = 2 ** ((q.signed ? q.bits - 1 : q.bits) - q.scaleLog2);
+  return [q.signed ? -clip2 : 0, clip2];
+}
+
 // ---- rules the fixed-point engine applies (DESIGN.md §5), one function per rule ----
 
 export type QType = 'uint8' | 'int8' | 'uint16' | 'int16';

@@ -40,8 +40,6 @@ export interface QuantizedWeights {
   scaleLog2: number[];
   /** The clip applied by the weight-clipping rule, if it fired. */
   clippedTo?: number;
-  /** Whether the bias cap lowered a scale. */
-  biasCapped: boolean;
 }
 
 /**
@@ -78,14 +76,17 @@ export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: bool
 }
 
 /**
- * Quantize analysed weights: scale = 2^(bits-1) / 2^ceil(log2 max|W|), lowered where the bias
- * would not fit its type. `inLog2` is the input's scale exponent (the bias cap depends on it in
- * 'int16' mode and in 16-bit layers).
+ * Power-of-2 weight scales: 2^(bits-1) / 2^ceil(log2 max|W|), lowered where the bias would not
+ * fit its type. `inLog2` is the input's scale exponent (the bias cap depends on it in 'int16'
+ * mode and in 16-bit layers).
  */
-export function quantizeWeights(a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: WeightQuantOptions): QuantizedWeights {
+export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, opts: WeightQuantOptions): { scaleLog2: number[]; biasCapped: boolean } {
   const perChannel = a.maxAbs.length > 1;
   const maxBias = new Float64Array(a.maxAbs.length);
-  bias.forEach((b, c) => { const g = perChannel ? c : 0; maxBias[g] = Math.max(maxBias[g], Math.abs(b)); });
+  for (let c = 0; c < bias.length; c++) {
+    const g = perChannel ? c : 0;
+    maxBias[g] = Math.max(maxBias[g], Math.abs(bias[c]));
+  }
   // Bias bound: 'mma' keeps an int16 at the weight scale, 'int16' at the accumulator scale,
   // 16-bit layers an int32 at the accumulator scale.
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
@@ -98,12 +99,18 @@ export function quantizeWeights(a: WeightAnalysis, bias: Float32Array, inLog2: n
     if (cap < fromWeights) biasCapped = true;
     return Math.min(fromWeights, cap);
   });
-  const [lo, hi] = qRange(opts.bits, true);
+  return { scaleLog2, biasCapped };
+}
+
+/** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
+export function quantizeWeights(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
+  const perChannel = scaleLog2.length > 1;
+  const [lo, hi] = qRange(bits, true);
   const n = a.values.length;
-  const data = opts.bits === 16 ? new Int16Array(n) : new Int8Array(n);
+  const data = bits === 16 ? new Int16Array(n) : new Int8Array(n);
   for (let i = 0; i < n; i++) {
     const e = scaleLog2[perChannel ? a.layout.channelOf(i) : 0];
     data[i] = saturate(roundHalfAway(a.values[i] * 2 ** e), lo, hi);
   }
-  return { data, scaleLog2, clippedTo: a.clippedTo, biasCapped };
+  return { data, scaleLog2, clippedTo: a.clippedTo };
 }

@@ -1,0 +1,72 @@
+// Element-wise binary ops with broadcasting. The caller collapses the broadcast to at most four
+// output dims (n0..n3) with per-input element strides; along the innermost dim each input is
+// either contiguous (stride 1) or broadcast (stride 0), which gives the same-shape, scalar and
+// per-channel loops below. Op codes are mirrored by sdk/ops/binary.ts.
+import { activate, activate1 } from './activation';
+
+const OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3, OP_MAX = 4, OP_MIN = 5, OP_PRELU = 6;
+
+@inline
+function apply4(op: i32, a: v128, b: v128): v128 {
+  switch (op) {
+    case OP_ADD: return f32x4.add(a, b);
+    case OP_SUB: return f32x4.sub(a, b);
+    case OP_MUL: return f32x4.mul(a, b);
+    case OP_DIV: return f32x4.div(a, b);
+    // pmax/pmin are the reference's (a >= b ? a : b) on numbers, and single instructions on x86.
+    case OP_MAX: return f32x4.pmax(b, a);
+    case OP_MIN: return f32x4.pmin(b, a);
+    default: return v128.bitselect(f32x4.mul(a, b), a, f32x4.lt(a, f32x4.splat(0)));
+  }
+}
+
+@inline
+function apply1(op: i32, a: f32, b: f32): f32 {
+  return f32x4.extract_lane(apply4(op, f32x4.splat(a), f32x4.splat(b)), 0);
+}
+
+/** One innermost run of n outputs; sa/sb are 0 (broadcast) or 1 (contiguous). */
+@inline
+function run(op: i32, a: usize, sa: i32, b: usize, sb: i32, y: usize, n: i32, act: i32, p0: f32, p1: f32): void {
+  let i = 0;
+  if (sa == 1 && sb == 1) {
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(y + o, activate(apply4(op, v128.load(a + o), v128.load(b + o)), act, p0, p1));
+    }
+  } else if (sa == 1) {
+    const bv = v128.load32_splat(b);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(y + o, activate(apply4(op, v128.load(a + o), bv), act, p0, p1));
+    }
+  } else if (sb == 1) {
+    const av = v128.load32_splat(a);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(y + o, activate(apply4(op, av, v128.load(b + o)), act, p0, p1));
+    }
+  }
+  for (; i < n; i++) {
+    store<f32>(y + (<usize>i << 2), activate1(apply1(op, load<f32>(a + (<usize>(i * sa) << 2)), load<f32>(b + (<usize>(i * sb) << 2))), act, p0, p1));
+  }
+}
+
+export function binary_f32_simd(
+  op: i32, a: usize, b: usize, y: usize,
+  n0: i32, n1: i32, n2: i32, n3: i32,
+  sa0: i32, sa1: i32, sa2: i32, sa3: i32,
+  sb0: i32, sb1: i32, sb2: i32, sb3: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  for (let i0 = 0; i0 < n0; i0++) {
+    for (let i1 = 0; i1 < n1; i1++) {
+      for (let i2 = 0; i2 < n2; i2++) {
+        const ia = i0 * sa0 + i1 * sa1 + i2 * sa2;
+        const ib = i0 * sb0 + i1 * sb1 + i2 * sb2;
+        run(op, a + (<usize>ia << 2), sa3, b + (<usize>ib << 2), sb3, y, n3, act, p0, p1);
+        y += <usize>n3 << 2;
+      }
+    }
+  }
+}

@@ -1,0 +1,141 @@
+// Register-blocked f32 GEMM on packed operands: the micro-kernel computes a 4x8 tile of
+// Y = S * V + bias, where S (the "splat" operand) is packed as blocks of 4 rows stored
+// k-major ([k][4], zero rows past the end) and V is any row-major matrix whose rows are read
+// 8 floats at a time (rows may be read past their end; those lanes are never stored).
+// Convs use S = packed weights and V = activations (NCHW planes); MatMul/Gemm with a constant
+// right operand use S = the activations packed per call and V = the weights packed in
+// 8-column panels.
+import { activate } from './activation';
+
+/** The 4x8 micro-kernel. `rowBias` points to 4 per-row values and `colBias` to 8 per-column
+ *  values (either may be 0 for none); `mr` x `nr` of the tile are stored, through `act`. */
+@inline
+export function tile4x8(
+  s: usize, v: usize, vStride: usize, k: i32,
+  rowBias: usize, colBias: usize,
+  y: usize, yStride: usize, mr: i32, nr: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  let c0 = f32x4.splat(0), c1 = c0;
+  if (colBias) {
+    c0 = v128.load(colBias);
+    c1 = v128.load(colBias, 16);
+  }
+  let a00 = c0, a01 = c1, a10 = c0, a11 = c1, a20 = c0, a21 = c1, a30 = c0, a31 = c1;
+  if (rowBias) {
+    let b = v128.load32_splat(rowBias);
+    a00 = f32x4.add(a00, b); a01 = f32x4.add(a01, b);
+    b = v128.load32_splat(rowBias, 4);
+    a10 = f32x4.add(a10, b); a11 = f32x4.add(a11, b);
+    b = v128.load32_splat(rowBias, 8);
+    a20 = f32x4.add(a20, b); a21 = f32x4.add(a21, b);
+    b = v128.load32_splat(rowBias, 12);
+    a30 = f32x4.add(a30, b); a31 = f32x4.add(a31, b);
+  }
+  for (let i = 0; i < k; i++) {
+    const v0 = v128.load(v);
+    const v1 = v128.load(v, 16);
+    let w = v128.load32_splat(s);
+    a00 = f32x4.add(a00, f32x4.mul(w, v0));
+    a01 = f32x4.add(a01, f32x4.mul(w, v1));
+    w = v128.load32_splat(s, 4);
+    a10 = f32x4.add(a10, f32x4.mul(w, v0));
+    a11 = f32x4.add(a11, f32x4.mul(w, v1));
+    w = v128.load32_splat(s, 8);
+    a20 = f32x4.add(a20, f32x4.mul(w, v0));
+    a21 = f32x4.add(a21, f32x4.mul(w, v1));
+    w = v128.load32_splat(s, 12);
+    a30 = f32x4.add(a30, f32x4.mul(w, v0));
+    a31 = f32x4.add(a31, f32x4.mul(w, v1));
+    s += 16;
+    v += vStride;
+  }
+  a00 = activate(a00, act, p0, p1); a01 = activate(a01, act, p0, p1);
+  a10 = activate(a10, act, p0, p1); a11 = activate(a11, act, p0, p1);
+  a20 = activate(a20, act, p0, p1); a21 = activate(a21, act, p0, p1);
+  a30 = activate(a30, act, p0, p1); a31 = activate(a31, act, p0, p1);
+  if (mr == 4 && nr == 8) {
+    v128.store(y, a00); v128.store(y, a01, 16); y += yStride;
+    v128.store(y, a10); v128.store(y, a11, 16); y += yStride;
+    v128.store(y, a20); v128.store(y, a21, 16); y += yStride;
+    v128.store(y, a30); v128.store(y, a31, 16);
+    return;
+  }
+  storeRow(y, a00, a01, nr);
+  if (mr > 1) storeRow(y + yStride, a10, a11, nr);
+  if (mr > 2) storeRow(y + 2 * yStride, a20, a21, nr);
+  if (mr > 3) storeRow(y + 3 * yStride, a30, a31, nr);
+}
+
+/** Store the first `nr` (1..8) lanes of the 8-float row (lo, hi). */
+@inline
+function storeRow(y: usize, lo: v128, hi: v128, nr: i32): void {
+  if (nr >= 4) {
+    v128.store(y, lo);
+    y += 16;
+    nr -= 4;
+    lo = hi;
+    if (nr == 4) {
+      v128.store(y, lo);
+      return;
+    }
+  }
+  if (nr > 0) v128.store32_lane(y, lo, 0);
+  if (nr > 1) v128.store32_lane(y, lo, 1, 4);
+  if (nr > 2) v128.store32_lane(y, lo, 2, 8);
+}
+
+/**
+ * Y[m x n] (row stride ldy) = S * X + bias for one group: S packed [ceil(m/4)][k][4], X row-major
+ * k x n with row stride ldx, bias one value per row (padded to a multiple of 4).
+ * Columns are walked in blocks of `nb` so that the block of X stays in cache across row blocks.
+ */
+export function gemm_f32_packed_simd(
+  s: usize, bias: usize, x: usize, ldx: i32, y: usize, ldy: i32,
+  m: i32, k: i32, n: i32, nb: i32, act: i32, p0: f32, p1: f32,
+): void {
+  const xStride = <usize>ldx << 2;
+  const yStride = <usize>ldy << 2;
+  for (let n0 = 0; n0 < n; n0 += nb) {
+    const nEnd = min(n, n0 + nb);
+    for (let m0 = 0; m0 < m; m0 += 4) {
+      const sb = s + <usize>m0 * <usize>k * 4;
+      const mr = min(4, m - m0);
+      const yRow = y + <usize>m0 * yStride;
+      const bRow = bias + (<usize>m0 << 2);
+      for (let j = n0; j < nEnd; j += 8) {
+        tile4x8(sb, x + (<usize>j << 2), xStride, k, bRow, 0, yRow + (<usize>j << 2), yStride, mr, min(8, nEnd - j), act, p0, p1);
+      }
+    }
+  }
+}
+
+/**
+ * Y[m x n] = A[m x k] (row stride lda) * B + bias[n], B packed as [ceil(n/8)][k][8] (zero
+ * columns past n), bias padded to a multiple of 8. `ap` is scratch for 4 packed rows of A.
+ */
+export function matmul_f32_packedb_simd(
+  a: usize, lda: i32, b: usize, bias: usize, y: usize, ldy: i32,
+  m: i32, k: i32, n: i32, ap: usize, act: i32, p0: f32, p1: f32,
+): void {
+  const yStride = <usize>ldy << 2;
+  const aStride = <usize>lda << 2;
+  const panel = <usize>k << 5;
+  for (let m0 = 0; m0 < m; m0 += 4) {
+    const mr = min(4, m - m0);
+    // Pack rows m0..m0+3 of A k-major; missing rows are zeros.
+    for (let r = 0; r < 4; r++) {
+      const src = a + <usize>(m0 + r) * aStride;
+      let dst = ap + (<usize>r << 2);
+      if (r < mr) {
+        for (let i = 0; i < k; i++) { store<f32>(dst, load<f32>(src + (<usize>i << 2))); dst += 16; }
+      } else {
+        for (let i = 0; i < k; i++) { store<f32>(dst, 0); dst += 16; }
+      }
+    }
+    const yRow = y + <usize>m0 * yStride;
+    for (let j = 0; j < n; j += 8) {
+      tile4x8(ap, b + <usize>(j >> 3) * panel, 32, k, 0, bias + (<usize>j << 2), yRow + (<usize>j << 2), yStride, mr, min(8, n - j), act, p0, p1);
+    }
+  }
+}

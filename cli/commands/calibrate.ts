@@ -1,0 +1,117 @@
+import { basename } from 'node:path';
+import { fail } from '../../sdk/errors.js';
+import { loadModel } from '../../sdk/model.js';
+import { decodeModel } from '../../sdk/onnx/decode.js';
+import { calibrateImages } from '../../sdk/node/calibrate-images.js';
+import { saveCalibration } from '../../sdk/node/calibration-files.js';
+import { openDataset } from '../../sdk/node/datasets.js';
+import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
+import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
+import type { BiasMode } from '../../sdk/quant/spec.js';
+import { imageInputShape, intOption, parse, parseInputShape } from '../args.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import { progress } from '../progress.js';
+
+export const help = `Usage: p2calib calibrate MODEL.onnx --images DIR|LIST --out DIR [options]
+
+Calibrate a float model for TIDL's power-of-2 fixed point (TI's Post Training Calibration) on
+images, and write into --out: model.qdq.onnx (QDQ, for ONNX Runtime and TIDL >= 9.1 with
+prequantized_model=1), model.calibrated.onnx (float, PACT2 clips and calibrated weights/biases)
+and calibration.json (per tensor range/clip/scale/bits, per layer shifts/scales/bias/SQNR).
+
+Options:
+  --images P          a folder of images (recursive) or a text file listing image paths
+  --out D             output folder; a non-empty one is refused without --force
+  --preset P          simple | advanced (default) | advanced-dw
+  --bits B            8 (default) | 16
+  --sixteen-bit L     comma-separated node or tensor names computed in 16 bits (mixed precision)
+  --iterations N      bias-calibration passes over the images (default 1)
+  --batch N           images per bias update (default 8)
+  --estimator E       range estimator: minmax | percentile:<p> | entropy | mse (default: the preset's)
+  --bias-calibration V  tidl (default: compare outputs after the activation, factor/10 at the
+                      start and end) | devkit (compare the layer's own output)
+  --bias-factor F     bias calibration factor (default 0.05)
+  --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
+  --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
+                      mean/scale themselves (uint8 input, no loss on the first layer)
+  --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
+  --limit N           use the first N images (after --seed shuffling)
+  --seed N            shuffle the images with this seed before --limit
+  --force             overwrite the files in a non-empty --out
+  --json              print one JSON object: {"preset","images","seconds","files":{...}}
+  --verbose           stack traces on errors
+
+${PREPROCESS_HELP}
+  Without --preprocess the imagenet preset is used.
+
+Examples:
+  p2calib calibrate mobilenetv2-12-fp32.onnx --images imagenet-sample --limit 100 \\
+      --preset advanced-dw --out calib/
+  p2calib calibrate yolox-nano.onnx --images coco128-val/images --preprocess yolox --out yolox-calib/
+  p2calib calibrate model.onnx --images imgs/ --preprocess spec.json --pixel-input --json --out out/`;
+
+const PRESET_NAMES: Preset[] = ['simple', 'advanced', 'advanced-dw'];
+
+function choice<T extends string>(v: string | boolean | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) fail('BAD_OPTION', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, pos } = parse(argv, {
+    images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
+    'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
+    'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' },
+    'pixel-input': { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+    force: { type: 'boolean' }, ...PREPROCESS_OPTIONS,
+  }, ['MODEL']);
+  if (values.help) return console.log(help), 0;
+  if (!values.images) fail('BAD_OPTION', '--images is required');
+  if (!values.out) fail('BAD_OPTION', '--out is required');
+  const outDir = prepareOutputDir(values.out as string, !!values.force);
+  const { bytes, options } = readModelFile(pos[0]);
+  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const model = await loadModel(bytes, { ...options, inputShape });
+  if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
+  const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  const { files } = openDataset(values.images as string, {
+    limit: intOption(values.limit, 'limit'), seed: intOption(values.seed, 'seed', 0),
+  });
+  const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
+  const bar = progress('calibrating');
+  const started = Date.now();
+  const cal = await calibrateImages(model, files, spec, {
+    preset: choice(values.preset, 'preset', PRESET_NAMES),
+    bits: choice(values.bits, 'bits', ['8', '16'] as const) === '16' ? 16 : 8,
+    sixteenBit: (values['sixteen-bit'] as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean),
+    iterations: intOption(values.iterations, 'iterations'),
+    batchSize: intOption(values.batch, 'batch'),
+    estimator: values.estimator as string | undefined,
+    biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
+    biasCalibrationFactor: factor,
+    biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
+    pixelInput: !!values['pixel-input'],
+    onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
+  });
+  bar.done();
+  const seconds = (Date.now() - started) / 1000;
+  const written = saveCalibration(cal, outDir, true);
+  if (values.json) {
+    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
+    return 0;
+  }
+  const t = cal.table;
+  const worst = Object.entries(t.layers).filter(([, l]) => l.sqnr !== undefined).sort((a, b) => a[1].sqnr! - b[1].sqnr!).slice(0, 5);
+  console.log([
+    `calibrated ${basename(pos[0])}: preset ${t.preset} (${t.estimator}), ${t.bits}-bit, ${t.images} images in ${seconds.toFixed(1)} s`,
+    t.input.pixels
+      ? 'input: raw 0..255 pixels (uint8); the exported models apply the preprocessing mean/scale themselves'
+      : 'input: preprocessed float tensors, as the float model takes them',
+    `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
+    'lowest SQNR layers (fixed vs float, dB):',
+    ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),
+    `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
+  ].join('\n'));
+  return 0;
+}

@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import { fail } from '../../sdk/errors.js';
+import { loadModel } from '../../sdk/model.js';
+import { decodeModel } from '../../sdk/onnx/decode.js';
+import { CLASS_MAPS, parseClassMap, type ClassMap } from '../../sdk/metrics/segmentation.js';
+import { openDataset, readText } from '../../sdk/node/datasets.js';
+import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
+import { readModelFile } from '../../sdk/node/files.js';
+import { imageInputShape, intOption, parse, parseInputShape } from '../args.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import { progress } from '../progress.js';
+
+export const help = `Usage: p2calib eval MODEL.onnx --images DIR|LIST --task TASK [options]
+
+Run the model over images and report its accuracy: top-1/top-5 (imagenet), mIoU (segmentation),
+mAP@0.5 (detection), or nothing but the run (generic). With --calibration, the fixed-point model
+runs beside the float one and the report adds its accuracy, the float-vs-fixed agreement and
+per-output SQNR.
+
+Options:
+  --images P        a folder of images (searched recursively) or a text file listing image paths
+  --task T          ${TASKS.join(' | ')}
+  --labels L        imagenet: class list file, one name per line (wnids such as
+                    imagenet-wnids.txt; an image's class is its wnid file-name prefix or its
+                    folder's name); without it, one sub-folder per class (sorted)
+                    detection: folder of YOLO .txt box files named like the images
+                    segmentation: folder of single-channel PNG masks named like the images
+  --class-map M     segmentation: mask value -> model class: ${Object.keys(CLASS_MAPS).join(', ')}, or a
+                    JSON file {"classes":{"<mask value>":class},"ignore":[values],"other":class|-1}
+  --calibration D   a calibration folder written by p2calib calibrate (adds the fixed-point side)
+  --input-shape S   model input shape when it has dynamic dims, e.g. 1,3,224,224
+  --limit N         evaluate the first N images (after --seed shuffling)
+  --seed N          shuffle the images with this seed before --limit
+  --score-threshold detection: keep candidates above this score (default 0.001)
+  --nms-iou X       detection: per-class NMS IoU threshold (default 0.5)
+  --json            print one JSON object: {"images":N,"float":{...},"fixed":{...},"agreement":x}
+  --verbose         stack traces on errors
+
+${PREPROCESS_HELP}
+  The imagenet task defaults to --preprocess imagenet; the other tasks need --preprocess.
+
+Examples:
+  p2calib eval mobilenetv2-12-fp32.onnx --task imagenet --images imagenet-sample \\
+      --labels imagenet-wnids.txt
+  p2calib eval yolox-nano.onnx --task detection --preprocess yolox \\
+      --images coco128-val/images --labels coco128-val/detection-labels
+  p2calib eval deeplabv3-mobilenetv2-257-nhwc.onnx --task segmentation --preprocess deeplab \\
+      --images coco128-val/images --labels coco128-val/segmentation-masks --class-map coco-panoptic-to-voc
+  p2calib eval model.onnx --task generic --images calib/ --preprocess spec.json --limit 50 --json`;
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : String(v));
+
+function metricLines(m: Metrics): string[] {
+  const lines: string[] = [];
+  if (m.top1 !== undefined) lines.push(`top-1 ${m.top1.toFixed(1)} %`, `top-5 ${m.top5!.toFixed(1)} %`);
+  if (m.miou !== undefined) lines.push(`mIoU ${m.miou.toFixed(1)} %`);
+  if (m.map50 !== undefined) lines.push(`mAP@0.5 ${m.map50.toFixed(1)} %`);
+  return lines;
+}
+
+function report(r: EvalResult): string {
+  const out = [`${r.images} images${r.skipped ? ` (${r.skipped} without labels skipped)` : ''}, task ${r.task}`];
+  const f = metricLines(r.float);
+  if (!r.fixed) {
+    out.push(...(f.length ? f.map((l) => `float ${l}`) : ['float: no metric for the generic task (add --calibration to compare with fixed point)']));
+    return out.join('\n');
+  }
+  const q = metricLines(r.fixed);
+  f.forEach((l, i) => out.push(`${l.padEnd(18)} float | fixed ${q[i].replace(/^[^\d]+/, '')}`));
+  if (r.agreement !== undefined) out.push(`agreement ${r.agreement.toFixed(1)} %`);
+  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output ${name}: SQNR ${fmt(db)} dB, cosine ${r.fixed.cosine![name].toFixed(5)}`);
+  return out.join('\n');
+}
+
+function classMap(v: string | undefined): ClassMap | undefined {
+  if (v === undefined) return undefined;
+  if (CLASS_MAPS[v]) return CLASS_MAPS[v];
+  if (!existsSync(v)) fail('BAD_OPTION', `--class-map "${v}" is neither a built-in map (${Object.keys(CLASS_MAPS).join(', ')}) nor an existing JSON file`);
+  try {
+    return parseClassMap(JSON.parse(readText(v, 'class map')), v);
+  } catch (e) {
+    if (e instanceof SyntaxError) fail('BAD_OPTION', `--class-map ${v}: not valid JSON (${e.message})`);
+    throw e;
+  }
+}
+
+function number(v: string | boolean | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) fail('BAD_OPTION', `--${flag} must be a non-negative number, got "${v}"`);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, pos } = parse(argv, {
+    images: { type: 'string' },
+    task: { type: 'string' },
+    labels: { type: 'string' },
+    'class-map': { type: 'string' },
+    calibration: { type: 'string' },
+    'input-shape': { type: 'string' },
+    limit: { type: 'string' },
+    seed: { type: 'string' },
+    'score-threshold': { type: 'string' },
+    'nms-iou': { type: 'string' },
+    ...PREPROCESS_OPTIONS,
+  }, ['MODEL']);
+  if (values.help) return console.log(help), 0;
+  const task = values.task as Task | undefined;
+  if (!task) fail('BAD_OPTION', `--task is required (${TASKS.join(', ')})`);
+  if (!TASKS.includes(task)) fail('BAD_OPTION', `--task "${task}" is not one of ${TASKS.join(', ')}`);
+  if (!values.images) fail('BAD_OPTION', '--images is required (a folder or a list file)');
+  if (values.calibration !== undefined) {
+    fail('UNSUPPORTED', '--calibration: fixed-point evaluation is not available in this build yet (float metrics work without it)');
+  }
+  const limit = intOption(values.limit, 'limit');
+  const seed = intOption(values.seed, 'seed', 0);
+
+  const dataset = openDataset(values.images as string, { limit, seed });
+  const { bytes, options } = readModelFile(pos[0]);
+  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const model = await loadModel(bytes, { ...options, inputShape });
+  const spec = specFromFlags(values, model.inputs[0].shape, task === 'imagenet' ? 'imagenet' : undefined);
+  const bar = values.json ? undefined : progress('eval');
+  const result = await evaluate(model, {
+    task,
+    dataset,
+    spec,
+    labels: values.labels as string | undefined,
+    classMap: classMap(values['class-map'] as string | undefined),
+    detection: { scoreThreshold: number(values['score-threshold'], 'score-threshold'), nmsIou: number(values['nms-iou'], 'nms-iou') },
+    onProgress: bar ? (d, t) => bar.update(d, t) : undefined,
+  });
+  bar?.done();
+  if (values.json) {
+    const { images, float, fixed, agreement } = result;
+    console.log(JSON.stringify({ images, float, ...(fixed ? { fixed } : {}), ...(agreement !== undefined ? { agreement } : {}) }));
+  } else {
+    console.log(report(result));
+  }
+  return 0;
+}

@@ -1,0 +1,83 @@
+/** The preprocessing flags shared by the commands that read images: a preset name or JSON file,
+ *  overridden field by field by the general flags. */
+import { existsSync } from 'node:fs';
+import { fail } from '../sdk/errors.js';
+import { parseSpec, PRESETS, sizeSpec, type SizedSpec } from '../sdk/data/preprocess.js';
+import { readText } from '../sdk/node/datasets.js';
+import type { Options } from './args.js';
+
+export const PREPROCESS_OPTIONS: Options = {
+  preprocess: { type: 'string' },
+  size: { type: 'string' },
+  resize: { type: 'string' },
+  'short-side': { type: 'string' },
+  pad: { type: 'string' },
+  align: { type: 'string' },
+  interpolation: { type: 'string' },
+  channels: { type: 'string' },
+  scale: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  layout: { type: 'string' },
+};
+
+export const PREPROCESS_HELP = `Preprocessing (a preset or JSON file, then field overrides):
+  --preprocess P    preset (${Object.keys(PRESETS).join(', ')}) or a JSON spec file
+                    (fields: width height resize shortSide padValue align interpolation
+                    channels scale mean std layout; "preset" names a base)
+  --size WxH        model input size (default: from the model's input shape)
+  --resize M        fill | letterbox | crop (short side, then centre crop) | height (PP-OCR lines)
+  --short-side N    crop: the short side before cropping
+  --pad V           letterbox/height: pad pixel value 0..255
+  --align A         letterbox: center | top-left
+  --interpolation I nearest | bilinear | bicubic | lanczos3
+  --channels C      RGB | BGR
+  --scale S         pixel multiplier, e.g. 1/255 (value = (pixel*scale - mean) / std)
+  --mean M --std S  one number or three, e.g. 0.485,0.456,0.406
+  --layout L        NCHW | NHWC`;
+
+function number(text: string, flag: string): number {
+  const m = /^\s*(-?[\d.eE+-]+)\s*(?:\/\s*([\d.eE+-]+)\s*)?$/.exec(text);
+  const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;
+  if (!Number.isFinite(v)) fail('BAD_OPTION', `--${flag}: "${text}" is not a number (fractions like 1/255 are fine)`);
+  return v;
+}
+
+/** Build the spec from the flags; `fallback` is the preset used when --preprocess is absent. */
+export function specFromFlags(values: Record<string, string | boolean | undefined>, inputShape: readonly number[], fallback?: string): SizedSpec {
+  const p = values.preprocess as string | undefined;
+  let base: Record<string, unknown>;
+  if (p === undefined) {
+    if (!fallback) fail('BAD_OPTION', `--preprocess is required for this task (a preset: ${Object.keys(PRESETS).join(', ')}, or a JSON file)`);
+    base = { preset: fallback };
+  } else if (p in PRESETS) {
+    base = { preset: p };
+  } else if (existsSync(p)) {
+    try {
+      base = JSON.parse(readText(p, 'preprocessing file'));
+    } catch (e) {
+      fail('BAD_OPTION', `--preprocess ${p}: not valid JSON (${(e as Error).message})`);
+    }
+  } else {
+    fail('BAD_OPTION', `--preprocess "${p}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor an existing JSON file`);
+  }
+  const o: Record<string, unknown> = { ...base };
+  const str = (k: string) => values[k] as string | undefined;
+  if (str('size') !== undefined) {
+    const m = /^(\d+)[x,](\d+)$/.exec(str('size')!);
+    if (!m) fail('BAD_OPTION', `--size: "${str('size')}" is not WIDTHxHEIGHT`);
+    [o.width, o.height] = [Number(m[1]), Number(m[2])];
+  }
+  for (const [flag, key] of [['resize', 'resize'], ['align', 'align'], ['interpolation', 'interpolation'], ['channels', 'channels'], ['layout', 'layout']]) {
+    if (str(flag) !== undefined) o[key] = key === 'channels' || key === 'layout' ? str(flag)!.toUpperCase() : str(flag);
+  }
+  for (const [flag, key] of [['short-side', 'shortSide'], ['pad', 'padValue'], ['scale', 'scale']]) {
+    if (str(flag) !== undefined) o[key] = number(str(flag)!, flag);
+  }
+  for (const k of ['mean', 'std']) {
+    if (str(k) === undefined) continue;
+    const parts = str(k)!.split(',').map((v) => number(v, k));
+    o[k] = parts.length === 1 ? parts[0] : parts;
+  }
+  return sizeSpec(parseSpec(o, p && !(p in PRESETS) ? p : 'preprocessing'), inputShape);
+}

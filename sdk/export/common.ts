@@ -1,0 +1,35 @@
+/** Small graph-editing helpers shared by the exporters. */
+import { topoSort, type Inferred } from '../graph/infer.js';
+import { tensor, type Graph, type Node } from '../graph/ir.js';
+import { removeDead } from '../graph/transforms.js';
+
+export function freshName(g: Graph, base: string): string {
+  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
+  let name = base;
+  for (let i = 1; taken(name); i++) name = `${base}_${i}`;
+  return name;
+}
+
+/** Static shapes on the graph interface (the prepared graph was folded at these shapes). */
+export function staticIO(g: Graph, inf: Inferred): void {
+  for (const v of [...g.inputs, ...g.outputs]) v.dims = [...inf.values.get(v.name)!.shape];
+}
+
+/** Set a Clip node's bounds in the form its opset uses. */
+export function setClipBounds(g: Graph, clip: Node, [lo, hi]: [number, number]): void {
+  if (g.opset < 11) {
+    clip.attrs = { min: { type: 'float', value: lo }, max: { type: 'float', value: hi } };
+    return;
+  }
+  const min = freshName(g, `${clip.name}_pact2_min`);
+  const max = freshName(g, `${clip.name}_pact2_max`);
+  g.initializers.set(min, tensor('float32', [], [lo]));
+  g.initializers.set(max, tensor('float32', [], [hi]));
+  clip.inputs = [clip.inputs[0], min, max];
+}
+
+/** After edits: nodes back in topological order, initializers nothing reads dropped. */
+export function finishEdits(g: Graph): void {
+  g.nodes = topoSort(g);
+  removeDead(g);
+}

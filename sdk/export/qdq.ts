@@ -1,0 +1,95 @@
+/**
+ * QDQ ONNX export (DESIGN.md §6): int8 weights -> DequantizeLinear (per tensor, or per output
+ * channel on axis 0), the device bias as int32 -> DequantizeLinear at scale s_in * s_w, and a
+ * QuantizeLinear/DequantizeLinear pair with a power-of-2 scale and zero point 0 on every stored
+ * tensor (uint8 where unsigned). Relu/Clip nodes are kept with their PACT2 bounds. This is what
+ * ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
+ *
+ * Rounding differs at exact ties: ONNX QuantizeLinear rounds half to even, the device rounds
+ * half away from zero (float-to-fixed) or half up (its requantizing shift).
+ * 16-bit tensors use Microsoft's QuantizeLinear/DequantizeLinear (int16/uint16) so that the model
+ * stays at opset 13/14.
+ */
+import { cloneGraph, tensor, type Graph, type Node } from '../graph/ir.js';
+import { encodeModel } from '../onnx/encode.js';
+import { upgradeOpset } from '../onnx/opset.js';
+import type { CalibrationState } from '../quant/calibrate.js';
+import { clipOf, deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
+import type { QuantizedWeights } from '../quant/weights.js';
+import { finishEdits, freshName, setClipBounds, staticIO } from './common.js';
+
+function zeroPoint(q: TensorQ) {
+  const dtype = q.bits === 16 ? (q.signed ? 'int16' : 'uint16') : q.signed ? 'int8' : 'uint8';
+  return tensor(dtype, [], [0]);
+}
+
+export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>): Uint8Array {
+  const g: Graph = cloneGraph(state.graph);
+  const inf = state.inferred;
+  const target = Math.max(g.opset, g.nodes.some((n) => n.op === 'HardSwish') ? 14 : 13);
+  upgradeOpset(g, target, (t) => inf.values.get(t)?.shape.length ?? 0);
+  staticIO(g, inf);
+  const added: Node[] = [];
+  const dq = (input: string, scale: number[], zp: ReturnType<typeof zeroPoint>, out: string, axis?: number, sixteen = false): Node => {
+    const s = freshName(g, `${out}_scale`);
+    g.initializers.set(s, tensor('float32', scale.length === 1 ? [] : [scale.length], scale));
+    const z = freshName(g, `${out}_zero_point`);
+    g.initializers.set(z, scale.length === 1 ? zp : tensor(zp.dtype, [scale.length], new Array(scale.length).fill(0)));
+    return {
+      name: `${out}_DequantizeLinear`, op: 'DequantizeLinear', domain: sixteen ? 'com.microsoft' : '', inputs: [input, s, z], outputs: [out],
+      attrs: axis === undefined ? {} : { axis: { type: 'int', value: axis } },
+    };
+  };
+
+  // Weights and biases.
+  for (const l of state.layers) {
+    const node = g.nodes.find((n) => n.name === l.node.name)!;
+    const qw = weights.get(l.node.name)!;
+    const sixteen = l.bits === 16;
+    const perChannel = qw.scaleLog2.length > 1;
+    const wq = freshName(g, `${node.inputs[1]}_quantized`);
+    g.initializers.set(wq, { dtype: sixteen ? 'int16' : 'int8', dims: inf.values.get(l.node.inputs[1])!.shape, data: qw.data });
+    const wf = freshName(g, `${node.inputs[1]}_dequantized`);
+    added.push(dq(wq, qw.scaleLog2.map((e) => 2 ** -e), tensor(sixteen ? 'int16' : 'int8', [], [0]), wf, perChannel ? 0 : undefined, sixteen));
+    const inQ = spec.tensors[l.input];
+    const biasInt = Array.from(l.bias, (b, c) => deviceBias(b, inQ.scaleLog2, qw.scaleLog2[perChannel ? c : 0], l.bits, spec.biasMode, inQ.signed).value);
+    const bq = freshName(g, `${l.node.name}_bias_quantized`);
+    g.initializers.set(bq, tensor('int32', [l.channels], biasInt));
+    const bf = freshName(g, `${l.node.name}_bias_dequantized`);
+    const biasScales = perChannel ? qw.scaleLog2.map((e) => 2 ** -(inQ.scaleLog2 + e)) : [2 ** -(inQ.scaleLog2 + qw.scaleLog2[0])];
+    added.push(dq(bq, biasScales, tensor('int32', [], [0]), bf, perChannel ? 0 : undefined));
+    if (node.op === 'MatMul') {
+      node.op = 'Gemm';
+      node.attrs = {};
+    }
+    node.inputs = [node.inputs[0], wf, bf];
+  }
+
+  // Activations keep their op with the PACT2 bounds; every stored tensor gets a Q/DQ pair.
+  for (const p of state.placement.points) {
+    const q = spec.tensors[p];
+    const producer = g.nodes.find((n) => n.outputs.includes(p));
+    if (producer?.op === 'Clip') setClipBounds(g, producer, clipOf(q));
+    const isInput = !producer;
+    const src = isInput ? p : freshName(g, `${p}_float`);
+    const mid = freshName(g, `${p}_quantized`);
+    const out = isInput ? freshName(g, `${p}_dequantized`) : p;
+    if (producer) producer.outputs = producer.outputs.map((o) => (o === p ? src : o));
+    else for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === p ? out : i));
+    const s = freshName(g, `${p}_scale`);
+    g.initializers.set(s, tensor('float32', [], [2 ** -q.scaleLog2]));
+    const z = freshName(g, `${p}_zero_point`);
+    g.initializers.set(z, zeroPoint(q));
+    const domain = q.bits === 16 ? 'com.microsoft' : '';
+    added.push(
+      { name: `${p}_QuantizeLinear`, op: 'QuantizeLinear', domain, inputs: [src, s, z], outputs: [mid], attrs: {} },
+      { name: `${p}_DequantizeLinear`, op: 'DequantizeLinear', domain, inputs: [mid, s, z], outputs: [out], attrs: {} },
+    );
+  }
+  if (added.some((n) => n.domain === 'com.microsoft') && !g.extraOpsets.some((o) => o.domain === 'com.microsoft')) {
+    g.extraOpsets.push({ domain: 'com.microsoft', version: 1 });
+  }
+  g.nodes = [...added, ...g.nodes];
+  finishEdits(g);
+  return encodeModel(g, { producer: 'p2calib' });
+}

@@ -1,0 +1,35 @@
+/** A calibration on disk: model.qdq.onnx, model.calibrated.onnx and calibration.json in one folder. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadCalibration, type Calibration } from '../calibration.js';
+import { fail } from '../errors.js';
+import type { CalibrationTable } from '../export/table.js';
+import type { Model } from '../model.js';
+import { prepareOutputDir, writeFileAtomic } from './files.js';
+
+export const CALIBRATION_FILES = { qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json' } as const;
+
+export function saveCalibration(cal: Calibration, outDir: string, force = false): { qdq: string; calibrated: string; table: string } {
+  const dir = prepareOutputDir(outDir, force);
+  const files = {
+    qdq: join(dir, CALIBRATION_FILES.qdq),
+    calibrated: join(dir, CALIBRATION_FILES.calibrated),
+    table: join(dir, CALIBRATION_FILES.table),
+  };
+  writeFileAtomic(files.qdq, cal.toQdqOnnx());
+  writeFileAtomic(files.calibrated, cal.toCalibratedOnnx());
+  writeFileAtomic(files.table, `${JSON.stringify(cal.table, null, 1)}\n`);
+  return files;
+}
+
+export function readCalibration(model: Model, dir: string): Calibration {
+  const path = resolve(dir, CALIBRATION_FILES.table);
+  if (!existsSync(path)) fail('IO', `no ${CALIBRATION_FILES.table} in ${dir}`);
+  let table: CalibrationTable;
+  try {
+    table = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    fail('BAD_INPUT', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return loadCalibration(model, table);
+}

@@ -1,0 +1,68 @@
+/**
+ * Node image decoding with sharp: JPEG, PNG, WebP (and whatever else libvips reads) to 8-bit sRGB.
+ * EXIF orientation is applied; grayscale, CMYK and 16-bit images are converted to 8-bit RGB;
+ * transparency is composited over white (browsers do the same in sdk/browser/images.ts).
+ * Everything after decoding is the shared pipeline of sdk/data/preprocess.ts.
+ */
+import sharp from 'sharp';
+import { fail, P2Error } from '../errors.js';
+import { finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
+import type { Interpolation } from '../data/resize.js';
+import type { RgbImage } from '../data/resize.js';
+import { readFileOrFail } from './files.js';
+
+/** Decode image bytes (or a file) to 8-bit RGB. `name` is used in error messages. */
+export async function decodeImage(input: Uint8Array | string, name = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
+  const bytes = typeof input === 'string' ? readFileOrFail(input, 'image') : input;
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'error' })
+      .autoOrient()
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) fail('BAD_IMAGE', `${name}: decoded to ${info.channels} channels, expected 3`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    if (e instanceof P2Error) throw e;
+    fail('BAD_IMAGE', `cannot decode image ${name}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+const SHARP_KERNEL: Record<Interpolation, 'nearest' | 'linear' | 'cubic' | 'lanczos3'> = {
+  nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos3: 'lanczos3',
+};
+
+/** Resample with libvips, the resizer the shared models' float baselines were measured with (the
+ *  portable resizer of sdk/data/resize.ts, used in browsers, stays within a level or two of it). */
+export async function resizeWithSharp(img: RgbImage, width: number, height: number, interp: Interpolation): Promise<RgbImage> {
+  if (width === img.width && height === img.height) return img;
+  const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[interp] })
+    .raw()
+    .toBuffer();
+  return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** Resize / crop / letterbox a decoded image to the model's input size (8-bit RGB). */
+export async function imageGeometry(img: RgbImage, spec: SizedSpec): Promise<{ image: RgbImage; plan: GeometryPlan }> {
+  const plan = planGeometry(img.width, img.height, spec);
+  return { image: finishGeometry(await resizeWithSharp(img, plan.resize.width, plan.resize.height, spec.interpolation), plan, spec), plan };
+}
+
+/** Decode a single-channel mask (PNG values = class or category ids), without colour conversion. */
+export async function decodeMask(path: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+  const bytes = readFileOrFail(path, 'mask');
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'error' }).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    fail('BAD_IMAGE', `cannot decode mask ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */
+export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0): Promise<Float32Array> {
+  const { image, plan } = await imageGeometry(await decodeImage(path), spec);
+  return normalize(image, spec, out, index, plan);
+}

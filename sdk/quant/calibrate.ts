@@ -1,0 +1,262 @@
+/**
+ * TI's Post Training Calibration on an ONNX graph (DESIGN.md §4).
+ *
+ * Per image, in sample order: the float model runs with the WASM statistics kernels reading
+ * every PACT2 point as its step completes (no activation is copied); each image's range is
+ * folded into the running average. Bias calibration (advanced presets) then compares, per
+ * batch, the per-channel means of each weight layer's output in float and in the fixed-point
+ * engine, and moves the float bias by factor * (mean_float - mean_fixed).
+ *
+ * Statistics are taken per image and merged in sample order, so that the result is the same
+ * whether images are processed one by one or sharded across workers.
+ */
+import { fail } from '../errors.js';
+import type { Inferred } from '../graph/infer.js';
+import type { Graph, Node } from '../graph/ir.js';
+import type { Model } from '../model.js';
+import type { ConvParams } from '../ops/conv.js';
+import { isWeightLayer, placePact2, type Placement } from './pact2.js';
+import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
+import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+
+export type Preset = 'simple' | 'advanced' | 'advanced-dw';
+/** 'tidl' (default): compare the quantized outputs after the activation, factor / 10 during
+ *  the first and last 10 % of updates. 'devkit': compare the layer's own output before its
+ *  activation with the constant factor. */
+export type BiasCalibration = 'tidl' | 'devkit';
+
+export interface CalibrateOptions {
+  preset?: Preset;
+  bits?: Bits;
+  /** Node or tensor names computed in 16 bits in an 8-bit model (mixed precision). */
+  sixteenBit?: string[];
+  /** Passes over the samples (bias calibration continues across passes). */
+  iterations?: number;
+  /** Images per bias-calibration update. */
+  batchSize?: number;
+  biasCalibrationFactor?: number;
+  biasCalibration?: BiasCalibration;
+  /** Overrides the preset's range estimator: 'minmax', 'percentile:<p>', 'entropy', 'mse'. */
+  estimator?: Estimator | string;
+  biasMode?: BiasMode;
+  onProgress?: (p: CalibrationProgress) => void;
+}
+
+export interface CalibrationProgress {
+  pass: number;
+  passes: number;
+  /** Images done in this pass, and their total when the samples are an array. */
+  done: number;
+  total?: number;
+}
+
+export interface PresetRules {
+  estimator: Estimator;
+  clipWeights: boolean;
+  biasCalibration: boolean;
+  perChannelDepthwise: boolean;
+}
+
+/** The seed's presets (DESIGN.md §4 table). */
+export const PRESETS: Record<Preset, PresetRules> = {
+  simple: { estimator: { kind: 'minmax' }, clipWeights: false, biasCalibration: false, perChannelDepthwise: false },
+  advanced: { estimator: { kind: 'percentile', percentile: DEFAULT_PERCENTILE }, clipWeights: true, biasCalibration: true, perChannelDepthwise: false },
+  'advanced-dw': { estimator: { kind: 'percentile', percentile: DEFAULT_PERCENTILE }, clipWeights: false, biasCalibration: true, perChannelDepthwise: true },
+};
+
+export interface ResolvedOptions {
+  preset: Preset;
+  rules: PresetRules;
+  bits: Bits;
+  sixteenBit: Set<string>;
+  iterations: number;
+  batchSize: number;
+  factor: number;
+  biasCalibration: BiasCalibration;
+  biasMode: BiasMode;
+}
+
+export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
+  const preset = o.preset ?? 'advanced';
+  if (!(preset in PRESETS)) fail('BAD_OPTION', `unknown preset "${preset}" (simple, advanced, advanced-dw)`);
+  const bits = o.bits ?? 8;
+  if (bits !== 8 && bits !== 16) fail('BAD_OPTION', `bits must be 8 or 16, got ${bits}`);
+  const positive = (v: number | undefined, d: number, name: string) => {
+    const x = v ?? d;
+    if (!Number.isInteger(x) || x < 1) fail('BAD_OPTION', `${name} must be a positive integer, got ${v}`);
+    return x;
+  };
+  const factor = o.biasCalibrationFactor ?? 0.05;
+  if (!(factor >= 0 && factor <= 1)) fail('BAD_OPTION', `biasCalibrationFactor must be in [0, 1], got ${factor}`);
+  const biasCalibration = o.biasCalibration ?? 'tidl';
+  if (biasCalibration !== 'tidl' && biasCalibration !== 'devkit') fail('BAD_OPTION', `biasCalibration must be "tidl" or "devkit"`);
+  const biasMode = o.biasMode ?? 'mma';
+  if (biasMode !== 'mma' && biasMode !== 'int16') fail('BAD_OPTION', `biasMode must be "mma" or "int16"`);
+  const estimator = o.estimator === undefined ? PRESETS[preset].estimator : typeof o.estimator === 'string' ? parseEstimator(o.estimator) : o.estimator;
+  return {
+    preset,
+    rules: { ...PRESETS[preset], estimator },
+    bits,
+    sixteenBit: new Set(o.sixteenBit ?? []),
+    iterations: positive(o.iterations, 1, 'iterations'),
+    batchSize: positive(o.batchSize, 8, 'batchSize'),
+    factor,
+    biasCalibration,
+    biasMode,
+  };
+}
+
+/** One weight layer under calibration. */
+export interface LayerState {
+  node: Node;
+  input: string;
+  /** The layer's own output, and the tensor whose format it is stored in (after a fused activation). */
+  output: string;
+  stored: string;
+  bits: Bits;
+  depthwise: boolean;
+  analysis: WeightAnalysis;
+  /** The float bias being calibrated. */
+  bias: Float32Array;
+  /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
+  scaleLog2?: number[];
+  /** Output channels, and the per-channel stride layout of the output tensor. */
+  channels: number;
+}
+
+/** The model-specific state of a calibration: placement, ranges, layers, biases. */
+export class CalibrationState {
+  readonly placement: Placement;
+  readonly ranges = new Map<string, RunningRange>();
+  readonly layers: LayerState[] = [];
+  images = 0;
+
+  constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
+    this.placement = placePact2(graph, inferred);
+    for (const p of this.placement.points) this.ranges.set(p, new RunningRange());
+    for (const s of options.sixteenBit) {
+      if (!inferred.values.has(s) && !graph.nodes.some((n) => n.name === s)) {
+        fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);
+      }
+    }
+    for (const node of inferred.order) {
+      if (!isWeightLayer(node, inferred)) continue;
+      const w = inferred.values.get(node.inputs[1])!.value!;
+      const out = node.outputs[0];
+      const transB = node.op === 'Gemm' && !!node.attrs.transB?.value;
+      const group = node.op === 'Conv' || node.op === 'ConvTranspose' ? (node.attrs.group?.value as number | undefined) ?? 1 : 1;
+      const layout = weightLayout(node.op, w, transB, group);
+      const conv = node.op === 'Conv' ? (inferred.compiled.get(node)!.params as ConvParams) : undefined;
+      const depthwise = !!conv && conv.group > 1 && conv.group === conv.c && conv.m === conv.c;
+      const perChannel = depthwise && options.rules.perChannelDepthwise;
+      const biasInit = node.inputs[2] ? inferred.values.get(node.inputs[2])?.value : undefined;
+      const bias = new Float32Array(layout.channels);
+      if (biasInit) bias.set(biasInit.data.length === 1 ? new Array(layout.channels).fill(biasInit.data[0]) : biasInit.data);
+      const stored = this.placement.formatOf.get(out) ?? out;
+      const sixteen = options.sixteenBit.has(node.name) || options.sixteenBit.has(out) || options.sixteenBit.has(stored);
+      this.layers.push({
+        node, input: node.inputs[0], output: out, stored,
+        bits: sixteen ? 16 : options.bits,
+        depthwise,
+        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel),
+        bias,
+        channels: layout.channels,
+      });
+    }
+  }
+
+  /**
+   * Fix every layer's weight scales at their current value. Bias calibration then only moves
+   * biases (a bias that outgrows its type saturates), so that the quantized weights the fixed
+   * engine ran with are the ones exported.
+   */
+  freezeWeights(): void {
+    const { weights } = this.spec();
+    for (const l of this.layers) l.scaleLog2 = weights.get(l.node.name)!.scaleLog2;
+  }
+
+  /** Set ranges and biases from a saved calibration table (see export/table.ts). */
+  restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
+    for (const [t, r] of this.ranges) {
+      const saved = ranges[t];
+      if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      [r.min, r.max] = saved.range;
+      r.n = 1;
+    }
+    for (const l of this.layers) {
+      const saved = layers[l.node.name];
+      if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
+      l.bias.set(saved.bias);
+      l.scaleLog2 = [...saved.weightScaleLog2];
+    }
+  }
+
+  /** Bits of a stored tensor: the model's, or 16 where mixed precision asks for it. */
+  private bitsOf(tensor: string): Bits {
+    if (this.options.sixteenBit.has(tensor)) return 16;
+    const producer = this.inferred.order.find((n) => n.outputs.includes(tensor));
+    return producer && this.options.sixteenBit.has(producer.name) ? 16 : this.options.bits;
+  }
+
+  /**
+   * The QuantSpec for the current ranges and biases. Walks the graph in order so that each
+   * layer sees its input's final format: a layer's output scale cannot be finer than its
+   * accumulator scale (the shift n = in + w - out must be >= 0), so it is lowered where needed.
+   */
+  spec(): { spec: QuantSpec; weights: Map<string, QuantizedWeights> } {
+    const tensors: Record<string, TensorQ> = {};
+    for (const p of this.placement.points) {
+      const r = this.ranges.get(p)!;
+      tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
+        ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
+        : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
+    }
+    const weights = new Map<string, QuantizedWeights>();
+    const layers: QuantSpec['layers'] = {};
+    const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
+    for (const l of this.layers) {
+      const inQ = tensors[resolve(l.input)];
+      const scaleLog2 = l.scaleLog2 ?? weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode }).scaleLog2;
+      const qw = quantizeWeights(l.analysis, scaleLog2, l.bits);
+      weights.set(l.node.name, qw);
+      layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
+      const outQ = tensors[resolve(l.output)];
+      const finest = inQ.scaleLog2 + Math.min(...qw.scaleLog2);
+      if (outQ.scaleLog2 > finest) tensors[resolve(l.output)] = { ...outQ, scaleLog2: finest };
+    }
+    for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
+    return { spec: { tensors, layers, biasMode: this.options.biasMode }, weights };
+  }
+}
+
+
+/** One calibration sample: feeds by input name, or a Float32Array for single-input models. */
+export type Sample = Record<string, Float32Array> | Float32Array;
+export type Samples = Iterable<Sample> | AsyncIterable<Sample>;
+
+/** Split feeds carrying a batch of N into N single-image feeds. */
+export function splitImages(model: Model, sample: Sample): Record<string, Float32Array>[] {
+  const { record, batch } = model.feedsToRecord(sample);
+  if (batch === 1) return [record];
+  return Array.from({ length: batch }, (_, i) =>
+    Object.fromEntries(Object.entries(record).map(([k, v]) => {
+      const n = v.length / batch;
+      return [k, v.subarray(i * n, (i + 1) * n)];
+    })),
+  );
+}
+
+/** Iterate the samples once per pass; a one-shot iterator cannot serve several passes. */
+export async function* passes(samples: Samples, count: number): AsyncGenerator<{ pass: number; sample: Sample }> {
+  let first = -1;
+  for (let pass = 0; pass < count; pass++) {
+    let n = 0;
+    for await (const sample of samples as AsyncIterable<Sample>) {
+      n++;
+      yield { pass, sample };
+    }
+    if (pass === 0) first = n;
+    if (n === 0) fail('BAD_INPUT', first === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
+  }
+}

@@ -1,0 +1,143 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { calibrate, loadCalibration, loadModel } from '../sdk/index.js';
+import { decodeModel } from '../sdk/onnx/decode.js';
+import { clipOf } from '../sdk/quant/spec.js';
+import { buildModel, diff, floats, node, ortRun, randomArray, randomTensor } from './helpers.js';
+
+/** A small CNN with the structures calibration must handle: conv+relu, depthwise conv, a residual
+ *  Add, Concat, pooling, a Gemm head, a Sigmoid (float fallback) and a Clip(0,6). */
+function smallCnn(opset = 13) {
+  return buildModel({
+    opset,
+    inputs: [{ name: 'x', dims: [1, 3, 12, 12] }],
+    outputs: [{ name: 'y', dims: [1, 5] }, { name: 'gate', dims: [1, 8, 6, 6] }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 8 }),
+      node('Clip', ['c2', 'zero', 'six'], ['r2']),
+      node('Conv', ['r2', 'w3', 'b3'], ['c3']),
+      node('Add', ['c3', 'r1'], ['sum']),
+      node('Sigmoid', ['sum'], ['gate']),
+      node('Concat', ['sum', 'r2'], ['cat'], { axis: 1 }),
+      node('MaxPool', ['cat'], ['mp'], { kernel_shape: [2, 2], strides: [2, 2] }),
+      node('GlobalAveragePool', ['mp'], ['gap']),
+      node('Flatten', ['gap'], ['flat']),
+      node('Gemm', ['flat', 'fw', 'fb'], ['y'], { transB: 1 }),
+    ],
+    initializers: {
+      w1: randomTensor([8, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([8], 2, -0.2, 0.2),
+      wd: randomTensor([8, 1, 3, 3], 3, -1, 1), bd: randomTensor([8], 4, -0.2, 0.2),
+      w3: randomTensor([8, 8, 1, 1], 5, -0.5, 0.5), b3: randomTensor([8], 6, -0.1, 0.1),
+      fw: randomTensor([5, 16], 7, -1, 1), fb: randomTensor([5], 8, -0.1, 0.1),
+      zero: floats([], [0]), six: floats([], [6]),
+    },
+  });
+}
+
+const samples = (n: number, seed = 100) => Array.from({ length: n }, (_, i) => randomArray(3 * 12 * 12, seed + i, -1.5, 1.5));
+
+test('calibrate: every runtime tensor gets a power-of-2 format; the QDQ and calibrated exports run in onnxruntime close to float', async () => {
+  const bytes = smallCnn();
+  const model = await loadModel(bytes);
+  const cal = await calibrate(model, samples(12), { preset: 'simple' });
+  for (const [name, q] of Object.entries(cal.spec.tensors)) {
+    assert.ok(Number.isInteger(q.scaleLog2), name);
+    assert.ok(q.bits === 8, name);
+  }
+  assert.is(cal.spec.tensors.r1.signed, false);
+  assert.is(cal.spec.tensors.c1, cal.spec.tensors.r1, 'a fused conv output takes its activation format');
+  assert.is(cal.spec.tensors.flat, cal.spec.tensors.gap, 'Flatten passes its input format through');
+  const x = samples(1, 999)[0];
+  const ref = await ortRun(bytes, { x: { data: x, dims: [1, 3, 12, 12] } });
+  for (const [what, exported] of [['qdq', cal.toQdqOnnx()], ['calibrated', cal.toCalibratedOnnx()]] as const) {
+    const out = await ortRun(exported, { x: { data: x, dims: [1, 3, 12, 12] } });
+    const d = diff(out.y, ref.y);
+    assert.ok(d.max < 0.1 * d.ref + 0.05, `${what}: ${d.max} vs ${d.ref}`);
+  }
+  // The calibrated model's clips are the PACT2 powers of 2.
+  const g = decodeModel(cal.toCalibratedOnnx());
+  const clipNode = g.nodes.find((n) => n.op === 'Clip' && n.outputs[0] === 'r2')!;
+  const hi = g.initializers.get(clipNode.inputs[2])!.data[0];
+  assert.is(hi, clipOf(cal.spec.tensors.r2)[1]);
+  assert.ok(Number.isInteger(Math.log2(hi)));
+  const qdq = decodeModel(cal.toQdqOnnx());
+  assert.ok(qdq.nodes.some((n) => n.op === 'QuantizeLinear'));
+  assert.ok(qdq.opset >= 13);
+});
+
+test('calibrate is deterministic and a saved table rebuilds the same calibration', async () => {
+  const model = await loadModel(smallCnn());
+  const a = await calibrate(model, samples(6), { preset: 'advanced-dw' });
+  const b = await calibrate(model, samples(6), { preset: 'advanced-dw' });
+  assert.equal(a.toQdqOnnx(), b.toQdqOnnx());
+  assert.equal(a.toCalibratedOnnx(), b.toCalibratedOnnx());
+  const reloaded = loadCalibration(model, JSON.parse(JSON.stringify(a.table)));
+  assert.equal(reloaded.toQdqOnnx(), a.toQdqOnnx());
+  assert.equal(reloaded.spec.tensors, a.spec.tensors);
+});
+
+test('opset-9 models (Clip attributes, Upsample) export QDQ at opset 13 that onnxruntime runs', async () => {
+  const bytes = buildModel({
+    opset: 9,
+    inputs: [{ name: 'x', dims: [1, 2, 4, 4] }],
+    outputs: [{ name: 'y', dims: [1, 2, 8, 8] }],
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c'], { pads: [1, 1, 1, 1] }),
+      node('Clip', ['c'], ['r'], { min: { float: 0 }, max: { float: 6 } }),
+      node('Upsample', ['r', 'scales'], ['y'], { mode: 'nearest' }),
+    ],
+    initializers: { w: randomTensor([2, 2, 3, 3], 1), b: randomTensor([2], 2), scales: floats([4], [1, 1, 2, 2]) },
+  });
+  const model = await loadModel(bytes);
+  const cal = await calibrate(model, [randomArray(32, 4), randomArray(32, 5)], { preset: 'simple' });
+  const x = randomArray(32, 6);
+  const ref = await ortRun(bytes, { x: { data: x, dims: [1, 2, 4, 4] } });
+  const out = await ortRun(cal.toQdqOnnx(), { x: { data: x, dims: [1, 2, 4, 4] } });
+  const d = diff(out.y, ref.y);
+  assert.ok(d.max < 0.05 * d.ref + 0.05, `${d.max} vs ${d.ref}`);
+  const cf = await ortRun(cal.toCalibratedOnnx(), { x: { data: x, dims: [1, 2, 4, 4] } });
+  assert.ok(diff(cf.y, ref.y).max < 0.05 * d.ref + 0.05);
+});
+
+test('pixel input: the affine map becomes a depthwise 1x1 layer, uint8 input format, same float outputs', async () => {
+  const model = await loadModel(smallCnn());
+  const affine = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: 'NCHW' as const };
+  const pixels = model.withPixelInput(affine);
+  assert.equal(pixels.graph.nodes[0].op, 'Conv');
+  const px = Float32Array.from(randomArray(432, 9, 0, 256), Math.floor);
+  const x = px.map((p, i) => (p / 255 - affine.mean[Math.floor(i / 144)]) / affine.std[Math.floor(i / 144)]);
+  const [a, b] = [await model.run(x), await pixels.run(px)];
+  assert.ok(diff(b.y, a.y).max < 1e-5);
+  const cal = await calibrate(pixels, [px], { preset: 'simple' });
+  assert.equal(cal.spec.tensors.x, { bits: 8, signed: false, scaleLog2: 0 });
+  assert.equal(cal.table.input, { pixels: true, affine });
+  // Reloading against the original model re-applies the pixel layer.
+  assert.equal(loadCalibration(model, JSON.parse(JSON.stringify(cal.table))).toQdqOnnx(), cal.toQdqOnnx());
+});
+
+test('bad calibration options are refused with a clear message', async () => {
+  const model = await loadModel(smallCnn());
+  const bad = async (options: object, pattern: RegExp) => {
+    try {
+      await calibrate(model, samples(1), options);
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, pattern);
+    }
+  };
+  await bad({ preset: 'fancy' }, /unknown preset/);
+  await bad({ bits: 12 }, /bits must be 8 or 16/);
+  await bad({ estimator: 'kl' }, /unknown range estimator/);
+  await bad({ iterations: 0 }, /iterations must be a positive integer/);
+  await bad({ sixteenBit: ['nope'] }, /neither a tensor nor a node/);
+  try {
+    await calibrate(model, [], {});
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /no calibration samples/);
+  }
+});
+
+test.run();

@@ -1,0 +1,139 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Agreement, topK, TopKAccuracy } from '../sdk/metrics/classification.js';
+import { averagePrecision, decodeYolox, DetectionAP, iou, nms, parseYoloLabels, type Box } from '../sdk/metrics/detection.js';
+import { ErrorStats } from '../sdk/metrics/error.js';
+import {
+  argmaxClasses, COCO_PANOPTIC_TO_VOC, IGNORE, mapMask, MeanIoU, parseClassMap, resizeLabels, type LabelMap,
+} from '../sdk/metrics/segmentation.js';
+import { P2Error } from '../sdk/errors.js';
+
+const close = (a: number, b: number, eps = 1e-9, msg = '') => assert.ok(Math.abs(a - b) <= eps, `${msg} ${a} vs ${b}`);
+const box = (x1: number, y1: number, x2: number, y2: number, cls = 0, score = 1): Box => ({ x1, y1, x2, y2, cls, score });
+
+test('topK: order, ties to the lower index, k larger than the list', () => {
+  assert.equal(topK([0.1, 0.5, 0.3, 0.5, 0.2], 3), [1, 3, 2]);
+  assert.equal(topK([3, 1], 5), [0, 1]);
+});
+
+test('top-1/top-5 and agreement on constructed scores', () => {
+  const acc = new TopKAccuracy();
+  const scores = (best: number[]) => Float32Array.from({ length: 10 }, (_, i) => (best.includes(i) ? 10 - best.indexOf(i) : 0));
+  acc.add(scores([3, 1, 2, 4, 5]), 3); // top-1 hit
+  acc.add(scores([1, 3, 2, 4, 5]), 3); // top-5 hit only
+  acc.add(scores([1, 2, 4, 5, 6]), 3); // miss
+  acc.add(scores([7, 0, 1, 2, 4]), 7); // top-1 hit
+  assert.equal(acc.result(), { top1: 50, top5: 75 });
+  const ag = new Agreement();
+  ag.add([1, 2, 0], [0, 3, 1]);
+  ag.add([1, 2, 0], [3, 2, 1]);
+  ag.add([5, 2, 0], [3, 2, 1]);
+  close(ag.result(), 200 / 3);
+});
+
+test('IoU, per-class NMS', () => {
+  close(iou(box(0, 0, 2, 2), box(1, 1, 3, 3)), 1 / 7);
+  assert.is(iou(box(0, 0, 1, 1), box(1, 0, 2, 1)), 0);
+  const kept = nms([
+    box(0, 0, 10, 10, 0, 0.9),
+    box(1, 0, 11, 10, 0, 0.8), // IoU 9/11 with the first: suppressed
+    box(1, 0, 11, 10, 1, 0.7), // other class: kept
+    box(5, 0, 15, 10, 0, 0.6), // IoU 5/15 with the first: kept
+  ], 0.5);
+  assert.equal(kept.map((b) => b.score), [0.9, 0.7, 0.6]);
+});
+
+test('all-point AP by hand: TP FP TP FP with 3 ground truths is 1/3 + 1/3 * 2/3', () => {
+  close(averagePrecision([true, false, true, false], 3), 1 / 3 + (1 / 3) * (2 / 3));
+  close(averagePrecision([true, true], 2), 1);
+  assert.is(averagePrecision([false], 1), 0);
+});
+
+test('DetectionAP: duplicates are false positives, each ground truth matches once, mean over present classes', () => {
+  const ap = new DetectionAP(0.5);
+  // Image 1: class 0 has one object, found twice (second is a duplicate) ; class 1 object missed.
+  ap.add([box(0, 0, 10, 10, 0, 0.9), box(0, 0, 10, 9, 0, 0.8), box(50, 50, 60, 60, 2, 0.5)], [box(0, 0, 10, 10, 0), box(20, 20, 30, 30, 1)]);
+  // Image 2: class 0 object found with a low score after a false positive.
+  ap.add([box(40, 40, 50, 50, 0, 0.95), box(0, 0, 10, 10, 0, 0.3)], [box(1, 1, 10, 10, 0)]);
+  // Class 0 ranking: 0.95 FP, 0.9 TP, 0.8 FP, 0.3 TP over 2 positives:
+  // precision 0, 1/2, 1/3, 2/4; recall 0, 1/2, 1/2, 1 -> envelope 1/2 at both steps -> AP 0.5.
+  // Class 1: no detection -> 0. Class 2 has no ground truth: not averaged.
+  const r = ap.result();
+  close(r.perClass[0], 50);
+  close(r.perClass[1], 0);
+  assert.is(r.perClass[2], undefined);
+  close(r.map, 25);
+});
+
+test('YOLOX decoding: grid offsets, exp sizes, obj*cls scores, stride order', () => {
+  // 64x64 input: grids 8x8 (stride 8), 4x4 (16), 2x2 (32) = 84 rows of 5 + 2 classes.
+  const rows = 84, L = 7;
+  const out = new Float32Array(rows * L);
+  const row = 64 + 2 * 4 + 1; // stride 16, gx = 1, gy = 2
+  out.set([0.5, 0.25, Math.log(2), 0, 0.8, 0.25, 0.5], row * L);
+  const boxes = decodeYolox(out, L, { width: 64, height: 64, scoreThreshold: 0.01 });
+  assert.is(boxes.length, 1);
+  const b = boxes[0];
+  // centre ((0.5+1)*16, (0.25+2)*16) = (24, 36), size (2*16, 1*16)
+  [8, 28, 40, 44].forEach((v, i) => close([b.x1, b.y1, b.x2, b.y2][i], v, 1e-5));
+  assert.is(b.cls, 1);
+  close(b.score, 0.4, 1e-6);
+  try {
+    decodeYolox(new Float32Array(83 * L), L, { width: 64, height: 64 });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, P2Error);
+    assert.match((e as Error).message, /need 84 rows/);
+  }
+});
+
+test('YOLO label files: normalized centre boxes to pixels; bad lines are user errors', () => {
+  const [b] = parseYoloLabels('3 0.5 0.25 0.2 0.1\n\n', 200, 100);
+  assert.equal([b.cls, b.x1, b.y1, b.x2, b.y2], [3, 80, 20, 120, 30]);
+  assert.throws(() => parseYoloLabels('x 1 2', 10, 10, 'a.txt'), /a\.txt:1/);
+});
+
+test('mIoU by hand on a 2x3 map, with ignored pixels and classes absent from both', () => {
+  const map = (data: number[]): LabelMap => ({ width: 3, height: 2, data: Int32Array.from(data) });
+  const m = new MeanIoU(4);
+  m.add(map([0, 0, 1, 1, 1, 0]), map([0, 1, 1, 1, IGNORE, 0]));
+  // Scored pixels (5): class 0: TP 2 (px 0, 5), FP 1 (px 1), FN 0 -> 2/3; class 1: TP 2, FN 1 -> 2/3.
+  const r = m.result();
+  close(r.perClass[0]!, 200 / 3);
+  close(r.perClass[1]!, 200 / 3);
+  assert.is(r.perClass[2], null);
+  close(r.miou, 200 / 3);
+});
+
+test('class maps: COCO panoptic -> VOC, unlabeled ignored, everything else background', () => {
+  const m = mapMask(Uint8Array.of(0, 1, 5, 72, 100, 44), 6, 1, COCO_PANOPTIC_TO_VOC);
+  assert.equal(Array.from(m.data), [IGNORE, 15, 1, 20, 0, 5]);
+  const custom = parseClassMap({ classes: { 7: 1 }, other: 0 });
+  assert.equal(Array.from(mapMask([7, 8], 2, 1, custom).data), [1, 0]);
+  assert.throws(() => parseClassMap({ classes: { a: 1 } }), /not "<mask value>": <class index>/);
+});
+
+test('argmax in both layouts, nearest label resize with floor(x * in / out)', () => {
+  // 1x2 image, 3 classes: pixel 0 -> class 2, pixel 1 -> class 0
+  assert.equal(Array.from(argmaxClasses([0, 1, 5, 9, 1, 2], 2, 1, 3, 'NHWC').data), [2, 0]);
+  assert.equal(Array.from(argmaxClasses([0, 9, 1, 1, 5, 2], 2, 1, 3, 'NCHW').data), [2, 0]);
+  const r = resizeLabels({ width: 3, height: 1, data: Int32Array.of(1, 2, 3) }, 5, 1);
+  assert.equal(Array.from(r.data), [1, 1, 2, 2, 3]); // sources floor(x*3/5) = 0 0 1 1 2
+});
+
+test('SQNR and cosine similarity by hand, independent of how images are grouped', () => {
+  const e = new ErrorStats();
+  e.add([1, 2], [1, 1]);
+  close(e.sqnr(), 10 * Math.log10(5));
+  close(e.cosine(), 3 / Math.sqrt(10));
+  const split = new ErrorStats();
+  split.add([1], [1]);
+  split.add([2], [1]);
+  close(split.sqnr(), e.sqnr());
+  const same = new ErrorStats();
+  same.add([1, -2], [1, -2]);
+  assert.is(same.sqnr(), Infinity);
+  close(same.cosine(), 1);
+});
+
+test.run();

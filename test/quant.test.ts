@@ -1,0 +1,169 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WasmRuntime } from '../sdk/engine/wasm.js';
+import { histogramRef, minMaxRef, StatsKernels, tailsRef } from '../sdk/quant/histogram.js';
+import { batchRange, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
+import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
+import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
+import type { BiasMode, Bits } from '../sdk/quant/spec.js';
+import { tensor } from '../sdk/graph/ir.js';
+import { rng } from './helpers.js';
+
+async function kernels() {
+  const rt = await WasmRuntime.create();
+  return { rt, k: new StatsKernels(rt) };
+}
+
+function place(rt: WasmRuntime, x: Float32Array): number {
+  const p = rt.alloc(x.byteLength);
+  rt.f32(p, x.length).set(x);
+  return p;
+}
+
+test('statistics kernels equal their references bit for bit on random data', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(11);
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 1 + Math.floor(r(0, 5000));
+    const spread = 10 ** r(-3, 3);
+    const x = Float32Array.from({ length: n }, () => r(-spread, spread * r(0, 2)));
+    // Values exactly on bin edges and duplicates of the extremes exercise the rounding.
+    for (let i = 0; i < n / 10; i++) x[Math.floor(r(0, n))] = x[0];
+    const p = place(rt, x);
+    const [lo, hi] = minMaxRef(x);
+    assert.equal(k.minMax(p, n), [lo, hi]);
+    for (const bins of [256, 2048, 7]) {
+      for (const absolute of [false, true]) {
+        const a = absolute ? 0 : lo, b = absolute ? Math.max(Math.abs(lo), Math.abs(hi)) : hi;
+        const ref = new Uint32Array(bins);
+        histogramRef(x, a, b, ref, absolute);
+        const got = k.histogram(p, n, a, b, bins, absolute);
+        assert.equal(Array.from(got), Array.from(ref), `trial ${trial} bins ${bins} abs ${absolute}`);
+        assert.is(got.reduce((s, v) => s + v, 0), n);
+        for (const cut of [0, 0.5, n * 1e-4, n * 0.3, n]) assert.equal(k.tailsOf(got, cut), tailsRef(ref, cut));
+      }
+    }
+  }
+  // A constant tensor puts everything in bin 0.
+  const c = new Float32Array(33).fill(2.5);
+  const h = k.histogram(place(rt, c), 33, 2.5, 2.5, 256, false);
+  assert.is(h[0], 33);
+});
+
+test('channel sums kernel matches a float64 reference within float32 rounding', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(5);
+  for (const [n, c, size] of [[1, 3, 1], [2, 5, 7], [1, 17, 49], [3, 1, 1000]]) {
+    const x = Float32Array.from({ length: n * c * size }, () => r(-4, 4));
+    const got = k.channelSums(place(rt, x), n, c, size);
+    for (let ch = 0; ch < c; ch++) {
+      let s = 0;
+      for (let b = 0; b < n; b++) for (let i = 0; i < size; i++) s += x[(b * c + ch) * size + i];
+      assert.ok(Math.abs(got[ch] - s) <= 1e-5 * n * size, `${got[ch]} vs ${s}`);
+    }
+  }
+});
+
+function statsOf(x: Float32Array): TensorStats {
+  return {
+    count: x.length,
+    minMax: () => minMaxRef(x),
+    histogram: (lo, hi, bins, absolute) => { const h = new Uint32Array(bins); histogramRef(x, lo, hi, h, absolute); return h; },
+    tails: tailsRef,
+  };
+}
+
+test('range estimators: minmax keeps outliers, percentile cuts 0.01 % tails, mse and entropy clip heavy tails', () => {
+  const r = rng(3);
+  const x = Float32Array.from({ length: 400_000 }, () => r(0, 1) + r(0, 1) + r(0, 1) - 1.5); // bell on [-1.5, 1.5]
+  x[0] = 40; // one outlier
+  assert.equal(batchRange({ kind: 'minmax' }, statsOf(x)), minMaxRef(x));
+  const [plo, phi] = batchRange(parseEstimator('percentile:99.99'), statsOf(x));
+  assert.ok(phi < 2 && phi > 1, `percentile hi ${phi}`);
+  assert.ok(plo < -1 && plo >= minMaxRef(x)[0], `percentile lo ${plo}`);
+  const [, mhi] = batchRange({ kind: 'mse' }, statsOf(x));
+  // Minmax would need a clip of 64; the MSE trade-off between one outlier and 400k rounding errors lands lower.
+  assert.ok(mhi <= 16 && Number.isInteger(Math.log2(mhi)), `mse clip ${mhi}`);
+  const [elo, ehi] = batchRange({ kind: 'entropy' }, statsOf(x));
+  assert.ok(ehi < 10 && elo === -ehi, `entropy ${elo} ${ehi}`);
+  assert.equal(parseEstimator('percentile'), { kind: 'percentile', percentile: 99.99 });
+  assert.throws(() => parseEstimator('percentile:20'), /percentile must be/);
+  assert.throws(() => parseEstimator('kl'), /unknown range estimator/);
+});
+
+test('mse clip prefers the smaller power of 2 when the tail is a single outlier', () => {
+  const hist = new Uint32Array(2048);
+  hist[100] = 100_000_000; // mass around 100 * width ~ 0.39
+  hist[2047] = 1;
+  const width = 8 / 2047;
+  assert.is(mseClip(hist, width, 256), 0.5);
+});
+
+test('running average and power-of-2 clips follow DESIGN.md', () => {
+  const rr = new RunningRange();
+  rr.update([-1, 4]);
+  assert.equal([rr.min, rr.max], [-1, 4]);
+  rr.update([-3, 2]);
+  assert.equal([rr.min, rr.max], [-2, 3]); // f = 1/2
+  for (let i = 0; i < 2000; i++) rr.update([0, 10]);
+  assert.ok(rr.max > 9.8 && rr.max < 10, `${rr.max}`); // f bottoms out at 0.001
+  assert.equal(pact2Clip(0, 6), { signed: false, clip2: 8 });
+  assert.equal(pact2Clip(-3, 2.5), { signed: true, clip2: 4 });
+  assert.equal(pact2Clip(0, 0), { signed: false, clip2: 2 ** -16 });
+  assert.equal(tensorQ(0, 6, 8), { bits: 8, signed: false, scaleLog2: 5 }); // 256 / 8 = 32
+  assert.equal(tensorQ(-3, 2.5, 8), { bits: 8, signed: true, scaleLog2: 5 }); // 128 / 4
+  assert.equal(tensorQ(0, 1000, 16), { bits: 16, signed: false, scaleLog2: 6 }); // 65536 / 1024
+});
+
+test('device rounding: half away from zero, round-shift half up', () => {
+  assert.equal([2.5, -2.5, 0.49, -0.5, 3].map(roundHalfAway), [3, -3, 0, -1, 3]);
+  assert.equal([[5, 1], [-5, 1], [-6, 2], [7, 0], [3, -2]].map(([a, n]) => roundShift(a, n)), [3, -2, -1, 7, 12]);
+});
+
+test('device bias: 16-bit, plain int16, and the three branches of the MMA split', () => {
+  assert.equal(deviceBias(1.5, 10, 12, 16, 'mma', false), { value: 1.5 * 2 ** 22 });
+  assert.equal(deviceBias(100, 8, 8, 8, 'int16', false), { value: 32767 });
+  // f = 2^9 = 512 > 255: biasA = trunc(sat16(bias*f) / 255), biasB = 255.
+  const big = deviceBias(0.5, 9, 4, 8, 'mma', false);
+  assert.equal(big, { value: Math.trunc(4096 / 255) * 255, biasA: 16, biasB: 255 });
+  // 1 < f <= 127 (signed input): biasA = bias at the weight scale, biasB = f.
+  assert.equal(deviceBias(-0.75, 5, 3, 8, 'mma', true), { value: -6 * 32, biasA: -6, biasB: 32 });
+  // f <= 1: biasA = trunc(bias * f), biasB = 1.
+  assert.equal(deviceBias(3.3, -2, 4, 8, 'mma', false), { value: Math.trunc(53 / 4), biasA: 13, biasB: 1 });
+});
+
+const quantize = (a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: { bits: Bits; biasMode: BiasMode }) => {
+  const { scaleLog2, biasCapped } = weightScales(a, bias, inLog2, opts);
+  return { ...quantizeWeights(a, scaleLog2, opts.bits), biasCapped };
+};
+
+test('weights: power-of-2 scales, per-channel, the clipping rule and the bias cap', () => {
+  const w = tensor('float32', [2, 1, 1, 3], [0.5, -0.25, 0.125, 4, -3, 0.01]);
+  const layout = weightLayout('Conv', w, false, 1);
+  const bias = Float32Array.from([0, 0]);
+  const perTensor = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 8, biasMode: 'mma' });
+  assert.equal(perTensor.scaleLog2, [5]); // 128 / 2^ceil(log2 4)
+  assert.equal(Array.from(perTensor.data), [16, -8, 4, 127, -96, 0]); // 4 * 32 = 128 saturates
+  const perChannel = quantize(analyzeWeights(w, layout, true, false), bias, 5, { bits: 8, biasMode: 'mma' });
+  assert.equal(perChannel.scaleLog2, [8, 5]);
+  assert.equal(Array.from(perChannel.data.slice(0, 3)), [127, -64, 32]);
+  // A bias of 300 at the weight scale 2^5 would need 9600 (fits); at 2^8 it would not: the cap lowers it.
+  const capped = quantize(analyzeWeights(w, layout, true, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'mma' });
+  assert.equal(capped.scaleLog2, [6, 5]);
+  assert.ok(capped.biasCapped);
+  // int16 bias mode bounds the bias at the accumulator scale: 2^(5 + w) * 300 <= 32767 -> w <= 1.
+  assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'int16' }).scaleLog2, [1]);
+  // Clipping: max 40 > 15 and > 16 * median -> clip to 2^ceil(log2(16 * median)) * 120/128.
+  const outlier = Float32Array.from({ length: 101 }, (_, i) => (i === 100 ? 40 : (i % 7) * 0.1 + 0.05));
+  const clip = weightClip(outlier)!;
+  const median = [...outlier].map(Math.abs).sort((a, b) => a - b)[50];
+  assert.is(clip, 2 ** Math.ceil(Math.log2(16 * median)) * (120 / 128));
+  assert.is(weightClip(Float32Array.from([20, 19, 18])), undefined); // max > 15 but not an outlier
+  assert.is(weightClip(Float32Array.from([14, 0.1, 0.1, 0.1])), undefined); // max <= 15
+  const q16 = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 16, biasMode: 'mma' });
+  assert.equal(q16.scaleLog2, [13]);
+  assert.is(q16.data[3], 32767);
+  assert.is(q16.data[5], roundHalfAway(0.01 * 2 ** 13));
+});
+
+test.run();
