@@ -18,3 +18,4 @@ export * from './int/fc';
 export * from './int/conv16';
 export * from './int/eltwise';
 export * from './int/quantize';
+export * from './int/pool';

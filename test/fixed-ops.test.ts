@@ -136,8 +136,8 @@ function convModel(cc: ConvCase): ModelSpec {
 const CONVS: [string, ConvCase][] = [
   ['pointwise, odd channels, batch 2', { c: 5, m: 7, h: 5, w: 7, k: [1, 1], batch: 2 }],
   ['pointwise + Relu', { c: 16, m: 9, h: 8, w: 8, k: [1, 1], act: 'Relu' }],
-  ['3x3 stride 1 pad 1 + Clip', { c: 3, m: 8, h: 11, w: 13, k: [3, 3], pads: [1, 1, 1, 1], act: 'Clip' }],
-  ['3x3 stride 2 pad 1 (a first layer)', { c: 3, m: 12, h: 16, w: 15, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] }],
+  ['3x3 stride 1 pad 1 + Clip', { c: 3, m: 8, h: 11, w: 29, k: [3, 3], pads: [1, 1, 1, 1], act: 'Clip' }],
+  ['3x3 stride 2 pad 1 (a first layer)', { c: 3, m: 12, h: 16, w: 41, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] }],
   ['depthwise 3x3 stride 1 + Clip', { c: 7, m: 7, h: 9, w: 10, k: [3, 3], pads: [1, 1, 1, 1], group: 7, act: 'Clip' }],
   ['depthwise 3x3 stride 2', { c: 6, m: 6, h: 13, w: 11, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], group: 6 }],
   ['depthwise 3x3 stride 2, asymmetric pads', { c: 5, m: 5, h: 12, w: 12, k: [3, 3], stride: [2, 2], pads: [0, 0, 1, 1], group: 5 }],
@@ -145,8 +145,8 @@ const CONVS: [string, ConvCase][] = [
   ['depthwise 5x5 (generic path)', { c: 4, m: 4, h: 9, w: 9, k: [5, 5], pads: [2, 2, 2, 2], group: 4 }],
   ['depthwise with multiplier 2', { c: 3, m: 6, h: 7, w: 7, k: [3, 3], pads: [1, 1, 1, 1], group: 3 }],
   ['grouped 3x3, group 2', { c: 6, m: 4, h: 7, w: 9, k: [3, 3], pads: [1, 1, 1, 1], group: 2 }],
-  ['dilated 3x3', { c: 4, m: 5, h: 11, w: 11, k: [3, 3], dil: [2, 2], pads: [2, 2, 2, 2] }],
-  ['1x1 stride 2', { c: 9, m: 3, h: 9, w: 9, k: [1, 1], stride: [2, 2] }],
+  ['dilated 3x3', { c: 4, m: 5, h: 11, w: 30, k: [3, 3], dil: [2, 2], pads: [2, 2, 2, 2] }],
+  ['1x1 stride 2', { c: 9, m: 3, h: 9, w: 33, k: [1, 1], stride: [2, 2] }],
   ['1x3 kernel, asymmetric pads', { c: 3, m: 5, h: 4, w: 17, k: [1, 3], pads: [0, 2, 0, 0] }],
 ];
 

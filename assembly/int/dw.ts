@@ -1,10 +1,13 @@
 // 8-bit depthwise 3x3 convolution, stride 1 or 2, any pads: each channel plane is copied into a
-// zero-bordered scratch plane, then 8 output pixels at a time take 9 taps of widened inputs
-// times a splat weight (i32x4.extmul_*_i16x8_s), with the requantization fused.
-import { finish8, load8x8 } from './q';
+// zero-bordered scratch plane; then two output rows of 8 pixels at a time. Each input row gives
+// taps kx = 0, 1 as i16 pairs (one i32x4.dot_i16x8_s takes both against a weight pair) and tap
+// kx = 2 widened (i32x4.extmul_*_i16x8_s); an input row shared by the two output rows is read
+// once. The requantization is fused.
+import { evens, finish8, load8x8, roundTerm } from './q';
 
 /**
- * x: [c][h][w] 8-bit, wts: [c][9] i16, bias/shift: [c] i32, y: [c][oh][ow] 8-bit.
+ * x: [c][h][w] 8-bit; wts: [c][6] i32 = per kernel row ky the pair (w[ky][0] | w[ky][1] << 16)
+ * for ky = 0..2, then w[ky][2] for ky = 0..2; bias/shift: [c] i32; y: [c][oh][ow] 8-bit.
  * pad: scratch of dw3x3_pad_bytes(...) bytes.
  */
 export function dw3x3_q8_simd(
@@ -25,6 +28,28 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
   return ((oh - 1) * stride + 3) * padWidth(ow, stride);
 }
 
+@inline function widen<T>(v: v128, high: bool): v128 {
+  if (isSigned<T>()) return high ? i16x8.extend_high_i8x16_s(v) : i16x8.extend_low_i8x16_s(v);
+  return high ? i16x8.extend_high_i8x16_u(v) : i16x8.extend_low_i8x16_u(v);
+}
+
+/** Input row at r, 8 output pixels from o: (x[j], x[j+1]) pairs for pixels 0..3 / 4..7. */
+@inline function pairs<T>(r: usize, stride: i32, high: bool): v128 {
+  const v = v128.load(r);
+  // Stride 2: pixel j reads x[2j], x[2j+1], already adjacent. Stride 1: bytes j, j+1 side by side.
+  if (stride == 2) return widen<T>(v, high);
+  return widen<T>(i8x16.shuffle(v, v, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8), high);
+}
+
+/** Tap kx = 2 of 8 output pixels, widened. */
+@inline function third<T>(r: usize, stride: i32): v128 {
+  return stride == 2 ? evens<T>(r + 2) : load8x8<T>(r + 2);
+}
+
+@inline function dot(acc: v128, x: v128, w: v128): v128 {
+  return i32x4.add(acc, i32x4.dot_i16x8_s(x, w));
+}
+
 @inline function dw3x3<T>(
   x: usize, c: i32, h: i32, w: i32, wts: usize, bias: usize, shift: usize, lo: i32, hi: i32,
   stride: i32, pt: i32, pl: i32, oh: i32, ow: i32, y: usize, signedOut: bool, sums: usize, pad: usize,
@@ -35,73 +60,65 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
   memory.fill(pad, 0, <usize>(ph * pw));
   const rows = min(h, ph - pt);
   const cols = min(w, pw - pl);
+  const rowStep = <usize>(stride * pw);
   for (let ch = 0; ch < c; ch++) {
     const plane = x + <usize>ch * <usize>(h * w);
     for (let iy = 0; iy < rows; iy++) {
       memory.copy(pad + <usize>((iy + pt) * pw + pl), plane + <usize>(iy * w), <usize>cols);
     }
-    const wp = wts + <usize>ch * 18;
-    const w0 = i16x8.splat(load<i16>(wp)), w1 = i16x8.splat(load<i16>(wp, 2)), w2 = i16x8.splat(load<i16>(wp, 4));
-    const w3 = i16x8.splat(load<i16>(wp, 6)), w4 = i16x8.splat(load<i16>(wp, 8)), w5 = i16x8.splat(load<i16>(wp, 10));
-    const w6 = i16x8.splat(load<i16>(wp, 12)), w7 = i16x8.splat(load<i16>(wp, 14)), w8 = i16x8.splat(load<i16>(wp, 16));
-    const b = load<i32>(bias + (<usize>ch << 2));
+    const wp = wts + <usize>ch * 24;
+    const p0 = v128.load32_splat(wp), p1 = v128.load32_splat(wp, 4), p2 = v128.load32_splat(wp, 8);
+    const s0 = i16x8.splat(<i16>load<i32>(wp, 12)), s1 = i16x8.splat(<i16>load<i32>(wp, 16)), s2 = i16x8.splat(<i16>load<i32>(wp, 20));
     const n = load<i32>(shift + (<usize>ch << 2));
+    const start = i32x4.splat(load<i32>(bias + (<usize>ch << 2)) + roundTerm(n));
     const outPlane = y + <usize>ch * <usize>(oh * ow);
-    for (let oy = 0; oy < oh; oy++) {
-      const r0 = pad + <usize>(oy * stride * pw);
-      const r1 = r0 + <usize>pw;
-      const r2 = r1 + <usize>pw;
+    for (let oy = 0; oy < oh; oy += 2) {
+      // Output row oy (accumulators a) reads padded rows ra + {0, 1, 2} pw, output row oy + 1
+      // (accumulators b) rows ra + stride pw + {0, 1, 2} pw: rows they share are read once.
+      const two = oy + 1 < oh;
+      const ra = pad + <usize>oy * rowStep;
+      const pwu = <usize>pw;
       for (let ox = 0; ox < ow; ox += 8) {
-        let a0 = i32x4.splat(0), a1 = i32x4.splat(0);
         const o = <usize>(ox * stride);
-        if (stride == 1) {
-          let v = load8x8<T>(r0 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w0)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w0));
-          v = load8x8<T>(r0 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w1)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w1));
-          v = load8x8<T>(r0 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w2)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w2));
-          v = load8x8<T>(r1 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w3)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w3));
-          v = load8x8<T>(r1 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w4)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w4));
-          v = load8x8<T>(r1 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w5)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w5));
-          v = load8x8<T>(r2 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w6)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w6));
-          v = load8x8<T>(r2 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w7)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w7));
-          v = load8x8<T>(r2 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w8)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w8));
-        } else {
-          let v = evens<T>(r0 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w0)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w0));
-          v = evens<T>(r0 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w1)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w1));
-          v = evens<T>(r0 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w2)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w2));
-          v = evens<T>(r1 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w3)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w3));
-          v = evens<T>(r1 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w4)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w4));
-          v = evens<T>(r1 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w5)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w5));
-          v = evens<T>(r2 + o);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w6)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w6));
-          v = evens<T>(r2 + o + 1);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w7)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w7));
-          v = evens<T>(r2 + o + 2);
-          a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(v, w8)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(v, w8));
+        let a0 = start, a1 = start, b0 = start, b1 = start;
+        // Output row oy: input rows ra, ra + pw, ra + 2 pw.
+        let r = ra + o;
+        let l = pairs<T>(r, stride, false), u = pairs<T>(r, stride, true), t = third<T>(r, stride);
+        a0 = dot(a0, l, p0); a1 = dot(a1, u, p0);
+        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s0)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s0));
+        r += pwu;
+        l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+        a0 = dot(a0, l, p1); a1 = dot(a1, u, p1);
+        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s1)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s1));
+        if (two && stride == 1) {
+          b0 = dot(b0, l, p0); b1 = dot(b1, u, p0);
+          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s0)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s0));
         }
-        finish8(a0, a1, b, n, lo, hi, outPlane + <usize>(oy * ow + ox), min(8, ow - ox), signedOut, sums, ch);
+        r += pwu;
+        l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+        a0 = dot(a0, l, p2); a1 = dot(a1, u, p2);
+        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s2)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s2));
+        if (two) {
+          // Row ra + 2 pw is row 1 of output oy + 1 at stride 1, its row 0 at stride 2.
+          const q = stride == 1 ? p1 : p0, z = stride == 1 ? s1 : s0;
+          b0 = dot(b0, l, q); b1 = dot(b1, u, q);
+          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, z)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, z));
+          r += pwu;
+          if (stride == 2) {
+            l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+            b0 = dot(b0, l, p1); b1 = dot(b1, u, p1);
+            b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s1)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s1));
+            r += pwu;
+          }
+          l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+          b0 = dot(b0, l, p2); b1 = dot(b1, u, p2);
+          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s2)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s2));
+        }
+        const count = min(8, ow - ox);
+        const out = outPlane + <usize>(oy * ow + ox);
+        finish8(a0, a1, n, lo, hi, out, count, signedOut, sums, ch);
+        if (two) finish8(b0, b1, n, lo, hi, out + <usize>ow, count, signedOut, sums, ch);
       }
     }
   }
-}
-
-/** Bytes 0, 2, ..., 14 of 16 loaded at p, widened to i16x8 (stride-2 taps). */
-@inline function evens<T>(p: usize): v128 {
-  const v = v128.load(p);
-  const e = i8x16.shuffle(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
-  return isSigned<T>() ? i16x8.extend_low_i8x16_s(e) : i16x8.extend_low_i8x16_u(e);
 }

@@ -285,8 +285,10 @@ export class FixedPlan {
   /** A tensor's values as floats, q / 2^scaleLog2. */
   dequantized(name: string): Float32Array {
     const data = this.tensor(name);
-    const q = this.tensors.get(name)!.q;
-    return Float32Array.from(data, (v) => dequantizeValue(v, q));
+    const step = dequantizeValue(1, this.tensors.get(name)!.q);
+    const out = new Float32Array(data.length);
+    for (let i = 0; i < data.length; i++) out[i] = data[i] * step;
+    return out;
   }
 
   /** Give a weight layer a new float bias; the device bias is derived again for the next run. */

@@ -227,7 +227,16 @@ function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall
   const depthwise3x3 = p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw && (p.sh === 1 || p.sh === 2) &&
     p.dh === 1 && p.dw === 1;
   if (depthwise3x3) {
-    const wPtr = allocI16(env, f.w);
+    // Per channel: the pairs (w[ky][0], w[ky][1]) as i16 halves of an i32, then w[ky][2].
+    const wPtr = env.alloc(p.c * 24);
+    const packed = new Int32Array(env.buffer(), wPtr, p.c * 6);
+    for (let c = 0; c < p.c; c++) {
+      for (let ky = 0; ky < 3; ky++) {
+        const w = (kx: number) => f.w[c * 9 + ky * 3 + kx];
+        packed[c * 6 + ky] = (w(0) & 0xffff) | (w(1) << 16);
+        packed[c * 6 + 3 + ky] = w(2);
+      }
+    }
     const pad = env.scratch(kernelFn(env, 'dw3x3_pad_bytes')(p.oh, p.ow, p.sh) as number);
     const k = kernelFn(env, 'dw3x3_q8_simd');
     return ([x], [y]) => {

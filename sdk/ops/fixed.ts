@@ -294,9 +294,9 @@ export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number
   }
   const kp = Math.ceil(k / 8) * 8;
   const np = Math.ceil(n / 4) * 4;
-  const wt = new Int16Array(np * kp);
+  const wPtr = env.alloc(np * kp);
+  const wt = new Int8Array(env.buffer(), wPtr, np * kp);
   for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) wt[j * kp + t] = weightAt(t, j);
-  const wPtr = allocI16(env, wt);
   const row = env.scratch(kp * 2);
   const fc = kernelFn(env, 'fc_q8_dot_simd');
   return ([x], [y]) => {
