@@ -3,7 +3,7 @@
 // taps kx = 0, 1 as i16 pairs (one i32x4.dot_i16x8_s takes both against a weight pair) and tap
 // kx = 2 widened (i32x4.extmul_*_i16x8_s); an input row shared by the two output rows is read
 // once. The requantization is fused.
-import { evens, finish8, load8x8, roundTerm } from './q';
+import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /**
  * x: [c][h][w] 8-bit; wts: [c][6] i32 = per kernel row ky the pair (w[ky][0] | w[ky][1] << 16)
@@ -18,14 +18,23 @@ export function dw3x3_q8_simd(
   else dw3x3<u8>(x, c, h, w, wts, bias, shift, lo, hi, stride, pt, pl, oh, ow, y, signedOut, sums, pad);
 }
 
-/** Row width of the padded plane: every tap of the last 8-pixel block, plus a vector of slack. */
+/** Row width of the padded plane: every tap of the last 8-pixel block, plus two vectors of
+ *  slack (row copies overshoot by up to 15 bytes). */
 @inline function padWidth(ow: i32, stride: i32): i32 {
-  return (((ow + 7) & ~7) - 1) * stride + 3 + 16;
+  return (((ow + 7) & ~7) - 1) * stride + 3 + 32;
+}
+
+/** Copy a row of n bytes 16 at a time, then zero the 16 bytes after it (the overshoot lands
+ *  there: the right border must stay zero). Short rows make memory.copy's call cost dominate. */
+@inline function copyRow(dst: usize, src: usize, n: i32): void {
+  for (let i = 0; i < n; i += 16) v128.store(dst + <usize>i, v128.load(src + <usize>i));
+  v128.store(dst + <usize>n, i32x4.splat(0));
 }
 
 /** Scratch bytes dw3x3_q8_simd needs. */
 export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
-  return ((oh - 1) * stride + 3) * padWidth(ow, stride);
+  // + 32: the last row copy may overshoot and zero past the plane (inputs wider than needed).
+  return ((oh - 1) * stride + 3) * padWidth(ow, stride) + 32;
 }
 
 @inline function widen<T>(v: v128, high: bool): v128 {
@@ -61,11 +70,10 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
   const rows = min(h, ph - pt);
   const cols = min(w, pw - pl);
   const rowStep = <usize>(stride * pw);
+  const clamp = clamps(lo, hi, signedOut);
   for (let ch = 0; ch < c; ch++) {
     const plane = x + <usize>ch * <usize>(h * w);
-    for (let iy = 0; iy < rows; iy++) {
-      memory.copy(pad + <usize>((iy + pt) * pw + pl), plane + <usize>(iy * w), <usize>cols);
-    }
+    for (let iy = 0; iy < rows; iy++) copyRow(pad + <usize>((iy + pt) * pw + pl), plane + <usize>(iy * w), cols);
     const wp = wts + <usize>ch * 24;
     const p0 = v128.load32_splat(wp), p1 = v128.load32_splat(wp, 4), p2 = v128.load32_splat(wp, 8);
     const s0 = i16x8.splat(<i16>load<i32>(wp, 12)), s1 = i16x8.splat(<i16>load<i32>(wp, 16)), s2 = i16x8.splat(<i16>load<i32>(wp, 20));
@@ -116,8 +124,8 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
         }
         const count = min(8, ow - ox);
         const out = outPlane + <usize>(oy * ow + ox);
-        finish8(a0, a1, n, lo, hi, out, count, signedOut, sums, ch);
-        if (two) finish8(b0, b1, n, lo, hi, out + <usize>ow, count, signedOut, sums, ch);
+        finish8(a0, a1, n, lo, hi, clamp, out, count, signedOut, sums, ch);
+        if (two) finish8(b0, b1, n, lo, hi, clamp, out + <usize>ow, count, signedOut, sums, ch);
       }
     }
   }

@@ -1,7 +1,7 @@
 // Element-wise integer ops on same-shape tensors: y = sat((ka*a + kb*b + 2^(n-1)) >> n).
 // Add (kb > 0), Sub (kb < 0), and with one input (b = 0) the rescale that requantizes a tensor
 // between formats (concat inputs, pass-through ops). 8-bit: int32 SIMD; 16-bit: int64 scalar.
-import { load8x8, loadQ, requant8x8, roundShift64, roundTerm, storeBytes, storeQ } from './q';
+import { clamps, load8x8, loadQ, requant8x8, roundShift64, roundTerm, storeBytes, storeQ } from './q';
 
 /** All operands 8-bit; int32 accumulator. b = 0: one input. */
 export function eltwise_q8_simd(
@@ -11,6 +11,7 @@ export function eltwise_q8_simd(
   const vka = i32x4.splat(ka), vkb = i32x4.splat(kb);
   const rnd = i32x4.splat(roundTerm(n));
   const vlo = i32x4.splat(lo), vhi = i32x4.splat(hi);
+  const clamp = clamps(lo, hi, ySigned);
   for (let i = 0; i < len; i += 8) {
     const va = aSigned ? load8x8<i8>(a + <usize>i) : load8x8<u8>(a + <usize>i);
     let s0 = i32x4.add(rnd, i32x4.mul(i32x4.extend_low_i16x8_s(va), vka));
@@ -20,7 +21,7 @@ export function eltwise_q8_simd(
       s0 = i32x4.add(s0, i32x4.mul(i32x4.extend_low_i16x8_s(vb), vkb));
       s1 = i32x4.add(s1, i32x4.mul(i32x4.extend_high_i16x8_s(vb), vkb));
     }
-    storeBytes(y + <usize>i, requant8x8(s0, s1, n, vlo, vhi, ySigned), min(8, len - i));
+    storeBytes(y + <usize>i, requant8x8(s0, s1, n, vlo, vhi, ySigned, clamp), min(8, len - i));
   }
 }
 

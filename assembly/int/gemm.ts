@@ -4,7 +4,7 @@
 //   packed weights  [ceil(M/4)][ceil(K/2)][4 channels] i32 = (w[m][2j] | w[m][2j+1] << 16)
 //   packed input    [ceil(P/8)][ceil(K/2)][8 pixels][2] i16 (one pixel block's K contiguous)
 // Pointwise convs pack their input directly; other convs pack an im2col of it.
-import { evens, finish8, load8x8, roundTerm } from './q';
+import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /** Pack an 8-bit [K][P] tensor (K channel planes of P pixels) into the i16-pair layout. */
 export function pack_pairs_q8(x: usize, k: i32, p: i32, signedIn: bool, xp: usize): void {
@@ -163,5 +163,5 @@ export function gemm_q8_pairs_simd(
   count: i32, signedOut: bool, sums: usize,
 ): void {
   if (ch >= m) return;
-  finish8(a0, a1, load<i32>(shift + (<usize>ch << 2)), lo, hi, out + <usize>ch * <usize>p, count, signedOut, sums, ch);
+  finish8(a0, a1, load<i32>(shift + (<usize>ch << 2)), lo, hi, clamps(lo, hi, signedOut), out + <usize>ch * <usize>p, count, signedOut, sums, ch);
 }

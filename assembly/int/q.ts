@@ -43,13 +43,22 @@ export const S16: i32 = 3;
 /**
  * Requantize 8 int32 accumulators (two vectors) that already hold the bias and the rounding term
  * 2^(n-1): shift right arithmetically by n (0..31), clamp to [lo, hi], narrow to 8-bit (the
- * result's low 8 bytes).
+ * result's low 8 bytes). The narrowing saturates to the type's range by itself, so the clamp
+ * runs only when [lo, hi] is narrower (a fused Clip): see clamps().
  */
-@inline export function requant8x8(a0: v128, a1: v128, n: i32, lo: v128, hi: v128, signedOut: bool): v128 {
-  const v0 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(a0, n), lo), hi);
-  const v1 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(a1, n), lo), hi);
+@inline export function requant8x8(a0: v128, a1: v128, n: i32, lo: v128, hi: v128, signedOut: bool, clamp: bool): v128 {
+  let v0 = i32x4.shr_s(a0, n), v1 = i32x4.shr_s(a1, n);
+  if (clamp) {
+    v0 = i32x4.min_s(i32x4.max_s(v0, lo), hi);
+    v1 = i32x4.min_s(i32x4.max_s(v1, lo), hi);
+  }
   const h = i16x8.narrow_i32x4_s(v0, v1);
   return signedOut ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h);
+}
+
+/** Whether [lo, hi] is narrower than the 8-bit type's range (the saturation alone is not enough). */
+@inline export function clamps(lo: i32, hi: i32, signedOut: bool): bool {
+  return signedOut ? lo > -128 || hi < 127 : lo > 0 || hi < 255;
 }
 
 /** The rounding term of a right shift by n: 2^(n-1), or 0 for n = 0. */
@@ -87,8 +96,8 @@ export const S16: i32 = 3;
  * requantize and store `count` of them; when `sums` is set, add the accumulators with the bias
  * (before the shift, without the rounding term) to sums[ch] (f64).
  */
-@inline export function finish8(a0: v128, a1: v128, n: i32, lo: i32, hi: i32, out: usize, count: i32, signedOut: bool, sums: usize, ch: i32): void {
-  storeBytes(out, requant8x8(a0, a1, n, i32x4.splat(lo), i32x4.splat(hi), signedOut), count);
+@inline export function finish8(a0: v128, a1: v128, n: i32, lo: i32, hi: i32, clamp: bool, out: usize, count: i32, signedOut: bool, sums: usize, ch: i32): void {
+  storeBytes(out, requant8x8(a0, a1, n, i32x4.splat(lo), i32x4.splat(hi), signedOut, clamp), count);
   if (sums) {
     const p = sums + (<usize>ch << 3);
     store<f64>(p, load<f64>(p) + <f64>(sumLanes(a0, a1, count) - <i64>roundTerm(n) * <i64>count));
