@@ -1,8 +1,8 @@
 // 8-bit depthwise 3x3 convolution, stride 1 or 2, any pads: each channel plane is copied into a
-// zero-bordered scratch plane; then two output rows of 8 pixels at a time. Each input row gives
-// taps kx = 0, 1 as i16 pairs (one i32x4.dot_i16x8_s takes both against a weight pair) and tap
-// kx = 2 widened (i32x4.extmul_*_i16x8_s); an input row shared by the two output rows is read
-// once. The requantization is fused.
+// zero-bordered scratch plane; then two output rows of 8 pixels at a time, almost every tap pair
+// through i32x4.dot_i16x8_s (x86 has no widening 16-bit multiply: extmul costs three
+// instructions); an input row shared by the two output rows is read once. Requantization is
+// fused.
 import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /**
@@ -14,8 +14,14 @@ export function dw3x3_q8_simd(
   x: usize, signedIn: bool, c: i32, h: i32, w: i32, wts: usize, bias: usize, shift: usize, lo: i32, hi: i32,
   stride: i32, pt: i32, pl: i32, oh: i32, ow: i32, y: usize, signedOut: bool, sums: usize, pad: usize,
 ): void {
-  if (signedIn) dw3x3<i8>(x, c, h, w, wts, bias, shift, lo, hi, stride, pt, pl, oh, ow, y, signedOut, sums, pad);
-  else dw3x3<u8>(x, c, h, w, wts, bias, shift, lo, hi, stride, pt, pl, oh, ow, y, signedOut, sums, pad);
+  if (signedIn) {
+    if (stride == 1) dw3x3<i8>(x, c, h, w, wts, bias, shift, lo, hi, 1, pt, pl, oh, ow, y, signedOut, sums, pad);
+    else dw3x3<i8>(x, c, h, w, wts, bias, shift, lo, hi, 2, pt, pl, oh, ow, y, signedOut, sums, pad);
+  } else if (stride == 1) {
+    dw3x3<u8>(x, c, h, w, wts, bias, shift, lo, hi, 1, pt, pl, oh, ow, y, signedOut, sums, pad);
+  } else {
+    dw3x3<u8>(x, c, h, w, wts, bias, shift, lo, hi, 2, pt, pl, oh, ow, y, signedOut, sums, pad);
+  }
 }
 
 /** Row width of the padded plane: every tap of the last 8-pixel block, plus two vectors of
@@ -42,16 +48,15 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
   return high ? i16x8.extend_high_i8x16_u(v) : i16x8.extend_low_i8x16_u(v);
 }
 
-/** Input row at r, 8 output pixels from o: (x[j], x[j+1]) pairs for pixels 0..3 / 4..7. */
-@inline function pairs<T>(r: usize, stride: i32, high: bool): v128 {
+/** Input row at r, 8 output pixels: bytes (x[j*s], x[j*s+1]) for pixels j = 0..7 side by side
+ *  (taps kx = 0, 1 as pairs). */
+@inline function taps01(r: usize, stride: i32): v128 {
   const v = v128.load(r);
-  // Stride 2: pixel j reads x[2j], x[2j+1], already adjacent. Stride 1: bytes j, j+1 side by side.
-  if (stride == 2) return widen<T>(v, high);
-  return widen<T>(i8x16.shuffle(v, v, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8), high);
+  return stride == 2 ? v : i8x16.shuffle(v, v, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8);
 }
 
 /** Tap kx = 2 of 8 output pixels, widened. */
-@inline function third<T>(r: usize, stride: i32): v128 {
+@inline function tap2<T>(r: usize, stride: i32): v128 {
   return stride == 2 ? evens<T>(r + 2) : load8x8<T>(r + 2);
 }
 
@@ -76,7 +81,10 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
     for (let iy = 0; iy < rows; iy++) copyRow(pad + <usize>((iy + pt) * pw + pl), plane + <usize>(iy * w), cols);
     const wp = wts + <usize>ch * 24;
     const p0 = v128.load32_splat(wp), p1 = v128.load32_splat(wp, 4), p2 = v128.load32_splat(wp, 8);
-    const s0 = i16x8.splat(<i16>load<i32>(wp, 12)), s1 = i16x8.splat(<i16>load<i32>(wp, 16)), s2 = i16x8.splat(<i16>load<i32>(wp, 20));
+    const w02 = load<i32>(wp, 12), w12 = load<i32>(wp, 16), w22 = load<i32>(wp, 20);
+    // Tap-2 pairs of rows (0, 1) and (1, 2), and the single tap-2 weights of rows 0 and 2.
+    const qa = i32x4.splat((w02 & 0xffff) | (w12 << 16)), qb = i32x4.splat((w12 & 0xffff) | (w22 << 16));
+    const s0 = i16x8.splat(<i16>w02), s2 = i16x8.splat(<i16>w22);
     const n = load<i32>(shift + (<usize>ch << 2));
     const start = i32x4.splat(load<i32>(bias + (<usize>ch << 2)) + roundTerm(n));
     const outPlane = y + <usize>ch * <usize>(oh * ow);
@@ -89,38 +97,52 @@ export function dw3x3_pad_bytes(oh: i32, ow: i32, stride: i32): i32 {
       for (let ox = 0; ox < ow; ox += 8) {
         const o = <usize>(ox * stride);
         let a0 = start, a1 = start, b0 = start, b1 = start;
-        // Output row oy: input rows ra, ra + pw, ra + 2 pw.
+        // Output row oy (accumulators a) takes padded rows 0, 1, 2 from ra, output row oy + 1
+        // (accumulators b) rows s, s + 1, s + 2. Taps 0-1 of a row are i16 pairs; the tap-2
+        // values of two rows are interleaved into pairs too (i16x8 shuffles are one unpack),
+        // and the one left over per output row is a 16-bit product (8-bit x 8-bit fits) widened.
         let r = ra + o;
-        let l = pairs<T>(r, stride, false), u = pairs<T>(r, stride, true), t = third<T>(r, stride);
-        a0 = dot(a0, l, p0); a1 = dot(a1, u, p0);
-        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s0)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s0));
+        let t = taps01(r, stride);
+        a0 = dot(a0, widen<T>(t, false), p0); a1 = dot(a1, widen<T>(t, true), p0);
+        const t0 = tap2<T>(r, stride);
         r += pwu;
-        l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+        t = taps01(r, stride);
+        let l = widen<T>(t, false), u = widen<T>(t, true);
         a0 = dot(a0, l, p1); a1 = dot(a1, u, p1);
-        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s1)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s1));
-        if (two && stride == 1) {
-          b0 = dot(b0, l, p0); b1 = dot(b1, u, p0);
-          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s0)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s0));
+        if (stride == 1 && two) { b0 = dot(b0, l, p0); b1 = dot(b1, u, p0); }
+        const t1 = tap2<T>(r, stride);
+        a0 = dot(a0, i16x8.shuffle(t0, t1, 0, 8, 1, 9, 2, 10, 3, 11), qa); a1 = dot(a1, i16x8.shuffle(t0, t1, 4, 12, 5, 13, 6, 14, 7, 15), qa);
+        if (stride == 1 && two) {
+          const m = i16x8.mul(t1, s0);
+          b0 = i32x4.add(b0, i32x4.extend_low_i16x8_s(m)); b1 = i32x4.add(b1, i32x4.extend_high_i16x8_s(m));
         }
         r += pwu;
-        l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+        t = taps01(r, stride);
+        l = widen<T>(t, false); u = widen<T>(t, true);
         a0 = dot(a0, l, p2); a1 = dot(a1, u, p2);
-        a0 = i32x4.add(a0, i32x4.extmul_low_i16x8_s(t, s2)); a1 = i32x4.add(a1, i32x4.extmul_high_i16x8_s(t, s2));
+        const t2 = tap2<T>(r, stride);
+        let m = i16x8.mul(t2, s2);
+        a0 = i32x4.add(a0, i32x4.extend_low_i16x8_s(m)); a1 = i32x4.add(a1, i32x4.extend_high_i16x8_s(m));
         if (two) {
-          // Row ra + 2 pw is row 1 of output oy + 1 at stride 1, its row 0 at stride 2.
-          const q = stride == 1 ? p1 : p0, z = stride == 1 ? s1 : s0;
-          b0 = dot(b0, l, q); b1 = dot(b1, u, q);
-          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, z)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, z));
+          // Row 2 is row 1 of output oy + 1 at stride 1, its row 0 at stride 2.
+          if (stride == 1) { b0 = dot(b0, l, p1); b1 = dot(b1, u, p1); }
+          else { b0 = dot(b0, l, p0); b1 = dot(b1, u, p0); }
           r += pwu;
-          if (stride == 2) {
-            l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
+          t = taps01(r, stride);
+          l = widen<T>(t, false); u = widen<T>(t, true);
+          const t3 = tap2<T>(r, stride);
+          if (stride == 1) {
+            b0 = dot(b0, l, p2); b1 = dot(b1, u, p2);
+            b0 = dot(b0, i16x8.shuffle(t2, t3, 0, 8, 1, 9, 2, 10, 3, 11), qb); b1 = dot(b1, i16x8.shuffle(t2, t3, 4, 12, 5, 13, 6, 14, 7, 15), qb);
+          } else {
             b0 = dot(b0, l, p1); b1 = dot(b1, u, p1);
-            b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s1)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s1));
+            b0 = dot(b0, i16x8.shuffle(t2, t3, 0, 8, 1, 9, 2, 10, 3, 11), qa); b1 = dot(b1, i16x8.shuffle(t2, t3, 4, 12, 5, 13, 6, 14, 7, 15), qa);
             r += pwu;
+            t = taps01(r, stride);
+            b0 = dot(b0, widen<T>(t, false), p2); b1 = dot(b1, widen<T>(t, true), p2);
+            m = i16x8.mul(tap2<T>(r, stride), s2);
+            b0 = i32x4.add(b0, i32x4.extend_low_i16x8_s(m)); b1 = i32x4.add(b1, i32x4.extend_high_i16x8_s(m));
           }
-          l = pairs<T>(r, stride, false); u = pairs<T>(r, stride, true); t = third<T>(r, stride);
-          b0 = dot(b0, l, p2); b1 = dot(b1, u, p2);
-          b0 = i32x4.add(b0, i32x4.extmul_low_i16x8_s(t, s2)); b1 = i32x4.add(b1, i32x4.extmul_high_i16x8_s(t, s2));
         }
         const count = min(8, ow - ox);
         const out = outPlane + <usize>(oy * ow + ox);

@@ -73,10 +73,17 @@ export const S16: i32 = 3;
     return;
   }
   let bits = i64x2.extract_lane(v, 0);
-  for (let j = 0; j < count; j++) {
-    store<u8>(p + <usize>j, <u8>bits);
-    bits >>= 8;
+  if (count & 4) {
+    store<u32>(p, <u32>bits);
+    bits >>= 32;
+    p += 4;
   }
+  if (count & 2) {
+    store<u16>(p, <u16>bits);
+    bits >>= 16;
+    p += 2;
+  }
+  if (count & 1) store<u8>(p, <u8>bits);
 }
 
 /** Sum of the first `count` of 8 int32 lanes (a0 then a1), in int64. */
