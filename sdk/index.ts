@@ -10,3 +10,9 @@ export {
 } from './data/preprocess.js';
 export { resizeRgb, type RgbImage, type Interpolation } from './data/resize.js';
 export { decodeImage, loadImageTensor, imageGeometry } from './node/images.js';
+export { FixedPlan, type FixedPlanOptions, type FixedLayer, type FixedTensor, type IntArray, type MeansOf } from './engine/fixed.js';
+export type { QuantSpec, TensorQ, LayerQ, BiasMode, Bits, QType } from './quant/spec.js';
+export { captureTraces } from './trace/capture.js';
+export { compareTraces, type TraceComparison, type LayerComparison } from './trace/compare.js';
+export { traceFiles, traceName, parseTraceName, traceDims, DEFAULT_TRACE_BASE, type TraceLayer, type TraceDims } from './trace/format.js';
+export { readTraceDir, writeTraceDir } from './node/traces.js';

@@ -232,7 +232,6 @@ export class FixedPlan {
         if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
         const env: FixedKernelEnv = {
           exports: rt.exports,
-          inputs: s.layer.nodes[0].inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
           alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.layer.nodes[0].name}"`),
           scratch: (bytes) => {
             const sc = { ptr: 0, bytes };

@@ -7,7 +7,7 @@
 import { fail } from '../errors.js';
 import { numel, type Node, type TensorData } from '../graph/ir.js';
 import {
-  accumulatorLimit, deviceBiases, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
+  accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
 } from '../quant/spec.js';
 import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
@@ -116,10 +116,9 @@ export interface Rescale {
   hi: number;
 }
 
-/** Rescale that moves a tensor from one format to another exactly (a power-of-2 shift). */
+/** Rescale that moves a tensor from one format to another exactly (spec.ts formatShift). */
 export function formatChange(from: TensorQ, to: TensorQ, bounds: [number, number]): Rescale {
-  const d = from.scaleLog2 - to.scaleLog2;
-  return { k: d < 0 ? 2 ** -d : 1, n: Math.max(0, d), lo: bounds[0], hi: bounds[1] };
+  return { ...formatShift(from, to), lo: bounds[0], hi: bounds[1] };
 }
 
 export function rescaleRef(r: Rescale, x: TensorData, y: TensorData, from = 0, to = 0, count = y.length): void {
