@@ -90,6 +90,12 @@ test('float fallback: ops without device arithmetic run in float between dequant
   const c2 = plan.dequantized('c2'), s2 = plan.tensor('s2');
   const q = spec.tensors.s2;
   c2.forEach((v, i) => assert.is(s2[i], Math.min(2 ** q.bits - 1, Math.round(Math.fround(1 / (1 + Math.exp(-v))) * 2 ** q.scaleLog2))));
+  // The WASM table lookup and the TypeScript path agree in 8-bit too.
+  const spec8 = await naiveSpec(m, feeds);
+  const [fast, ref] = await Promise.all([FixedPlan.create(m, 1, spec8, { keep: ['s2'] }), FixedPlan.create(m, 1, spec8, { keep: ['s2'], referenceOnly: true })]);
+  fast.run(feeds[0]);
+  ref.run(feeds[0]);
+  assert.equal(Array.from(fast.tensor('s2')), Array.from(ref.tensor('s2')));
 });
 
 test('calibration API: output and accumulator channel means, setBias moves a layer by its bias', async () => {

@@ -198,6 +198,7 @@ for (const bits of [8, 16] as const) {
     await bitExact(eltwise('Sub', [1, 21], [1, 21]), { bits });
     await bitExact(eltwise('Add', [1, 3, 4, 4], [1, 3, 1, 1]), { bits });
     await bitExact(eltwise('Mul', [1, 6, 2, 2], [1, 6, 1, 1]), { bits });
+    await bitExact(eltwise('Mul', [2, 5, 3, 7], [2, 5, 3, 7], 'Relu'), { bits, maxShift: bits === 8 ? 16 : 31 }, [1, 2, 3, 4, 5, 6]);
   });
 }
 
@@ -209,6 +210,7 @@ test('moving, pooling, concat and activation ops: kernel == reference, 8 and 16-
     one([node('Concat', ['x', 'x2', 'x3'], ['y'], { axis: 1 }), node('Relu', ['x'], ['x2']), node('Clip', ['x', 'lo', 'hi'], ['x3'])],
       [2, 3, 4, 5], { lo: floats([], [-1]), hi: floats([], [2]) }),
     one([node('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], [1, 3, 9, 8]),
+
     one([node('AveragePool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], [1, 3, 9, 8]),
     one([node('AveragePool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2], count_include_pad: 1, pads: [0, 0, 1, 1] })], [1, 2, 5, 5]),
     one([node('GlobalAveragePool', ['x'], ['y'])], [2, 5, 7, 7]),
@@ -218,7 +220,23 @@ test('moving, pooling, concat and activation ops: kernel == reference, 8 and 16-
       [1, 3, 4, 5], { s: ints([1], [1]), e: ints([1], [4]), ax: ints([1], [2]), pads: ints([8], [0, 1, 0, 0, 0, 0, 1, 2]), v: floats([], [0.75]) }),
     one([node('Flatten', ['x'], ['f']), node('Relu', ['f'], ['y'])], [2, 3, 2, 2]),
   ];
-  for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits });
+  for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits }, [1, 2, 3, 4]);
+});
+
+test('max pooling kernel: windows over pads and the ceil_mode overhang, all-negative values', async () => {
+  // Reading past the plane would show as a wrong maximum here.
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [2, 4, 7, 9] }], outputs: [{ name: 'y' }],
+    nodes: [node('MaxPool', ['x'], ['y'], { kernel_shape: [3, 2], strides: [2, 3], pads: [0, 1, 2, 1], ceil_mode: 1, dilations: [1, 2] })],
+  }));
+  for (const bits of [8, 16] as const) {
+    for (const [xs, ys] of [[4, 4], [4, 2], [3, 5]]) {
+      const spec: QuantSpec = { tensors: { x: { bits, signed: true, scaleLog2: xs }, y: { bits, signed: true, scaleLog2: ys } }, layers: {}, biasMode: 'mma' };
+      const [fast, ref] = await Promise.all([FixedPlan.create(model, 2, spec), FixedPlan.create(model, 2, spec, { referenceOnly: true })]);
+      const x = { x: Float32Array.from({ length: 504 }, (_, i) => -0.01 - ((i * 37) % 101) / 16) };
+      assert.equal(Array.from(fast.run(x).y), Array.from(ref.run(x).y), `${bits}-bit, scales ${xs} -> ${ys}`);
+    }
+  }
 });
 
 // ---- the reference itself: integer arithmetic against the float computation it stands for ----

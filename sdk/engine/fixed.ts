@@ -228,7 +228,17 @@ export class FixedPlan {
     // Kernels: pack constants now; scratch is one region sized for the largest request.
     const scratches: { ptr: number; bytes: number }[] = [];
     if (!options.referenceOnly) {
+      const lookup = rt.kernel('lookup_q');
       for (const s of this.steps) {
+        if (s.table) {
+          // A tabulated float fallback: the table in WASM memory, one lookup per element.
+          const { lo, values } = s.table;
+          const table = rt.alloc(values.length * 4, `lookup table of node "${s.layer.nodes[0].name}"`);
+          new Int32Array(rt.memory.buffer, table, values.length).set(values);
+          const [x, y] = [s.ins[0] as { name: string }, s.layer.outputs[0]];
+          const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
+          s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
+        }
         if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
         const env: FixedKernelEnv = {
           exports: rt.exports,

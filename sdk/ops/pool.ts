@@ -176,7 +176,15 @@ function poolFixed<P extends { max: boolean }>(
   };
 }
 
-pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw);
+pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw, (f, env) => {
+  if (!f.max) return undefined;
+  const p = f.p;
+  const k = kernelFn(env, 'maxpool_q');
+  const tmp = env.scratch(p.h * p.ow * 4);
+  const { k: mul, n, lo, hi } = f.rescale;
+  return ([x], [y]) => k(x, qCode(f.xq), p.n * p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
+    mul, n, lo, hi, y, qCode(f.yq), tmp.ptr);
+});
 globalPool.fixed = poolFixed(globalWindows, (p) => p.size, (f, env) => {
   if (f.max) return undefined;
   const k = kernelFn(env, 'global_avgpool_q');
