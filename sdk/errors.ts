@@ -20,7 +20,7 @@ export type ErrorCode =
 /** Messages quote names taken from the user's files: control characters in them are escaped
  *  so that a message stays one line, and a message listing very many items is cut short. */
 const MAX_MESSAGE = 1000;
-function oneLine(message: string): string {
+export function oneLine(message: string): string {
   const s = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 3)}...` : s;
 }

@@ -91,11 +91,11 @@ test('user errors: one line, exit 2; the message names the problem', () => {
     assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.is(r.stdout, '');
   }
-  // An unreadable image stops the run with its name.
+  // With --strict, an unreadable image stops the run with its name (without, it is skipped).
   const bad = join(dir, 'bad');
   mkdirSync(join(bad, 'red'), { recursive: true });
   writeFileSync(join(bad, 'red', 'junk.jpg'), 'not an image');
-  const r = cli('eval', tiny, '--task', 'generic', '--images', bad, ...FLAGS);
+  const r = cli('eval', tiny, '--task', 'generic', '--images', bad, ...FLAGS, '--strict');
   assert.is(r.status, 2);
   assert.match(r.stderr, /^p2calib: error: cannot decode image .*junk\.jpg/);
 });

@@ -1,14 +1,15 @@
 /**
  * A few seconds of seeded fuzzing (test/fuzz.ts): mutated generated models (always) and mutated
  * shared models (with ../shared/assets) through decodeModel, inspectModel, loadModel and a float
- * run. Only P2Errors may come out; a finding names the seed and iteration that repeat it
- * (node scripts/fuzz.mjs --seed S --only I). Longer runs: npm run fuzz.
+ * run (only P2Errors may come out), and mutated trace folders through the trace comparison (no
+ * exception at all). A finding names the seed and iteration that repeat it (node
+ * scripts/fuzz.mjs --seed S --only I [--target traces]). Longer runs: npm run fuzz.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fuzzModels, generatedSeeds, type FuzzStats, type Seed } from './fuzz.js';
+import { fuzzModels, fuzzTraces, generatedSeeds, traceSeeds, type FuzzStats, type Seed } from './fuzz.js';
 import { MODELS, SHARED_MODELS, assetTest } from './helpers.js';
 
 function assertClean(stats: FuzzStats, seed: number): void {
@@ -33,6 +34,15 @@ assetTest(test, 'fuzzed shared models: only typed errors', async () => {
   const stats = await fuzzModels(seeds, { seed, iterations: 25 });
   assertClean(stats, seed);
   assert.ok((stats.outcomes.ok ?? 0) > 0, JSON.stringify(stats.outcomes));
+});
+
+test('fuzzed trace folders: compare reports problems, never throws', async () => {
+  const seed = 5;
+  const stats = await fuzzTraces(traceSeeds(), { seed, iterations: 3000 });
+  assertClean(stats, seed);
+  for (const outcome of ['match', 'mismatch', 'problems']) {
+    assert.ok((stats.outcomes[outcome] ?? 0) > 0, `no "${outcome}" outcome in ${JSON.stringify(stats.outcomes)}`);
+  }
 });
 
 test.run();

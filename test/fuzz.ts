@@ -1,14 +1,19 @@
 /**
- * The model fuzzer shared by test/fuzz.test.ts (a few seconds in the suite) and scripts/fuzz.mjs
- * (long runs): seeded mutations of ONNX models, byte-level and structure-aware, thrown at the ONNX
- * reader, loadModel, inspectModel and a float run. Only P2Errors may come out; anything else is a
- * bug in the reader, the IR or an op module, reported with the seed and iteration that repeat it.
+ * The fuzzers shared by test/fuzz.test.ts (a few seconds in the suite) and scripts/fuzz.mjs (long
+ * runs): seeded mutations of ONNX models, byte-level and structure-aware, thrown at the ONNX
+ * reader, loadModel, inspectModel and a float run (only P2Errors may come out: anything else is a
+ * bug in the reader, the IR or an op module); and mutated trace folders thrown at the trace
+ * comparison (which reports problems and never throws). Findings name the seed and iteration
+ * that repeat them.
  */
 import { P2Error, type ErrorCode } from '../sdk/errors.js';
 import { inspectModel } from '../sdk/inspect.js';
 import { loadModel } from '../sdk/model.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
+import type { QType } from '../sdk/quant/spec.js';
+import { compareTraces } from '../sdk/trace/compare.js';
+import { LAYER_INFO, traceFiles, type TraceLayer } from '../sdk/trace/format.js';
 import { buildModel, floats, ints, node, randomTensor, rng, type ModelSpec } from './helpers.js';
 
 export type Rng = ReturnType<typeof rng>;
@@ -412,26 +417,86 @@ export interface Finding {
 
 export interface FuzzStats {
   iterations: number;
-  /** Outcomes: 'ok' or the P2Error code of the first stage that refused. */
+  /** Outcomes: 'ok' or the P2Error code of the first stage that refused (models); the kind of
+   *  comparison result (traces). */
   outcomes: Record<string, number>;
   findings: Finding[];
   /** Iterations slower than `slowMs`. */
   slow: { seed: string; iteration: number; ms: number; mutation: string[] }[];
 }
 
-/** What one run may do: small arenas are also run with random feeds. */
+export interface FuzzOptions {
+  seed: number;
+  /** Stop after this many iterations... */
+  iterations?: number;
+  /** ...or when this much time has passed. */
+  seconds?: number;
+  /** First iteration (default 0). */
+  first?: number;
+  /** Only this iteration (to repeat a finding). */
+  only?: number;
+  slowMs?: number;
+  /** Called before each iteration (a watchdog can then name the one that hangs)... */
+  onIteration?: (i: number) => void;
+  /** ...and after it, with its outcome ('finding' for a finding). */
+  onOutcome?: (i: number, outcome: string, ms: number) => void;
+  onFinding?: (f: Finding) => void;
+}
+
+/** What a fuzz target does with one seed: mutate it, then run the code under test on the
+ *  result, returning an outcome or throwing what is a bug. */
+interface Target<S extends { name: string }, I> {
+  mutate(seed: S, r: Rng): { input: I; what: string[] };
+  exercise(input: I, seed: S, onStage: (stage: string) => void): Promise<string>;
+}
+
+function iterationRng(seed: number, iteration: number): Rng {
+  return rng(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(iteration + 1, 0xc2b2ae35));
+}
+
+/** Iterations round-robin over the seeds until the count or time budget is reached; iteration i
+ *  depends only on (seed, i). */
+async function fuzzLoop<S extends { name: string }, I>(seeds: S[], target: Target<S, I>, o: FuzzOptions): Promise<FuzzStats> {
+  const stats: FuzzStats = { iterations: 0, outcomes: {}, findings: [], slow: [] };
+  const deadline = o.seconds === undefined ? Infinity : Date.now() + o.seconds * 1000;
+  const first = o.only ?? o.first ?? 0;
+  const last = o.only ?? (o.iterations ?? Infinity) - 1;
+  for (let i = first; i <= last && Date.now() < deadline; i++) {
+    const seed = seeds[i % seeds.length];
+    o.onIteration?.(i);
+    const { input, what } = target.mutate(seed, iterationRng(o.seed, i));
+    let stage = '';
+    let outcome = 'finding';
+    const started = Date.now();
+    try {
+      outcome = await target.exercise(input, seed, (s) => { stage = s; });
+      stats.outcomes[outcome] = (stats.outcomes[outcome] ?? 0) + 1;
+    } catch (e) {
+      const f: Finding = { seed: seed.name, iteration: i, mutation: what, stage, error: (e as Error)?.stack ?? String(e) };
+      stats.findings.push(f);
+      o.onFinding?.(f);
+    }
+    const ms = Date.now() - started;
+    o.onOutcome?.(i, outcome, ms);
+    if (ms > (o.slowMs ?? 5000)) stats.slow.push({ seed: seed.name, iteration: i, ms, mutation: what });
+    stats.iterations++;
+  }
+  return stats;
+}
+
+/** Small arenas are also run with feeds. */
 const RUN_ARENA_BYTES = 1 << 24;
 
 /** Every stage a user's model goes through before calibration; returns 'ok' or the first
- *  P2Error code. Throws what is not a P2Error. */
-async function exercise(bytes: Uint8Array, shape: number[] | undefined, onStage: (s: string) => void): Promise<string> {
+ *  P2Error code. Throws what is not a one-line P2Error. */
+async function exerciseModel(bytes: Uint8Array, seed: Seed, onStage: (s: string) => void): Promise<string> {
   try {
     onStage('decodeModel');
     decodeModel(bytes);
     onStage('inspectModel');
-    await inspectModel(bytes, { inputShape: shape });
+    await inspectModel(bytes, { inputShape: seed.shape });
     onStage('loadModel');
-    const model = await loadModel(bytes, { inputShape: shape });
+    const model = await loadModel(bytes, { inputShape: seed.shape });
     if ((await model.arenaBytes()) <= RUN_ARENA_BYTES) {
       onStage('run');
       const feeds = Object.fromEntries(model.inputs.map((v, i) => {
@@ -447,54 +512,93 @@ async function exercise(bytes: Uint8Array, shape: number[] | undefined, onStage:
   }
 }
 
-function iterationRng(seed: number, iteration: number): Rng {
-  return rng(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(iteration + 1, 0xc2b2ae35));
+/** Fuzz models: decodeModel, inspectModel, loadModel and a float run. */
+export function fuzzModels(seeds: Seed[], o: FuzzOptions): Promise<FuzzStats> {
+  return fuzzLoop(seeds, { mutate: (seed, r) => { const m = mutate(seed, r); return { input: m.bytes, what: m.what }; }, exercise: exerciseModel }, o);
 }
 
-export interface FuzzOptions {
-  seed: number;
-  /** Stop after this many iterations... */
-  iterations?: number;
-  /** ...or when this much time has passed. */
-  seconds?: number;
-  /** First iteration (default 0). */
-  first?: number;
-  /** Only this iteration (to repeat a finding). */
-  only?: number;
-  /** Called before each iteration (a watchdog can then name the one that hangs)... */
-  onIteration?: (i: number) => void;
-  /** ...and after it, with its outcome ('ok', a P2Error code, or 'finding'). */
-  onOutcome?: (i: number, outcome: string, ms: number) => void;
-  slowMs?: number;
-  onFinding?: (f: Finding) => void;
+// ---- trace folders ----
+
+export interface TraceSeed {
+  name: string;
+  files: Map<string, Uint8Array>;
 }
 
-/** Fuzz the seeds round-robin until the iteration count or time budget is reached. */
-export async function fuzzModels(seeds: Seed[], o: FuzzOptions): Promise<FuzzStats> {
-  const stats: FuzzStats = { iterations: 0, outcomes: {}, findings: [], slow: [] };
-  const deadline = o.seconds === undefined ? Infinity : Date.now() + o.seconds * 1000;
-  const first = o.only ?? o.first ?? 0;
-  const last = o.only ?? (o.iterations ?? Infinity) - 1;
-  for (let i = first; i <= last && Date.now() < deadline; i++) {
-    const seed = seeds[i % seeds.length];
-    o.onIteration?.(i);
-    const r = iterationRng(o.seed, i);
-    const { bytes, what } = mutate(seed, r);
-    let stage = '';
-    let outcome = 'finding';
-    const started = Date.now();
-    try {
-      outcome = await exercise(bytes, seed.shape, (s) => { stage = s; });
-      stats.outcomes[outcome] = (stats.outcomes[outcome] ?? 0) + 1;
-    } catch (e) {
-      const f: Finding = { seed: seed.name, iteration: i, mutation: what, stage, error: (e as Error)?.stack ?? String(e) };
-      stats.findings.push(f);
-      o.onFinding?.(f);
-    }
-    const ms = Date.now() - started;
-    o.onOutcome?.(i, outcome, ms);
-    if (ms > (o.slowMs ?? 5000)) stats.slow.push({ seed: seed.name, iteration: i, ms, mutation: what });
-    stats.iterations++;
+/** A trace folder as p2calib simulate writes it: 8- and 16-bit layers, signed and unsigned,
+ *  4-D and 2-D, with float twins and layer_info.txt. */
+export function traceSeeds(): TraceSeed[] {
+  const r = rng(11);
+  const layer = (dataId: number, type: QType, shape: number[]): TraceLayer => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const bits = type.endsWith('16') ? 16 : 8;
+    const values = Array.from({ length: n }, () => Math.floor(r(0, 2 ** bits)) - (type.startsWith('int') ? 2 ** (bits - 1) : 0));
+    const data = { uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array }[type].from(values);
+    return { dataId, layerId: dataId, nodes: dataId ? [`Conv_${dataId}`] : [], tensor: `t${dataId}`, q: { bits: bits as 8 | 16, signed: type.startsWith('int'), scaleLog2: 4 }, type, shape, data };
+  };
+  const layers = [layer(0, 'uint8', [1, 3, 6, 5]), layer(1, 'int8', [1, 4, 6, 5]), layer(2, 'int16', [1, 4, 3, 3]), layer(3, 'uint8', [1, 7])];
+  return [{ name: 'traces', files: traceFiles(layers) }];
+}
+
+const TRACE_NAMES = ['tidl_trace', 'dev_', '', 'x1', 'tidl_trace_subgraph_0_'];
+
+function mutateName(name: string, r: Rng): string {
+  switch (int(r, 0, 5)) {
+    case 0: return name.replace(/\d/g, (d) => (r() < 0.15 ? String(int(r, 0, 9)) : d));
+    case 1: { const at = int(r, 0, name.length - 1); return name.slice(0, at) + name.slice(at + 1); }
+    case 2: { const at = int(r, 0, name.length); return name.slice(0, at) + pick(r, ['_', '0', 'x', '.y', '\n', '9']) + name.slice(at); }
+    case 3: return name.replace(/\d{5}/, pick(r, ['99999', '00000', '65535', '123456789']));
+    case 4: return name.replace(/^[^\d]*/, pick(r, TRACE_NAMES));
+    default: return name.endsWith('.y') ? `${name.slice(0, -2)}_float.bin` : name.replace('_float.bin', '.y');
   }
-  return stats;
+}
+
+function mutateTraces(seed: TraceSeed, r: Rng): { input: Map<string, Uint8Array>; what: string[] } {
+  const files = new Map(seed.files);
+  const what: string[] = [];
+  for (let k = int(r, 1, 3); k > 0; k--) {
+    const names = [...files.keys()];
+    const name = pick(r, names);
+    const bytes = files.get(name)!;
+    switch (int(r, 0, 6)) {
+      case 0: files.delete(name); what.push('delete'); break;
+      case 1: files.delete(name); files.set(mutateName(name, r), bytes); what.push('rename'); break;
+      case 2: files.set(mutateName(name, r), bytes); what.push('copy'); break;
+      case 3: files.set(name, bytes.subarray(0, int(r, 0, bytes.length))); what.push('truncate'); break;
+      case 4: files.set(name, concat(bytes, Uint8Array.from({ length: int(r, 1, bytes.length + 1) }, () => int(r, 0, 255)))); what.push('extend'); break;
+      case 5: {
+        const b = Uint8Array.from(bytes);
+        for (let i = int(r, 1, 8); i > 0 && b.length; i--) b[int(r, 0, b.length - 1)] = int(r, 0, 255);
+        files.set(name, b);
+        what.push('bytes');
+        break;
+      }
+      default: {
+        const text = pick(r, ['', '\t\t\t', '1 2\n3\t4\tint8\tx\ty\tz\n', 'x\ty\n', '0\t0\tint16\tNaN\t\t\n-1\t99999\tuint8\t-3\ta\tb\n']);
+        files.set(pick(r, [LAYER_INFO, `net_${LAYER_INFO}`]), new TextEncoder().encode(text));
+        what.push('layer info');
+      }
+    }
+  }
+  return { input: files, what };
+}
+
+/** compareTraces both ways and with itself: a result (never an exception) whose problems and
+ *  layer names are one line each. */
+async function exerciseTraces(files: Map<string, Uint8Array>, seed: TraceSeed, onStage: (s: string) => void): Promise<string> {
+  let kind = '';
+  for (const [stage, a, b] of [['original vs mutated', seed.files, files], ['mutated vs original', files, seed.files], ['mutated vs itself', files, files]] as const) {
+    onStage(stage);
+    const c = compareTraces(a, b);
+    for (const line of [...c.problems, ...c.layers.map((l) => l.name)]) {
+      if (line.includes('\n')) throw new Error(`a problem or layer name spans lines: ${JSON.stringify(line)}`);
+    }
+    if (c.match && c.problems.length) throw new Error('a match with problems');
+    kind ||= c.match ? 'match' : c.problems.length ? 'problems' : 'mismatch';
+  }
+  return kind;
+}
+
+/** Fuzz the trace reader and comparison. */
+export function fuzzTraces(seeds: TraceSeed[], o: FuzzOptions): Promise<FuzzStats> {
+  return fuzzLoop(seeds, { mutate: mutateTraces, exercise: exerciseTraces }, o);
 }

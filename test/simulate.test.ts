@@ -94,7 +94,7 @@ test('simulate -> compare: the same run matches, one altered byte is found and n
   assert.match(notCal.err, /no calibration.json in/);
   const taken = cli('simulate', model, '--calibration', join(dir, 'cal-false'), '--image', image, '--trace-dir', join(dir, 'a-false'), ...pre);
   assert.is(taken.code, 2);
-  assert.match(taken.err, /--trace-dir .* is not empty; pass --force/);
+  assert.match(taken.err, /--trace-dir .* is not empty \(.*\); pass --force/);
   rmSync(dir, { recursive: true });
 });
 

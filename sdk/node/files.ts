@@ -76,10 +76,6 @@ export function writeFilesAtomic(files: { path: string; data: Uint8Array | strin
   }
 }
 
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  writeFilesAtomic([{ path, data }]);
-}
-
 /** Prepare an output folder: created if missing; a non-empty one only with force. Temp files of
  *  dead writers are removed first (they are not the user's files). */
 export function prepareOutputDir(dir: string, force: boolean, flag = '--out'): string {

@@ -3,6 +3,7 @@
  * model departs from the device: the first differing layer). Folders are given as maps of file
  * name to bytes so that this runs anywhere; sdk/node/traces.ts reads them from disk.
  */
+import { oneLine } from '../errors.js';
 import type { QType } from '../quant/spec.js';
 import {
   LAYER_INFO, dimsCount, floatTwin, formatDims, parseLayerInfo, parseTraceName, type LayerInfo, type ParsedTraceName,
@@ -62,6 +63,11 @@ function entries(label: string, files: Map<string, Uint8Array>, problems: string
       else problems.push(`${label}: "${floatTwin(file)}" has ${twin.length} bytes; ${4 * n} expected (${n} float32 values)`);
     }
     list.push({ file, parsed, bytes, width, floats });
+  }
+  for (const file of files.keys()) {
+    if (file.endsWith('_float.bin') && !files.has(`${file.slice(0, -'_float.bin'.length)}.y`)) {
+      problems.push(`${label}: "${file}" has no .y file beside it`);
+    }
   }
   const bases = new Set(list.map((e) => e.parsed.base));
   const byKey = new Map<string, Entry>();
@@ -135,5 +141,7 @@ export function compareTraces(a: Map<string, Uint8Array>, b: Map<string, Uint8Ar
     });
   }
   const firstMismatch = layers.find((l) => !l.bitExact);
-  return { layers, problems, firstMismatch, match: !firstMismatch && !problems.length };
+  // File and layer names come from the folders: each problem and name stays one line.
+  for (const l of layers) l.name = oneLine(l.name);
+  return { layers, problems: problems.map(oneLine), firstMismatch, match: !firstMismatch && !problems.length };
 }
