@@ -1,8 +1,9 @@
 /**
- * Broken and hostile models, each with the error code and message the SDK must give for it:
- * test/harden-models.test.ts checks them through the SDK, test/harden-cli.test.ts through the
- * real CLI process.
+ * Broken and hostile inputs. Models, each with the error code and message the SDK must give for
+ * it (test/harden-models.test.ts checks them through the SDK, test/harden-cli.test.ts through the
+ * real CLI process); random bytes; a PNG header claiming a giant image.
  */
+import { crc32, deflateSync } from 'node:zlib';
 import type { ErrorCode } from '../sdk/errors.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
 import { buildModel, floats, ints, node, randomTensor, rng } from './helpers.js';
@@ -39,6 +40,24 @@ const image = { inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: '
 export function noise(n: number, seed: number): Uint8Array {
   const r = rng(seed);
   return Uint8Array.from({ length: n }, () => Math.floor(r(0, 256)));
+}
+
+/** A PNG whose header claims width x height; its pixel data is a few bytes (a decompression bomb
+ *  as far as the header goes). */
+export function pngHeader(width: number, height: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 function small(): Uint8Array {

@@ -4,15 +4,15 @@
  * User errors exit with code 2 and print one line, never a stack trace.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BAD_MODELS, noise } from './bad-models.js';
+import { BAD_MODELS, noise, pngHeader } from './bad-models.js';
 import { assertUserError, runCli, stderrLines, type CliResult } from './cli-run.js';
+import { traceSeeds } from './fuzz.js';
 import { buildModel, node, randomTensor } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p2calib-harden-cli-'));
@@ -31,24 +31,6 @@ writeFileSync(MODEL, buildModel({
 async function png(file: string, seed: number, width = 20, height = 20): Promise<void> {
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, await sharp(Buffer.from(noise(width * height * 3, seed)), { raw: { width, height, channels: 3 } }).png().toBuffer());
-}
-
-/** A PNG whose header claims width x height; its pixel data is a few bytes (a decompression bomb
- *  as far as the header goes). */
-function pngHeader(width: number, height: number): Uint8Array {
-  const chunk = (type: string, data: Uint8Array) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 const SPEC = ['--preprocess', 'imagenet', '--size', '16x16'];
@@ -153,6 +135,37 @@ test('outputs: temp files left by a killed run are removed by the next one; live
   writeFileSync(join(busy, `.model.qdq.onnx.${process.pid}.tmp`), 'being written');
   assertUserError(await calibrate(path('good'), busy), /is not empty \(\.model\.qdq\.onnx\.\d+\.tmp\)/);
   assert.ok(existsSync(join(busy, `.model.qdq.onnx.${process.pid}.tmp`)));
+});
+
+test('compare: unexpected names, orphan float files, absurd dims and broken layer info are reported, never a crash', async () => {
+  const [a, b] = [path('traces-a'), path('traces-b')];
+  for (const d of [a, b]) {
+    mkdirSync(d);
+    for (const [name, bytes] of traceSeeds()[0].files) writeFileSync(join(d, name), bytes);
+  }
+  const same = await runCli(['compare', a, b]);
+  assert.is(same.code, 0, same.stdout + same.stderr);
+  const y = readdirSync(b).filter((f) => f.endsWith('.y')).sort();
+  writeFileSync(join(b, 'notes.txt'), 'not a trace'); // never read
+  renameSync(join(b, y[1]), join(b, `odd\nname${y[1]}`));
+  rmSync(join(b, y[2]));
+  writeFileSync(join(b, 'tidl_trace0009_0001_0001_99999_99999_99999x99999.y'), new Uint8Array(10));
+  writeFileSync(join(b, 'layer_info.txt'), '\t\tint8\n0 1 2\nx\ty\n');
+  const r = await runCli(['compare', a, b]);
+  assert.is(r.code, 1, r.stderr);
+  assert.is(r.stderr, '');
+  const out = r.stdout;
+  for (const m of [
+    /malformed trace file name "odd\\u000aname/, /"tidl_trace0002_[^"]+_float\.bin" has no \.y file beside it/,
+    /"tidl_trace0009_0001_0001_99999_99999_99999x99999\.y" has 10 bytes; its dims 1x1x99999x99999x99999x99999 need/,
+    /layer 1 \([^)]*\): "tidl_trace0001_[^"]+" is in .*traces-a but missing in .*traces-b/, /result: MISMATCH/,
+  ]) assert.match(out, m);
+  assert.not.match(out, /notes\.txt/);
+  assertUserError(await runCli(['compare', a, join(b, 'notes.txt')]), /not a folder: .*notes\.txt/);
+  mkdirSync(path('traces-empty'));
+  const empty = await runCli(['compare', path('traces-empty'), path('traces-empty')]);
+  assert.is(empty.code, 1);
+  assert.match(empty.stdout, /no trace files \(\.y\) in/);
 });
 
 test.run();
