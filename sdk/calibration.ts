@@ -51,8 +51,38 @@ export class Calibration {
 }
 
 /** Rebuild a saved calibration (calibration.json) for the model it was made from. */
+/** The fields loadCalibration reads, checked: a corrupt or hand-edited calibration.json is a
+ *  BAD_INPUT naming the field, never a TypeError further on. */
+function checkTable(t: unknown): asserts t is CalibrationTable {
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const numbers = (v: unknown, int = false): v is number[] =>
+    Array.isArray(v) && v.every((x) => typeof x === 'number' && (int ? Number.isInteger(x) && Math.abs(x) <= 64 : Number.isFinite(x)));
+  const bad = (field: string, want: string): never => fail('BAD_INPUT', `calibration.json: "${field}" must be ${want}`);
+  if (!obj(t) || t.format !== 'p2calib-calibration' || t.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
+  for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
+  if (typeof t.bits !== 'number') bad('bits', 'a number');
+  if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
+  if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
+  const input = t.input;
+  if (!obj(input) || typeof input.pixels !== 'boolean') bad('input', '{"pixels": true|false, ...}');
+  const a = (input as Record<string, unknown>).affine;
+  if ((input as Record<string, unknown>).pixels && (!obj(a) || typeof a.scale !== 'number' || !numbers(a.mean) || !numbers(a.std)
+      || a.mean.length !== a.std.length || (a.layout !== 'NCHW' && a.layout !== 'NHWC'))) {
+    bad('input.affine', '{"scale", "mean", "std", "layout"}');
+  }
+  if (!obj(t.tensors)) bad('tensors', 'an object');
+  for (const [name, e] of Object.entries(t.tensors as object)) {
+    if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
+  }
+  if (!obj(t.layers)) bad('layers', 'an object');
+  for (const [name, e] of Object.entries(t.layers as object)) {
+    if (!obj(e) || !numbers(e.bias)) bad(`layers.${name}.bias`, 'a list of numbers');
+    if (!numbers((e as Record<string, unknown>).weightScaleLog2, true)) bad(`layers.${name}.weightScaleLog2`, 'a list of integers from -64 to 64');
+  }
+}
+
 export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
-  if (table?.format !== 'p2calib-calibration' || table.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
+  checkTable(table);
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,

@@ -194,6 +194,9 @@ export class CalibrationState {
     for (const l of this.layers) {
       const saved = layers[l.node.name];
       if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
+      if (saved.weightScaleLog2.length !== 1 && saved.weightScaleLog2.length !== l.bias.length) {
+        fail('BAD_INPUT', `the calibration has ${saved.weightScaleLog2.length} weight scales for layer "${l.node.name}", which has ${l.bias.length} channels`);
+      }
       l.bias.set(saved.bias);
       l.scaleLog2 = [...saved.weightScaleLog2];
     }
