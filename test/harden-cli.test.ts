@@ -4,7 +4,7 @@
  * User errors exit with code 2 and print one line, never a stack trace.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -52,10 +52,16 @@ test('bad models: exit 2 with one line naming the problem (inspect; calibrate fo
   }
 });
 
-test('model files: missing, a folder, a device; exit 2 with one line', async () => {
+test('model files: missing, a folder, a device, over 2 GiB; exit 2 with one line', async () => {
   assertUserError(await runCli(['inspect', path('nope.onnx')]), /model file not found: .*nope\.onnx/);
   assertUserError(await runCli(['inspect', dir]), /model file is a directory/);
   assertUserError(await runCli(['inspect', '/dev/zero']), /model file is not a regular file: \/dev\/zero/);
+  // A 3 GiB (sparse) file: refused from its size, never read.
+  const big = path('big.onnx');
+  writeFileSync(big, '');
+  truncateSync(big, 3 * 2 ** 30);
+  assertUserError(await runCli(['inspect', big]), /cannot read model file .*big\.onnx: File size \(3221225472\) is greater than 2 GiB/);
+  rmSync(big);
 });
 
 test('image folders: non-image and broken files are skipped with a warning, or refused with --strict', async () => {
