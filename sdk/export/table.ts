@@ -108,3 +108,8 @@ export function buildTable(
     layers,
   };
 }
+
+/** calibration.json's text, the same bytes wherever it is written (Node, browser). */
+export function tableJson(table: CalibrationTable): string {
+  return `${JSON.stringify(table, null, 1)}\n`;
+}

@@ -1,8 +1,7 @@
 /** Calibration from image files in Node: images are decoded and preprocessed as they stream
  *  through, one at a time, so memory does not grow with their number. */
 import { calibrate, type Calibration } from '../calibration.js';
-import type { SizedSpec } from '../data/preprocess.js';
-import type { PixelAffine } from '../graph/transforms.js';
+import { pixelAffine, type SizedSpec } from '../data/preprocess.js';
 import type { Model } from '../model.js';
 import type { CalibrateOptions } from '../quant/calibrate.js';
 import { loadImageTensor } from './images.js';
@@ -10,11 +9,6 @@ import { loadImageTensor } from './images.js';
 export interface ImageCalibrateOptions extends CalibrateOptions {
   /** Feed raw 0..255 pixels: the spec's affine map moves into the model (DESIGN.md §4). */
   pixelInput?: boolean;
-}
-
-/** The spec's per-channel affine map, in the model's channel order. */
-export function pixelAffine(spec: SizedSpec): PixelAffine {
-  return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
 }
 
 export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {

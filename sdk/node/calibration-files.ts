@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCalibration, type Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
-import type { CalibrationTable } from '../export/table.js';
+import { tableJson, type CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
 import { prepareOutputDir, writeFileAtomic } from './files.js';
 
@@ -18,7 +18,7 @@ export function saveCalibration(cal: Calibration, outDir: string, force = false)
   };
   writeFileAtomic(files.qdq, cal.toQdqOnnx());
   writeFileAtomic(files.calibrated, cal.toCalibratedOnnx());
-  writeFileAtomic(files.table, `${JSON.stringify(cal.table, null, 1)}\n`);
+  writeFileAtomic(files.table, tableJson(cal.table));
   return files;
 }
 

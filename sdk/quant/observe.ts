@@ -70,15 +70,21 @@ export class FloatObserver {
         means.set(t.layer, sums);
       }
     };
-    // Inputs are in the arena once run() has copied them in, i.e. by the first step.
-    let inputsSeen = false;
-    const outputs = this.plan.run(feeds, (node) => {
-      if (!inputsSeen) {
-        inputsSeen = true;
-        Object.keys(feeds).forEach(visit);
-      }
-      node.outputs.forEach(visit);
-    });
+    const outputs = runVisiting(this.plan, feeds, visit);
     return { outputs, stats: { ranges, means } };
   }
+}
+
+/** Run the plan, calling `visit` with each tensor's name as soon as it is written: the inputs,
+ *  then every step's outputs (readable through plan.location until later steps reuse the memory). */
+export function runVisiting(plan: FloatPlan, feeds: Record<string, Float32Array>, visit: (name: string) => void): Record<string, Float32Array> {
+  // Inputs are in the arena once run() has copied them in, i.e. by the first step.
+  let inputsSeen = false;
+  return plan.run(feeds, (node) => {
+    if (!inputsSeen) {
+      inputsSeen = true;
+      Object.keys(feeds).forEach(visit);
+    }
+    node.outputs.forEach(visit);
+  });
 }

@@ -1,0 +1,6 @@
+/** p2calib SDK, browser entry point (bundled as dist/browser/p2calib.js): the portable SDK, image
+ *  decoding with createImageBitmap, and the client of the calibration Web Worker. */
+export * from './core.js';
+export { decodeImage, loadImageTensor, type ImageInput } from './browser/images.js';
+export { CalibrationWorker } from './browser/client.js';
+export type { EncodedImage } from './browser/protocol.js';

@@ -1,0 +1,95 @@
+/**
+ * A whole calibration from encoded images, as the browser page runs it in its Web Worker: load the
+ * model, decode and preprocess each image as it streams through (the portable pipeline of
+ * data/preprocess.ts), calibrate, then the activation histograms and the float vs fixed top-1
+ * agreement for display. Only decoding is platform-specific, so Node (sharp) and browsers
+ * (createImageBitmap) given the same pixels produce the same bytes.
+ */
+import { calibrate } from './calibration.js';
+import { parseSpec, pixelAffine, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
+import type { RgbImage } from './data/resize.js';
+import { fail } from './errors.js';
+import { tableJson, type CalibrationTable } from './export/table.js';
+import { activationHistograms, type TensorHistogram } from './histograms.js';
+import { Agreement } from './metrics/classification.js';
+import { loadModel } from './model.js';
+import type { CalibrateOptions, CalibrationProgress } from './quant/calibrate.js';
+
+export interface ImageCalibrationJob {
+  /** The model's input shape where it declares dynamic dims. */
+  inputShape?: number[];
+  preprocess: PreprocessSpec;
+  /** The exported models take raw 0..255 pixels and apply the spec's affine map themselves. */
+  pixelInput?: boolean;
+  options?: Omit<CalibrateOptions, 'onProgress'>;
+  /** Bins of the activation histograms of every calibrated tensor (0: none; default 256). */
+  histogramBins?: number;
+  /** Measure float vs fixed top-1 agreement when the model has a classification-shaped output
+   *  (default true). */
+  agreement?: boolean;
+}
+
+export interface JobProgress extends CalibrationProgress {
+  stage: 'calibration' | 'histograms' | 'agreement';
+}
+
+export interface ImageCalibrationResult {
+  table: CalibrationTable;
+  /** calibration.json, model.qdq.onnx and model.calibrated.onnx as written to disk. */
+  json: string;
+  qdq: Uint8Array;
+  calibrated: Uint8Array;
+  spec: SizedSpec;
+  inputShape: number[];
+  histograms: Record<string, TensorHistogram>;
+  /** Top-1 agreement (percent) of the fixed-point model with the float one on the images. */
+  agreement?: { output: string; top1: number; images: number };
+}
+
+/** Decode one image to 8-bit RGB; `index` is its position in the image list. */
+export type ImageDecoder<T> = (image: T, index: number) => Promise<RgbImage>;
+
+/** The output whose shape is [N, K] up to unit dims (K >= 2), if any: class scores. */
+function classificationOutput(outputs: { name: string; shape: number[] }[]): string | undefined {
+  return outputs.find((o) => {
+    const dims = o.shape.slice(1);
+    return dims.filter((d) => d > 1).length === 1 && dims.every((d) => d >= 1);
+  })?.name;
+}
+
+export async function calibrateImageSet<T>(
+  modelBytes: Uint8Array, images: readonly T[], job: ImageCalibrationJob, decode: ImageDecoder<T>, onProgress?: (p: JobProgress) => void,
+): Promise<ImageCalibrationResult> {
+  if (!images.length) fail('BAD_INPUT', 'no calibration images were given');
+  const source = await loadModel(modelBytes, { inputShape: job.inputShape });
+  if (source.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${source.inputs.length}`);
+  const spec = sizeSpec(parseSpec(job.preprocess), source.inputs[0].shape);
+  const model = job.pixelInput ? source.withPixelInput(pixelAffine(spec)) : source;
+  const load: SizedSpec = job.pixelInput ? { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : spec;
+  const samples = {
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < images.length; i++) yield preprocess(await decode(images[i], i), load);
+    },
+  };
+  const report = (stage: JobProgress['stage']) => (p: CalibrationProgress) => onProgress?.({ ...p, total: images.length, stage });
+
+  const cal = await calibrate(model, samples, { ...job.options, onProgress: report('calibration') });
+  const bins = job.histogramBins ?? 256;
+  const histograms = bins ? await activationHistograms(model, samples, Object.keys(cal.table.tensors), { bins, onProgress: report('histograms') }) : {};
+
+  let agreement: ImageCalibrationResult['agreement'];
+  const output = job.agreement === false ? undefined : classificationOutput(model.outputs);
+  if (output) {
+    const agree = new Agreement();
+    const progress = report('agreement');
+    for await (const x of samples) {
+      agree.add((await model.run(x))[output], (await cal.run(x))[output]);
+      progress({ pass: 0, passes: 1, done: agree.count });
+    }
+    agreement = { output, top1: agree.result(), images: agree.count };
+  }
+  return {
+    table: cal.table, json: tableJson(cal.table), qdq: cal.toQdqOnnx(), calibrated: cal.toCalibratedOnnx(),
+    spec, inputShape: source.inputs[0].shape, histograms, agreement,
+  };
+}

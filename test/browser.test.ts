@@ -1,0 +1,178 @@
+/**
+ * The browser: the SDK bundle is self-contained and free of Node code, and the calibration page,
+ * run in headless Chromium, produces the same calibration.json and ONNX bytes as the Node SDK.
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as sdk from '../sdk/index.js';
+import { decodeImage } from '../sdk/node/images.js';
+import { ASSETS, HAVE_ASSETS, MODELS, ROOT, buildModel, floats, node, randomTensor, rng } from './helpers.js';
+import { HAVE_CHROMIUM, CHROMIUM, calibrateInPage, download, launchChromium, startServer, type PageRun } from './web-driver.js';
+
+const BUNDLES = ['dist/browser/p2calib.js', 'dist/browser/p2calib-worker.js'];
+
+test('browser bundle: self-contained ESM with no Node built-ins, sharp or Node-only SDK modules', () => {
+  const meta = JSON.parse(readFileSync(join(ROOT, 'dist/browser/meta.json'), 'utf8')) as {
+    inputs: Record<string, unknown>; outputs: Record<string, { imports: unknown[] }>;
+  };
+  for (const [file, out] of Object.entries(meta.outputs)) assert.equal(out.imports, [], `${file} imports nothing`);
+  const inputs = Object.keys(meta.inputs);
+  assert.ok(inputs.includes('sdk/browser/images.ts') && inputs.includes('sdk/engine/kernels.wasm.ts'));
+  assert.equal(inputs.filter((p) => p.startsWith('sdk/node/') || p.startsWith('cli/') || /^node:|node_modules\/(sharp|onnxruntime)/.test(p)), []);
+  for (const f of BUNDLES) {
+    const text = readFileSync(join(ROOT, f), 'utf8');
+    for (const pattern of [/\brequire\(\s*["'`]/, /\bimport\s*\(/, /^\s*import\b/m, /["'`]node:/, /\bworker_threads\b/, /\bsharp\b/]) {
+      assert.not.match(text, pattern, `${f}: ${pattern}`);
+    }
+  }
+});
+
+/** A small classifier over 3x32x32 images, for machines without the shared assets. */
+function smallClassifier(): Uint8Array {
+  return buildModel({
+    inputs: [{ name: 'image', dims: ['N', 3, 32, 32] }],
+    outputs: [{ name: 'logits', dims: ['N', 10] }],
+    nodes: [
+      node('Conv', ['image', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 8 }),
+      node('Clip', ['c2', 'zero', 'six'], ['r2']),
+      node('Conv', ['r2', 'w3', 'b3'], ['c3']),
+      node('Add', ['c3', 'r1'], ['sum']),
+      node('GlobalAveragePool', ['sum'], ['gap']),
+      node('Flatten', ['gap'], ['flat']),
+      node('Gemm', ['flat', 'fw', 'fb'], ['logits'], { transB: 1 }),
+    ],
+    initializers: {
+      w1: randomTensor([8, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([8], 2, -0.2, 0.2),
+      wd: randomTensor([8, 1, 3, 3], 3, -1, 1), bd: randomTensor([8], 4, -0.2, 0.2),
+      w3: randomTensor([8, 8, 1, 1], 5, -0.5, 0.5), b3: randomTensor([8], 6, -0.1, 0.1),
+      fw: randomTensor([10, 8], 7, -1, 1), fb: randomTensor([10], 8, -0.1, 0.1),
+      zero: floats([], [0]), six: floats([], [6]),
+    },
+  });
+}
+
+test('browser bundle: in Node it loads and calibrates to the same bytes as the Node SDK', async () => {
+  const bundle = (await import(pathToFileURL(join(ROOT, BUNDLES[0])).href)) as typeof import('../sdk/browser.js');
+  for (const name of ['loadModel', 'calibrate', 'loadCalibration', 'activationHistograms', 'calibrateImageSet', 'decodeImage', 'CalibrationWorker', 'parseSpec']) {
+    assert.type((bundle as Record<string, unknown>)[name], 'function', name);
+  }
+  const bytes = smallClassifier();
+  const r = rng(5);
+  const samples = Array.from({ length: 3 }, () => Float32Array.from({ length: 3 * 32 * 32 }, () => r(-2, 2)));
+  const [a, b] = await Promise.all([
+    bundle.loadModel(bytes, { inputShape: [1, 3, 32, 32] }).then((m) => bundle.calibrate(m, samples)),
+    sdk.loadModel(bytes, { inputShape: [1, 3, 32, 32] }).then((m) => sdk.calibrate(m, samples)),
+  ]);
+  assert.equal(a.toQdqOnnx(), b.toQdqOnnx());
+});
+
+/** The page's images as PNGs, so that Chromium and sharp decode the same pixels (JPEG decoders may
+ *  differ by a level; PNG is lossless). */
+async function pngs(dir: string): Promise<{ model: string; images: string[]; run: Omit<PageRun, 'model' | 'images'>; job: sdk.ImageCalibrationJob }> {
+  const images: string[] = [];
+  if (HAVE_ASSETS) {
+    const folder = join(ASSETS, 'images/imagenet-sample');
+    for (const f of readdirSync(folder).sort().slice(0, 4)) {
+      const img = await decodeImage(join(folder, f));
+      const out = join(dir, f.replace(/\.JPEG$/, '.png'));
+      await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(out);
+      images.push(out);
+    }
+    return {
+      model: join(MODELS, 'mobilenetv2-12-fp32.onnx'), images,
+      run: { preset: 'advanced', preprocess: 'imagenet', inputShape: '1,3,224,224' },
+      job: { inputShape: [1, 3, 224, 224], preprocess: sdk.parseSpec({ preset: 'imagenet' }), options: { preset: 'advanced', bits: 8, iterations: 1, batchSize: 8 } },
+    };
+  }
+  const r = rng(11);
+  for (let i = 0; i < 4; i++) {
+    const [w, h] = [40 + 4 * i, 36];
+    const data = Buffer.alloc(w * h * 3);
+    const phase = r(0, 6);
+    for (let p = 0; p < w * h; p++) {
+      const [x, y] = [p % w, Math.floor(p / w)];
+      for (let c = 0; c < 3; c++) data[p * 3 + c] = Math.round(127.5 + 120 * Math.sin(x / (3 + c) + y / (5 - c) + phase) * (0.6 + 0.4 * r()));
+    }
+    const out = join(dir, `img${i}.png`);
+    await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(out);
+    images.push(out);
+  }
+  const model = join(dir, 'small.onnx');
+  writeFileSync(model, smallClassifier());
+  return {
+    model, images,
+    run: { preset: 'advanced', preprocess: 'imagenet', fields: { shortSide: '36' }, inputShape: '1,3,32,32' },
+    job: {
+      inputShape: [1, 3, 32, 32], preprocess: sdk.parseSpec({ preset: 'imagenet', width: 32, height: 32, shortSide: 36 }),
+      options: { preset: 'advanced', bits: 8, iterations: 1, batchSize: 8 },
+    },
+  };
+}
+
+/** calibration.json without its wall-clock `seconds` line, the one field that may differ. */
+const withoutSeconds = (json: string) => json.replace(/^ "seconds": [^\n]*\n/m, '');
+
+const browserTest = HAVE_CHROMIUM ? test : test.skip;
+if (!HAVE_CHROMIUM) console.log(`\n  (skipping the browser page test: no Chromium at ${CHROMIUM}; .ci/run installs it with apt-get)`);
+
+browserTest('browser: the page calibrates in headless Chromium; calibration.json and model.qdq.onnx match the Node SDK byte for byte', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'p2calib-browser-'));
+  const server = await startServer();
+  const chromium = await launchChromium();
+  try {
+    const input = await pngs(dir);
+    const { page } = chromium;
+    const { progressEvents } = await calibrateInPage(page, server.url, { model: input.model, images: input.images, ...input.run });
+    const ref = await sdk.calibrateImageSet(readFileSync(input.model), input.images, input.job, (f) => decodeImage(f));
+    // Progress reached the page during every stage: two calibration passes, two histogram passes
+    // and the agreement pass, one event per image.
+    assert.is(progressEvents, 5 * input.images.length);
+
+    const tensors = Object.keys(ref.table.tensors);
+    assert.is(await page.locator('#layers tbody tr').count(), tensors.length);
+    const sqnrCells = await page.locator('#layers tbody tr td:last-child').allTextContents();
+    assert.equal(sqnrCells.map(Number).map((v) => v.toFixed(1)), tensors.map((t) => ref.table.tensors[t].sqnr!.toFixed(1)));
+    assert.match(await page.textContent('#summary') ?? '', `top-1 agreement: ${ref.agreement!.top1.toFixed(1)} % on ${input.images.length} images`);
+
+    // Pick a layer from the table: its histogram is drawn, with the clip.
+    const layer = Object.values(ref.table.layers)[1];
+    await page.click(`#layers tbody tr[data-tensor="${layer.output}"]`);
+    await page.waitForFunction((t) => document.getElementById('hist-canvas')!.dataset.tensor === t, layer.output);
+    const drawn = await page.evaluate(() => {
+      const c = document.getElementById('hist-canvas') as HTMLCanvasElement;
+      const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let bars = 0, clip = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (px[i] === 0x2f && px[i + 1] === 0x6f && px[i + 2] === 0xb3) bars++;
+        if (px[i] === 0xc0 && px[i + 1] === 0x39 && px[i + 2] === 0x2b) clip++;
+      }
+      return { bars, clip, selected: document.querySelector('#layers tr.selected')?.getAttribute('data-tensor') };
+    });
+    assert.ok(drawn.bars > 200, `histogram bars: ${drawn.bars} pixels`);
+    assert.ok(drawn.clip > 150, `clip lines: ${drawn.clip} pixels`);
+    assert.is(drawn.selected, layer.output);
+    const h = ref.histograms[layer.output];
+    assert.ok(h.counts.reduce((a, b) => a + b, 0) > 0);
+
+    const json = (await download(page, '#download-json')).toString('utf8');
+    const qdq = await download(page, '#download-qdq');
+    const calibrated = await download(page, '#download-calibrated');
+    assert.ok(json.includes('"seconds"'), 'calibration.json still has its timing field');
+    assert.ok(withoutSeconds(json) === withoutSeconds(ref.json), 'calibration.json: same bytes as the Node SDK (seconds excluded)');
+    assert.ok(Buffer.from(ref.qdq).equals(qdq), 'model.qdq.onnx: same bytes as the Node SDK');
+    assert.ok(Buffer.from(ref.calibrated).equals(calibrated), 'model.calibrated.onnx: same bytes as the Node SDK');
+  } finally {
+    await chromium.close();
+    server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
