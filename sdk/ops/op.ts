@@ -95,6 +95,9 @@ export interface OpModule<P = unknown> {
   compile(ctx: CompileContext): Compiled<P>;
   /** Output i is input 0 reinterpreted with a new shape (no data movement). */
   readonly alias?: boolean;
+  /** y[i] = f(x[i]) over one runtime input: a fixed-point float fallback can then be tabulated
+   *  exactly over the input's integer range. */
+  readonly elementwise?: boolean;
   /** Never constant-fold (e.g. ops whose result must stay visible to calibration). */
   readonly noFold?: boolean;
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;

@@ -44,6 +44,7 @@ function asActivation(p: UnaryParams): Activation | undefined {
 
 export const unary: OpModule<UnaryParams> = {
   ops: Object.keys(MAKERS),
+  elementwise: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const op = ctx.node.op;
