@@ -26,10 +26,11 @@ writeFileSync(
 );
 run('node_modules/typescript/bin/tsc', ['-p', '.']);
 chmodSync('dist/cli/main.js', 0o755);
+// The page and the worker, type-checked without Node's types (esbuild below only strips them).
+run('node_modules/typescript/bin/tsc', ['-p', 'web']);
 
 // Browser: the SDK (sdk/browser.ts) and its calibration worker as self-contained ESM files that
 // import nothing (the kernels are inside); the page's script imports the SDK bundle next to it.
-// tsc above type-checks web/app.ts; its bundle replaces tsc's dist/web/app.js.
 const browser = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', legalComments: 'none', logLevel: 'warning' };
 const sdk = await build({
   ...browser, entryPoints: { p2calib: 'sdk/browser.ts', 'p2calib-worker': 'sdk/browser/worker.ts' }, outdir: 'dist/browser', metafile: true,

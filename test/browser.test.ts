@@ -168,6 +168,11 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
     assert.ok(withoutSeconds(json) === withoutSeconds(ref.json), 'calibration.json: same bytes as the Node SDK (seconds excluded)');
     assert.ok(Buffer.from(ref.qdq).equals(qdq), 'model.qdq.onnx: same bytes as the Node SDK');
     assert.ok(Buffer.from(ref.calibrated).equals(calibrated), 'model.calibrated.onnx: same bytes as the Node SDK');
+
+    // A file that is not a model: the worker's P2Error reaches the page as one line.
+    await page.setInputFiles('#model-file', input.images[0]);
+    await page.waitForFunction(() => !/reading/.test(document.getElementById('model-info')!.textContent ?? ''));
+    assert.match(await page.textContent('#model-info') ?? '', /^\S+\.png: [^\n]*(ONNX|protobuf)[^\n]*$/i);
   } finally {
     await chromium.close();
     server.stop();

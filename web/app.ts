@@ -318,7 +318,7 @@ function drawHistogram(name: string): void {
   const q = result.table.tensors[name];
   const canvas = $<HTMLCanvasElement>('hist-canvas');
   const ctx = canvas.getContext('2d')!;
-  const [W, H, left, right, top, bottom] = [canvas.width, canvas.height, 56, 16, 22, 34];
+  const [W, H, left, right, top, bottom] = [canvas.width, canvas.height, 72, 16, 22, 34];
   const pw = W - left - right, ph = H - top - bottom;
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, W, H);

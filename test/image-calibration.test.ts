@@ -1,0 +1,104 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { activationHistograms, calibrate, calibrateImageSet, loadModel, parseSpec, preprocess, sizeSpec, tableJson, type RgbImage } from '../sdk/index.js';
+import { Agreement } from '../sdk/metrics/classification.js';
+import { histogramRef, minMaxRef } from '../sdk/quant/histogram.js';
+import { buildModel, floats, node, randomTensor, rng } from './helpers.js';
+
+/** Conv+Relu, a depthwise conv, a residual Add and a Gemm head over 3x16x16 images. */
+const bytes = buildModel({
+  inputs: [{ name: 'x', dims: ['N', 3, 16, 16] }],
+  outputs: [{ name: 'y', dims: ['N', 6] }],
+  nodes: [
+    node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
+    node('Relu', ['c1'], ['r1']),
+    node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 4 }),
+    node('Add', ['c2', 'r1'], ['sum']),
+    node('GlobalAveragePool', ['sum'], ['gap']),
+    node('Flatten', ['gap'], ['flat']),
+    node('Gemm', ['flat', 'fw', 'fb'], ['y'], { transB: 1 }),
+  ],
+  initializers: {
+    w1: randomTensor([4, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([4], 2, -0.2, 0.2),
+    wd: randomTensor([4, 1, 3, 3], 3, -1, 1), bd: randomTensor([4], 4, -0.2, 0.2),
+    fw: randomTensor([6, 4], 5, -1, 1), fb: floats([6], [0.1, -0.1, 0, 0.2, -0.2, 0.05]),
+  },
+});
+
+/** Seeded RGB images of various sizes (what a decoder would return). */
+const images: RgbImage[] = Array.from({ length: 5 }, (_, i) => {
+  const r = rng(40 + i);
+  const [width, height] = [20 + 3 * i, 18 + i];
+  return { width, height, data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r(0, 256))) };
+});
+
+test('activationHistograms: the WASM kernels count what the plain reference counts over every image, on one range', async () => {
+  const model = await loadModel(bytes, { inputShape: [1, 3, 16, 16] });
+  const samples = Array.from({ length: 4 }, (_, i) => Float32Array.from({ length: 768 }, rng(i).bind(null, -2, 2)));
+  const names = ['x', 'r1', 'sum', 'y'];
+  const hists = await activationHistograms(model, samples, names, { bins: 64 });
+  // Reference: every tensor kept readable, float values gathered per image.
+  const { plan } = await model.floatPlan(1, { keep: names });
+  const values = samples.map((s) => {
+    plan.run({ x: s });
+    return names.map((n) => plan.view(n).slice());
+  });
+  names.forEach((name, k) => {
+    const [lo, hi] = values.map((v) => minMaxRef(v[k])).reduce((a, b) => [Math.min(a[0], b[0]), Math.max(a[1], b[1])]);
+    const counts = new Uint32Array(64);
+    for (const v of values) histogramRef(v[k], lo, hi, counts);
+    assert.equal([hists[name].min, hists[name].max], [lo, hi], name);
+    assert.equal(hists[name].counts, counts, name);
+    assert.is(counts.reduce((a, b) => a + b, 0), values[0][k].length * samples.length);
+  });
+  try {
+    await activationHistograms(model, samples, ['c2_nope']);
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /"c2_nope" is not a tensor the float model computes/);
+  }
+});
+
+test('calibrateImageSet: the calibration of the preprocessed images, their histograms and float vs fixed agreement', async () => {
+  const job = { preprocess: parseSpec({ preset: 'imagenet', width: 16, height: 16, shortSide: 18 }), options: { preset: 'advanced' as const, batchSize: 2 } };
+  const progress: string[] = [];
+  const r = await calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 16, 16] }, async (im) => im, (p) => progress.push(`${p.stage}:${p.pass}`));
+  const model = await loadModel(bytes, { inputShape: [1, 3, 16, 16] });
+  const spec = sizeSpec(job.preprocess, [1, 3, 16, 16]);
+  const tensors = images.map((im) => preprocess(im, spec));
+  const cal = await calibrate(model, tensors, job.options);
+  assert.equal(r.qdq, cal.toQdqOnnx());
+  assert.equal(r.calibrated, cal.toCalibratedOnnx());
+  assert.is(r.json.replace(/"seconds": [^\n]*/, ''), tableJson(cal.table).replace(/"seconds": [^\n]*/, ''));
+  assert.equal(Object.keys(r.histograms), Object.keys(cal.table.tensors));
+  const agree = new Agreement();
+  for (const x of tensors) agree.add((await model.run(x)).y, (await cal.run(x)).y);
+  assert.equal(r.agreement, { output: 'y', top1: agree.result(), images: 5 });
+  assert.equal(r.inputShape, [1, 3, 16, 16]);
+  const stages = [...new Set(progress)];
+  assert.equal(stages, ['calibration:0', 'calibration:1', 'histograms:0', 'histograms:1', 'agreement:0']);
+  assert.is(progress.length, 5 * images.length);
+});
+
+test('calibrateImageSet: pixel input, no histograms, and one-line errors for bad input', async () => {
+  const job = { inputShape: [1, 3, 16, 16], preprocess: parseSpec({ preset: 'imagenet', width: 16, height: 16, shortSide: 18 }), pixelInput: true, histogramBins: 0, agreement: false };
+  const r = await calibrateImageSet(bytes, images.slice(0, 2), { ...job, options: { preset: 'simple' } }, async (im) => im);
+  assert.is(r.table.input.pixels, true);
+  assert.equal(r.table.tensors.x.clip, [0, 256]);
+  assert.equal(r.histograms, {});
+  assert.is(r.agreement, undefined);
+  const bad = async (f: () => Promise<unknown>, pattern: RegExp) => {
+    try {
+      await f();
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, pattern);
+    }
+  };
+  await bad(() => calibrateImageSet(bytes, [], job, async (im: RgbImage) => im), /no calibration images/);
+  await bad(() => calibrateImageSet(bytes, images, { ...job, inputShape: undefined }, async (im) => im), /dynamic|input shape|inputShape/i);
+  await bad(() => calibrateImageSet(bytes, images, { ...job, preprocess: parseSpec({ preset: 'yolox' }) }, async (im) => im), /wants 16x16/);
+  await bad(() => calibrateImageSet(new Uint8Array([1, 2, 3]), images, job, async (im) => im), /ONNX|truncated|protobuf/i);
+});
+
+test.run();
