@@ -129,7 +129,12 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
   try {
     const input = await pngs(dir);
     const { page } = chromium;
-    const { progressEvents } = await calibrateInPage(page, server.url, { model: input.model, images: input.images, ...input.run });
+    // The images go in as a folder, in path order (what the reference below uses), as a user drops one.
+    const { progressEvents } = await calibrateInPage(page, server.url, {
+      model: input.model, images: dir, ...input.run,
+      // MobileNetV2 takes seconds: the page answers while the worker calibrates.
+      whileRunning: async (p) => { if (HAVE_ASSETS) assert.is(await p.evaluate(() => document.body.dataset.state), 'running'); },
+    });
     const ref = await sdk.calibrateImageSet(readFileSync(input.model), input.images, input.job, (f) => decodeImage(f));
     // Progress reached the page during every stage: two calibration passes, two histogram passes
     // and the agreement pass, one event per image.
@@ -140,6 +145,7 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
     const sqnrCells = await page.locator('#layers tbody tr td:last-child').allTextContents();
     assert.equal(sqnrCells.map(Number).map((v) => v.toFixed(1)), tensors.map((t) => ref.table.tensors[t].sqnr!.toFixed(1)));
     assert.match(await page.textContent('#summary') ?? '', `top-1 agreement: ${ref.agreement!.top1.toFixed(1)} % on ${input.images.length} images`);
+    assert.match(await page.textContent('#image-info') ?? '', `${input.images.length} images`);
 
     // Pick a layer from the table: its histogram is drawn, with the clip.
     const layer = Object.values(ref.table.layers)[1];

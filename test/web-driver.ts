@@ -48,12 +48,15 @@ export async function launchChromium(viewport = { width: 1280, height: 900 }): P
 
 export interface PageRun {
   model: string;
-  images: string[];
+  /** Image files, or a folder (chosen with the page's folder picker). */
+  images: string[] | string;
   /** Calibration preset, preprocessing preset and field overrides (by field id suffix, e.g. width). */
   preset: string;
   preprocess: string;
   fields?: Record<string, string>;
   inputShape?: string;
+  /** Called once the first progress event has reached the page, while calibration runs. */
+  whileRunning?: (page: Page) => Promise<void>;
 }
 
 /** Fill the page's inputs, calibrate, and wait until it reports done (or throw its error). */
@@ -63,7 +66,7 @@ export async function calibrateInPage(page: Page, url: string, run: PageRun): Pr
   await page.goto(url);
   await page.setInputFiles('#model-file', run.model);
   await page.waitForFunction(() => /input /.test(document.getElementById('model-info')!.textContent ?? ''));
-  await page.setInputFiles('#image-files', run.images);
+  await page.setInputFiles(typeof run.images === 'string' ? '#image-folder' : '#image-files', run.images);
   await page.selectOption('#preset', run.preset);
   await page.selectOption('#pp-preset', run.preprocess);
   for (const [k, v] of Object.entries(run.fields ?? {})) {
@@ -72,6 +75,10 @@ export async function calibrateInPage(page: Page, url: string, run: PageRun): Pr
   }
   if (run.inputShape !== undefined) await page.fill('#input-shape', run.inputShape);
   await page.click('#calibrate');
+  if (run.whileRunning) {
+    await page.waitForFunction(() => Number(document.getElementById('progress')!.dataset.events) > 0);
+    await run.whileRunning(page);
+  }
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 120_000 });
   const state = await page.evaluate(() => ({ state: document.body.dataset.state, status: document.getElementById('status')!.textContent }));
   if (state.state !== 'done') throw new Error(`the page reports: ${state.status}`);

@@ -222,7 +222,7 @@ $('calibrate').addEventListener('click', async () => {
   try {
     result = await worker.calibrate(model, images.map((i) => i.file), job, onProgress);
   } catch (e) {
-    return setState('error', (e as Error).message === 'cancelled' ? 'Cancelled.' : (e as Error).message);
+    return (e as Error).message === 'cancelled' ? setState('ready', 'Cancelled.') : setState('error', (e as Error).message);
   }
   $<HTMLProgressElement>('progress').value = 1;
   showResult(result, model.name, (performance.now() - started) / 1000);
