@@ -103,7 +103,7 @@ export interface OpModule<P = unknown> {
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
   /** Binding to a WASM float kernel; undefined means the engine runs `reference`. */
   kernel?(params: P, env: KernelEnv): KernelCall | undefined;
-  /** The op as an activation a producer's kernel can apply on store, if it is one. */
+  /** The op as an activation the engine may fuse into its producer's kernel (applied on store). */
   activation?(params: P): Activation | undefined;
   /** Its kernels can apply `KernelEnv.activation` to their output. */
   readonly fusesActivation?: boolean;

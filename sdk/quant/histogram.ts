@@ -47,11 +47,13 @@ export class StatsKernels {
   private readonly hist: (x: number, n: number, lo: number, hi: number, bins: number, h: number, abs: number) => void;
   private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
-  private sumsBuf = 0;
-  private sumsCap = 0;
+  private readonly sumsBuf: number;
 
-  constructor(private readonly rt: WasmRuntime) {
+  /** Memory is reserved up front (`maxChannels` for channelSums): allocating later could grow
+   *  the memory under an engine's views in the middle of a run. */
+  constructor(private readonly rt: WasmRuntime, private readonly maxChannels = 0) {
     this.scratch = rt.alloc(this.maxBins * 4 + 16, 'statistics scratch');
+    this.sumsBuf = rt.alloc(maxChannels * 8, 'channel sums');
     this.minmax = rt.kernel('minmax_f32_simd') as never;
     this.hist = rt.kernel('histogram_f32_simd') as never;
     this.tails = rt.kernel('histogram_tails') as never;
@@ -84,10 +86,7 @@ export class StatsKernels {
 
   /** Per-channel sums of an [n, c, size] tensor. */
   channelSums(ptr: number, n: number, c: number, size: number): Float64Array {
-    if (c > this.sumsCap) {
-      this.sumsCap = c;
-      this.sumsBuf = this.rt.alloc(c * 8, 'channel sums');
-    }
+    if (c > this.maxChannels) throw new Error(`channelSums: ${c} channels, reserved for ${this.maxChannels}`);
     new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).fill(0);
     this.sums(ptr, n, c, size, this.sumsBuf);
     return new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).slice();

@@ -35,7 +35,7 @@ export class FloatObserver {
     meanTargets: MeanTarget[],
     private readonly estimator: Estimator,
   ) {
-    this.stats = new StatsKernels(rt);
+    this.stats = new StatsKernels(rt, Math.max(0, ...meanTargets.map((t) => t.channels)));
     this.pointSet = new Set(points);
     for (const t of meanTargets) {
       const list = this.targets.get(t.tensor) ?? [];
