@@ -31,7 +31,7 @@ export async function activationHistograms(
 ): Promise<Record<string, TensorHistogram>> {
   const bins = options.bins ?? 256;
   if (!Number.isInteger(bins) || bins < 2 || bins > 2048) fail('BAD_OPTION', `bins must be an integer in 2..2048, got ${bins}`);
-  const { plan, rt } = await model.floatPlan(1);
+  const { plan, rt } = await model.floatPlan(1, { observe: tensors });
   const stats = new StatsKernels(rt);
   const result: Record<string, TensorHistogram> = {};
   for (const t of tensors) result[t] = { min: Infinity, max: -Infinity, counts: new Uint32Array(bins) };

@@ -35,7 +35,7 @@ const images: RgbImage[] = Array.from({ length: 5 }, (_, i) => {
 test('activationHistograms: the WASM kernels count what the plain reference counts over every image, on one range', async () => {
   const model = await loadModel(bytes, { inputShape: [1, 3, 16, 16] });
   const samples = Array.from({ length: 4 }, (_, i) => Float32Array.from({ length: 768 }, rng(i).bind(null, -2, 2)));
-  const names = ['x', 'r1', 'sum', 'y'];
+  const names = ['x', 'c1', 'r1', 'sum', 'y'];
   const hists = await activationHistograms(model, samples, names, { bins: 64 });
   // Reference: every tensor kept readable, float values gathered per image.
   const { plan } = await model.floatPlan(1, { keep: names });
