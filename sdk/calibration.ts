@@ -117,7 +117,12 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   const targets = meanTargets(state);
   const devkit = opts.biasCalibration === 'devkit';
-  const { plan, rt } = await model.floatPlan(1, { observe: [...state.placement.points, ...targets.map((t) => t.tensor)] });
+  // The observer reads every PACT2 point and mean target as it is produced: none may be fused
+  // into the activation after it (e.g. a Conv output feeding HardSwish).
+  const { plan, rt } = await model.floatPlan(1, {
+    keep: devkit ? targets.map((t) => t.tensor) : [],
+    observe: [...state.placement.points, ...targets.map((t) => t.tensor)],
+  });
   const observer = new FloatObserver(plan, rt, state.placement.points, targets, opts.rules.estimator);
   const biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
   const totalPasses = 1 + Math.max(biasPasses, 1);

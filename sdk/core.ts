@@ -15,3 +15,8 @@ export {
   calibrateImageSet, type ImageCalibrationJob, type ImageCalibrationResult, type ImageDecoder, type JobProgress,
 } from './image-calibration.js';
 export { inspectModel, type InspectReport } from './inspect.js';
+export { parseClassList, labelsFromList } from './data/labels.js';
+export { topK, TopKAccuracy, sameTop1 } from './metrics/classification.js';
+export { decodeYolox, nms, iou, averagePrecision, DetectionAP, parseYoloLabels, type Box } from './metrics/detection.js';
+export { MeanIoU, argmaxClasses, resizeLabels, mapMask, parseClassMap, COCO_PANOPTIC_TO_VOC, IGNORE, type ClassMap, type LabelMap } from './metrics/segmentation.js';
+export { ErrorStats } from './metrics/error.js';

@@ -11,7 +11,7 @@ import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
 import { activationHistograms, type TensorHistogram } from './histograms.js';
-import { Agreement } from './metrics/classification.js';
+import { sameTop1 } from './metrics/classification.js';
 import { loadModel } from './model.js';
 import type { CalibrateOptions, CalibrationProgress } from './quant/calibrate.js';
 
@@ -80,13 +80,13 @@ export async function calibrateImageSet<T>(
   let agreement: ImageCalibrationResult['agreement'];
   const output = job.agreement === false ? undefined : classificationOutput(model.outputs);
   if (output) {
-    const agree = new Agreement();
     const progress = report('agreement');
+    let same = 0, done = 0;
     for await (const x of samples) {
-      agree.add((await model.run(x))[output], (await cal.run(x))[output]);
-      progress({ pass: 0, passes: 1, done: agree.count });
+      if (sameTop1((await model.run(x))[output], (await cal.run(x))[output])) same++;
+      progress({ pass: 0, passes: 1, done: ++done });
     }
-    agreement = { output, top1: agree.result(), images: agree.count };
+    agreement = { output, top1: (100 * same) / done, images: done };
   }
   return {
     table: cal.table, json: tableJson(cal.table), qdq: cal.toQdqOnnx(), calibrated: cal.toCalibratedOnnx(),

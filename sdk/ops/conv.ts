@@ -90,7 +90,11 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
   const taps = p.kh * p.kw;
   const is3x3 = p.kh === 3 && p.kw === 3;
-  const per = is3x3 ? 16 : Math.ceil((taps + 1) / 4) * 4;
+  const s1 = is3x3 && p.sh === 1 && p.sw === 1 && p.dh === p.dw;
+  const s2 = is3x3 && p.sh === 2 && p.sw === 2 && p.dh === 1 && p.dw === 1;
+  // The 3x3 kernels read 16 floats per channel; the generic one (any other 3x3, e.g. PP-OCR's
+  // stride (2,1)) reads taps + bias rounded up to 4.
+  const per = s1 || s2 ? 16 : Math.ceil((taps + 1) / 4) * 4;
   const packed = new Float32Array(p.c * per);
   for (let ch = 0; ch < p.c; ch++) {
     for (let t = 0; t < taps; t++) packed[ch * per + t] = wt[ch * taps + t];
