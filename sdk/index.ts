@@ -1,5 +1,12 @@
-/** p2calib SDK, Node entry point. */
+/**
+ * p2calib SDK, Node entry point. The core (sdk/core.ts: loadModel, calibrate, loadCalibration, ...)
+ * is the same in browsers (sdk/browser.ts); the rest reads files and images with Node's fs and sharp.
+ */
 export * from './core.js';
-export { decodeImage, decodeMask, loadImageTensor, imageGeometry, type Resizer } from './node/images.js';
-export { openDataset, classificationLabels, shuffle, type Dataset, type DatasetOptions } from './node/datasets.js';
-export { evaluate, TASKS, type Task, type EvaluateOptions, type EvalResult, type Metrics, type Runner } from './node/evaluate.js';
+
+// Node only: images, datasets, calibration folders, evaluation.
+export { decodeImage, loadImageTensor } from './node/images.js';
+export { openDataset, type Dataset, type DatasetOptions } from './node/datasets.js';
+export { calibrateImages, type ImageCalibrateOptions } from './node/calibrate-images.js';
+export { saveCalibration, readCalibration, CALIBRATION_FILES } from './node/calibration-files.js';
+export { evaluate, TASKS, type Task, type EvaluateOptions, type EvalResult, type Metrics } from './node/evaluate.js';

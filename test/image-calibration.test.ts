@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  activationHistograms, calibrate, calibrateImageSet, loadModel, parseSpec, preprocess, sameTop1, sizeSpec, tableJson, type RgbImage,
-} from '../sdk/index.js';
+import { activationHistograms, calibrate, calibrateImageSet, loadModel, parseSpec, sizeSpec, tableJson, type RgbImage } from '../sdk/index.js';
+import { preprocess } from '../sdk/data/preprocess.js';
+import { sameTop1 } from '../sdk/metrics/classification.js';
 import { histogramRef, minMaxRef } from '../sdk/quant/histogram.js';
 import { buildModel, floats, node, randomTensor, rng } from './helpers.js';
 
