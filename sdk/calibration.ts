@@ -119,11 +119,9 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
   const devkit = opts.biasCalibration === 'devkit';
   // The observer reads every PACT2 point and mean target as it is produced: none may be fused
   // into the activation after it (e.g. a Conv output feeding HardSwish).
-  const { plan, rt } = await model.floatPlan(1, {
-    keep: devkit ? targets.map((t) => t.tensor) : [],
-    observe: [...state.placement.points, ...targets.map((t) => t.tensor)],
-  });
-  const observer = new FloatObserver(plan, rt, state.placement.points, targets, opts.rules.estimator);
+  const { plan, rt } = await model.floatPlan(1, { observe: [...state.placement.points, ...targets.map((t) => t.tensor)] });
+  const subsample = opts.subsampleSeed === undefined ? undefined : { seed: opts.subsampleSeed, shapeOf: (t: string) => inferred.values.get(t)!.shape };
+  const observer = new FloatObserver(plan, rt, state.placement.points, targets, opts.rules.estimator, subsample);
   const biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
   const totalPasses = 1 + Math.max(biasPasses, 1);
   const report = (pass: number, done: number) =>
@@ -133,7 +131,7 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
   let done = 0;
   for await (const { sample } of passes(samples, 1)) {
     for (const feeds of splitImages(model, sample)) {
-      for (const [t, r] of observer.observe(feeds).stats.ranges) state.ranges.get(t)!.update(r);
+      for (const [t, r] of observer.observe(feeds, { image: state.images, ranges: true }).stats.ranges) state.ranges.get(t)!.update(r);
       state.images++;
     }
     report(0, ++done);
@@ -166,12 +164,17 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
       inBatch = 0;
     };
     done = 0;
+    let image = 0;
     for await (const { sample } of passes(samples, 1)) {
       for (const feeds of splitImages(model, sample)) {
         let q: Map<string, Float64Array> | undefined;
         if (biasPasses) q = fixed.runWithMeans(feeds, devkit ? 'accumulator' : 'output').means;
         else fixed.run(feeds);
-        const { stats } = observer.observe(feeds, last ? (name, values) => sqnr.add(name, values, fixed.tensor(name), spec.tensors[name].scaleLog2) : undefined);
+        const { stats } = observer.observe(feeds, {
+          image: image++,
+          ranges: false,
+          onPoint: last ? (name, values) => sqnr.add(name, values, fixed.tensor(name), spec.tensors[name].scaleLog2) : undefined,
+        });
         if (q) {
           for (const [name, f] of stats.means) {
             const add = (m: Map<string, Float64Array>, v: Float64Array) => {

@@ -117,6 +117,15 @@ test('pixel input: the affine map becomes a depthwise 1x1 layer, uint8 input for
   assert.equal(loadCalibration(model, JSON.parse(JSON.stringify(cal.table))).toQdqOnnx(), cal.toQdqOnnx());
 });
 
+test('the devkit subsample is seeded: same seed same result, another seed may move the ranges', async () => {
+  const model = await loadModel(smallCnn());
+  const run = (seed: number) => calibrate(model, samples(4), { preset: 'advanced', subsample: true, seed });
+  const [a, b, c] = [await run(1), await run(1), await run(2)];
+  assert.equal(a.toQdqOnnx(), b.toQdqOnnx());
+  assert.equal(a.table.tensors, b.table.tensors);
+  assert.not.equal(JSON.stringify(a.table.tensors), JSON.stringify(c.table.tensors));
+});
+
 test('bad calibration options are refused with a clear message', async () => {
   const model = await loadModel(smallCnn());
   const bad = async (options: object, pattern: RegExp) => {
