@@ -191,6 +191,10 @@ function jobFromForm(): ImageCalibrationJob {
       bits: Number($<HTMLSelectElement>('bits').value) as 8 | 16,
       iterations: int('iterations'),
       batchSize: int('batch'),
+      estimator: $<HTMLSelectElement>('estimator').value || undefined,
+      biasCalibration: $<HTMLSelectElement>('bias-calibration').value as 'tidl' | 'devkit',
+      biasMode: $<HTMLSelectElement>('bias-mode').value as 'mma' | 'int16',
+      subsample: $('subsample').checked,
     },
   };
 }
