@@ -6,7 +6,13 @@ export { calibrate, loadCalibration, Calibration } from './calibration.js';
 export type { CalibrateOptions, CalibrationProgress, Preset, BiasCalibration, Sample, Samples } from './quant/calibrate.js';
 export { tableJson, type CalibrationTable } from './export/table.js';
 export type { PixelAffine } from './graph/transforms.js';
-export { presetSpec, parseSpec, sizeSpec, pixelAffine, type PreprocessSpec, type SizedSpec, type PresetName } from './data/preprocess.js';
+export { presetSpec, parseSpec, sizeSpec, pixelAffine, pixelSpec, type PreprocessSpec, type SizedSpec, type PresetName } from './data/preprocess.js';
+// The fixed-point engine and TIDL trace files.
+export { FixedPlan, type FixedPlanOptions, type FixedLayer, type FixedTensor, type IntArray, type MeansOf } from './engine/fixed.js';
+export type { QuantSpec, TensorQ, LayerQ, BiasMode, Bits, QType } from './quant/spec.js';
+export { captureTraces } from './trace/capture.js';
+export { compareTraces, type TraceComparison, type LayerComparison } from './trace/compare.js';
+export { traceFiles, parseTraceName, DEFAULT_TRACE_BASE, type TraceLayer } from './trace/format.js';
 export type { RgbImage } from './data/resize.js';
 export { activationHistograms, type TensorHistogram, type HistogramOptions } from './histograms.js';
 export {

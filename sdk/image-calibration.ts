@@ -6,7 +6,7 @@
  * (createImageBitmap) given the same pixels produce the same bytes.
  */
 import { calibrate } from './calibration.js';
-import { parseSpec, pixelAffine, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
+import { parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
 import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
@@ -65,7 +65,7 @@ export async function calibrateImageSet<T>(
   if (source.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${source.inputs.length}`);
   const spec = sizeSpec(parseSpec(job.preprocess), source.inputs[0].shape);
   const model = job.pixelInput ? source.withPixelInput(pixelAffine(spec)) : source;
-  const load: SizedSpec = job.pixelInput ? { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : spec;
+  const load = job.pixelInput ? pixelSpec(spec) : spec;
   const samples = {
     async *[Symbol.asyncIterator]() {
       for (let i = 0; i < images.length; i++) yield preprocess(await decode(images[i], i), load);

@@ -238,6 +238,11 @@ export function pixelAffine(spec: SizedSpec): PixelAffine {
   return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
 }
 
+/** The spec that loads raw pixels: its geometry, without the affine map (the model applies it). */
+export function pixelSpec(spec: SizedSpec): SizedSpec {
+  return { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+}
+
 /**
  * Stage 2: normalize and lay out one image (already at the model size) into `out` at sample
  * `index`. Given the geometry plan, padded pixels get the exact (possibly fractional) pad value.

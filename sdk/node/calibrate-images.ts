@@ -1,7 +1,7 @@
 /** Calibration from image files in Node: images are decoded and preprocessed as they stream
  *  through, one at a time, so memory does not grow with their number. */
 import { calibrate, type Calibration } from '../calibration.js';
-import { pixelAffine, type SizedSpec } from '../data/preprocess.js';
+import { pixelAffine, pixelSpec, type SizedSpec } from '../data/preprocess.js';
 import type { Model } from '../model.js';
 import type { CalibrateOptions } from '../quant/calibrate.js';
 import { loadImageTensor } from './images.js';
@@ -13,7 +13,7 @@ export interface ImageCalibrateOptions extends CalibrateOptions {
 
 export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {
   const m = options.pixelInput ? model.withPixelInput(pixelAffine(spec)) : model;
-  const load: SizedSpec = options.pixelInput ? { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : spec;
+  const load = options.pixelInput ? pixelSpec(spec) : spec;
   const samples = {
     async *[Symbol.asyncIterator]() {
       for (const f of files) yield await loadImageTensor(f, load);
