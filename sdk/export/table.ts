@@ -49,7 +49,6 @@ export interface CalibrationTable {
   biasCalibration: string;
   biasMode: string;
   images: number;
-  seconds: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
   tensors: Record<string, TensorEntry>;
@@ -58,7 +57,7 @@ export interface CalibrationTable {
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { seconds: number; sqnr?: Map<string, number>; pixelInput?: PixelAffine },
+  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -102,7 +101,6 @@ export function buildTable(
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     images: state.images,
-    seconds: extra.seconds,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,
     layers,

@@ -246,17 +246,3 @@ export function splitImages(model: Model, sample: Sample): Record<string, Float3
     })),
   );
 }
-
-/** Iterate the samples once per pass; a one-shot iterator cannot serve several passes. */
-export async function* passes(samples: Samples, count: number): AsyncGenerator<{ pass: number; sample: Sample }> {
-  let first = -1;
-  for (let pass = 0; pass < count; pass++) {
-    let n = 0;
-    for await (const sample of samples as AsyncIterable<Sample>) {
-      n++;
-      yield { pass, sample };
-    }
-    if (pass === 0) first = n;
-    if (n === 0) fail('BAD_INPUT', first === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
-  }
-}

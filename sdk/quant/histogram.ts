@@ -82,14 +82,15 @@ export class StatsKernels {
     return [v[0], v[1]];
   }
 
-  /** Per-channel sums of an [n, c, size] tensor. */
-  channelSums(ptr: number, n: number, c: number, size: number): Float64Array {
+  /** Per-channel sums of an [n, c, size] tensor, into `out` (c values) or a new array. */
+  channelSums(ptr: number, n: number, c: number, size: number, out: Float64Array = new Float64Array(c)): Float64Array {
     if (c > this.sumsCap) {
       this.sumsCap = c;
       this.sumsBuf = this.rt.alloc(c * 8, 'channel sums');
     }
     new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).fill(0);
     this.sums(ptr, n, c, size, this.sumsBuf);
-    return new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).slice();
+    out.set(new Float64Array(this.rt.memory.buffer, this.sumsBuf, c));
+    return out;
   }
 }
