@@ -39,6 +39,28 @@ export function tailsRef(hist: Uint32Array, cut: number): [number, number] {
   return [lo, hi];
 }
 
+/**
+ * Float-vs-fixed error terms of a tensor for its SQNR: [sum f^2, sum (f - q * step)^2], in f64,
+ * element i in lane i % 4 up to the last multiple of 4, the rest in order, combined as
+ * ((l0 + l1) + (l2 + l3)) + rest: the kernel's order (four SIMD lanes), so that both agree exactly.
+ */
+export function sqnrSumsRef(x: Float32Array, q: ArrayLike<number>, step: number): [number, number] {
+  const s = [0, 0, 0, 0], e = [0, 0, 0, 0];
+  const n4 = x.length - (x.length % 4);
+  for (let i = 0; i < n4; i++) {
+    const d = x[i] - q[i] * step;
+    s[i & 3] += x[i] * x[i];
+    e[i & 3] += d * d;
+  }
+  let ts = 0, te = 0;
+  for (let i = n4; i < x.length; i++) {
+    const d = x[i] - q[i] * step;
+    ts += x[i] * x[i];
+    te += d * d;
+  }
+  return [s[0] + s[1] + (s[2] + s[3]) + ts, e[0] + e[1] + (e[2] + e[3]) + te];
+}
+
 /** The same statistics computed by the WASM kernels on tensors already in WASM memory. */
 export class StatsKernels {
   private readonly scratch: number;
@@ -47,6 +69,7 @@ export class StatsKernels {
   private readonly hist: (x: number, n: number, lo: number, hi: number, bins: number, h: number, abs: number) => void;
   private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
+  private readonly sqnr: (x: number, q: number, t: number, n: number, step: number, out: number) => void;
   private sumsBuf = 0;
   private sumsCap = 0;
 
@@ -56,6 +79,7 @@ export class StatsKernels {
     this.hist = rt.kernel('histogram_f32_simd') as never;
     this.tails = rt.kernel('histogram_tails') as never;
     this.sums = rt.kernel('channel_sums_f32') as never;
+    this.sqnr = rt.kernel('sqnr_sums_f32_q') as never;
   }
 
   minMax(ptr: number, n: number): [number, number] {
@@ -79,6 +103,13 @@ export class StatsKernels {
     const out = this.scratch + this.maxBins * 4;
     this.tails(this.scratch, hist.length, cut, out);
     const v = new Int32Array(this.rt.memory.buffer, out, 2);
+    return [v[0], v[1]];
+  }
+
+  /** sqnrSumsRef of n f32 values at `x` and n integers of type code `t` (QCODE) at `q`. */
+  sqnrSums(x: number, q: number, t: number, n: number, step: number): [number, number] {
+    this.sqnr(x, q, t, n, step, this.scratch);
+    const v = new Float64Array(this.rt.memory.buffer, this.scratch, 2);
     return [v[0], v[1]];
   }
 

@@ -12,7 +12,11 @@
  * waits until the biases it needs (a version: the number of updates before its batch) are set.
  */
 import { FixedPlan, type MeansOf } from '../engine/fixed.js';
+import { FloatPlan } from '../engine/float.js';
+import { WasmRuntime } from '../engine/wasm.js';
 import type { Feeds, Model } from '../model.js';
+import { qCode } from '../ops/fixed.js';
+import { StatsKernels } from './histogram.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
 import type { Estimator } from './ranges.js';
 import type { QuantSpec } from './spec.js';
@@ -68,20 +72,26 @@ export class CalibrationWorker {
   readonly timings = noTimings();
   private fixed?: { plan: FixedPlan; spec: QuantSpec };
   private readonly means: { offsets: number[]; length: number };
+  private readonly stats: StatsKernels;
 
   private constructor(
     private readonly model: Model,
     private readonly setup: WorkerSetup,
+    private readonly rt: WasmRuntime,
     private readonly observer: FloatObserver,
   ) {
     this.means = meanOffsets(setup.targets);
+    this.stats = new StatsKernels(rt);
   }
 
+  /** Float and fixed-point engines share one WASM instance, so that the SQNR kernel reads both. */
   static async create(model: Model, setup: WorkerSetup): Promise<CalibrationWorker> {
+    const rt = await WasmRuntime.create();
+    const { graph, inferred } = model.prepared(1);
     // The devkit compares each layer's own output: keep it out of activation fusion.
     const keep = setup.meansOf === 'accumulator' ? setup.targets.map((t) => t.tensor) : [];
-    const { plan, rt } = await model.floatPlan(1, { keep });
-    return new CalibrationWorker(model, setup, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator));
+    const plan = new FloatPlan(rt, graph, inferred, { keep });
+    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator));
   }
 
   /** Indices of the points the float model computes: the only ones with ranges and SQNR. */
@@ -102,8 +112,9 @@ export class CalibrationWorker {
   }
 
   /** After pass 1: the fixed-point engine for the calibrated formats and frozen weights. */
-  async setSpec(spec: QuantSpec): Promise<void> {
-    this.fixed = { plan: await FixedPlan.create(this.model, 1, spec, { keep: this.setup.points }), spec };
+  setSpec(spec: QuantSpec): void {
+    const { graph, inferred } = this.model.prepared(1);
+    this.fixed = { plan: new FixedPlan(this.rt, graph, inferred, spec, { keep: this.setup.points }), spec };
   }
 
   /** Every weight layer's float bias, concatenated in target order. */
@@ -140,16 +151,8 @@ export class CalibrationWorker {
       spent,
       onPoint: sums && ((i, name, f) => {
         const t1 = performance.now();
-        const q = fixed.tensor(name);
-        const step = 2 ** -spec.tensors[name].scaleLog2;
-        let signal = 0, noise = 0;
-        for (let k = 0; k < f.length; k++) {
-          const e = f[k] - q[k] * step;
-          signal += f[k] * f[k];
-          noise += e * e;
-        }
-        sums[2 * i] = signal;
-        sums[2 * i + 1] = noise;
+        const q = spec.tensors[name];
+        [sums[2 * i], sums[2 * i + 1]] = this.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, 2 ** -q.scaleLog2);
         sqnrMs += performance.now() - t1;
       }),
     });
@@ -203,8 +206,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     return this.enqueue(item, (feeds) => this.worker.ranges(feeds));
   }
 
-  setSpec(spec: QuantSpec): Promise<void> {
-    return this.worker.setSpec(spec);
+  async setSpec(spec: QuantSpec): Promise<void> {
+    this.worker.setSpec(spec);
   }
 
   setBiases(version: number, biases: Float32Array): void {
