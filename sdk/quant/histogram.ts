@@ -74,7 +74,8 @@ export class StatsKernels {
   private sumsCap = 0;
 
   constructor(private readonly rt: WasmRuntime) {
-    this.scratch = rt.alloc(this.maxBins * 4 + 16, 'statistics scratch');
+    // Histograms count into 8 copies (see histogram_f32_simd).
+    this.scratch = rt.alloc(8 * this.maxBins * 4 + 16, 'statistics scratch');
     this.minmax = rt.kernel('minmax_f32_simd') as never;
     this.hist = rt.kernel('histogram_f32_simd') as never;
     this.tails = rt.kernel('histogram_tails') as never;
@@ -91,8 +92,7 @@ export class StatsKernels {
   /** Histogram into a fresh Uint32Array of `bins` counts. */
   histogram(ptr: number, n: number, lo: number, hi: number, bins: number, absolute = false): Uint32Array {
     if (bins > this.maxBins) throw new Error(`at most ${this.maxBins} bins`);
-    const h = new Uint32Array(this.rt.memory.buffer, this.scratch, bins);
-    h.fill(0);
+    new Uint32Array(this.rt.memory.buffer, this.scratch, 8 * bins).fill(0);
     this.hist(ptr, n, lo, hi, bins, this.scratch, absolute ? 1 : 0);
     return new Uint32Array(this.rt.memory.buffer, this.scratch, bins).slice();
   }
