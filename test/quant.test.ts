@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
-import { histogramRef, minMaxRef, StatsKernels, tailsRef } from '../sdk/quant/histogram.js';
+import { histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, tailsRef } from '../sdk/quant/histogram.js';
 import { batchRange, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
@@ -48,6 +48,31 @@ test('statistics kernels equal their references bit for bit on random data', asy
   const c = new Float32Array(33).fill(2.5);
   const h = k.histogram(place(rt, c), 33, 2.5, 2.5, 256, false);
   assert.is(h[0], 33);
+});
+
+test('SQNR sums kernel equals its reference bit for bit for every integer type and tail length', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(23);
+  const types = [[Uint8Array, 0, 255], [Int8Array, -128, 127], [Uint16Array, 0, 65535], [Int16Array, -32768, 32767]] as const;
+  for (const [code, [Q, lo, hi]] of types.entries()) {
+    for (const n of [1, 3, 4, 7, 64, 1001]) {
+      const scaleLog2 = Math.floor(r(-2, 9));
+      const x = Float32Array.from({ length: n }, () => r(lo, hi) * 2 ** -scaleLog2 * r(0.9, 1.1));
+      const xp = place(rt, x);
+      const qp = rt.alloc(n * Q.BYTES_PER_ELEMENT);
+      const q = new Q(rt.memory.buffer, qp, n);
+      for (let i = 0; i < n; i++) q[i] = Math.round(r(lo, hi));
+      const got = k.sqnrSums(xp, qp, code, n, 2 ** -scaleLog2);
+      assert.equal(got, sqnrSumsRef(x, q, 2 ** -scaleLog2), `${Q.name} n=${n}`);
+      // The same sums in plain f64 order agree to rounding.
+      let s = 0, e = 0;
+      for (let i = 0; i < n; i++) {
+        s += x[i] * x[i];
+        e += (x[i] - q[i] * 2 ** -scaleLog2) ** 2;
+      }
+      assert.ok(Math.abs(got[0] - s) <= 1e-12 * s && Math.abs(got[1] - e) <= 1e-9 * s, `${Q.name} n=${n}: ${got} vs ${[s, e]}`);
+    }
+  }
 });
 
 test('channel sums kernel matches a float64 reference within float32 rounding', async () => {

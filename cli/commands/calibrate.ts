@@ -72,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) return console.log(help), 0;
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
+  const workers = intOption(values.workers, 'workers');
   const outDir = prepareOutputDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
@@ -95,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibrationFactor: factor,
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     pixelInput: !!values['pixel-input'],
-    workers: intOption(values.workers, 'workers'),
+    workers,
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
   bar.done();
