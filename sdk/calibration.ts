@@ -174,7 +174,8 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   const workers = await run.start({ points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output' });
   timings.workers = workers.length;
   timings.start = performance.now() - t;
-  const window = 2 * workers.length;
+  // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
+  const window = 3 * workers.length;
   const observed = workers[0].observed;
   const biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
   const totalPasses = 1 + Math.max(biasPasses, 1);
