@@ -50,12 +50,21 @@ export function intOption(v: string | boolean | undefined, name: string, min = 1
   return n;
 }
 
-/** Commands that feed images run one image at a time: a dynamic batch dim (and only that) defaults
- *  to 1 when no --input-shape is given. */
-export function imageInputShape(graph: Graph, given: ReturnType<typeof parseInputShape>): ReturnType<typeof parseInputShape> {
+/** Commands that feed images run one image at a time: when no --input-shape is given, a dynamic
+ *  batch dim becomes 1 and dynamic image dims come from the preprocessing size, if it has one. */
+export function imageInputShape(
+  graph: Graph, given: ReturnType<typeof parseInputShape>, image?: { width?: number; height?: number; layout: 'NCHW' | 'NHWC' },
+): ReturnType<typeof parseInputShape> {
   if (given !== undefined || graph.inputs.length !== 1) return given;
-  const [batch, ...rest] = graph.inputs[0].dims;
-  if (typeof batch === 'number' && batch > 0) return undefined;
-  if (!rest.every((d) => typeof d === 'number' && d > 0)) return undefined;
-  return [1, ...(rest as number[])];
+  const known = (d: number | string) => (typeof d === 'number' && d > 0 ? d : undefined);
+  const out = graph.inputs[0].dims.map(known);
+  if (out.every((d) => d !== undefined)) return undefined;
+  out[0] ??= 1;
+  if (out.length === 4) {
+    const [c, h, w] = image?.layout === 'NHWC' ? [3, 1, 2] : [1, 2, 3];
+    out[c] ??= 3;
+    out[h] ??= image?.height;
+    out[w] ??= image?.width;
+  }
+  return out.every((d) => d !== undefined) ? (out as number[]) : undefined;
 }

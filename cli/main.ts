@@ -7,6 +7,7 @@ interface Command { help: string; run(argv: string[]): Promise<number> }
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   inspect: { summary: 'show a model\'s inputs, outputs, ops and parameters', load: () => import('./commands/inspect.js') },
+  demo: { summary: 'the built-in demo: calibrate PP-OCR\'s text-direction classifier on rendered text lines', load: () => import('./commands/demo.js') },
   calibrate: { summary: 'calibrate a float model on images; write QDQ, calibrated float ONNX and calibration.json', load: () => import('./commands/calibrate.js') },
   eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
 };

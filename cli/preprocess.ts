@@ -2,7 +2,7 @@
  *  overridden field by field by the general flags. */
 import { existsSync } from 'node:fs';
 import { fail } from '../sdk/errors.js';
-import { parseSpec, PRESETS, sizeSpec, type SizedSpec } from '../sdk/data/preprocess.js';
+import { parseSpec, PRESETS, sizeSpec, type PreprocessSpec, type SizedSpec } from '../sdk/data/preprocess.js';
 import { readText } from '../sdk/node/datasets.js';
 import type { Options } from './args.js';
 
@@ -43,8 +43,14 @@ function number(text: string, flag: string): number {
   return v;
 }
 
-/** Build the spec from the flags; `fallback` is the preset used when --preprocess is absent. */
+/** Build the spec from the flags, sized by the model's input shape; `fallback` is the preset used
+ *  when --preprocess is absent. */
 export function specFromFlags(values: Record<string, string | boolean | undefined>, inputShape: readonly number[], fallback?: string): SizedSpec {
+  return sizeSpec(unsizedSpecFromFlags(values, fallback), inputShape);
+}
+
+/** The spec from the flags alone (its size, if any, from the preset, file or --size). */
+export function unsizedSpecFromFlags(values: Record<string, string | boolean | undefined>, fallback?: string): PreprocessSpec {
   const p = values.preprocess as string | undefined;
   let base: Record<string, unknown>;
   if (p === undefined) {
@@ -79,5 +85,5 @@ export function specFromFlags(values: Record<string, string | boolean | undefine
     const parts = str(k)!.split(',').map((v) => number(v, k));
     o[k] = parts.length === 1 ? parts[0] : parts;
   }
-  return sizeSpec(parseSpec(o, p && !(p in PRESETS) ? p : 'preprocessing'), inputShape);
+  return parseSpec(o, p && !(p in PRESETS) ? p : 'preprocessing');
 }

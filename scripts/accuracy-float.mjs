@@ -48,6 +48,6 @@ for (const name of names) {
   const got = Object.fromEntries(Object.keys(r.want).map((k) => [k, Number(res.float[k].toFixed(1))]));
   const ok = Object.keys(r.want).every((k) => got[k] === r.want[k]);
   if (!ok) failed++;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${res.images} images, ${Object.keys(r.want).map((k) => `${k} ${got[k]} (ONNX Runtime ${r.want[k]})`).join(', ')}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${res.images} images, ${Object.keys(r.want).map((k) => `${k} ${got[k].toFixed(1)} (ONNX Runtime ${r.want[k].toFixed(1)})`).join(', ')}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 process.exitCode = failed ? 1 : 0;

@@ -125,7 +125,7 @@ export class Model {
 
   /** A float execution plan for a batch size, on its own WASM instance. */
   floatPlan(batch: number, options: FloatPlanOptions = {}): Promise<{ plan: FloatPlan; rt: WasmRuntime }> {
-    const key = `${batch}|${[...(options.keep ?? [])].join(',')}|${!!options.referenceOnly}`;
+    const key = JSON.stringify([batch, [...(options.keep ?? [])], [...(options.observe ?? [])], !!options.referenceOnly]);
     let p = this.plans.get(key);
     if (!p) {
       p = (async () => {

@@ -154,11 +154,12 @@ test('activation kernels equal the reference, from tiny to saturating inputs', a
   await check('Clip opset 9', old, { kernels: ['Clip'] });
 });
 
-test('activations are fused into Conv, Gemm, MatMul and Add, and give the unfused result', async () => {
+test('Relu and Clip are fused into Conv, Gemm and Add and give the unfused result; other activations stay steps', async () => {
   const r = rng(77);
   for (const [i, a] of ACTIVATIONS.entries()) {
     const cc = randomConv(r, pick(r, ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw'] as const));
-    await check(`Conv+${a.op}`, convSpec(cc, i, a), { kernels: ['Conv'], fused: { Conv: a.op } });
+    const fuses = a.op === 'Relu' || a.op === 'Clip';
+    await check(`Conv+${a.op}`, convSpec(cc, i, a), { kernels: fuses ? ['Conv'] : ['Conv', a.op], fused: fuses ? { Conv: a.op } : {} });
   }
   const gemm: ModelSpec = {
     inputs: [{ name: 'a', dims: [3, 20] }], outputs: [{ name: 'y' }],
@@ -326,6 +327,35 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
       nodes: [node('Upsample', ['x', 'scales'], ['y'], { mode })], initializers: { scales: floats([4], [1, 1, 2, 3]) },
     };
     await check(`Upsample ${mode}`, spec, { kernels: ['Upsample'] });
+  }
+});
+
+test('Transpose and Slice kernels (strided copies) equal the reference: permutations, steps, negative steps', async () => {
+  const r = rng(41);
+  for (let i = 0; i < 20; i++) {
+    const rank = int(r, 1, 5);
+    const dims = Array.from({ length: rank }, () => int(r, 1, 7));
+    const perm = [...Array(rank).keys()].sort(() => r() - 0.5);
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes: [node('Transpose', ['x'], ['y'], { perm })],
+    };
+    // Up to four loops after merging run the kernel; more fall back to the reference.
+    await check(`Transpose [${dims}] perm [${perm}]`, spec, { kernels: rank <= 4 ? ['Transpose'] : [] });
+  }
+  for (let i = 0; i < 20; i++) {
+    const rank = int(r, 1, 4);
+    const dims = Array.from({ length: rank }, () => int(r, 1, 9));
+    const axes = [...Array(rank).keys()].filter(() => r() < 0.7);
+    if (!axes.length) axes.push(0);
+    const steps = axes.map(() => pick(r, [1, 2, 3, -1, -2]));
+    const starts = axes.map((a, j) => (steps[j] > 0 ? int(r, -dims[a], dims[a] - 1) : int(r, 0, dims[a] - 1)));
+    const ends = axes.map((a, j) => (steps[j] > 0 ? int(r, 0, dims[a] + 2) : pick(r, [-dims[a] - 5, int(r, -1, dims[a] - 1)])));
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }],
+      nodes: [node('Slice', ['x', 'starts', 'ends', 'axes', 'steps'], ['y'])],
+      initializers: { starts: ints([axes.length], starts), ends: ints([axes.length], ends), axes: ints([axes.length], axes), steps: ints([axes.length], steps) },
+    };
+    await check(`Slice [${dims}] starts ${starts} ends ${ends} axes ${axes} steps ${steps}`, spec, { kernels: ['Slice'] });
   }
 });
 

@@ -11,7 +11,7 @@ import { rng } from './helpers.js';
 
 async function kernels() {
   const rt = await WasmRuntime.create();
-  return { rt, k: new StatsKernels(rt) };
+  return { rt, k: new StatsKernels(rt, 64) };
 }
 
 function place(rt: WasmRuntime, x: Float32Array): number {

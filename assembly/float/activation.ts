@@ -13,7 +13,7 @@ export const ACT_TANH: i32 = 6;
 // (truncation error below 1e-8 relative), 2^n assembled in the exponent bits. Inputs are clamped
 // so that 2^n stays a normal float: results saturate at e^-87 and e^88.
 @inline
-export function exp4(x: v128): v128 {
+function exp4(x: v128): v128 {
   const c = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
   const n = f32x4.nearest(f32x4.mul(c, f32x4.splat(1.44269504088896341)));
   // ln2 split in a high part exact in few bits and the rest, so n*ln2 is subtracted without loss.
@@ -72,6 +72,20 @@ export function activate1(v: f32, act: i32, p0: f32, p1: f32): f32 {
 
 /** y[i] = act(x[i]) for n elements (y may equal x). */
 export function unary_f32_simd(x: usize, y: usize, n: i32, act: i32, p0: f32, p1: f32): void {
+  // One loop per activation, so that none dispatches per vector.
+  switch (act) {
+    case ACT_CLAMP: mapAct(x, y, n, ACT_CLAMP, p0, p1); break;
+    case ACT_LEAKY: mapAct(x, y, n, ACT_LEAKY, p0, p1); break;
+    case ACT_HARDSIGMOID: mapAct(x, y, n, ACT_HARDSIGMOID, p0, p1); break;
+    case ACT_HARDSWISH: mapAct(x, y, n, ACT_HARDSWISH, p0, p1); break;
+    case ACT_SIGMOID: mapAct(x, y, n, ACT_SIGMOID, p0, p1); break;
+    case ACT_TANH: mapAct(x, y, n, ACT_TANH, p0, p1); break;
+    default: mapAct(x, y, n, ACT_NONE, p0, p1);
+  }
+}
+
+@inline
+function mapAct(x: usize, y: usize, n: i32, act: i32, p0: f32, p1: f32): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;

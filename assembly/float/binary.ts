@@ -25,7 +25,8 @@ function apply1(op: i32, a: f32, b: f32): f32 {
   return f32x4.extract_lane(apply4(op, f32x4.splat(a), f32x4.splat(b)), 0);
 }
 
-/** One innermost run of n outputs; sa/sb are 0 (broadcast) or 1 (contiguous). */
+/** One innermost run of n outputs; sa/sb are 0 (broadcast) or 1 (contiguous). `op` is a
+ *  constant at every call site (see binary_f32_simd). */
 @inline
 function run(op: i32, a: usize, sa: i32, b: usize, sb: i32, y: usize, n: i32, act: i32, p0: f32, p1: f32): void {
   let i = 0;
@@ -64,7 +65,16 @@ export function binary_f32_simd(
       for (let i2 = 0; i2 < n2; i2++) {
         const ia = i0 * sa0 + i1 * sa1 + i2 * sa2;
         const ib = i0 * sb0 + i1 * sb1 + i2 * sb2;
-        run(op, a + (<usize>ia << 2), sa3, b + (<usize>ib << 2), sb3, y, n3, act, p0, p1);
+        const pa = a + (<usize>ia << 2), pb = b + (<usize>ib << 2);
+        switch (op) {
+          case OP_ADD: run(OP_ADD, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          case OP_SUB: run(OP_SUB, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          case OP_MUL: run(OP_MUL, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          case OP_DIV: run(OP_DIV, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          case OP_MAX: run(OP_MAX, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          case OP_MIN: run(OP_MIN, pa, sa3, pb, sb3, y, n3, act, p0, p1); break;
+          default: run(OP_PRELU, pa, sa3, pb, sb3, y, n3, act, p0, p1);
+        }
         y += <usize>n3 << 2;
       }
     }

@@ -3,8 +3,9 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { activate, activate1 } from './activation';
+import { ACT_CLAMP, activate } from './activation';
 import { gemm_f32_packed_simd } from './gemm';
+import { copyFloats, loadStrided, storeLanes } from './util';
 
 /** Columns of a GEMM block so that one block of the right operand (k rows) stays in L2. */
 @inline
@@ -59,11 +60,9 @@ function im2col(
             const t0 = ix0 >= 0 ? 0 : min(run, (-ix0 + sw - 1) / sw);
             const t1 = max(t0, min(run, ix0 < w ? (w - 1 - ix0) / sw + 1 : 0));
             if (t0 > 0) memory.fill(dst, 0, <usize>t0 << 2);
-            if (sw == 1) {
-              memory.copy(dst + (<usize>t0 << 2), src + (<usize>(ix0 + t0) << 2), <usize>(t1 - t0) << 2);
-            } else {
-              for (let t = t0; t < t1; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>(ix0 + t * sw) << 2)));
-            }
+            let t = t0;
+            for (; t + 4 <= t1; t += 4) v128.store(dst + (<usize>t << 2), loadStrided(src + (<usize>(ix0 + t * sw) << 2), sw));
+            for (; t < t1; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>(ix0 + t * sw) << 2)));
             if (t1 < run) memory.fill(dst + (<usize>t1 << 2), 0, <usize>(run - t1) << 2);
           }
           j += run;
@@ -107,65 +106,32 @@ export function conv_f32_im2col_simd(
   }
 }
 
-/** One depthwise output with every bounds check: the edges of the specialised kernels. */
+/** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so
+ *  the common Relu/Clip case has no dispatch in the loop. */
 @inline
-function dwPoint(
-  xp: usize, wq: usize, h: i32, w: i32, kh: i32, kw: i32, iy0: i32, ix0: i32, dh: i32, dw: i32,
-): f32 {
-  let acc: f32 = 0;
-  for (let ky = 0; ky < kh; ky++) {
-    const iy = iy0 + ky * dh;
-    if (iy < 0 || iy >= h) continue;
-    for (let kx = 0; kx < kw; kx++) {
-      const ix = ix0 + kx * dw;
-      if (ix < 0 || ix >= w) continue;
-      acc += load<f32>(xp + ((<usize>iy * <usize>w + <usize>ix) << 2)) * load<f32>(wq + (<usize>(ky * kw + kx) << 2));
-    }
-  }
-  return acc;
+function dwFinish(v: v128, clampOnly: bool, act: i32, p0: f32, p1: f32): v128 {
+  return clampOnly ? f32x4.pmin(f32x4.pmax(v, f32x4.splat(p0)), f32x4.splat(p1)) : activate(v, act, p0, p1);
 }
 
-/** Input row iy of a plane, or the zero row when iy is in the padding. */
+/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats). */
 @inline
-function rowOrZero(xp: usize, iy: i32, h: i32, w: i32, zero: usize): usize {
-  return iy >= 0 && iy < h ? xp + <usize>iy * <usize>w * 4 : zero;
-}
-
-/**
- * Depthwise 3x3, stride 1, any pads and dilation `d` (DeepLab's atrous layers), batch folded
- * into `planes`. Vectors of 4 outputs where every tap is inside the row; rows in the padding
- * read `zero` (a zero-filled row of at least w+4 floats); the remaining columns go one by one.
- */
-export function conv_f32_dw3x3s1_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, d: i32, zero: usize,
-  act: i32, p0: f32, p1: f32,
+function dw3x3Plane(
+  pad: usize, rowLen: i32, wq: usize, yp: usize, oh: i32, ow: i32, s: i32, d: i32,
+  clampOnly: bool, act: i32, p0: f32, p1: f32,
 ): void {
-  // Vector starts ox with ox - pl >= 0 and ox + 3 - pl + 2d <= w - 1.
-  const vFirst = pl;
-  const vLast = min(ow - 4, w - 4 - 2 * d + pl);
+  const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
+  const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
+  const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
+  const bv = v128.load32_splat(wq, 36);
+  const rowBytes = <usize>rowLen << 2;
   const dOff = <usize>d << 2;
-  for (let p = 0; p < planes; p++) {
-    const wq = wp + (<usize>(p % c) << 6);
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
-    let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
-    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-    const bias = load<f32>(wq, 36);
-    const bv = f32x4.splat(bias);
-    for (let oy = 0; oy < oh; oy++) {
-      const iy = oy - pt;
-      const r0 = rowOrZero(xp, iy, h, w, zero) - (<usize>pl << 2);
-      const r1 = rowOrZero(xp, iy + d, h, w, zero) - (<usize>pl << 2);
-      const r2 = rowOrZero(xp, iy + 2 * d, h, w, zero) - (<usize>pl << 2);
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, ox - pl, d, d) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
+  const dRows = <usize>d * rowBytes;
+  for (let oy = 0; oy < oh; oy++) {
+    const r0 = pad + <usize>(oy * s) * rowBytes, r1 = r0 + dRows, r2 = r1 + dRows;
+    if (s == 1) {
+      for (let ox = 0; ox < ow; ox += 4) {
         const o = <usize>ox << 2;
-        let a = f32x4.add(bv, f32x4.mul(w0, v128.load(r0 + o)));
+        let a = f32x4.mul(w0, v128.load(r0 + o));
         a = f32x4.add(a, f32x4.mul(w1, v128.load(r0 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w2, v128.load(r0 + o + 2 * dOff)));
         a = f32x4.add(a, f32x4.mul(w3, v128.load(r1 + o)));
@@ -174,51 +140,14 @@ export function conv_f32_dw3x3s1_simd(
         a = f32x4.add(a, f32x4.mul(w6, v128.load(r2 + o)));
         a = f32x4.add(a, f32x4.mul(w7, v128.load(r2 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w8, v128.load(r2 + o + 2 * dOff)));
-        v128.store(yp + o, activate(a, act, p0, p1));
+        storeLanes(yp + o, dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
       }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, ox - pl, d, d) + bias, act, p0, p1));
-      }
-      yp += <usize>ow << 2;
-    }
-  }
-}
-
-/**
- * Depthwise 3x3, stride 2, dilation 1. Four outputs need input columns 2ox-pl .. 2ox-pl+8: two
- * loads split into even and odd lanes, and the even lanes shifted by one for the third tap.
- */
-export function conv_f32_dw3x3s2_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, zero: usize,
-  act: i32, p0: f32, p1: f32,
-): void {
-  const vFirst = (pl + 1) >> 1;
-  // 2ox - pl + 8 <= w - 1, and 4 outputs fit.
-  const vLast = min(ow - 4, (w - 9 + pl) >> 1);
-  for (let p = 0; p < planes; p++) {
-    const wq = wp + (<usize>(p % c) << 6);
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
-    let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
-    const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
-    const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
-    const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
-    const bias = load<f32>(wq, 36);
-    const bv = f32x4.splat(bias);
-    for (let oy = 0; oy < oh; oy++) {
-      const iy = 2 * oy - pt;
-      const r0 = rowOrZero(xp, iy, h, w, zero) - (<usize>pl << 2);
-      const r1 = rowOrZero(xp, iy + 1, h, w, zero) - (<usize>pl << 2);
-      const r2 = rowOrZero(xp, iy + 2, h, w, zero) - (<usize>pl << 2);
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, 2 * ox - pl, 1, 1) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
+    } else {
+      for (let ox = 0; ox < ow; ox += 4) {
         const o = <usize>ox << 3;
         let l0 = v128.load(r0 + o), l1 = v128.load(r0 + o, 16), l2 = v128.load(r0 + o, 32);
         let ev = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6);
-        let a = f32x4.add(bv, f32x4.mul(w0, ev));
+        let a = f32x4.mul(w0, ev);
         a = f32x4.add(a, f32x4.mul(w1, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w2, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
         l0 = v128.load(r1 + o); l1 = v128.load(r1 + o, 16); l2 = v128.load(r1 + o, 32);
@@ -231,53 +160,70 @@ export function conv_f32_dw3x3s2_simd(
         a = f32x4.add(a, f32x4.mul(w6, ev));
         a = f32x4.add(a, f32x4.mul(w7, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w8, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
-        v128.store(yp + (<usize>ox << 2), activate(a, act, p0, p1));
+        storeLanes(yp + (<usize>ox << 2), dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
       }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, 3, 3, iy, 2 * ox - pl, 1, 1) + bias, act, p0, p1));
-      }
-      yp += <usize>ow << 2;
     }
+    yp += <usize>ow << 2;
   }
 }
 
 /**
- * Depthwise conv with any kernel, stride, dilation and pads (weights per channel: kh*kw, then
- * the bias, padded to a multiple of 4 floats). Stride-1 rows get vectors where all taps are inside.
+ * Depthwise 3x3, stride 1 or 2, any pads, dilation `d` (stride 1 only; DeepLab's atrous layers),
+ * batch folded into `planes`. Each plane is first copied into `pad`, a zero-bordered scratch plane
+ * (`pt` zero rows on top, `pl` zero columns on the left, zeros after each row up to rowLen and
+ * below the last row), so that every output column goes 4 at a time without bounds checks. Stride
+ * 2 splits two loads into even and odd columns and shifts the even ones by one for the third tap.
+ */
+export function conv_f32_dw3x3_simd(
+  x: usize, wp: usize, y: usize, planes: i32, c: i32,
+  h: i32, w: i32, oh: i32, ow: i32, s: i32, pt: i32, pl: i32, d: i32, pad: usize, rowLen: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  const rowBytes = <usize>rowLen << 2;
+  for (let p = 0; p < planes; p++) {
+    fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
+    const wq = wp + (<usize>(p % c) << 6);
+    const yp = y + <usize>p * <usize>oh * <usize>ow * 4;
+    if (act == ACT_CLAMP) dw3x3Plane(pad, rowLen, wq, yp, oh, ow, s, d, true, act, p0, p1);
+    else dw3x3Plane(pad, rowLen, wq, yp, oh, ow, s, d, false, act, p0, p1);
+  }
+}
+
+/** Copy plane p of x into the interior of the zero-bordered scratch plane `pad`. */
+@inline
+function fillPadded(xp: usize, h: i32, w: i32, pad: usize, rowBytes: usize, pt: i32, pl: i32): void {
+  const first = pad + <usize>pt * rowBytes + (<usize>pl << 2);
+  for (let iy = 0; iy < h; iy++) copyFloats(first + <usize>iy * rowBytes, xp + <usize>iy * <usize>w * 4, w);
+}
+
+/**
+ * Depthwise conv with any kernel, stride, dilation and pads (weights per channel: kh*kw, then the
+ * bias, padded to a multiple of 4 floats), on a zero-bordered copy of each plane like
+ * conv_f32_dw3x3_simd; taps are loaded 4 outputs at a time (strided for strides above 1).
  */
 export function conv_f32_dw_simd(
   x: usize, wp: usize, y: usize, planes: i32, c: i32,
   h: i32, w: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
-  act: i32, p0: f32, p1: f32,
+  pad: usize, rowLen: i32, act: i32, p0: f32, p1: f32,
 ): void {
   const per = (kh * kw + 1 + 3) & ~3;
-  const vFirst = sw == 1 ? pl : ow;
-  const vLast = sw == 1 ? min(ow - 4, w - 4 - (kw - 1) * dw + pl) : -1;
+  const rowBytes = <usize>rowLen << 2;
   for (let p = 0; p < planes; p++) {
+    fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
     const wq = wp + <usize>(p % c) * <usize>per * 4;
-    const bias = load<f32>(wq + (<usize>(kh * kw) << 2));
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
+    const bias = v128.load32_splat(wq + (<usize>(kh * kw) << 2));
     let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
     for (let oy = 0; oy < oh; oy++) {
-      const iy0 = oy * sh - pt;
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, kh, kw, iy0, ox * sw - pl, dh, dw) + bias, act, p0, p1));
-      }
-      for (; ox <= vLast; ox += 4) {
-        let a = f32x4.splat(bias);
+      for (let ox = 0; ox < ow; ox += 4) {
+        let a = f32x4.splat(0);
         for (let ky = 0; ky < kh; ky++) {
-          const iy = iy0 + ky * dh;
-          if (iy < 0 || iy >= h) continue;
-          const r = xp + ((<usize>iy * <usize>w + <usize>(ox - pl)) << 2);
+          const r = pad + <usize>(oy * sh + ky * dh) * rowBytes + (<usize>(ox * sw) << 2);
           for (let kx = 0; kx < kw; kx++) {
-            a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v128.load(r + (<usize>(kx * dw) << 2))));
+            const v = loadStrided(r + (<usize>(kx * dw) << 2), sw);
+            a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v));
           }
         }
-        v128.store(yp + (<usize>ox << 2), activate(a, act, p0, p1));
-      }
-      for (; ox < ow; ox++) {
-        store<f32>(yp + (<usize>ox << 2), activate1(dwPoint(xp, wq, h, w, kh, kw, iy0, ox * sw - pl, dh, dw) + bias, act, p0, p1));
+        storeLanes(yp + (<usize>ox << 2), activate(f32x4.add(a, bias), act, p0, p1), ow - ox);
       }
       yp += <usize>ow << 2;
     }

@@ -6,6 +6,9 @@
 // right operand use S = the activations packed per call and V = the weights packed in
 // 8-column panels.
 import { activate } from './activation';
+import { storeLanes } from './util';
+
+const CHUNK = 16;
 
 /** The 4x8 micro-kernel. `rowBias` points to 4 per-row values and `colBias` to 8 per-column
  *  values (either may be 0 for none); `mr` x `nr` of the tile are stored, through `act`. */
@@ -16,12 +19,43 @@ export function tile4x8(
   y: usize, yStride: usize, mr: i32, nr: i32,
   act: i32, p0: f32, p1: f32,
 ): void {
-  let c0 = f32x4.splat(0), c1 = c0;
-  if (colBias) {
-    c0 = v128.load(colBias);
-    c1 = v128.load(colBias, 16);
+  // Sums over chunks of CHUNK k-steps are accumulated into running totals: float32 rounding
+  // error then grows with CHUNK + k/CHUNK rather than with k, which keeps deep networks within
+  // reach of float64 references and of FMA-based engines. The bias is added last.
+  let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  for (let k0 = 0; k0 < k; k0 += CHUNK) {
+    let b00 = f32x4.splat(0), b01 = b00, b10 = b00, b11 = b00, b20 = b00, b21 = b00, b30 = b00, b31 = b00;
+    const kEnd = min(k, k0 + CHUNK);
+    for (let i = k0; i < kEnd; i++) {
+      const v0 = v128.load(v);
+      const v1 = v128.load(v, 16);
+      let w = v128.load32_splat(s);
+      b00 = f32x4.add(b00, f32x4.mul(w, v0));
+      b01 = f32x4.add(b01, f32x4.mul(w, v1));
+      w = v128.load32_splat(s, 4);
+      b10 = f32x4.add(b10, f32x4.mul(w, v0));
+      b11 = f32x4.add(b11, f32x4.mul(w, v1));
+      w = v128.load32_splat(s, 8);
+      b20 = f32x4.add(b20, f32x4.mul(w, v0));
+      b21 = f32x4.add(b21, f32x4.mul(w, v1));
+      w = v128.load32_splat(s, 12);
+      b30 = f32x4.add(b30, f32x4.mul(w, v0));
+      b31 = f32x4.add(b31, f32x4.mul(w, v1));
+      s += 16;
+      v += vStride;
+    }
+    a00 = f32x4.add(a00, b00); a01 = f32x4.add(a01, b01);
+    a10 = f32x4.add(a10, b10); a11 = f32x4.add(a11, b11);
+    a20 = f32x4.add(a20, b20); a21 = f32x4.add(a21, b21);
+    a30 = f32x4.add(a30, b30); a31 = f32x4.add(a31, b31);
   }
-  let a00 = c0, a01 = c1, a10 = c0, a11 = c1, a20 = c0, a21 = c1, a30 = c0, a31 = c1;
+  if (colBias) {
+    const c0 = v128.load(colBias), c1 = v128.load(colBias, 16);
+    a00 = f32x4.add(a00, c0); a01 = f32x4.add(a01, c1);
+    a10 = f32x4.add(a10, c0); a11 = f32x4.add(a11, c1);
+    a20 = f32x4.add(a20, c0); a21 = f32x4.add(a21, c1);
+    a30 = f32x4.add(a30, c0); a31 = f32x4.add(a31, c1);
+  }
   if (rowBias) {
     let b = v128.load32_splat(rowBias);
     a00 = f32x4.add(a00, b); a01 = f32x4.add(a01, b);
@@ -31,24 +65,6 @@ export function tile4x8(
     a20 = f32x4.add(a20, b); a21 = f32x4.add(a21, b);
     b = v128.load32_splat(rowBias, 12);
     a30 = f32x4.add(a30, b); a31 = f32x4.add(a31, b);
-  }
-  for (let i = 0; i < k; i++) {
-    const v0 = v128.load(v);
-    const v1 = v128.load(v, 16);
-    let w = v128.load32_splat(s);
-    a00 = f32x4.add(a00, f32x4.mul(w, v0));
-    a01 = f32x4.add(a01, f32x4.mul(w, v1));
-    w = v128.load32_splat(s, 4);
-    a10 = f32x4.add(a10, f32x4.mul(w, v0));
-    a11 = f32x4.add(a11, f32x4.mul(w, v1));
-    w = v128.load32_splat(s, 8);
-    a20 = f32x4.add(a20, f32x4.mul(w, v0));
-    a21 = f32x4.add(a21, f32x4.mul(w, v1));
-    w = v128.load32_splat(s, 12);
-    a30 = f32x4.add(a30, f32x4.mul(w, v0));
-    a31 = f32x4.add(a31, f32x4.mul(w, v1));
-    s += 16;
-    v += vStride;
   }
   a00 = activate(a00, act, p0, p1); a01 = activate(a01, act, p0, p1);
   a10 = activate(a10, act, p0, p1); a11 = activate(a11, act, p0, p1);
@@ -70,19 +86,8 @@ export function tile4x8(
 /** Store the first `nr` (1..8) lanes of the 8-float row (lo, hi). */
 @inline
 function storeRow(y: usize, lo: v128, hi: v128, nr: i32): void {
-  if (nr >= 4) {
-    v128.store(y, lo);
-    y += 16;
-    nr -= 4;
-    lo = hi;
-    if (nr == 4) {
-      v128.store(y, lo);
-      return;
-    }
-  }
-  if (nr > 0) v128.store32_lane(y, lo, 0);
-  if (nr > 1) v128.store32_lane(y, lo, 1, 4);
-  if (nr > 2) v128.store32_lane(y, lo, 2, 8);
+  storeLanes(y, lo, nr);
+  if (nr > 4) storeLanes(y + 16, hi, nr - 4);
 }
 
 /**

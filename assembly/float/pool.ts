@@ -1,80 +1,69 @@
 // Pooling over NCHW float32 planes (batch and channels folded into `planes`).
+import { copyFloats, loadStrided, storeLanes } from './util';
+
+@inline
+function reduce4(a: v128, b: v128, isMax: bool): v128 {
+  return isMax ? f32x4.pmax(a, b) : f32x4.add(a, b);
+}
+
 /**
- * MaxPool / AveragePool with any window, stride, dilation and pads. Outputs whose window lies
- * horizontally inside the row go 4 at a time for strides 1 and 2 (stride 2 keeps the even lanes
- * of two loads); the rest one by one. `countPad`: average over pads too (count_include_pad),
- * never over the ceil_mode overhang past the end pad.
+ * MaxPool / AveragePool with any window, stride, dilation and pads, as two separable passes per
+ * plane: each input row, copied into `row` between borders of the pad value (-inf for max, 0 for
+ * average; the caller fills them once), is reduced along x into `hbuf` (h rows of owv floats);
+ * then output rows reduce kh of those rows. Windows of any size cost kh + kw operations per
+ * output, 4 outputs at a time. Averages divide by rowCount[oy] * colCount[ox], the window's
+ * cells inside the input (or inside input + pads with count_include_pad), precomputed per axis.
  */
 export function pool_f32_simd(
   x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32, pb: i32, pr: i32,
-  isMax: bool, countPad: bool,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  isMax: bool, rowCount: usize, colCount: usize, row: usize, hbuf: usize,
 ): void {
-  const vec = sw == 1 || sw == 2;
-  const vFirst = vec ? (pl + sw - 1) / sw : ow;
-  const vLast = vec ? min(ow - 4, floorDiv(w - 1 - (kw - 1) * dw + pl, sw) - 3) : -1;
+  if (isMax) poolPlanes(x, y, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, true, rowCount, colCount, row, hbuf);
+  else poolPlanes(x, y, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, false, rowCount, colCount, row, hbuf);
+}
+
+/** The body of pool_f32_simd; `isMax` is a constant at both call sites. */
+@inline
+function poolPlanes(
+  x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  isMax: bool, rowCount: usize, colCount: usize, row: usize, hbuf: usize,
+): void {
+  const owv = (ow + 3) & ~3;
+  const hStride = <usize>owv << 2;
+  const init = f32x4.splat(isMax ? -Infinity : 0);
+  const rowIn = row + (<usize>pl << 2);
+  const dwOff = <usize>dw << 2;
   for (let p = 0; p < planes; p++) {
     const xp = x + <usize>p * <usize>h * <usize>w * 4;
+    for (let iy = 0; iy < h; iy++) {
+      const src = xp + <usize>iy * <usize>w * 4;
+      copyFloats(rowIn, src, w);
+      const hr = hbuf + <usize>iy * hStride;
+      for (let ox = 0; ox < ow; ox += 4) {
+        let acc = init;
+        let q = row + (<usize>(ox * sw) << 2);
+        for (let kx = 0; kx < kw; kx++) { acc = reduce4(acc, loadStrided(q, sw), isMax); q += dwOff; }
+        v128.store(hr + (<usize>ox << 2), acc);
+      }
+    }
     let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
     for (let oy = 0; oy < oh; oy++) {
       const iy0 = oy * sh - pt;
-      // Rows of the window inside the input, and inside input + pads (for count_include_pad).
-      let rows = 0, padRows = 0;
-      for (let ky = 0; ky < kh; ky++) {
-        const iy = iy0 + ky * dh;
-        if (iy >= 0 && iy < h) rows++;
-        if (iy < h + pb) padRows++;
-      }
-      let ox = 0;
-      for (; ox < min(vFirst, ow); ox++) store<f32>(yp + (<usize>ox << 2), point(xp, h, w, kh, kw, iy0, ox * sw - pl, dh, dw, pb, pr, isMax, countPad));
-      if (ox <= vLast) {
-        const inv = f32x4.splat(<f32>1 / <f32>(countPad ? padRows * kw : rows * kw));
-        for (; ox <= vLast; ox += 4) {
-          let acc = f32x4.splat(isMax ? -Infinity : 0);
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = iy0 + ky * dh;
-            if (iy < 0 || iy >= h) continue;
-            const r = xp + ((<usize>iy * <usize>w + <usize>(ox * sw - pl)) << 2);
-            for (let kx = 0; kx < kw; kx++) {
-              const q = r + (<usize>(kx * dw) << 2);
-              const v = sw == 1 ? v128.load(q) : v128.shuffle<f32>(v128.load(q), v128.load(q, 16), 0, 2, 4, 6);
-              acc = isMax ? f32x4.pmax(acc, v) : f32x4.add(acc, v);
-            }
-          }
-          v128.store(yp + (<usize>ox << 2), isMax ? acc : f32x4.mul(acc, inv));
+      const scale = f32x4.splat(isMax ? 1 : 1 / load<f32>(rowCount + (<usize>oy << 2)));
+      for (let ox = 0; ox < ow; ox += 4) {
+        let acc = init;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = iy0 + ky * dh;
+          if (iy >= 0 && iy < h) acc = reduce4(acc, v128.load(hbuf + <usize>iy * hStride + (<usize>ox << 2)), isMax);
         }
+        if (!isMax) acc = f32x4.div(f32x4.mul(acc, scale), v128.load(colCount + (<usize>ox << 2)));
+        storeLanes(yp + (<usize>ox << 2), acc, ow - ox);
       }
-      for (; ox < ow; ox++) store<f32>(yp + (<usize>ox << 2), point(xp, h, w, kh, kw, iy0, ox * sw - pl, dh, dw, pb, pr, isMax, countPad));
       yp += <usize>ow << 2;
     }
   }
-}
-
-@inline
-function floorDiv(a: i32, b: i32): i32 {
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-function point(
-  xp: usize, h: i32, w: i32, kh: i32, kw: i32, iy0: i32, ix0: i32, dh: i32, dw: i32, pb: i32, pr: i32,
-  isMax: bool, countPad: bool,
-): f32 {
-  let acc: f32 = isMax ? -Infinity : 0;
-  let count = 0;
-  for (let ky = 0; ky < kh; ky++) {
-    const iy = iy0 + ky * dh;
-    for (let kx = 0; kx < kw; kx++) {
-      const ix = ix0 + kx * dw;
-      if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
-        const v = load<f32>(xp + ((<usize>iy * <usize>w + <usize>ix) << 2));
-        acc = isMax ? (v > acc ? v : acc) : acc + v;
-        count++;
-      } else if (countPad && iy < h + pb && ix < w + pr) {
-        count++;
-      }
-    }
-  }
-  return isMax ? acc : acc / <f32>count;
 }
 
 /** GlobalAveragePool / GlobalMaxPool: one value per plane of `size` floats. */
@@ -83,10 +72,7 @@ export function global_pool_f32_simd(x: usize, y: usize, planes: i32, size: i32,
     const xp = x + <usize>p * <usize>size * 4;
     let acc = f32x4.splat(isMax ? -Infinity : 0);
     let i = 0;
-    for (; i + 4 <= size; i += 4) {
-      const v = v128.load(xp + (<usize>i << 2));
-      acc = isMax ? f32x4.pmax(acc, v) : f32x4.add(acc, v);
-    }
+    for (; i + 4 <= size; i += 4) acc = reduce4(acc, v128.load(xp + (<usize>i << 2)), isMax);
     let s: f32;
     if (isMax) {
       s = max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)));

@@ -3,11 +3,13 @@ import { fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { CLASS_MAPS, parseClassMap, type ClassMap } from '../../sdk/metrics/segmentation.js';
+import { readCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset, readText } from '../../sdk/node/datasets.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { imageInputShape, intOption, parse, parseInputShape } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, unsizedSpecFromFlags } from '../preprocess.js';
+import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
 
 export const help = `Usage: p2calib eval MODEL.onnx --images DIR|LIST --task TASK [options]
@@ -27,7 +29,8 @@ Options:
                     segmentation: folder of single-channel PNG masks named like the images
   --class-map M     segmentation: mask value -> model class: ${Object.keys(CLASS_MAPS).join(', ')}, or a
                     JSON file {"classes":{"<mask value>":class},"ignore":[values],"other":class|-1}
-  --calibration D   a calibration folder written by p2calib calibrate (adds the fixed-point side)
+  --calibration D   a folder written by p2calib calibrate (calibration.json): adds the fixed-point
+                    model (the device's integer arithmetic) beside the float one
   --input-shape S   model input shape when it has dynamic dims, e.g. 1,3,224,224
   --limit N         evaluate the first N images (after --seed shuffling)
   --seed N          shuffle the images with this seed before --limit
@@ -46,15 +49,18 @@ Examples:
       --images coco128-val/images --labels coco128-val/detection-labels
   p2calib eval deeplabv3-mobilenetv2-257-nhwc.onnx --task segmentation --preprocess deeplab \\
       --images coco128-val/images --labels coco128-val/segmentation-masks --class-map coco-panoptic-to-voc
-  p2calib eval model.onnx --task generic --images calib/ --preprocess spec.json --limit 50 --json`;
+  p2calib eval mobilenetv2-12-fp32.onnx --task imagenet --images imagenet-sample \
+      --labels imagenet-wnids.txt --calibration out/ --json
+  p2calib eval model.onnx --task generic --images calib/ --preprocess spec.json --calibration out/ --limit 50`;
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : String(v));
 
-function metricLines(m: Metrics): string[] {
-  const lines: string[] = [];
-  if (m.top1 !== undefined) lines.push(`top-1 ${m.top1.toFixed(1)} %`, `top-5 ${m.top5!.toFixed(1)} %`);
-  if (m.miou !== undefined) lines.push(`mIoU ${m.miou.toFixed(1)} %`);
-  if (m.map50 !== undefined) lines.push(`mAP@0.5 ${m.map50.toFixed(1)} %`);
+function metricLines(m: Metrics): [string, string][] {
+  const pct = (v: number) => `${v.toFixed(1)} %`;
+  const lines: [string, string][] = [];
+  if (m.top1 !== undefined) lines.push(['top-1', pct(m.top1)], ['top-5', pct(m.top5!)]);
+  if (m.miou !== undefined) lines.push(['mIoU', pct(m.miou)]);
+  if (m.map50 !== undefined) lines.push(['mAP@0.5', pct(m.map50)]);
   return lines;
 }
 
@@ -62,13 +68,14 @@ function report(r: EvalResult): string {
   const out = [`${r.images} images${r.skipped ? ` (${r.skipped} without labels skipped)` : ''}, task ${r.task}`];
   const f = metricLines(r.float);
   if (!r.fixed) {
-    out.push(...(f.length ? f.map((l) => `float ${l}`) : ['float: no metric for the generic task (add --calibration to compare with fixed point)']));
+    out.push(...(f.length ? f.map(([k, v]) => `float ${k} ${v}`) : ['float: no metric for the generic task (add --calibration to compare with fixed point)']));
     return out.join('\n');
   }
   const q = metricLines(r.fixed);
-  f.forEach((l, i) => out.push(`${l.padEnd(18)} float | fixed ${q[i].replace(/^[^\d]+/, '')}`));
-  if (r.agreement !== undefined) out.push(`agreement ${r.agreement.toFixed(1)} %`);
-  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output ${name}: SQNR ${fmt(db)} dB, cosine ${r.fixed.cosine![name].toFixed(5)}`);
+  if (f.length) out.push(`${''.padEnd(10)}${'float'.padStart(9)}${'fixed'.padStart(9)}`);
+  f.forEach(([k, v], i) => out.push(`${k.padEnd(10)}${v.padStart(9)}${q[i][1].padStart(9)}`));
+  if (r.agreement !== undefined) out.push(`float/fixed agreement: ${r.agreement.toFixed(1)} % (${r.task === 'imagenet' ? 'top-1 class' : 'pixel classes'})`);
+  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output "${name}": SQNR ${fmt(db)} dB, cosine similarity ${r.fixed.cosine![name].toFixed(4)}`);
   return out.join('\n');
 }
 
@@ -110,17 +117,16 @@ export async function run(argv: string[]): Promise<number> {
   if (!task) fail('BAD_OPTION', `--task is required (${TASKS.join(', ')})`);
   if (!TASKS.includes(task)) fail('BAD_OPTION', `--task "${task}" is not one of ${TASKS.join(', ')}`);
   if (!values.images) fail('BAD_OPTION', '--images is required (a folder or a list file)');
-  if (values.calibration !== undefined) {
-    fail('UNSUPPORTED', '--calibration: fixed-point evaluation is not available in this build yet (float metrics work without it)');
-  }
   const limit = intOption(values.limit, 'limit');
   const seed = intOption(values.seed, 'seed', 0);
 
   const dataset = openDataset(values.images as string, { limit, seed });
   const { bytes, options } = readModelFile(pos[0]);
-  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const unsized = unsizedSpecFromFlags(values, task === 'imagenet' ? 'imagenet' : undefined);
+  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
   const model = await loadModel(bytes, { ...options, inputShape });
-  const spec = specFromFlags(values, model.inputs[0].shape, task === 'imagenet' ? 'imagenet' : undefined);
+  const spec = sizeSpec(unsized, model.inputs[0].shape);
+  const cal = values.calibration === undefined ? undefined : readCalibration(model, values.calibration as string);
   const bar = values.json ? undefined : progress('eval');
   const result = await evaluate(model, {
     task,
@@ -129,6 +135,7 @@ export async function run(argv: string[]): Promise<number> {
     labels: values.labels as string | undefined,
     classMap: classMap(values['class-map'] as string | undefined),
     detection: { scoreThreshold: number(values['score-threshold'], 'score-threshold'), nmsIou: number(values['nms-iou'], 'nms-iou') },
+    fixed: cal && { run: (x) => cal.run(x), pixels: !!cal.model.pixelInput },
     onProgress: bar ? (d, t) => bar.update(d, t) : undefined,
   });
   bar?.done();

@@ -88,6 +88,9 @@ interface Step {
   call?: KernelCall;
   /** Float fallback: float buffers for the inputs and outputs. */
   floats?: { ins: (TensorData | undefined)[]; outs: Float32Array[] };
+  /** Float fallback of an element-wise op: its result for every input integer, from `lo`. The
+   *  same dequantize -> float reference -> requantize, tabulated once instead of per element. */
+  table?: { lo: number; values: Int32Array };
 }
 
 export class FixedPlan {
@@ -198,7 +201,9 @@ export class FixedPlan {
         this.weightLayers.push(node.name);
         this.byNode.set(node.name, step);
       }
-      if (!fixed) {
+      if (!fixed && mod.elementwise && inQ[0] && outT[0]) {
+        step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
+      } else if (!fixed) {
         step.floats = {
           ins: ins.map((x, k) => (!x ? undefined : 'data' in x ? x.data : new Float32Array(numel(metas[k]!.shape)))),
           outs: outs.map((o) => new Float32Array(o ? numel(shapeOf(o)) : 0)),
@@ -374,6 +379,12 @@ export class FixedPlan {
   }
 
   private runFallback(s: Step, views: { ins: TensorData[]; outs: TensorData[] }): void {
+    if (s.table) {
+      const { lo, values } = s.table;
+      const [x] = views.ins, [y] = views.outs;
+      for (let i = 0; i < y.length; i++) y[i] = values[x[i] - lo];
+      return;
+    }
     const fl = s.floats!;
     s.ins.forEach((x, k) => {
       if (!x || 'data' in x) return;
@@ -401,4 +412,13 @@ export class FixedPlan {
       outs: s.outs.map((o) => (o ? this.tensor(o) : new Float32Array(0))),
     }));
   }
+}
+
+/** The float fallback of an element-wise op for every integer of the input format. */
+function fallbackTable(mod: OpModule<unknown>, params: unknown, inQ: TensorQ, outQ: TensorQ): { lo: number; values: Int32Array } {
+  const [lo, hi] = qRange(inQ.bits, inQ.signed);
+  const x = Float32Array.from({ length: hi - lo + 1 }, (_, i) => dequantizeValue(lo + i, inQ));
+  const y = new Float32Array(x.length);
+  mod.reference(params, [x], [y]);
+  return { lo, values: Int32Array.from(y, (v) => quantizeValue(v, outQ)) };
 }

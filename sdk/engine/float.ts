@@ -15,6 +15,9 @@ import type { WasmRuntime } from './wasm.js';
 export interface FloatPlanOptions {
   /** Tensors that must stay readable after run() (they get buffers of their own). */
   keep?: Iterable<string>;
+  /** Tensors an onStep observer reads right after their step: never fused away, though their
+   *  memory is reused afterwards as usual. */
+  observe?: Iterable<string>;
   /** Use only the TypeScript references, one step per node (for testing the kernels). */
   referenceOnly?: boolean;
 }
@@ -79,7 +82,7 @@ export class FloatPlan {
       this.steps.push({ node, mod, params: c.params, ins, outs: node.outputs });
     }
 
-    if (!options.referenceOnly) this.fuseActivations(keep, rootOf);
+    if (!options.referenceOnly) this.fuseActivations(new Set([...keep, ...(options.observe ?? [])]), rootOf);
 
     // Lifetimes per root buffer.
     const life = new Map<string, Lifetime>();
@@ -118,8 +121,8 @@ export class FloatPlan {
         inputs: s.node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
         alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.node.name}"`),
         f32: (p, n) => rt.f32(p, n),
-        activation: s.fused?.activation,
         i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
+        activation: s.fused?.activation,
       };
       s.call = s.mod.kernel(s.params, env);
     }
@@ -133,7 +136,7 @@ export class FloatPlan {
 
   /**
    * Let a producer whose kernels apply activations on store (Conv, Gemm, ...) absorb the
-   * activation that is the only reader of its output, unless that output must stay readable.
+   * activation that is the only reader of its output, unless that output must stay visible.
    */
   private fuseActivations(keep: Set<string>, rootOf: (name: string) => string): void {
     const readers = new Map<string, number>();

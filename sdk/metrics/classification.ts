@@ -35,19 +35,7 @@ export class TopKAccuracy {
   }
 }
 
-/** Percent of images where two models' top-1 classes agree. */
-export class Agreement {
-  private n = 0;
-  private same = 0;
-
-  add(a: ArrayLike<number>, b: ArrayLike<number>): void {
-    this.n++;
-    if (topK(a, 1)[0] === topK(b, 1)[0]) this.same++;
-  }
-
-  get count(): number { return this.n; }
-
-  result(): number {
-    return (100 * this.same) / Math.max(1, this.n);
-  }
+/** Whether two models' score vectors give the same top-1 class (float-vs-fixed agreement). */
+export function sameTop1(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  return topK(a, 1)[0] === topK(b, 1)[0];
 }

@@ -8,7 +8,7 @@ import { relative } from 'node:path';
 import { fail } from '../errors.js';
 import { normalize, placement, type SizedSpec } from '../data/preprocess.js';
 import type { Model } from '../model.js';
-import { Agreement, TopKAccuracy } from '../metrics/classification.js';
+import { sameTop1, TopKAccuracy } from '../metrics/classification.js';
 import { decodeYolox, DetectionAP, nms, parseYoloLabels, type Box } from '../metrics/detection.js';
 import { ErrorStats } from '../metrics/error.js';
 import { argmaxClasses, mapMask, MeanIoU, resizeLabels, type ClassMap, type LabelMap } from '../metrics/segmentation.js';
@@ -39,8 +39,9 @@ export interface EvaluateOptions {
   /** segmentation: mask value -> model class. */
   classMap?: ClassMap;
   detection?: DetectionOptions;
-  /** The fixed-point model, when there is one to compare. */
-  fixed?: Runner;
+  /** The fixed-point model, when there is one to compare; `pixels`: it takes raw 0..255 pixels
+   *  (the preprocessing's affine map is its first layer). */
+  fixed?: { run: Runner; pixels?: boolean };
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -72,10 +73,12 @@ interface ImageInfo {
   index: number;
 }
 
-/** A task: the ground truth of an image (loaded once), and a metric per model fed image by image. */
+/** A task: the ground truth of an image (loaded once), a metric per model fed image by image, and
+ *  how float and fixed outputs agree (items alike, items compared). */
 interface TaskSpec<T> {
   truth(info: ImageInfo): Promise<T> | T;
   metric(): { add(outputs: Record<string, Float32Array>, truth: T, info: ImageInfo): void; result(): Metrics };
+  agree?(float: Record<string, Float32Array>, fixed: Record<string, Float32Array>): [number, number];
 }
 
 function firstOutput(model: Model): { name: string; shape: number[] } {
@@ -97,6 +100,7 @@ function classification(model: Model, o: EvaluateOptions): TaskSpec<number> {
       const acc = new TopKAccuracy();
       return { add: (outs, label) => acc.add(outs[out.name], label), result: () => acc.result() };
     },
+    agree: (f, q) => [sameTop1(f[out.name], q[out.name]) ? 1 : 0, 1],
   };
 }
 
@@ -122,6 +126,12 @@ function segmentation(model: Model, o: EvaluateOptions, masks: Map<number, strin
         add: (outs, gt) => miou.add(resizeLabels(segmentationPrediction(outs[out.name], out.shape), gt.width, gt.height), gt),
         result: () => ({ miou: miou.result().miou }),
       };
+    },
+    agree(f, q) {
+      const [a, b] = [segmentationPrediction(f[out.name], out.shape), segmentationPrediction(q[out.name], out.shape)];
+      let same = 0;
+      for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
+      return [same, a.data.length];
     },
   };
 }
@@ -153,41 +163,41 @@ function detection(model: Model, o: EvaluateOptions, labelDir: string): TaskSpec
 
 export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalResult> {
   if (model.inputs.length !== 1) fail('UNSUPPORTED', `eval feeds images to one input; the model has ${model.inputs.length}`);
-  let files = o.dataset.files.map((file, index) => ({ file, index }));
-  let task: TaskSpec<unknown>;
+  const files = o.dataset.files.map((file, index) => ({ file, index }));
+  const labelDir = (what: string) => {
+    if (!o.labels || !existsSync(o.labels) || !statSync(o.labels).isDirectory()) fail('BAD_OPTION', `${o.task} needs --labels DIR, a folder of ${what} named like the images`);
+    return o.labels;
+  };
   switch (o.task) {
     case 'imagenet':
-      task = classification(model, o) as TaskSpec<unknown>;
-      break;
+      return run(model, o, files, classification(model, o));
     case 'segmentation': {
-      if (!o.labels || !existsSync(o.labels) || !statSync(o.labels).isDirectory()) fail('BAD_OPTION', 'segmentation needs --labels DIR, a folder of PNG masks named like the images');
+      const dir = labelDir('PNG masks');
       const masks = new Map<number, string>();
       for (const f of files) {
-        const m = labelFile(o.dataset, f.file, o.labels, '.png');
+        const m = labelFile(o.dataset, f.file, dir, '.png');
         if (m) masks.set(f.index, m);
       }
-      if (!masks.size) fail('BAD_OPTION', `no masks in ${o.labels} match the images' names`);
-      files = files.filter((f) => masks.has(f.index));
-      task = segmentation(model, o, masks) as TaskSpec<unknown>;
-      break;
+      if (!masks.size) fail('BAD_OPTION', `no masks in ${dir} match the images' names`);
+      return run(model, o, files.filter((f) => masks.has(f.index)), segmentation(model, o, masks));
     }
     case 'detection':
-      if (!o.labels || !existsSync(o.labels) || !statSync(o.labels).isDirectory()) fail('BAD_OPTION', 'detection needs --labels DIR, a folder of YOLO .txt files named like the images');
-      task = detection(model, o, o.labels) as TaskSpec<unknown>;
-      break;
+      return run(model, o, files, detection(model, o, labelDir('YOLO .txt files')));
     case 'generic':
-      task = { truth: () => undefined, metric: () => ({ add: () => undefined, result: () => ({}) }) };
-      break;
+      return run(model, o, files, { truth: () => undefined, metric: () => ({ add: () => undefined, result: () => ({}) }) });
     default:
       fail('BAD_OPTION', `unknown task "${o.task}" (tasks: ${TASKS.join(', ')})`);
   }
+}
 
+async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; index: number }[], task: TaskSpec<T>): Promise<EvalResult> {
   const floatM = task.metric();
   const fixedM = o.fixed ? task.metric() : undefined;
   const errors = new Map(model.outputs.map((v) => [v.name, new ErrorStats()]));
-  const agree = new Agreement();
-  let pixelsSame = 0, pixels = 0;
+  let same = 0, compared = 0;
   const input = new Float32Array(model.inputs[0].shape.slice(1).reduce((a, b) => a * b, 1));
+  const pixels = o.fixed?.pixels ? new Float32Array(input.length) : undefined;
+  const pixelSpec: SizedSpec = { ...o.spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
   for (const [k, { file, index }] of files.entries()) {
     const img = await decodeImage(file, relative(process.cwd(), file));
     const { image, plan } = await imageGeometry(img, o.spec);
@@ -197,15 +207,14 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
     const f = await model.run(input);
     floatM.add(f, truth, info);
     if (o.fixed && fixedM) {
-      const q = await o.fixed(input);
+      if (pixels) normalize(image, pixelSpec, pixels, 0, plan);
+      const q = await o.fixed.run(pixels ?? input);
       fixedM.add(q, truth, info);
       for (const [name, e] of errors) e.add(f[name], q[name]);
-      const out = firstOutput(model);
-      if (o.task === 'imagenet') agree.add(f[out.name], q[out.name]);
-      if (o.task === 'segmentation') {
-        const [a, b] = [segmentationPrediction(f[out.name], out.shape), segmentationPrediction(q[out.name], out.shape)];
-        for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) pixelsSame++;
-        pixels += a.data.length;
+      if (task.agree) {
+        const [s, n] = task.agree(f, q);
+        same += s;
+        compared += n;
       }
     }
     o.onProgress?.(k + 1, files.length);
@@ -219,8 +228,7 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
       cosine[name] = e.cosine();
     }
     result.fixed = { ...fixedM.result(), sqnr, cosine };
-    if (o.task === 'imagenet') result.agreement = agree.result();
-    if (o.task === 'segmentation') result.agreement = (100 * pixelsSame) / Math.max(1, pixels);
+    if (task.agree) result.agreement = (100 * same) / Math.max(1, compared);
   }
   return result;
 }

@@ -7,8 +7,7 @@
 import sharp from 'sharp';
 import { fail, P2Error } from '../errors.js';
 import { finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
-import type { Interpolation } from '../data/resize.js';
-import type { RgbImage } from '../data/resize.js';
+import { resizeRgb, type Interpolation, type RgbImage } from '../data/resize.js';
 import { readFileOrFail } from './files.js';
 
 /** Decode image bytes (or a file) to 8-bit RGB. `name` is used in error messages. */
@@ -44,10 +43,16 @@ export async function resizeWithSharp(img: RgbImage, width: number, height: numb
   return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
+/** sharp: libvips, as the float baselines were measured; portable: sdk/data/resize.ts, the code
+ *  browsers run (Node and browser tensors then differ only by their image decoders). */
+export type Resizer = 'sharp' | 'portable';
+
 /** Resize / crop / letterbox a decoded image to the model's input size (8-bit RGB). */
-export async function imageGeometry(img: RgbImage, spec: SizedSpec): Promise<{ image: RgbImage; plan: GeometryPlan }> {
+export async function imageGeometry(img: RgbImage, spec: SizedSpec, resizer: Resizer = 'sharp'): Promise<{ image: RgbImage; plan: GeometryPlan }> {
   const plan = planGeometry(img.width, img.height, spec);
-  return { image: finishGeometry(await resizeWithSharp(img, plan.resize.width, plan.resize.height, spec.interpolation), plan, spec), plan };
+  const { width, height } = plan.resize;
+  const resized = resizer === 'sharp' ? await resizeWithSharp(img, width, height, spec.interpolation) : resizeRgb(img, width, height, spec.interpolation);
+  return { image: finishGeometry(resized, plan, spec), plan };
 }
 
 /** Decode a single-channel mask (PNG values = class or category ids), without colour conversion. */
@@ -62,8 +67,8 @@ export async function decodeMask(path: string): Promise<{ width: number; height:
 }
 
 /** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */
-export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0): Promise<Float32Array> {
-  const { image, plan } = await imageGeometry(await decodeImage(path), spec);
+export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0, resizer: Resizer = 'sharp'): Promise<Float32Array> {
+  const { image, plan } = await imageGeometry(await decodeImage(path), spec, resizer);
   return normalize(image, spec, out, index, plan);
 }
 

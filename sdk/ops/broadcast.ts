@@ -56,31 +56,37 @@ export function broadcastWalk(
 }
 
 /**
- * A broadcast as at most `maxDims` loops: dims of size 1 dropped, and neighbouring dims merged
- * where every input steps through both as one (both contiguous or both broadcast). Per input,
- * the element strides of the loops; along the innermost loop they are 0 or 1. Undefined when more
- * loops would be needed.
+ * Loops over the elements of `outShape` (row-major) as at most `maxDims` nested loops: dims of
+ * size 1 dropped, and neighbouring dims merged where every operand steps through both as one
+ * (its stride for the outer dim is its stride for the inner one times the inner size). Per
+ * operand, the element strides of the loops. Undefined when more loops would be needed.
  */
-export function collapseBroadcast(
-  outShape: readonly number[], inShapes: readonly (readonly number[])[], maxDims: number,
+export function collapseLoops(
+  outShape: readonly number[], strideSets: readonly (readonly number[])[], maxDims: number,
 ): { dims: number[]; strides: number[][] } | undefined {
-  const all = inShapes.map((s) => broadcastStrides(s, outShape));
   const dims: number[] = [];
-  const strides: number[][] = inShapes.map(() => []);
+  const out: number[][] = strideSets.map(() => []);
   for (let a = outShape.length - 1; a >= 0; a--) {
     const d = outShape[a];
     if (d === 1) continue;
-    if (dims.length && all.every((s, j) => s[a] === strides[j][0] * dims[0])) {
+    if (dims.length && strideSets.every((s, j) => s[a] === out[j][0] * dims[0])) {
       dims[0] *= d;
       continue;
     }
     dims.unshift(d);
-    all.forEach((s, j) => strides[j].unshift(s[a]));
+    strideSets.forEach((s, j) => out[j].unshift(s[a]));
   }
   if (dims.length > maxDims) return undefined;
   while (dims.length < maxDims) {
     dims.unshift(1);
-    strides.forEach((s) => s.unshift(0));
+    out.forEach((s) => s.unshift(0));
   }
-  return { dims, strides };
+  return { dims, strides: out };
+}
+
+/** A broadcast as loops (see collapseLoops); along the innermost loop input strides are 0 or 1. */
+export function collapseBroadcast(
+  outShape: readonly number[], inShapes: readonly (readonly number[])[], maxDims: number,
+): { dims: number[]; strides: number[][] } | undefined {
+  return collapseLoops(outShape, inShapes.map((s) => broadcastStrides(s, outShape)), maxDims);
 }

@@ -60,7 +60,7 @@ export function spatialAttrs(ctx: CompileContext, spatialRank: number, kernel: n
 
 /** Rows of W (one per output channel, `k` values each) packed per group in blocks of 4 rows,
  *  k-major, zero rows completing the last block: the left operand of gemm_f32_packed_simd. */
-export function packRowBlocks(wt: TensorData, groups: number, mg: number, k: number): Float32Array {
+function packRowBlocks(wt: TensorData, groups: number, mg: number, k: number): Float32Array {
   const mgPad = Math.ceil(mg / 4) * 4;
   const out = new Float32Array(groups * mgPad * k);
   for (let g = 0; g < groups; g++) {
@@ -74,7 +74,7 @@ export function packRowBlocks(wt: TensorData, groups: number, mg: number, k: num
 }
 
 /** Bias per group padded to a multiple of 4 (zeros where absent). */
-export function packBias(bias: TensorData | undefined, groups: number, mg: number): Float32Array {
+function packBias(bias: TensorData | undefined, groups: number, mg: number): Float32Array {
   const mgPad = Math.ceil(mg / 4) * 4;
   const out = new Float32Array(groups * mgPad);
   if (bias) for (let g = 0; g < groups; g++) for (let r = 0; r < mg; r++) out[g * mgPad + r] = bias[g * mg + r];
@@ -90,7 +90,11 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
   const taps = p.kh * p.kw;
   const is3x3 = p.kh === 3 && p.kw === 3;
-  const per = is3x3 ? 16 : Math.ceil((taps + 1) / 4) * 4;
+  const s1 = is3x3 && p.sh === 1 && p.sw === 1 && p.dh === p.dw;
+  const s2 = is3x3 && p.sh === 2 && p.sw === 2 && p.dh === 1 && p.dw === 1;
+  // The 3x3 kernels read 16 floats per channel; the generic one (any other 3x3, e.g. PP-OCR's
+  // stride (2,1)) reads taps + bias rounded up to 4.
+  const per = s1 || s2 ? 16 : Math.ceil((taps + 1) / 4) * 4;
   const packed = new Float32Array(p.c * per);
   for (let ch = 0; ch < p.c; ch++) {
     for (let t = 0; t < taps; t++) packed[ch * per + t] = wt[ch * taps + t];
@@ -98,18 +102,21 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   }
   const wp = upload(env, packed);
   const planes = p.n * p.c;
-  if (is3x3 && p.sh === 1 && p.sw === 1 && p.dh === p.dw) {
-    const f = kernelFn(env, 'conv_f32_dw3x3s1_simd');
-    const zero = env.alloc((p.w + 8) * 4);
-    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, p.dh, zero, code, p0, p1);
-  }
-  if (is3x3 && p.sh === 2 && p.sw === 2 && p.dh === 1 && p.dw === 1) {
-    const f = kernelFn(env, 'conv_f32_dw3x3s2_simd');
-    const zero = env.alloc((p.w + 16) * 4);
-    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, zero, code, p0, p1);
+  // A zero-bordered copy of one plane, large enough for every vector read of the last outputs
+  // (strided loads read up to 8 floats from each tap).
+  const owv = Math.ceil(p.ow / 4) * 4;
+  const rowLen = Math.ceil((Math.max(p.pl + p.w, Math.max(p.sw, 2) * owv + (p.kw - 1) * p.dw) + 8) / 4) * 4;
+  const padRows = Math.max(p.pt + p.h, (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1);
+  const pad = env.alloc(padRows * rowLen * 4);
+  const s = p.sh;
+  if (is3x3 && p.sw === s && p.dh === p.dw && (s === 1 || (s === 2 && p.dh === 1))) {
+    const f = kernelFn(env, 'conv_f32_dw3x3_simd');
+    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, s, p.pt, p.pl, p.dh, pad, rowLen, code, p0, p1);
   }
   const f = kernelFn(env, 'conv_f32_dw_simd');
-  return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, code, p0, p1);
+  return ([x], [y]) => f(
+    x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, pad, rowLen, code, p0, p1,
+  );
 }
 
 export const conv: OpModule<ConvParams> = {

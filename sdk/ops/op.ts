@@ -95,12 +95,15 @@ export interface OpModule<P = unknown> {
   compile(ctx: CompileContext): Compiled<P>;
   /** Output i is input 0 reinterpreted with a new shape (no data movement). */
   readonly alias?: boolean;
+  /** y[i] = f(x[i]) over one runtime input: a fixed-point float fallback can then be tabulated
+   *  exactly over the input's integer range. */
+  readonly elementwise?: boolean;
   /** Never constant-fold (e.g. ops whose result must stay visible to calibration). */
   readonly noFold?: boolean;
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
   /** Binding to a WASM float kernel; undefined means the engine runs `reference`. */
   kernel?(params: P, env: KernelEnv): KernelCall | undefined;
-  /** The op as an activation a producer's kernel can apply on store, if it is one. */
+  /** The op as an activation the engine may fuse into its producer's kernel (applied on store). */
   activation?(params: P): Activation | undefined;
   /** Its kernels can apply `KernelEnv.activation` to their output. */
   readonly fusesActivation?: boolean;

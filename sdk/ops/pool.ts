@@ -4,7 +4,7 @@ import type { TensorData } from '../graph/ir.js';
 import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits } from '../quant/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
 import { checkAccumulator, formatChange, inputQ, maxAbs, type Rescale } from './fixed.js';
-import { attr, input, kernelFn, opError, type CompileContext, type FixedOp, type OpModule } from './op.js';
+import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type OpModule } from './op.js';
 
 export interface PoolParams {
   max: boolean;
@@ -55,10 +55,29 @@ export const pool: OpModule<PoolParams> = {
     poolWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
   },
   kernel(p, env) {
+    // Cells of the window counted by an average along each axis (the reference's count is their
+    // product): inside the input, or inside input + pads with count_include_pad; never the
+    // ceil_mode overhang.
+    const count = (o: number, s: number, pad: number, k: number, d: number, size: number, end: number) => {
+      let n = 0;
+      for (let t = 0; t < k; t++) {
+        const i = o * s - pad + t * d;
+        if (p.countIncludePad ? i < size + end : i >= 0 && i < size) n++;
+      }
+      return n;
+    };
+    const owv = Math.ceil(p.ow / 4) * 4;
+    const rowCount = upload(env, Float32Array.from({ length: p.oh }, (_, o) => count(o, p.sh, p.pt, p.kh, p.dh, p.h, p.pb)));
+    // Lanes past ow divide by 1 (never stored).
+    const colCount = upload(env, Float32Array.from({ length: owv }, (_, o) => (o < p.ow ? count(o, p.sw, p.pl, p.kw, p.dw, p.w, p.pr) : 1)));
+    // One input row between borders of the pad value, long enough for the widest vector read.
+    const rowLen = Math.ceil((Math.max(p.pl + p.w, Math.max(p.sw, 2) * owv + (p.kw - 1) * p.dw) + 8) / 4) * 4;
+    const row = upload(env, new Float32Array(rowLen).fill(p.max ? -Infinity : 0));
+    const hbuf = env.alloc(p.h * owv * 4);
     const f = kernelFn(env, 'pool_f32_simd');
     return ([x], [y]) => f(
-      x, y, p.n * p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr,
-      +p.max, +p.countIncludePad,
+      x, y, p.n * p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl,
+      +p.max, rowCount, colCount, row, hbuf,
     );
   },
 };

@@ -1,6 +1,7 @@
 /** Transpose: permute the axes (reversed when perm is absent). */
-import { attr, input, opError, strides, type OpModule } from './op.js';
+import { collapseLoops } from './broadcast.js';
 import { moveFixed } from './fixed.js';
+import { attr, input, kernelFn, opError, strides, type OpModule } from './op.js';
 
 export interface TransposeParams { perm: number[]; inShape: number[]; outShape: number[] }
 
@@ -32,6 +33,14 @@ export const transpose: OpModule<TransposeParams> = {
         counter[a] = 0;
       }
     }
+  },
+  kernel(p, env) {
+    const inStrides = strides(p.inShape);
+    const loops = collapseLoops(p.outShape, [p.perm.map((a) => inStrides[a])], 4);
+    if (!loops) return undefined;
+    const f = kernelFn(env, 'copy_f32_strided');
+    const { dims: [n0, n1, n2, n3], strides: [[s0, s1, s2, s3]] } = loops;
+    return ([x], [y]) => f(x, y, n0, n1, n2, n3, s0, s1, s2, s3);
   },
 };
 

@@ -44,6 +44,7 @@ function asActivation(p: UnaryParams): Activation | undefined {
 
 export const unary: OpModule<UnaryParams> = {
   ops: Object.keys(MAKERS),
+  elementwise: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const op = ctx.node.op;
@@ -55,7 +56,10 @@ export const unary: OpModule<UnaryParams> = {
     const fn = p.fn;
     for (let i = 0; i < y.length; i++) y[i] = fn(x[i]);
   },
-  activation: asActivation,
+  // Of these only Relu fuses into its producer (as Clip does): the activations the device fuses,
+  // after which calibration places its points. Fusing the others would remove tensors that
+  // calibration observes as they are produced.
+  activation: (p) => (p.op === 'Relu' ? asActivation(p) : undefined),
   kernel(p, env) {
     const a = asActivation(p);
     return a && activationKernel(env, a, p.n);

@@ -70,12 +70,14 @@ export class StatsKernels {
   private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
   private readonly sqnr: (x: number, q: number, t: number, n: number, step: number, out: number) => void;
-  private sumsBuf = 0;
-  private sumsCap = 0;
+  private readonly sumsBuf: number;
 
-  constructor(private readonly rt: WasmRuntime) {
+  /** Memory is reserved up front (`maxChannels` for channelSums): allocating later could grow
+   *  the memory under an engine's views in the middle of a run. */
+  constructor(private readonly rt: WasmRuntime, private readonly maxChannels = 0) {
     // Histograms count into 8 copies (see histogram_f32_simd).
     this.scratch = rt.alloc(8 * this.maxBins * 4 + 16, 'statistics scratch');
+    this.sumsBuf = rt.alloc(maxChannels * 8, 'channel sums');
     this.minmax = rt.kernel('minmax_f32_simd') as never;
     this.hist = rt.kernel('histogram_f32_simd') as never;
     this.tails = rt.kernel('histogram_tails') as never;
@@ -115,10 +117,7 @@ export class StatsKernels {
 
   /** Per-channel sums of an [n, c, size] tensor, into `out` (c values) or a new array. */
   channelSums(ptr: number, n: number, c: number, size: number, out: Float64Array = new Float64Array(c)): Float64Array {
-    if (c > this.sumsCap) {
-      this.sumsCap = c;
-      this.sumsBuf = this.rt.alloc(c * 8, 'channel sums');
-    }
+    if (c > this.maxChannels) throw new Error(`channelSums: ${c} channels, reserved for ${this.maxChannels}`);
     new Float64Array(this.rt.memory.buffer, this.sumsBuf, c).fill(0);
     this.sums(ptr, n, c, size, this.sumsBuf);
     out.set(new Float64Array(this.rt.memory.buffer, this.sumsBuf, c));

@@ -54,7 +54,7 @@ export class FloatObserver {
     meanTargets: readonly MeanTarget[],
     private readonly estimator: Estimator,
   ) {
-    this.stats = new StatsKernels(rt);
+    this.stats = new StatsKernels(rt, Math.max(0, ...meanTargets.map((t) => t.channels)));
     points.forEach((p, i) => {
       if (!plan.location(p) || this.pointIndex.has(p)) return;
       this.pointIndex.set(p, i);

@@ -88,9 +88,9 @@ export class CalibrationWorker {
   static async create(model: Model, setup: WorkerSetup): Promise<CalibrationWorker> {
     const rt = await WasmRuntime.create();
     const { graph, inferred } = model.prepared(1);
-    // The devkit compares each layer's own output: keep it out of activation fusion.
-    const keep = setup.meansOf === 'accumulator' ? setup.targets.map((t) => t.tensor) : [];
-    const plan = new FloatPlan(rt, graph, inferred, { keep });
+    // The observer reads every point and mean target right after its step: none may be fused
+    // into the activation after it (the devkit's targets are layers' own outputs).
+    const plan = new FloatPlan(rt, graph, inferred, { observe: [...setup.points, ...setup.targets.map((t) => t.tensor)] });
     return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator));
   }
 

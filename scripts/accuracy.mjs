@@ -1,0 +1,113 @@
+// The README's accuracy table: each shared model calibrated with each preset (and the extra range
+// estimators), then evaluated in float, in p2calib's fixed-point engine, and as the exported QDQ
+// model in onnxruntime-node. Long (tens of minutes): an npm script, not a test.
+//   npm run accuracy                      print the table
+//   npm run accuracy -- --write           also replace the table in README.md
+//   npm run accuracy -- mobilenetv2       only some models
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import { presetSpec, sizeSpec } from '../dist/sdk/data/preprocess.js';
+import { loadModel } from '../dist/sdk/model.js';
+import { COCO_PANOPTIC_TO_VOC } from '../dist/sdk/metrics/segmentation.js';
+import { calibrateImages } from '../dist/sdk/node/calibrate-images.js';
+import { openDataset } from '../dist/sdk/node/datasets.js';
+import { evaluate } from '../dist/sdk/node/evaluate.js';
+
+const A = resolve('../shared/assets');
+if (!existsSync(A)) {
+  console.error(`accuracy needs the reference assets in ${A}`);
+  process.exit(2);
+}
+const COCO = join(A, 'images/coco128-val');
+const CONFIGS = {
+  simple: { preset: 'simple' },
+  advanced: { preset: 'advanced' },
+  'advanced-dw': { preset: 'advanced-dw' },
+  'advanced-dw, minmax': { preset: 'advanced-dw', estimator: 'minmax' },
+  'advanced-dw, entropy': { preset: 'advanced-dw', estimator: 'entropy' },
+  'advanced-dw, mse': { preset: 'advanced-dw', estimator: 'mse' },
+};
+const MODELS = {
+  mobilenetv2: {
+    model: 'mobilenetv2-12-fp32.onnx', shape: [1, 3, 224, 224], preprocess: 'imagenet', task: 'imagenet', metric: 'top1', label: 'top-1 %',
+    images: join(A, 'images/imagenet-sample'), labels: join(A, 'labels/imagenet-wnids.txt'), calibrate: 100,
+    configs: Object.keys(CONFIGS),
+  },
+  yolox: {
+    model: 'yolox-nano.onnx', shape: [1, 3, 416, 416], preprocess: 'yolox', task: 'detection', metric: 'map50', label: 'mAP@0.5 %',
+    images: join(COCO, 'images'), labels: join(COCO, 'detection-labels'), calibrate: 64,
+    configs: ['simple', 'advanced', 'advanced-dw'],
+  },
+  deeplab: {
+    model: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3], preprocess: 'deeplab', task: 'segmentation', metric: 'miou', label: 'mIoU %',
+    images: join(COCO, 'images'), labels: join(COCO, 'segmentation-masks'), classMap: COCO_PANOPTIC_TO_VOC, calibrate: 64,
+    configs: ['simple', 'advanced', 'advanced-dw'],
+  },
+};
+
+const args = process.argv.slice(2);
+const write = args.includes('--write');
+const names = args.filter((a) => !a.startsWith('--'));
+const rows = [];
+const status = (text) => process.stderr.isTTY && process.stderr.write(`\r${text}\x1b[K`);
+
+for (const name of names.length ? names : Object.keys(MODELS)) {
+  const m = MODELS[name];
+  if (!m) {
+    console.error(`unknown model "${name}" (models: ${Object.keys(MODELS).join(', ')})`);
+    process.exit(2);
+  }
+  const model = await loadModel(readFileSync(join(A, 'models', m.model)), { inputShape: m.shape });
+  const spec = sizeSpec(presetSpec(m.preprocess), m.shape);
+  const all = openDataset(m.images);
+  const calibration = all.files.slice(0, m.calibrate);
+  const evalOptions = (fixed) => ({
+    task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed,
+    onProgress: (d, t) => status(`${name}: evaluating ${d}/${t}`),
+  });
+  for (const config of m.configs) {
+    status(`${name} ${config}: calibrating`);
+    const started = Date.now();
+    const cal = await calibrateImages(model, calibration, spec, CONFIGS[config]);
+    const seconds = (Date.now() - started) / 1000;
+    const fixed = await evaluate(model, evalOptions((x) => cal.run(x)));
+    const session = await ort.InferenceSession.create(cal.toQdqOnnx(), { logSeverityLevel: 3 });
+    const qdq = await evaluate(model, evalOptions(async (x) => {
+      const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, m.shape) });
+      return Object.fromEntries(session.outputNames.map((k) => [k, out[k].data]));
+    }));
+    await session.release();
+    const sqnr = Object.values(fixed.fixed.sqnr ?? {});
+    rows.push({
+      model: `${m.model} (${m.label}, ${calibration.length} calibration / ${fixed.images} eval images)`,
+      config,
+      float: fixed.float[m.metric],
+      fixed: fixed.fixed[m.metric],
+      qdq: qdq.fixed[m.metric],
+      sqnr: sqnr.length ? Math.min(...sqnr) : undefined,
+      seconds,
+    });
+    status('');
+    const r = rows.at(-1);
+    console.error(`${name} ${config}: float ${r.float.toFixed(1)} fixed ${r.fixed.toFixed(1)} qdq ${r.qdq.toFixed(1)} (${seconds.toFixed(1)} s)`);
+  }
+}
+
+const f = (v) => (v === undefined ? '–' : v.toFixed(1));
+const table = [
+  '| model (metric) | preset | float | p2calib fixed point | QDQ in onnxruntime | output SQNR dB | calibration s |',
+  '|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.qdq)} | ${f(r.sqnr)} | ${f(r.seconds)} |`),
+].join('\n');
+console.log(table);
+if (write) {
+  const readme = readFileSync('README.md', 'utf8');
+  const begin = '<!-- accuracy:begin -->', end = '<!-- accuracy:end -->';
+  if (!readme.includes(begin)) {
+    console.error('README.md has no accuracy markers');
+    process.exit(1);
+  }
+  const stamp = `Produced by \`npm run accuracy -- --write\` on ${new Date().toISOString().slice(0, 10)}.`;
+  writeFileSync('README.md', readme.replace(new RegExp(`${begin}[\\s\\S]*${end}`), `${begin}\n${stamp}\n\n${table}\n${end}`));
+}
