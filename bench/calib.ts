@@ -8,11 +8,12 @@
  *
  *   npm run bench:calib [-- --images 200] [-- --workers 1,2] [-- --memory]
  *
- * --memory also calibrates 100 and 500 images with 2 workers and prints both peak RSS figures:
- * images stream through, so the peak must not grow with their number.
+ * --memory also calibrates 100 and 500 images with each worker count and prints the peak RSS
+ * figures: images stream through, so the peak must not grow with their number.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,7 +49,11 @@ interface ChildResult {
   images: number;
   workers: number;
   seconds: number;
+  /** User + system CPU seconds of the whole process (all threads): cpu / wall = cores kept busy. */
+  cpuSeconds: number;
   peakRss: number;
+  /** The machine's 1-minute load average at the end (other jobs share the cores). */
+  load: number;
   timings: CalibrationTimings;
 }
 
@@ -60,7 +65,10 @@ async function child(): Promise<void> {
   const model = await loadModel(readFileSync(MODEL), { inputShape: [1, 3, 224, 224] });
   const cal = await calibrateImages(model, files, presetSpec('imagenet'), { preset: 'advanced', workers });
   const seconds = (performance.now() - t0) / 1000;
-  const result: ChildResult = { images: files.length, workers, seconds, peakRss: process.resourceUsage().maxRSS * 1024, timings: cal.timings! };
+  const { user, system } = process.cpuUsage();
+  const result: ChildResult = {
+    images: files.length, workers, seconds, cpuSeconds: (user + system) / 1e6, peakRss: process.resourceUsage().maxRSS * 1024, load: loadavg()[0], timings: cal.timings!,
+  };
   console.log(JSON.stringify(result));
 }
 
@@ -148,15 +156,16 @@ async function main(): Promise<void> {
     console.log(`workers ${r.workers}: ${r.seconds.toFixed(1)} s wall (calibration ${(r.timings.total / 1000).toFixed(1)} s), ` +
       `${(r.images / r.seconds).toFixed(2)} images/s, peak RSS ${MiB(r.peakRss)}, ratio to budget ${(r.seconds / budget).toFixed(2)}` +
       (r.workers === 2 ? ` (target < 1)` : ''));
+    console.log(`  CPU ${r.cpuSeconds.toFixed(1)} s (${(r.cpuSeconds / r.seconds).toFixed(2)} cores busy on average), load average ${r.load.toFixed(1)} at the end`);
     console.log(profile(r));
   }
   if (results.length > 1) {
     console.log(`scaling ${results[0].workers} -> ${results[1].workers} workers: ${(results[0].seconds / results[1].seconds).toFixed(2)}x`);
   }
   if (values.memory) {
-    for (const count of [100, 500]) {
-      const r = runChild(count, 2);
-      console.log(`memory: ${count} images, 2 workers: peak RSS ${MiB(r.peakRss)} (${r.seconds.toFixed(1)} s)`);
+    for (const w of workerCounts) {
+      const rss = [100, 500].map((count) => runChild(count, w).peakRss);
+      console.log(`memory, ${w} worker(s): peak RSS ${MiB(rss[0])} for 100 images, ${MiB(rss[1])} for 500`);
     }
   }
 }

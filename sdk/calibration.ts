@@ -229,11 +229,12 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         inBatch = 0;
       };
       await onePass(1 + pass, (w, item, index) => w.measure(item, biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0, req), (m) => {
-        if (m.sqnr) for (let k = 0; k < sqnr.length; k++) sqnr[k] += m.sqnr[k];
-        if (!m.meansFloat) return;
+        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (!f || !q) return;
         for (let c = 0; c < length; c++) {
-          sumF[c] += m.meansFloat[c];
-          sumQ[c] += m.meansFixed![c];
+          sumF[c] += f[c];
+          sumQ[c] += q[c];
         }
         if (++inBatch === opts.batchSize) applyBatch();
       });
