@@ -22,6 +22,18 @@
  *   from the worker: { id, value } or { id, error: { code?, message } }; id -1 reports an error
  *   outside any request (a bad 'bias' message), which fails the worker.
  *
+ * In a browser, the two endpoints over a Web Worker are:
+ *
+ *   // inside the worker (a module worker importing this file)
+ *   serveCalibrationWorker({ post: (m, t) => self.postMessage(m, { transfer: t ?? [] }),
+ *     onMessage: (h) => { self.onmessage = (e) => h(e.data); } }, (config) => loaderFor(config));
+ *   // coordinator side, for each `new Worker(url, { type: 'module' })` w
+ *   { post: (m, t) => w.postMessage(m, { transfer: t ?? [] }), onMessage: (h) => { w.onmessage = (e) => h(e.data); },
+ *     onFailure: (h) => { w.onerror = (e) => h(new Error(e.message)); }, terminate: () => w.terminate() }
+ *
+ * and runCalibration(model, { items, count, start: (setup) => Promise.all(ws.map((w) =>
+ * RemoteWorker.start(endpointOf(w), { model: model.parts(), setup, loader }))) }, options).
+ *
  * `item` is whatever the worker's loader takes: a file path for the Node pool (the worker decodes
  * and preprocesses it), a tensor, a Blob or an ImageBitmap in a browser. `loader` configures that
  * loader once (the Node pool sends its preprocessing spec). The coordinator sends 'init' and waits
