@@ -61,6 +61,7 @@ export interface WorkerTimings {
   /** The fixed-point engine, with its per-channel sums. */
   fixed: number;
   sqnr: number;
+  /** Images processed, once per pass. */
   images: number;
 }
 
