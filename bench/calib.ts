@@ -167,7 +167,8 @@ async function main(): Promise<void> {
     console.log(`workers ${w}: ${r.seconds.toFixed(1)} s wall (calibration ${(r.timings.total / 1000).toFixed(1)} s; all runs ${list.map((x) => x.seconds.toFixed(1)).join(', ')} s), ` +
       `${(r.images / r.seconds).toFixed(2)} images/s, peak RSS ${MiB(r.peakRss)}, ratio to budget ${(r.seconds / budget).toFixed(2)}` +
       (w === 2 ? ' (target < 1)' : ''));
-    console.log(`  CPU ${r.cpuSeconds.toFixed(1)} s (${(r.cpuSeconds / r.seconds).toFixed(2)} cores busy on average), load average ${r.load.toFixed(1)} at the end`);
+    console.log(`  CPU ${r.cpuSeconds.toFixed(1)} s (${(r.cpuSeconds / r.seconds).toFixed(2)} cores busy on average; ` +
+      `${((1000 * r.cpuSeconds) / r.images).toFixed(1)} ms per image against the budget's ${(ortFloat + ortInt8).toFixed(1)}), load average ${r.load.toFixed(1)} at the end`);
     console.log(profile(r));
   }
   if (best.length > 1) {
