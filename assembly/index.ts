@@ -18,5 +18,7 @@ export * from './int/gemm';
 export * from './int/dw';
 export * from './int/fc';
 export * from './int/conv16';
+export * from './int/gemm16';
 export * from './int/eltwise';
 export * from './int/quantize';
+export * from './int/pool';

@@ -10,6 +10,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   demo: { summary: 'the built-in demo: calibrate PP-OCR\'s text-direction classifier on rendered text lines', load: () => import('./commands/demo.js') },
   calibrate: { summary: 'calibrate a float model on images; write QDQ, calibrated float ONNX and calibration.json', load: () => import('./commands/calibrate.js') },
   eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
+  simulate: { summary: 'run one image in fixed point and write every layer as TIDL trace files', load: () => import('./commands/simulate.js') },
+  compare: { summary: 'compare two folders of TIDL trace files layer by layer', load: () => import('./commands/compare.js') },
 };
 
 const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment

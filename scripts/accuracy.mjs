@@ -63,7 +63,7 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
   const all = openDataset(m.images);
   const calibration = all.files.slice(0, m.calibrate);
   const evalOptions = (fixed) => ({
-    task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed,
+    task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed: { run: fixed },
     onProgress: (d, t) => status(`${name}: evaluating ${d}/${t}`),
   });
   for (const config of m.configs) {

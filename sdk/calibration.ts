@@ -171,7 +171,9 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   const devkit = opts.biasCalibration === 'devkit';
   const timings: CalibrationTimings = { ...noTimings(), workers: 0, total: 0, start: 0, merge: 0, spec: 0 };
   let t = performance.now();
-  const workers = await run.start({ points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output' });
+  const workers = await run.start({
+    points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+  });
   timings.workers = workers.length;
   timings.start = performance.now() - t;
   // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
@@ -193,7 +195,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let closed = false;
   try {
     // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
-    await onePass(0, (w, item) => w.ranges(item), (ranges) => {
+    await onePass(0, (w, item, index) => w.ranges(item, index), (ranges) => {
       for (const i of observed) state.ranges.get(points[i])!.update([ranges[2 * i], ranges[2 * i + 1]]);
       state.images++;
     });

@@ -54,13 +54,16 @@ async function sameForWorkerCounts(model: Model, list: string[], spec: SizedSpec
   return results[0];
 }
 
-test('1, 2 and 3 workers give byte-identical files (bias updates every 2 images over 2 passes, both bias variants)', async () => {
+test('1, 2 and 3 workers give byte-identical files (bias updates every 2 images over 2 passes, both bias variants, seeded subsample)', async () => {
   const model = await loadModel(smallCnn());
   const tidl = await sameForWorkerCounts(model, files, SPEC, { preset: 'advanced', batchSize: 2, iterations: 2 }, 'tidl');
-  const devkit = await sameForWorkerCounts(model, files, SPEC, { preset: 'advanced-dw', batchSize: 3, biasCalibration: 'devkit', pixelInput: true }, 'devkit');
+  const devkit = await sameForWorkerCounts(model, files, SPEC, {
+    preset: 'advanced-dw', batchSize: 3, biasCalibration: 'devkit', pixelInput: true, subsample: true, seed: 5,
+  }, 'devkit');
   // The runs did calibrate: biases moved, and the variants differ.
   const table = JSON.parse(tidl.table.toString());
   assert.is(table.images, 7);
+  assert.is(JSON.parse(devkit.table.toString()).subsampleSeed, 5);
   assert.not.equal(JSON.parse(devkit.table.toString()).layers, table.layers);
   assert.ok(Object.values(table.tensors).some((t) => typeof (t as { sqnr?: number }).sqnr === 'number'));
 });

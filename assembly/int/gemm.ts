@@ -4,7 +4,7 @@
 //   packed weights  [ceil(M/4)][ceil(K/2)][4 channels] i32 = (w[m][2j] | w[m][2j+1] << 16)
 //   packed input    [ceil(P/8)][ceil(K/2)][8 pixels][2] i16 (one pixel block's K contiguous)
 // Pointwise convs pack their input directly; other convs pack an im2col of it.
-import { finish8, load8x8 } from './q';
+import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /** Pack an 8-bit [K][P] tensor (K channel planes of P pixels) into the i16-pair layout. */
 export function pack_pairs_q8(x: usize, k: i32, p: i32, signedIn: bool, xp: usize): void {
@@ -32,32 +32,65 @@ export function pack_pairs_q8(x: usize, k: i32, p: i32, signedIn: bool, xp: usiz
 /**
  * im2col of one group of an 8-bit NCHW image straight into the i16-pair layout:
  * row k = (c * kh + ky) * kw + kx (the ONNX weight order), column p = oy * ow + ox; taps in the
- * padding read 0.
+ * padding read 0. Blocks of 8 pixels in one output row whose taps all fall inside the image
+ * (most of them) gather 8 inputs per tap with one vector load (strides 1 and 2).
  */
 export function im2col_pairs_q8(
   x: usize, signedIn: bool, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
   pt: i32, pl: i32, oh: i32, ow: i32, xp: usize,
 ): void {
+  if (signedIn) im2col<i8>(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xp);
+  else im2col<u8>(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xp);
+}
+
+@inline function gather8<T>(p: usize, sw: i32): v128 {
+  return sw == 1 ? load8x8<T>(p) : evens<T>(p);
+}
+
+@inline function im2col<T>(
+  x: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  pt: i32, pl: i32, oh: i32, ow: i32, xp: usize,
+): void {
   const kk = c * kh * kw;
   const half = (kk + 1) >> 1;
-  const blockBytes = <usize>half << 5;
-  for (let k = 0; k < kk; k++) {
-    const ci = k / (kh * kw);
-    const r = k % (kh * kw);
-    const ky = r / kw;
-    const kx = r % kw;
-    const plane = x + <usize>ci * <usize>(h * w);
-    const base = xp + (<usize>(k >> 1) << 5) + (<usize>(k & 1) << 1);
-    let pix = 0;
-    for (let oy = 0; oy < oh; oy++) {
-      const iy = oy * sh - pt + ky * dh;
-      const rowOk = iy >= 0 && iy < h;
-      const row = plane + <usize>(iy * w);
-      for (let ox = 0; ox < ow; ox++, pix++) {
-        const ix = ox * sw - pl + kx * dw;
+  const pixels = oh * ow;
+  const plane = h * w;
+  for (let q = 0; q < (pixels + 7) >> 3; q++) {
+    const p0 = q << 3;
+    const oy = p0 / ow, ox = p0 % ow;
+    const iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+    const dst = xp + ((<usize>q * <usize>half) << 5);
+    const inside = (sw == 1 || sw == 2) && ox + 8 <= ow && iy0 >= 0 && iy0 + (kh - 1) * dh < h &&
+      ix0 >= 0 && ix0 + 7 * sw + (kw - 1) * dw < w;
+    if (inside) {
+      // Taps k and k + 1 side by side; (ci, ky, kx) of k advance as counters.
+      const base = x + <usize>(iy0 * w + ix0);
+      let ci = 0, ky = 0, kx = 0;
+      for (let k = 0; k < kk; k += 2) {
+        const a = gather8<T>(base + <usize>(ci * plane + ky * dh * w + kx * dw), sw);
+        if (++kx == kw) { kx = 0; if (++ky == kh) { ky = 0; ci++; } }
+        let b = i16x8.splat(0);
+        if (k + 1 < kk) {
+          b = gather8<T>(base + <usize>(ci * plane + ky * dh * w + kx * dw), sw);
+          if (++kx == kw) { kx = 0; if (++ky == kh) { ky = 0; ci++; } }
+        }
+        const d = dst + (<usize>(k >> 1) << 5);
+        v128.store(d, i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+        v128.store(d, i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+      }
+      continue;
+    }
+    // Edge blocks: element by element (pixels past the end are left as they are: they only
+    // reach padded output lanes).
+    for (let j = 0; j < 8 && p0 + j < pixels; j++) {
+      const py = (p0 + j) / ow, px = (p0 + j) % ow;
+      let ci = 0, ky = 0, kx = 0;
+      for (let k = 0; k < kk; k++) {
+        const iy = py * sh - pt + ky * dh, ix = px * sw - pl + kx * dw;
         let v: i32 = 0;
-        if (rowOk && ix >= 0 && ix < w) v = signedIn ? <i32>load<i8>(row + <usize>ix) : <i32>load<u8>(row + <usize>ix);
-        store<i16>(base + <usize>(pix >> 3) * blockBytes + (<usize>(pix & 7) << 2), <i16>v);
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = <i32>load<T>(x + <usize>(ci * plane + iy * w + ix));
+        store<i16>(dst + (<usize>(k >> 1) << 5) + (<usize>j << 2) + (<usize>(k & 1) << 1), <i16>v);
+        if (++kx == kw) { kx = 0; if (++ky == kh) { ky = 0; ci++; } }
       }
     }
   }
@@ -82,11 +115,13 @@ export function gemm_q8_pairs_simd(
     for (let b = 0; b < mb; b++) {
       const m0 = b << 2;
       const wRow = wp + ((<usize>b * <usize>kh) << 4);
+      // Accumulators start at bias + 2^(n-1) (padded channels: anything, never stored).
+      const i0 = accStart(m0, m, bias, shift), i1 = accStart(m0 + 1, m, bias, shift);
+      const i2 = accStart(m0 + 2, m, bias, shift), i3 = accStart(m0 + 3, m, bias, shift);
       for (let q = g0; q < g1; q++) {
         let xo = xp + <usize>q * xStep;
         let wo = wRow;
-        let a00 = i32x4.splat(0), a01 = i32x4.splat(0), a10 = i32x4.splat(0), a11 = i32x4.splat(0);
-        let a20 = i32x4.splat(0), a21 = i32x4.splat(0), a30 = i32x4.splat(0), a31 = i32x4.splat(0);
+        let a00 = i0, a01 = i0, a10 = i1, a11 = i1, a20 = i2, a21 = i2, a30 = i3, a31 = i3;
         for (let j = 0; j < kh; j++) {
           const x0 = v128.load(xo);
           const x1 = v128.load(xo, 16);
@@ -108,20 +143,25 @@ export function gemm_q8_pairs_simd(
         const p0 = q << 3;
         const count = min(8, p - p0);
         const out = y + <usize>p0;
-        finishChannel(a00, a01, m0, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
-        finishChannel(a10, a11, m0 + 1, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
-        finishChannel(a20, a21, m0 + 2, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
-        finishChannel(a30, a31, m0 + 3, m, bias, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a00, a01, m0, m, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a10, a11, m0 + 1, m, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a20, a21, m0 + 2, m, shift, lo, hi, out, p, count, signedOut, sums);
+        finishChannel(a30, a31, m0 + 3, m, shift, lo, hi, out, p, count, signedOut, sums);
       }
     }
   }
 }
 
+@inline function accStart(ch: i32, m: i32, bias: usize, shift: usize): v128 {
+  if (ch >= m) return i32x4.splat(0);
+  const at = <usize>ch << 2;
+  return i32x4.splat(load<i32>(bias + at) + roundTerm(load<i32>(shift + at)));
+}
+
 @inline function finishChannel(
-  a0: v128, a1: v128, ch: i32, m: i32, bias: usize, shift: usize, lo: i32, hi: i32, out: usize, p: i32,
+  a0: v128, a1: v128, ch: i32, m: i32, shift: usize, lo: i32, hi: i32, out: usize, p: i32,
   count: i32, signedOut: bool, sums: usize,
 ): void {
   if (ch >= m) return;
-  const at = <usize>ch << 2;
-  finish8(a0, a1, load<i32>(bias + at), load<i32>(shift + at), lo, hi, out + <usize>ch * <usize>p, count, signedOut, sums, ch);
+  finish8(a0, a1, load<i32>(shift + (<usize>ch << 2)), lo, hi, clamps(lo, hi, signedOut), out + <usize>ch * <usize>p, count, signedOut, sums, ch);
 }

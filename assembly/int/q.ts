@@ -33,15 +33,37 @@ export const S16: i32 = 3;
   return isSigned<T>() ? v128.load8x8_s(p) : v128.load8x8_u(p);
 }
 
+/** Bytes 0, 2, ..., 14 of 16 loaded at p, widened to i16x8 (stride-2 taps). */
+@inline export function evens<T>(p: usize): v128 {
+  const v = v128.load(p);
+  const e = i8x16.shuffle(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  return isSigned<T>() ? i16x8.extend_low_i8x16_s(e) : i16x8.extend_low_i8x16_u(e);
+}
+
 /**
- * Requantize 8 int32 accumulators (two vectors) to 8-bit: add bias and the rounding term,
- * shift right arithmetically by n (0..31), clamp to [lo, hi], narrow. Result in the low 8 bytes.
+ * Requantize 8 int32 accumulators (two vectors) that already hold the bias and the rounding term
+ * 2^(n-1): shift right arithmetically by n (0..31), clamp to [lo, hi], narrow to 8-bit (the
+ * result's low 8 bytes). The narrowing saturates to the type's range by itself, so the clamp
+ * runs only when [lo, hi] is narrower (a fused Clip): see clamps().
  */
-@inline export function requant8x8(a0: v128, a1: v128, bias: v128, rnd: v128, n: i32, lo: v128, hi: v128, signedOut: bool): v128 {
-  const v0 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(i32x4.add(a0, bias), rnd), n), lo), hi);
-  const v1 = i32x4.min_s(i32x4.max_s(i32x4.shr_s(i32x4.add(i32x4.add(a1, bias), rnd), n), lo), hi);
+@inline export function requant8x8(a0: v128, a1: v128, n: i32, lo: v128, hi: v128, signedOut: bool, clamp: bool): v128 {
+  let v0 = i32x4.shr_s(a0, n), v1 = i32x4.shr_s(a1, n);
+  if (clamp) {
+    v0 = i32x4.min_s(i32x4.max_s(v0, lo), hi);
+    v1 = i32x4.min_s(i32x4.max_s(v1, lo), hi);
+  }
   const h = i16x8.narrow_i32x4_s(v0, v1);
   return signedOut ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h);
+}
+
+/** Whether [lo, hi] is narrower than the 8-bit type's range (the saturation alone is not enough). */
+@inline export function clamps(lo: i32, hi: i32, signedOut: bool): bool {
+  return signedOut ? lo > -128 || hi < 127 : lo > 0 || hi < 255;
+}
+
+/** The rounding term of a right shift by n: 2^(n-1), or 0 for n = 0. */
+@inline export function roundTerm(n: i32): i32 {
+  return n > 0 ? 1 << (n - 1) : 0;
 }
 
 /** Store the low `count` (<= 8) bytes of v. */
@@ -51,10 +73,17 @@ export const S16: i32 = 3;
     return;
   }
   let bits = i64x2.extract_lane(v, 0);
-  for (let j = 0; j < count; j++) {
-    store<u8>(p + <usize>j, <u8>bits);
-    bits >>= 8;
+  if (count & 4) {
+    store<u32>(p, <u32>bits);
+    bits >>= 32;
+    p += 4;
   }
+  if (count & 2) {
+    store<u16>(p, <u16>bits);
+    bits >>= 16;
+    p += 2;
+  }
+  if (count & 1) store<u8>(p, <u8>bits);
 }
 
 /** Sum of the first `count` of 8 int32 lanes (a0 then a1), in int64. */
@@ -70,14 +99,14 @@ export const S16: i32 = 3;
 }
 
 /**
- * The epilogue of one output channel over 8 pixels: requantize and store `count` of them; when
- * `sums` is set, add the accumulators (bias included, before the shift) to sums[ch] (f64).
+ * The epilogue of one output channel over 8 pixels whose accumulators started at bias + 2^(n-1):
+ * requantize and store `count` of them; when `sums` is set, add the accumulators with the bias
+ * (before the shift, without the rounding term) to sums[ch] (f64).
  */
-@inline export function finish8(a0: v128, a1: v128, bias: i32, n: i32, lo: i32, hi: i32, out: usize, count: i32, signedOut: bool, sums: usize, ch: i32): void {
-  const rnd = n > 0 ? 1 << (n - 1) : 0;
-  storeBytes(out, requant8x8(a0, a1, i32x4.splat(bias), i32x4.splat(rnd), n, i32x4.splat(lo), i32x4.splat(hi), signedOut), count);
+@inline export function finish8(a0: v128, a1: v128, n: i32, lo: i32, hi: i32, clamp: bool, out: usize, count: i32, signedOut: bool, sums: usize, ch: i32): void {
+  storeBytes(out, requant8x8(a0, a1, n, i32x4.splat(lo), i32x4.splat(hi), signedOut, clamp), count);
   if (sums) {
     const p = sums + (<usize>ch << 3);
-    store<f64>(p, load<f64>(p) + <f64>(sumLanes(a0, a1, count) + <i64>bias * <i64>count));
+    store<f64>(p, load<f64>(p) + <f64>(sumLanes(a0, a1, count) - <i64>roundTerm(n) * <i64>count));
   }
 }

@@ -1,16 +1,37 @@
-// Float to fixed for the model inputs: q = sat(round_half_away(x * 2^s)), computed in f64 so
-// that it equals the TypeScript reference for every f32 input (x * 2^s is exact; the rounding
-// add is not in f32).
-import { loadQ, storeQ } from './q';
+// Float to fixed for the model inputs, q = sat(round_half_away(x * 2^s)), equal to the
+// TypeScript reference for every f32 input; and per-channel sums of integer tensors.
+import { S8, loadQ, storeQ } from './q';
 
 export function quantize_f32_q(x: usize, len: i32, scale: f64, lo: i32, hi: i32, y: usize, yt: i32): void {
-  for (let i = 0; i < len; i++) {
+  let i = 0;
+  if (yt <= S8) {
+    // Round half away from zero in f32, exactly: nearest (half to even) except at exact ties,
+    // which go to trunc(v) +/- 1.
+    const vs = f32x4.splat(<f32>scale);
+    const vlo = f32x4.splat(<f32>lo), vhi = f32x4.splat(<f32>hi);
+    for (; i + 8 <= len; i += 8) {
+      const a = roundAway4(f32x4.mul(v128.load(x + (<usize>i << 2)), vs), vlo, vhi);
+      const b = roundAway4(f32x4.mul(v128.load(x + (<usize>i << 2), 16), vs), vlo, vhi);
+      const h = i16x8.narrow_i32x4_s(a, b);
+      v128.store64_lane(y + <usize>i, yt == S8 ? i8x16.narrow_i16x8_s(h, h) : i8x16.narrow_i16x8_u(h, h), 0);
+    }
+  }
+  for (; i < len; i++) {
     const v = <f64>load<f32>(x + (<usize>i << 2)) * scale;
     let r = v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
     r = r < <f64>lo ? <f64>lo : r > <f64>hi ? <f64>hi : r;
     if (r != r) r = 0; // NaN stores as 0, as a JS typed array does
     storeQ(y, i, yt, <i32>r);
   }
+}
+
+/** x * 2^s is exact in f32 (a power of 2), so this equals the f64 reference; NaN gives 0. */
+@inline function roundAway4(v: v128, lo: v128, hi: v128): v128 {
+  const t = f32x4.trunc(v);
+  const tie = f32x4.eq(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5));
+  const away = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)));
+  const r = v128.bitselect(away, f32x4.nearest(v), tie);
+  return i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.max(r, lo), hi));
 }
 
 /** Per-channel sums (f64, added to `out`) of an integer [outer][c][inner] tensor of type t. */

@@ -135,3 +135,24 @@ export function channel_sums_f32(x: usize, n: i32, c: i32, size: i32, out: usize
     }
   }
 }
+
+/**
+ * histogram_f32_simd over a stride-2 subsample of [planes, h, w] planes: rows oy, oy+2, ...,
+ * columns ox, ox+2, ... of every plane (the devkit's subsampling of 4-D activations).
+ */
+export function histogram_f32_sub2(x: usize, planes: i32, h: i32, w: i32, oy: i32, ox: i32, lo: f32, hi: f32, bins: i32, hist: usize, absolute: bool): void {
+  const k: f32 = hi > lo ? <f32>(bins - 1) / (hi - lo) : 0;
+  for (let p = 0; p < planes; p++) {
+    for (let y = oy; y < h; y += 2) {
+      const row = x + ((<usize>(p * h + y) * <usize>w) << 2);
+      for (let c = ox; c < w; c += 2) {
+        let v = load<f32>(row + (<usize>c << 2));
+        if (absolute) v = abs(v);
+        let b = <i32>Mathf.floor((v - lo) * k + <f32>0.5);
+        b = b < 0 ? 0 : b > bins - 1 ? bins - 1 : b;
+        const q = hist + (<usize>b << 2);
+        store<u32>(q, load<u32>(q) + 1);
+      }
+    }
+  }
+}

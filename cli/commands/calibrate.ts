@@ -38,8 +38,9 @@ Options:
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
   --workers N         worker threads decoding and calibrating images in parallel (default: the
                       number of cores, ${availableParallelism()} here; the result does not depend on it)
+  --subsample         bin a stride-2 subsample of 4-D activations at seeded offsets (the devkit's)
   --limit N           use the first N images (after --seed shuffling)
-  --seed N            shuffle the images with this seed before --limit
+  --seed N            shuffle the images with this seed before --limit; also seeds --subsample
   --force             overwrite the files in a non-empty --out
   --json              print one JSON object: {"preset","images","seconds","files":{...}}
   --verbose           stack traces on errors
@@ -66,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
     'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
     'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' },
-    'pixel-input': { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+    'pixel-input': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
     workers: { type: 'string' }, force: { type: 'boolean' }, ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
@@ -79,9 +80,8 @@ export async function run(argv: string[]): Promise<number> {
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
   const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
-  const { files } = openDataset(values.images as string, {
-    limit: intOption(values.limit, 'limit'), seed: intOption(values.seed, 'seed', 0),
-  });
+  const seed = intOption(values.seed, 'seed', 0);
+  const { files } = openDataset(values.images as string, { limit: intOption(values.limit, 'limit'), seed });
   const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
   const bar = progress('calibrating');
   const started = Date.now();
@@ -97,6 +97,8 @@ export async function run(argv: string[]): Promise<number> {
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     pixelInput: !!values['pixel-input'],
     workers,
+    subsample: !!values.subsample,
+    seed,
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
   bar.done();

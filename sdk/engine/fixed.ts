@@ -35,7 +35,7 @@ import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpM
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
 } from '../quant/spec.js';
-import { planArena, type Lifetime } from './plan.js';
+import { placeTensors, stepViews } from './plan.js';
 import { WasmRuntime } from './wasm.js';
 
 export interface FixedPlanOptions {
@@ -102,7 +102,7 @@ export class FixedPlan {
   readonly weightLayers: string[] = [];
   private readonly steps: Step[] = [];
   private readonly tensors = new Map<string, FixedTensor>();
-  private readonly ptr = new Map<string, number>();
+  private readonly ptr: Map<string, number>;
   private readonly constOutputs = new Map<string, TensorData>();
   private readonly fusedInto = new Map<string, string>();
   private readonly byNode = new Map<string, Step>();
@@ -212,44 +212,36 @@ export class FixedPlan {
       this.steps.push(step);
     }
 
-    // Lifetimes per root buffer.
-    const life = new Map<string, Lifetime>();
-    const touch = (name: string, step: number) => {
-      const r = rootOf(name);
-      const t = this.tensors.get(r)!;
-      let l = life.get(r);
-      if (!l) life.set(r, (l = { name: r, bytes: numel(t.shape) * (t.q.bits / 8), first: step, last: step }));
-      l.first = Math.min(l.first, step);
-      l.last = Math.max(l.last, step);
-    };
-    for (const v of graph.inputs) touch(v.name, -1);
-    this.steps.forEach((s, i) => {
-      s.outs.forEach((o) => o && touch(o, i));
-      s.ins.forEach((x) => x && 'name' in x && touch(x.name, i));
-    });
-    for (const name of keep) if (isRuntime(name) && this.tensors.has(name) && life.has(rootOf(name))) touch(name, this.steps.length);
     for (const o of graph.outputs) {
       const v = inf.values.get(o.name)!;
       if (v.value) this.constOutputs.set(o.name, v.value.data);
     }
-
-    const plan = planArena([...life.values()]);
-    this.arenaBytes = plan.size;
-    const base = rt.alloc(plan.size, 'the activation arena');
-    for (const name of this.tensors.keys()) {
-      const r = rootOf(name);
-      if (plan.offsets.has(r)) this.ptr.set(name, base + plan.offsets.get(r)!);
-    }
+    const placed = placeTensors({
+      steps: this.steps, inputs: graph.inputs.map((v) => v.name), keep: [...keep].filter((t) => isRuntime(t) && this.tensors.has(t)),
+      names: this.tensors.keys(), rootOf, alloc: (bytes) => rt.alloc(bytes, 'the activation arena'),
+      bytes: (r) => { const t = this.tensors.get(r)!; return numel(t.shape) * (t.q.bits / 8); },
+    });
+    this.arenaBytes = placed.size;
+    this.ptr = placed.ptr;
     this.outputs = graph.outputs.filter((o) => !this.constOutputs.has(o.name)).map((o) => tensorOf(o.name));
 
     // Kernels: pack constants now; scratch is one region sized for the largest request.
     const scratches: { ptr: number; bytes: number }[] = [];
     if (!options.referenceOnly) {
+      const lookup = rt.kernel('lookup_q');
       for (const s of this.steps) {
+        if (s.table) {
+          // A tabulated float fallback: the table in WASM memory, one lookup per element.
+          const { lo, values } = s.table;
+          const table = rt.alloc(values.length * 4, `lookup table of node "${s.layer.nodes[0].name}"`);
+          new Int32Array(rt.memory.buffer, table, values.length).set(values);
+          const [x, y] = [s.ins[0] as { name: string }, s.layer.outputs[0]];
+          const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
+          s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
+        }
         if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
         const env: FixedKernelEnv = {
           exports: rt.exports,
-          inputs: s.layer.nodes[0].inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
           alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.layer.nodes[0].name}"`),
           scratch: (bytes) => {
             const sc = { ptr: 0, bytes };
@@ -290,8 +282,10 @@ export class FixedPlan {
   /** A tensor's values as floats, q / 2^scaleLog2. */
   dequantized(name: string): Float32Array {
     const data = this.tensor(name);
-    const q = this.tensors.get(name)!.q;
-    return Float32Array.from(data, (v) => dequantizeValue(v, q));
+    const step = dequantizeValue(1, this.tensors.get(name)!.q);
+    const out = new Float32Array(data.length);
+    for (let i = 0; i < data.length; i++) out[i] = data[i] * step;
+    return out;
   }
 
   /** Give a weight layer a new float bias; the device bias is derived again for the next run. */
@@ -407,10 +401,7 @@ export class FixedPlan {
   private refreshViews(): void {
     if (this.viewsFor === this.rt.memory.buffer) return;
     this.viewsFor = this.rt.memory.buffer;
-    this.views = this.steps.map((s) => ({
-      ins: s.ins.map((x) => (!x ? new Float32Array(0) : 'data' in x ? x.data : this.tensor(x.name))),
-      outs: s.outs.map((o) => (o ? this.tensor(o) : new Float32Array(0))),
-    }));
+    this.views = stepViews(this.steps, (name) => this.tensor(name));
   }
 }
 

@@ -9,7 +9,7 @@ import type { Inferred } from '../graph/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
 import type { Activation, KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
-import { planArena, type Lifetime } from './plan.js';
+import { placeTensors, stepViews } from './plan.js';
 import type { WasmRuntime } from './wasm.js';
 
 export interface FloatPlanOptions {
@@ -46,7 +46,7 @@ export class FloatPlan {
   readonly inputs: { name: string; shape: number[] }[];
   readonly outputs: { name: string; shape: number[] }[];
   private readonly steps: Step[] = [];
-  private readonly ptr = new Map<string, number>();
+  private readonly ptr: Map<string, number>;
   private readonly size = new Map<string, number>();
   private readonly constOutputs = new Map<string, TensorData>();
   private viewsFor: ArrayBuffer | undefined;
@@ -84,34 +84,16 @@ export class FloatPlan {
 
     if (!options.referenceOnly) this.fuseActivations(new Set([...keep, ...(options.observe ?? [])]), rootOf);
 
-    // Lifetimes per root buffer.
-    const life = new Map<string, Lifetime>();
-    const touch = (name: string, step: number) => {
-      const r = rootOf(name);
-      let l = life.get(r);
-      if (!l) life.set(r, (l = { name: r, bytes: this.size.get(r)! * 4, first: step, last: step }));
-      l.first = Math.min(l.first, step);
-      l.last = Math.max(l.last, step);
-    };
-    for (const v of graph.inputs) touch(v.name, -1);
-    this.steps.forEach((s, i) => {
-      s.outs.forEach((o) => o && touch(o, i));
-      s.ins.forEach((x) => x && 'name' in x && touch(x.name, i));
-    });
-    const end = this.steps.length;
-    for (const name of keep) if (runtime(name) && life.has(rootOf(name))) touch(name, end);
     for (const o of graph.outputs) {
       const v = inf.values.get(o.name)!;
       if (v.value) this.constOutputs.set(o.name, v.value.data);
     }
-
-    const plan = planArena([...life.values()]);
-    this.arenaBytes = plan.size;
-    const base = rt.alloc(plan.size, 'the activation arena');
-    for (const name of this.size.keys()) {
-      const r = rootOf(name);
-      if (plan.offsets.has(r)) this.ptr.set(name, base + plan.offsets.get(r)!);
-    }
+    const placed = placeTensors({
+      steps: this.steps, inputs: graph.inputs.map((v) => v.name), keep: [...keep].filter(runtime), names: this.size.keys(),
+      rootOf, bytes: (r) => this.size.get(r)! * 4, alloc: (bytes) => rt.alloc(bytes, 'the activation arena'),
+    });
+    this.arenaBytes = placed.size;
+    this.ptr = placed.ptr;
 
     // Bind kernels now that every buffer has its place.
     for (const s of this.steps) {
@@ -167,10 +149,7 @@ export class FloatPlan {
   private refreshViews(): void {
     if (this.viewsFor === this.rt.memory.buffer) return;
     this.viewsFor = this.rt.memory.buffer;
-    this.views = this.steps.map((s) => ({
-      ins: s.ins.map((x) => (!x ? new Float32Array(0) : 'data' in x ? x.data : this.view(x.name))),
-      outs: s.outs.map((o) => (o ? this.view(o) : new Float32Array(0))),
-    }));
+    this.views = stepViews(this.steps, (name) => this.view(name));
   }
 
   /** Byte offset and element count of a runtime tensor in WASM memory (valid right after the

@@ -9,7 +9,7 @@ import { encodeModel } from '../onnx/encode.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { clipOf, type QuantSpec } from '../quant/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { finishEdits, freshName, setClipBounds, staticIO } from './common.js';
+import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
 
 export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>): Uint8Array {
   const g: Graph = cloneGraph(state.graph);
@@ -35,8 +35,8 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     const bounds = clipOf(spec.tensors[p]);
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer && (producer.op === 'Clip' || producer.op === 'Relu')) {
+      setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p]));
       producer.op = 'Clip';
-      setClipBounds(g, producer, bounds);
       continue;
     }
     const clip: Node = { name: freshName(g, `${p}_pact2`), op: 'Clip', domain: '', inputs: [], outputs: [], attrs: {} };

@@ -1,7 +1,8 @@
 /** Small graph-editing helpers shared by the exporters. */
 import { topoSort, type Inferred } from '../graph/infer.js';
 import { tensor, type Graph, type Node } from '../graph/ir.js';
-import { removeDead } from '../graph/transforms.js';
+import { clipBounds, removeDead } from '../graph/transforms.js';
+import { clipOf, type TensorQ } from '../quant/spec.js';
 
 export function freshName(g: Graph, base: string): string {
   const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
@@ -13,6 +14,16 @@ export function freshName(g: Graph, base: string): string {
 /** Static shapes on the graph interface (the prepared graph was folded at these shapes). */
 export function staticIO(g: Graph, inf: Inferred): void {
   for (const v of [...g.inputs, ...g.outputs]) v.dims = [...inf.values.get(v.name)!.shape];
+}
+
+/**
+ * The bounds an activation point's Clip gets in the exports: the device saturates at the tensor
+ * format's range (the PACT2 clip) and, for a Clip, also at its own bounds, so the two intersect.
+ */
+export function pact2Bounds(g: Graph, activation: Node, q: TensorQ): [number, number] {
+  const [lo, hi] = clipOf(q);
+  const own = activation.op === 'Clip' ? clipBounds(g, activation) ?? [-Infinity, Infinity] : [0, Infinity];
+  return [Math.max(lo, own[0]), Math.min(hi, own[1])];
 }
 
 /** Set a Clip node's bounds in the form its opset uses. */

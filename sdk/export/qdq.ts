@@ -2,7 +2,7 @@
  * QDQ ONNX export (DESIGN.md §6): int8 weights -> DequantizeLinear (per tensor, or per output
  * channel on axis 0), the device bias as int32 -> DequantizeLinear at scale s_in * s_w, and a
  * QuantizeLinear/DequantizeLinear pair with a power-of-2 scale and zero point 0 on every stored
- * tensor (uint8 where unsigned). Relu/Clip nodes are kept with their PACT2 bounds. This is what
+ * tensor (uint8 where unsigned). Relu/Clip nodes are kept, a Clip's bounds intersected with the PACT2 clip (the device saturates at both). This is what
  * ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
  *
  * Rounding differs at exact ties: ONNX QuantizeLinear rounds half to even, the device rounds
@@ -14,9 +14,9 @@ import { cloneGraph, tensor, type Graph, type Node } from '../graph/ir.js';
 import { encodeModel } from '../onnx/encode.js';
 import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
-import { clipOf, deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
+import { deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { finishEdits, freshName, setClipBounds, staticIO } from './common.js';
+import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
 
 function zeroPoint(q: TensorQ) {
   const dtype = q.bits === 16 ? (q.signed ? 'int16' : 'uint16') : q.signed ? 'int8' : 'uint8';
@@ -69,7 +69,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   for (const p of state.placement.points) {
     const q = spec.tensors[p];
     const producer = g.nodes.find((n) => n.outputs.includes(p));
-    if (producer?.op === 'Clip') setClipBounds(g, producer, clipOf(q));
+    if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
     const isInput = !producer;
     const src = isInput ? p : freshName(g, `${p}_float`);
     const mid = freshName(g, `${p}_quantized`);

@@ -48,6 +48,8 @@ export interface CalibrationTable {
   sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
+  /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
+  subsampleSeed: number | null;
   images: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
@@ -100,6 +102,7 @@ export function buildTable(
     sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
+    subsampleSeed: o.subsampleSeed ?? null,
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,

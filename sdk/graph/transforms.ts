@@ -139,7 +139,8 @@ function scalar(graph: Graph, name: string | undefined): number | undefined {
   return t && t.data.length === 1 ? t.data[0] : undefined;
 }
 
-function clipBounds(graph: Graph, n: Node): [number, number] | undefined {
+/** A Clip's constant bounds in either opset form (unbounded sides as -Infinity/Infinity). */
+export function clipBounds(graph: Graph, n: Node): [number, number] | undefined {
   if (graph.opset < 11) return [attrNumber(n, 'min', -Infinity), attrNumber(n, 'max', Infinity)];
   const lo = n.inputs[1] ? scalar(graph, n.inputs[1]) : -Infinity;
   const hi = n.inputs[2] ? scalar(graph, n.inputs[2]) : Infinity;

@@ -25,12 +25,17 @@ export function pixelAffine(spec: SizedSpec): PixelAffine {
   return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
 }
 
+/** The spec that loads raw pixels: its geometry, without the affine map (the model applies it). */
+export function pixelSpec(spec: SizedSpec): SizedSpec {
+  return { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+}
+
 export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {
   const requested = options.workers ?? availableParallelism();
   if (!Number.isInteger(requested) || requested < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${options.workers}`);
   const workers = Math.max(1, Math.min(requested, files.length));
   const m = options.pixelInput ? model.withPixelInput(pixelAffine(spec)) : model;
-  const load: SizedSpec = options.pixelInput ? { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : spec;
+  const load = options.pixelInput ? pixelSpec(spec) : spec;
   return runCalibration(m, {
     items: () => files,
     count: files.length,

@@ -46,11 +46,11 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 }
 
 /** Prepare an output folder: created if missing; a non-empty one only with force. */
-export function prepareOutputDir(dir: string, force: boolean): string {
+export function prepareOutputDir(dir: string, force: boolean, flag = '--out'): string {
   const abs = resolve(dir);
   if (existsSync(abs)) {
-    if (!statSync(abs).isDirectory()) fail('IO', `--out ${dir} exists and is not a folder`);
-    if (readdirSync(abs).length && !force) fail('IO', `--out ${dir} is not empty; pass --force to overwrite its files`);
+    if (!statSync(abs).isDirectory()) fail('IO', `${flag} ${dir} exists and is not a folder`);
+    if (readdirSync(abs).length && !force) fail('IO', `${flag} ${dir} is not empty; pass --force to overwrite its files`);
   } else {
     mkdirSync(abs, { recursive: true });
   }

@@ -3,7 +3,7 @@
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
 import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../quant/spec.js';
-import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, specError } from './fixed.js';
+import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
 import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule } from './op.js';
 
 type Fn = (a: number, b: number) => number;
@@ -134,9 +134,18 @@ binary.fixed = {
     });
   },
   kernel(f, env) {
-    if (f.mul || !sameShape(f.p.aShape, f.p.bShape)) return undefined;
-    const k = eltwiseKernel(env, ...f.q);
+    if (!sameShape(f.p.aShape, f.p.bShape)) return undefined;
     const len = numel(f.p.outShape);
+    if (f.mul) {
+      const [aq, bq, yq] = f.q;
+      if (layerBits(aq.bits, bq.bits, yq.bits) === 8) {
+        const k = kernelFn(env, 'mul_q8_simd');
+        return ([a, b], [y]) => k(a, +aq.signed, b, +bq.signed, len, f.n, f.lo, f.hi, y, +yq.signed);
+      }
+      const k = kernelFn(env, 'mul_q16_scalar');
+      return ([a, b], [y]) => k(a, qCode(aq), b, qCode(bq), len, f.n, f.lo, f.hi, y, qCode(yq));
+    }
+    const k = eltwiseKernel(env, ...f.q);
     return ([a, b], [y]) => k(a, f.ka, b, f.kb, len, f, y);
   },
 } satisfies FixedOp<BinaryParams, BinaryFixed>;

@@ -1,7 +1,7 @@
 /** Conv (2-D; 1-D convs are run as 2-D with height 1): grouped, depthwise, dilated, strided,
  *  asymmetric pads and auto_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { allocI16, bytesOf, layerBuffers, qCode, weightFixed, type WeightFixed } from './fixed.js';
+import { allocI16, bytesOf, layerBuffers, packPairWeights, pairPacker, pairs16, qCode, weightFixed, type WeightFixed } from './fixed.js';
 import {
   NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type CompileContext, type FixedKernelEnv, type KernelCall, type KernelEnv,
   type OpModule,
@@ -214,11 +214,14 @@ export const conv: OpModule<ConvParams> = {
 function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall {
   const p = f.macParams;
   const a = f.arith;
-  const buf = layerBuffers(env, a);
+  const cg = p.c / p.group, mg = p.m / p.group, kk = cg * p.kh * p.kw;
+  const weightAt = (oc: number, t: number) => f.w[oc * kk + t];
+  const correction = a.bits === 16 ? pairs16(f.xq, p.m, kk, weightAt) : undefined;
+  const buf = layerBuffers(env, a, correction);
   const inImage = p.c * p.h * p.w * bytesOf(f.xq);
   const outImage = p.m * p.oh * p.ow * bytesOf(f.yq);
   const [xs, ys] = [+f.xq.signed, +f.yq.signed];
-  if (a.bits === 16) {
+  if (a.bits === 16 && !correction) {
     const wPtr = allocI16(env, f.w);
     const k = kernelFn(env, 'conv_q16_direct');
     const [xc, yc] = [qCode(f.xq), qCode(f.yq)];
@@ -231,10 +234,19 @@ function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall
       buf.end();
     };
   }
-  const depthwise3x3 = p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw && (p.sh === 1 || p.sh === 2) &&
-    p.dh === 1 && p.dw === 1;
+  const depthwise3x3 = a.bits === 8 && p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw &&
+    (p.sh === 1 || p.sh === 2) && p.dh === 1 && p.dw === 1;
   if (depthwise3x3) {
-    const wPtr = allocI16(env, f.w);
+    // Per channel: the pairs (w[ky][0], w[ky][1]) as i16 halves of an i32, then w[ky][2].
+    const wPtr = env.alloc(p.c * 24);
+    const packed = new Int32Array(env.buffer(), wPtr, p.c * 6);
+    for (let c = 0; c < p.c; c++) {
+      for (let ky = 0; ky < 3; ky++) {
+        const w = (kx: number) => f.w[c * 9 + ky * 3 + kx];
+        packed[c * 6 + ky] = (w(0) & 0xffff) | (w(1) << 16);
+        packed[c * 6 + 3 + ky] = w(2);
+      }
+    }
     const pad = env.scratch(kernelFn(env, 'dw3x3_pad_bytes')(p.oh, p.ow, p.sh) as number);
     const k = kernelFn(env, 'dw3x3_q8_simd');
     return ([x], [y]) => {
@@ -246,32 +258,25 @@ function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall
       buf.end();
     };
   }
-  // Weights as i16 pairs along K, 4 output channels side by side: [group][ceil(mg/4)][ceil(K/2)][4][2].
-  const cg = p.c / p.group, mg = p.m / p.group, kk = cg * p.kh * p.kw;
-  const half = Math.ceil(kk / 2), blocks = Math.ceil(mg / 4), pixels = p.oh * p.ow;
-  const groupWords = blocks * half * 4;
-  const packed = new Int16Array(p.group * groupWords * 2);
-  for (let oc = 0; oc < p.m; oc++) {
-    const g = Math.floor(oc / mg), j = oc % mg;
-    for (let t = 0; t < kk; t++) {
-      packed[(((g * blocks + (j >> 2)) * half + (t >> 1)) * 4 + (j & 3)) * 2 + (t & 1)] = f.w[oc * kk + t];
-    }
-  }
-  const wPtr = allocI16(env, packed);
+  // The pair product per group (int32 in 8-bit layers, int64 in 16-bit ones).
+  const w = packPairWeights(env, p.group, mg, kk, weightAt);
+  const pixels = p.oh * p.ow;
   const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt + p.pl + p.pb + p.pr === 0;
-  const cols = env.scratch(Math.ceil(pixels / 8) * half * 32);
-  const pack = kernelFn(env, pointwise ? 'pack_pairs_q8' : 'im2col_pairs_q8');
-  const gemm = kernelFn(env, 'gemm_q8_pairs_simd');
-  const xPlanes = cg * p.h * p.w, yPlanes = mg * pixels;
+  const cols = env.scratch(Math.ceil(pixels / 8) * w.half * 32);
+  const pack = pairPacker(env, f.xq, pointwise);
+  const geometry = [p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow];
+  const xPlanes = cg * p.h * p.w * bytesOf(f.xq), yPlanes = mg * pixels * bytesOf(f.yq);
+  const wide = a.bits === 16;
+  const gemm = kernelFn(env, wide ? 'gemm_q16_pairs_simd' : 'gemm_q8_pairs_simd');
+  const yFlag = wide ? qCode(f.yq) : ys;
   return ([x], [y]) => {
     const sums = buf.begin();
     for (let b = 0; b < p.n; b++) {
       for (let g = 0; g < p.group; g++) {
-        const xg = x + b * inImage + g * xPlanes;
-        if (pointwise) pack(xg, cg, pixels, xs, cols.ptr);
-        else pack(xg, xs, cg, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow, cols.ptr);
-        gemm(wPtr + g * groupWords * 4, cols.ptr, half, mg, pixels, buf.bias + g * mg * 4, buf.shift + g * mg * 4, a.lo, a.hi,
-          y + b * outImage + g * yPlanes, ys, sums && sums + g * mg * 8);
+        pack(x + b * inImage + g * xPlanes, cg, pixels, geometry, cols.ptr);
+        const bias = wide ? buf.bias64 + g * mg * 8 : buf.bias + g * mg * 4;
+        gemm(w.ptr + g * w.groupBytes, cols.ptr, w.half, mg, pixels, bias, buf.shift + g * mg * 4, a.lo, a.hi,
+          y + b * outImage + g * yPlanes, yFlag, sums && sums + g * mg * 8);
       }
     }
     buf.end();

@@ -7,7 +7,7 @@
 import { fail } from '../errors.js';
 import { numel, type Node, type TensorData } from '../graph/ir.js';
 import {
-  accumulatorLimit, deviceBiases, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
+  accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
 } from '../quant/spec.js';
 import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
@@ -116,10 +116,9 @@ export interface Rescale {
   hi: number;
 }
 
-/** Rescale that moves a tensor from one format to another exactly (a power-of-2 shift). */
+/** Rescale that moves a tensor from one format to another exactly (spec.ts formatShift). */
 export function formatChange(from: TensorQ, to: TensorQ, bounds: [number, number]): Rescale {
-  const d = from.scaleLog2 - to.scaleLog2;
-  return { k: d < 0 ? 2 ** -d : 1, n: Math.max(0, d), lo: bounds[0], hi: bounds[1] };
+  return { ...formatShift(from, to), lo: bounds[0], hi: bounds[1] };
 }
 
 export function rescaleRef(r: Rescale, x: TensorData, y: TensorData, from = 0, to = 0, count = y.length): void {
@@ -206,6 +205,9 @@ export interface WeightGeometry<P> {
 export interface WeightFixed<P> extends WeightGeometry<P> {
   arith: LayerArith;
   w: Int8Array | Int16Array;
+  /** The weights as float32 (exact): the float reference then reads the array type it always
+   *  reads, and only its output (float64, to hold the sums exactly) differs. */
+  wf: Float32Array;
   xq: TensorQ;
   yq: TensorQ;
   acc: Float64Array;
@@ -225,28 +227,38 @@ export function weightFixed<P>(
     compile(ctx) {
       const g = geometry(ctx);
       const arith = weightArith(ctx, g.weightShape, g.channels, g.weightChannel);
-      return { ...g, arith, w: ctx.layer!.weights, xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
+      const w = ctx.layer!.weights;
+      return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
     },
     arith: (f) => f.arith,
     reference(f, [x], [y]) {
-      mod.reference(f.macParams, [x, f.w], [f.acc]);
+      mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
       for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
     },
     kernel,
   };
 }
 
-/** Bias, shift and accumulator-sum buffers of a weight layer's kernel, refreshed per call. */
-export function layerBuffers(env: FixedKernelEnv, a: LayerArith) {
+/**
+ * Bias, shift and accumulator-sum buffers of a weight layer's kernel, the bias refreshed per call
+ * (setBias may have changed it). With `correction`, the bias is also kept as int64 plus that
+ * correction per channel (the 16-bit product's uint16 offset).
+ */
+export function layerBuffers(env: FixedKernelEnv, a: LayerArith, correction?: Float64Array) {
   const m = a.channels;
   const bias = env.alloc(m * 4), shift = env.alloc(m * 4), sums = env.alloc(m * 8);
+  const bias64 = correction ? env.alloc(m * 8) : 0;
   new Int32Array(env.buffer(), shift, m).set(a.shift);
   return {
-    bias, shift,
+    bias, bias64, shift,
     /** Copy the current device bias in; returns the sums pointer (0 when not collecting). */
     begin(): number {
       const buf = env.buffer();
       new Int32Array(buf, bias, m).set(a.bias);
+      if (correction) {
+        const wide = new BigInt64Array(buf, bias64, m);
+        for (let c = 0; c < m; c++) wide[c] = BigInt(a.bias[c] + correction[c]);
+      }
       if (!a.accSums) return 0;
       new Float64Array(buf, sums, m).fill(0);
       return sums;
@@ -257,6 +269,49 @@ export function layerBuffers(env: FixedKernelEnv, a: LayerArith) {
       for (let c = 0; c < m; c++) a.accSums[c] += s[c];
     },
   };
+}
+
+/**
+ * Weights for the pair products (assembly/int/gemm.ts, gemm16.ts): i16 pairs along K, 4 output
+ * channels side by side, [groups][ceil(mg/4)][ceil(K/2)][4][2]. `weightAt(oc, t)`: output channel
+ * oc's t-th weight (t < kk).
+ */
+export function packPairWeights(env: FixedKernelEnv, groups: number, mg: number, kk: number, weightAt: (oc: number, t: number) => number) {
+  const half = Math.ceil(kk / 2), blocks = Math.ceil(mg / 4);
+  const groupWords = blocks * half * 4;
+  const packed = new Int16Array(groups * groupWords * 2);
+  for (let oc = 0; oc < groups * mg; oc++) {
+    const g = Math.floor(oc / mg), j = oc % mg;
+    for (let t = 0; t < kk; t++) packed[(((g * blocks + (j >> 2)) * half + (t >> 1)) * 4 + (j & 3)) * 2 + (t & 1)] = weightAt(oc, t);
+  }
+  return { ptr: allocI16(env, packed), groupBytes: groupWords * 4, half };
+}
+
+/**
+ * The pair product of a 16-bit layer (assembly/int/gemm16.ts) needs no weight at -32768 (two such
+ * products overflow an i32 lane; the scalar kernel runs then). uint16 inputs are packed as
+ * x - 32768, so each channel's bias gains 32768 * sum(w): returns that correction, or undefined.
+ */
+export function pairs16(xq: TensorQ, channels: number, kk: number, weightAt: (oc: number, t: number) => number): Float64Array | undefined {
+  const correction = new Float64Array(channels);
+  for (let oc = 0; oc < channels; oc++) {
+    for (let t = 0; t < kk; t++) {
+      const w = weightAt(oc, t);
+      if (w === -32768) return undefined;
+      if (xq.bits === 16 && !xq.signed) correction[oc] += 32768 * w;
+    }
+  }
+  return correction;
+}
+
+/** The kernel packing one group's input for the pair products: 8-bit inputs as 8-bit, 16-bit
+ *  with the uint16 offset; the input itself (pointwise) or its im2col. */
+export function pairPacker(env: FixedKernelEnv, xq: TensorQ, pointwise: boolean): (xg: number, cg: number, pixels: number, conv: number[], dst: number) => void {
+  const k = kernelFn(env, `${pointwise ? 'pack_pairs' : 'im2col_pairs'}_q${xq.bits}`);
+  const flag = xq.bits === 8 ? +xq.signed : pointwise ? +!xq.signed : qCode(xq);
+  return pointwise
+    ? (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst)
+    : (xg, cg, _pixels, conv, dst) => k(xg, flag, cg, ...conv, dst);
 }
 
 /** Copy values into WASM memory as i16 at a fresh allocation. */
@@ -272,8 +327,25 @@ export function allocI16(env: FixedKernelEnv, values: ArrayLike<number>, length 
  */
 export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number, k: number, n: number, weightAt: (kk: number, nn: number) => number): KernelCall {
   const a = f.arith;
-  const buf = layerBuffers(env, a);
   const [xc, yc, xb, yb] = [qCode(f.xq), qCode(f.yq), bytesOf(f.xq), bytesOf(f.yq)];
+  const byFeature = (j: number, t: number) => weightAt(t, j);
+  const correction = a.bits === 16 ? pairs16(f.xq, n, k, byFeature) : undefined;
+  const buf = layerBuffers(env, a, correction);
+  if (correction) {
+    // The pair product with one pixel: each row's k values are its k channels.
+    const w = packPairWeights(env, 1, n, k, byFeature);
+    const cols = env.scratch(w.half * 32);
+    const pack = pairPacker(env, f.xq, true);
+    const gemm = kernelFn(env, 'gemm_q16_pairs_simd');
+    return ([x], [y]) => {
+      const sums = buf.begin();
+      for (let r = 0; r < rows; r++) {
+        pack(x + r * k * xb, k, 1, [], cols.ptr);
+        gemm(w.ptr, cols.ptr, w.half, n, 1, buf.bias64, buf.shift, a.lo, a.hi, y + r * n * yb, yc, sums);
+      }
+      buf.end();
+    };
+  }
   if (a.bits === 16) {
     // The 1x1 case of the direct convolution, one row (k channels) at a time.
     const wt = new Int16Array(n * k);
@@ -290,9 +362,9 @@ export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number
   }
   const kp = Math.ceil(k / 8) * 8;
   const np = Math.ceil(n / 4) * 4;
-  const wt = new Int16Array(np * kp);
+  const wPtr = env.alloc(np * kp);
+  const wt = new Int8Array(env.buffer(), wPtr, np * kp);
   for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) wt[j * kp + t] = weightAt(t, j);
-  const wPtr = allocI16(env, wt);
   const row = env.scratch(kp * 2);
   const fc = kernelFn(env, 'fc_q8_dot_simd');
   return ([x], [y]) => {

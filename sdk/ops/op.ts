@@ -151,7 +151,6 @@ export interface LayerArith {
 /** A fixed-point kernel binding gets this to pack its constants and reserve scratch memory. */
 export interface FixedKernelEnv {
   readonly exports: Record<string, unknown>;
-  readonly inputs: (ValueMeta | undefined)[];
   /** Reserve memory for the plan's lifetime (16-byte aligned, zero-filled). */
   alloc(bytes: number): number;
   /** Scratch shared by every step, valid during a call; `ptr` is set once the plan is built. */

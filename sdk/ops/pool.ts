@@ -1,9 +1,9 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits } from '../quant/spec.js';
+import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../quant/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
-import { checkAccumulator, formatChange, inputQ, maxAbs, type Rescale } from './fixed.js';
+import { checkAccumulator, formatChange, inputQ, maxAbs, qCode, type Rescale } from './fixed.js';
 import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type OpModule } from './op.js';
 
 export interface PoolParams {
@@ -146,13 +146,15 @@ function globalWindows(p: GlobalPoolParams, x: TensorData, y: TensorData, finish
  * format differs. Average: the window sum times 1/count held with the avgPool fractional bits F,
  * sat(roundShift(sum * round(2^F / count), F + in - out)) (spec.ts avgPoolMultiplier).
  */
-export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale }
+export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale; xq: TensorQ; yq: TensorQ }
 
 function poolFixed<P extends { max: boolean }>(
   walk: (p: P, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number) => void,
   windowSize: (p: P) => number,
+  kernel?: FixedOp<P, PoolFixed<P>>['kernel'],
 ): FixedOp<P, PoolFixed<P>> {
   return {
+    kernel,
     compile(ctx) {
       const [xq, yq] = [inputQ(ctx, 0), ctx.outQ[0]];
       const bits = layerBits(xq.bits, yq.bits);
@@ -163,7 +165,7 @@ function poolFixed<P extends { max: boolean }>(
         const bound = maxAbs(xq) * (2 ** FRACTION_BITS.avgPool[bits] + windowSize(ctx.params)) + (n > 0 ? 2 ** (n - 1) : 0);
         checkAccumulator(ctx.node, bound, bits, 'the window sum');
       }
-      return { p: ctx.params, max: ctx.params.max, bits, n, rescale };
+      return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq };
     },
     reference(f, [x], [y]) {
       const { lo, hi } = f.rescale;
@@ -174,5 +176,18 @@ function poolFixed<P extends { max: boolean }>(
   };
 }
 
-pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw);
-globalPool.fixed = poolFixed(globalWindows, (p) => p.size);
+pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw, (f, env) => {
+  if (!f.max) return undefined;
+  const p = f.p;
+  const k = kernelFn(env, 'maxpool_q');
+  const tmp = env.scratch(p.h * p.ow * 4);
+  const { k: mul, n, lo, hi } = f.rescale;
+  return ([x], [y]) => k(x, qCode(f.xq), p.n * p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
+    mul, n, lo, hi, y, qCode(f.yq), tmp.ptr);
+});
+globalPool.fixed = poolFixed(globalWindows, (p) => p.size, (f, env) => {
+  if (f.max) return undefined;
+  const k = kernelFn(env, 'global_avgpool_q');
+  const m = avgPoolMultiplier(f.p.size, f.bits);
+  return ([x], [y]) => k(x, qCode(f.xq), f.p.planes, f.p.size, m, f.n, f.rescale.lo, f.rescale.hi, y, qCode(f.yq));
+});

@@ -40,6 +40,10 @@ export interface CalibrateOptions {
   /** Overrides the preset's range estimator: 'minmax', 'percentile:<p>', 'entropy', 'mse'. */
   estimator?: Estimator | string;
   biasMode?: BiasMode;
+  /** Bin a stride-2 subsample of 4-D activations, as the devkit does (histogram estimators). */
+  subsample?: boolean;
+  /** Seeds the subsample's offsets (default 0). */
+  seed?: number;
   onProgress?: (p: CalibrationProgress) => void;
 }
 
@@ -75,6 +79,8 @@ export interface ResolvedOptions {
   factor: number;
   biasCalibration: BiasCalibration;
   biasMode: BiasMode;
+  /** Seed of the stride-2 subsample, when subsampling. */
+  subsampleSeed?: number;
 }
 
 export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
@@ -104,6 +110,7 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     factor,
     biasCalibration,
     biasMode,
+    subsampleSeed: o.subsample ? o.seed ?? 0 : undefined,
   };
 }
 

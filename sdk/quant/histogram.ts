@@ -28,6 +28,18 @@ export function histogramRef(x: Float32Array, lo: number, hi: number, hist: Uint
   }
 }
 
+/** The stride-2 subsample of [planes, h, w] planes at row/column offsets (oy, ox). */
+export function subsample2Ref(x: Float32Array, planes: number, h: number, w: number, oy: number, ox: number): Float32Array {
+  const out: number[] = [];
+  for (let p = 0; p < planes; p++) for (let y = oy; y < h; y += 2) for (let c = ox; c < w; c += 2) out.push(x[(p * h + y) * w + c]);
+  return Float32Array.from(out);
+}
+
+/** Elements in that subsample. */
+export function subsample2Count(planes: number, h: number, w: number, oy: number, ox: number): number {
+  return planes * Math.ceil((h - oy) / 2) * Math.ceil((w - ox) / 2);
+}
+
 /** First bin from the low end, and last from the high end, where the cumulative count reaches `cut`. */
 export function tailsRef(hist: Uint32Array, cut: number): [number, number] {
   const bins = hist.length;
@@ -67,6 +79,7 @@ export class StatsKernels {
   private readonly maxBins = 2048;
   private readonly minmax: (x: number, n: number, out: number) => void;
   private readonly hist: (x: number, n: number, lo: number, hi: number, bins: number, h: number, abs: number) => void;
+  private readonly hist2: (x: number, planes: number, h: number, w: number, oy: number, ox: number, lo: number, hi: number, bins: number, hist: number, abs: number) => void;
   private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
   private readonly sqnr: (x: number, q: number, t: number, n: number, step: number, out: number) => void;
@@ -80,6 +93,7 @@ export class StatsKernels {
     this.sumsBuf = rt.alloc(maxChannels * 8, 'channel sums');
     this.minmax = rt.kernel('minmax_f32_simd') as never;
     this.hist = rt.kernel('histogram_f32_simd') as never;
+    this.hist2 = rt.kernel('histogram_f32_sub2') as never;
     this.tails = rt.kernel('histogram_tails') as never;
     this.sums = rt.kernel('channel_sums_f32') as never;
     this.sqnr = rt.kernel('sqnr_sums_f32_q') as never;
@@ -96,6 +110,14 @@ export class StatsKernels {
     if (bins > this.maxBins) throw new Error(`at most ${this.maxBins} bins`);
     new Uint32Array(this.rt.memory.buffer, this.scratch, 8 * bins).fill(0);
     this.hist(ptr, n, lo, hi, bins, this.scratch, absolute ? 1 : 0);
+    return new Uint32Array(this.rt.memory.buffer, this.scratch, bins).slice();
+  }
+
+  /** Histogram of the stride-2 subsample of [planes, h, w] planes at offsets (oy, ox). */
+  histogramSub2(ptr: number, planes: number, h: number, w: number, oy: number, ox: number, lo: number, hi: number, bins: number, absolute = false): Uint32Array {
+    if (bins > this.maxBins) throw new Error(`at most ${this.maxBins} bins`);
+    new Uint32Array(this.rt.memory.buffer, this.scratch, bins).fill(0);
+    this.hist2(ptr, planes, h, w, oy, ox, lo, hi, bins, this.scratch, absolute ? 1 : 0);
     return new Uint32Array(this.rt.memory.buffer, this.scratch, bins).slice();
   }
 

@@ -6,7 +6,7 @@
  */
 import type { FloatPlan } from '../engine/float.js';
 import type { WasmRuntime } from '../engine/wasm.js';
-import { StatsKernels } from './histogram.js';
+import { StatsKernels, subsample2Count } from './histogram.js';
 import { batchRange, type Estimator } from './ranges.js';
 
 /** Which tensor to average per layer, and how it is laid out: [outer, channels, inner]. */
@@ -29,9 +29,27 @@ export function meanOffsets(targets: readonly MeanTarget[]): { offsets: number[]
   return { offsets, length };
 }
 
+/**
+ * The devkit subsamples 4-D activations with stride 2 at a random offset before binning; here the
+ * offset of every (image, point) comes from a hash of the seed, the image's index and the point's,
+ * so it does not depend on which worker sees the image.
+ */
+export interface Subsample {
+  seed: number;
+  shapeOf(tensor: string): number[];
+}
+
+function subsampleOffsets(seed: number, image: number, point: number): [number, number] {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(image + 1, 0xc2b2ae35) ^ Math.imul(point + 1, 0x27d4eb2f);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  h ^= h >>> 13;
+  return [h & 1, (h >>> 1) & 1];
+}
+
 export interface Observation {
-  /** Out: [lo, hi] of point i at 2i, 2i+1 (points the plan computes, see `observed`). */
-  ranges?: Float64Array;
+  /** Out: [lo, hi] of point i at 2i, 2i+1 in `values` (points the plan computes, see `observed`);
+   *  `image`, the image's index in the calibration, seeds the subsample's offsets. */
+  ranges?: { values: Float64Array; image: number };
   /** Out: per-channel means of every target, at meanOffsets. */
   means?: Float64Array;
   /** Sees every observed PACT2 point's float values while they are in the arena. */
@@ -53,6 +71,7 @@ export class FloatObserver {
     points: readonly string[],
     meanTargets: readonly MeanTarget[],
     private readonly estimator: Estimator,
+    private readonly subsample?: Subsample,
   ) {
     this.stats = new StatsKernels(rt, Math.max(0, ...meanTargets.map((t) => t.channels)));
     points.forEach((p, i) => {
@@ -80,14 +99,19 @@ export class FloatObserver {
         o.onPoint?.(i, name, this.plan.view(name));
         if (o.ranges) {
           const t0 = performance.now();
+          const shape = this.subsample?.shapeOf(name);
+          const sub = shape?.length === 4 ? shape : undefined;
+          const [oy, ox] = sub ? subsampleOffsets(this.subsample!.seed, o.ranges.image, i) : [0, 0];
           const [lo, hi] = batchRange(this.estimator, {
-            count: loc.length,
+            count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
             minMax: () => this.stats.minMax(loc.ptr, loc.length),
-            histogram: (lo, hi, bins, absolute) => this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),
+            histogram: (lo, hi, bins, absolute) => sub
+              ? this.stats.histogramSub2(loc.ptr, sub[0] * sub[1], sub[2], sub[3], oy, ox, lo, hi, bins, absolute)
+              : this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),
             tails: (hist, cut) => this.stats.tailsOf(hist, cut),
           });
-          o.ranges[2 * i] = lo;
-          o.ranges[2 * i + 1] = hi;
+          o.ranges.values[2 * i] = lo;
+          o.ranges.values[2 * i + 1] = hi;
           if (o.spent) o.spent.ranges += performance.now() - t0;
         }
       }

@@ -13,7 +13,7 @@
  *   to the worker                                          reply value
  *   { op: 'init', id, model: ModelParts, setup: WorkerSetup,
  *     kernels: WebAssembly.Module, loader: <config> }      { observed: number[] }
- *   { op: 'ranges', id, item }                             Float64Array (pass 1)
+ *   { op: 'ranges', id, item, image }                      Float64Array (pass 1; image: its index)
  *   { op: 'spec', id, spec: QuantSpec }                    undefined (fixed engine ready)
  *   { op: 'bias', version, biases: Float32Array }          none (measures of `version` wait for it)
  *   { op: 'measure', id, item, version, req }              Measured
@@ -69,7 +69,7 @@ export interface WorkerInit {
 
 type Request =
   | { op: 'init'; id: number; model: ModelParts; setup: WorkerSetup; kernels: WebAssembly.Module; loader: unknown }
-  | { op: 'ranges'; id: number; item: unknown }
+  | { op: 'ranges'; id: number; item: unknown; image: number }
   | { op: 'spec'; id: number; spec: QuantSpec }
   | { op: 'bias'; version: number; biases: Float32Array }
   | { op: 'measure'; id: number; item: unknown; version: number; req: MeasureRequest }
@@ -115,7 +115,7 @@ export function serveCalibrationWorker<I>(endpoint: Endpoint, makeLoader: (confi
           worker = new LocalWorker(await CalibrationWorker.create(Model.fromParts(m.model), m.setup), makeLoader(m.loader));
           return { observed: worker.observed };
         })());
-      case 'ranges': return reply(m.id, ready().ranges(m.item as I));
+      case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image));
       case 'spec': return reply(m.id, ready().setSpec(m.spec));
       case 'measure': return reply(m.id, ready().measure(m.item as I, m.version, m.req));
       case 'close': return reply(m.id, ready().close());
@@ -157,8 +157,8 @@ export class RemoteWorker<I> implements WorkerHandle<I> {
     return w;
   }
 
-  ranges(item: I): Promise<Float64Array> {
-    return this.request({ op: 'ranges', id: 0, item }) as Promise<Float64Array>;
+  ranges(item: I, image: number): Promise<Float64Array> {
+    return this.request({ op: 'ranges', id: 0, item, image }) as Promise<Float64Array>;
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {

@@ -60,17 +60,21 @@ export function batchRange(est: Estimator, s: TensorStats): [number, number] {
   return signed ? [-t, t] : [mn, Math.min(t, mx)];
 }
 
-/** TensorRT's entropy calibration on a histogram of |x| (bin i centred on i * width). */
+/**
+ * TensorRT's entropy calibration on a histogram of |x| (bin i centred on i * width): the clip
+ * whose quantized distribution Q is closest (KL divergence) to the clipped distribution P, where P
+ * folds the mass beyond the clip into its last bin and Q does not. Since PACT2 rounds clips up to
+ * powers of 2, only power-of-2 clips are candidates.
+ */
 export function klThreshold(hist: Uint32Array, width: number, levels: number): number {
   const bins = hist.length;
-  const stride = Math.max(1, Math.floor(bins / 256));
-  let best = Infinity, bestI = bins;
-  const total = hist.reduce((a, b) => a + b, 0);
-  if (total === 0) return width * (bins - 1);
-  for (let i = levels; i <= bins; i += stride) {
+  const amax = width * (bins - 1);
+  if (!(amax > 0)) return amax;
+  let best = Infinity, bestClip = 2 ** Math.ceil(Math.log2(amax));
+  for (let clip = bestClip; clip / width >= levels / 2; clip /= 2) {
+    const i = Math.min(bins, Math.round(clip / width) + 1);
     let outliers = 0;
     for (let k = i; k < bins; k++) outliers += hist[k];
-    // Q: hist[0..i) merged into `levels` groups, each group's mass spread over its non-empty bins.
     const q = new Float64Array(i);
     for (let g = 0; g < levels; g++) {
       const a = Math.floor((g * i) / levels), b = Math.floor(((g + 1) * i) / levels);
@@ -78,16 +82,17 @@ export function klThreshold(hist: Uint32Array, width: number, levels: number): n
       for (let k = a; k < b; k++) { mass += hist[k]; if (hist[k]) nonzero++; }
       for (let k = a; k < b; k++) q[k] = hist[k] ? mass / nonzero : 0;
     }
+    let pSum = outliers, qSum = 0;
+    for (let k = 0; k < i; k++) { pSum += hist[k]; qSum += q[k]; }
     let kl = 0;
     for (let k = 0; k < i; k++) {
-      const p = hist[k] + (k === i - 1 ? outliers : 0);
+      const p = (hist[k] + (k === i - 1 ? outliers : 0)) / pSum;
       if (!p) continue;
-      const qk = q[k] + (k === i - 1 ? outliers : 0);
-      kl += (p / total) * Math.log(p / Math.max(qk, 1e-12));
+      kl += p * Math.log(p / Math.max(q[k] / qSum, 1e-12));
     }
-    if (kl < best) { best = kl; bestI = i; }
+    if (kl < best) { best = kl; bestClip = clip; }
   }
-  return (bestI - 0.5) * width;
+  return bestClip;
 }
 
 /** Power-of-2 clip minimizing clipping error plus uniform rounding noise (step^2 / 12). */

@@ -204,11 +204,13 @@ export function rescaleFactor(inLog2: number, accLog2: number): number {
 }
 
 /**
- * Move a value between two formats of the same tensor (pass-through ops whose input and output
- * formats differ): an exact power-of-2 change of scale, rounded by roundShift, then saturated.
+ * Move a tensor between two formats (pass-through ops whose input and output formats differ, a
+ * standalone Relu/Clip): an exact power-of-2 change of scale, y = sat(roundShift(x * k, n)) with
+ * k = 2^max(0, to - from) and n = max(0, from - to).
  */
-export function requantizeValue(v: number, from: TensorQ, to: TensorQ, lo: number, hi: number): number {
-  return saturate(roundShift(v, from.scaleLog2 - to.scaleLog2), lo, hi);
+export function formatShift(from: TensorQ, to: TensorQ): { k: number; n: number } {
+  const d = from.scaleLog2 - to.scaleLog2;
+  return { k: d < 0 ? 2 ** -d : 1, n: Math.max(0, d) };
 }
 
 /**

@@ -31,6 +31,8 @@ export interface WorkerSetup {
   /** 'output' (TIDL): each layer's stored output after its activation; 'accumulator' (devkit):
    *  its own output before the activation. */
   meansOf: MeansOf;
+  /** Seed of the devkit's stride-2 subsample of 4-D activations, when subsampling. */
+  subsampleSeed?: number;
 }
 
 export interface MeasureRequest {
@@ -92,7 +94,8 @@ export class CalibrationWorker {
     // The observer reads every point and mean target right after its step: none may be fused
     // into the activation after it (the devkit's targets are layers' own outputs).
     const plan = new FloatPlan(rt, graph, inferred, { observe: [...setup.points, ...setup.targets.map((t) => t.tensor)] });
-    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator));
+    const subsample = setup.subsampleSeed === undefined ? undefined : { seed: setup.subsampleSeed, shapeOf: (t: string) => inferred.values.get(t)!.shape };
+    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator, subsample));
   }
 
   /** Indices of the points the float model computes: the only ones with ranges and SQNR. */
@@ -100,12 +103,12 @@ export class CalibrationWorker {
     return this.observer.observed;
   }
 
-  /** Pass 1: the range each point suggests for this image, [lo, hi] at 2i, 2i+1. */
-  ranges(feeds: Feeds): Float64Array {
+  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 2i, 2i+1. */
+  ranges(feeds: Feeds, image: number): Float64Array {
     const ranges = new Float64Array(2 * this.setup.points.length);
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
-    this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges, spent });
+    this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
     this.timings.float += performance.now() - t0 - spent.ranges;
     this.timings.ranges += spent.ranges;
     this.timings.images++;
@@ -181,7 +184,8 @@ export type Loader<I> = (item: I) => Promise<Feeds> | Feeds;
 export interface WorkerHandle<I> {
   /** Indices of the points the float model computes (the same for every worker). */
   readonly observed: number[];
-  ranges(item: I): Promise<Float64Array>;
+  /** Pass 1 for image number `image` (its index in the calibration). */
+  ranges(item: I, image: number): Promise<Float64Array>;
   setSpec(spec: QuantSpec): Promise<void>;
   /** The biases after `version` updates; measure requests for that version wait for them. */
   setBiases(version: number, biases: Float32Array): void;
@@ -203,8 +207,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     return this.worker.observed;
   }
 
-  ranges(item: I): Promise<Float64Array> {
-    return this.enqueue(item, (feeds) => this.worker.ranges(feeds));
+  ranges(item: I, image: number): Promise<Float64Array> {
+    return this.enqueue(item, (feeds) => this.worker.ranges(feeds, image));
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {

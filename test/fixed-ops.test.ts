@@ -1,0 +1,303 @@
+/**
+ * The fixed-point kernels against their TypeScript references, bit for bit, on generated models
+ * with random formats, weights and biases: odd channel counts, groups, strides, pads, dilations,
+ * batches, fused activations, 8- and 16-bit, saturation at both ends, small shifts (where ties
+ * are frequent, negative ones included) up to the largest the paths take.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { FixedPlan } from '../sdk/engine/fixed.js';
+import { conv, type ConvParams } from '../sdk/ops/conv.js';
+import { consumers, type Node } from '../sdk/graph/ir.js';
+import { loadModel, type Model } from '../sdk/model.js';
+import {
+  avgPoolMultiplier, dequantizeValue, deviceBias, qRange, quantizeValue, rescaleFactor, roundHalfAway, roundShift, saturationBounds,
+  type BiasMode, type Bits, type LayerQ, type QuantSpec, type TensorQ,
+} from '../sdk/quant/spec.js';
+import { buildModel, floats, ints, node, rng, type ModelSpec } from './helpers.js';
+
+const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+interface SpecOptions {
+  bits: Bits;
+  perChannel?: boolean;
+  biasMode?: BiasMode;
+  /** Largest requantizing shift drawn (weight layers and Mul). */
+  maxShift?: number;
+  inputBits?: Bits;
+}
+
+/** Every runtime tensor a random format; weight layers random full-range integer weights. */
+function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
+  const r = rng(seed);
+  const int = (lo: number, hi: number) => Math.floor(r(lo, hi + 1));
+  const { graph, inferred: inf } = model;
+  const tensors: Record<string, TensorQ> = {};
+  const runtime = [...graph.inputs.map((v) => v.name), ...graph.nodes.flatMap((n) => n.outputs)].filter((t) => t && !inf.values.get(t)?.value);
+  for (const t of runtime) tensors[t] = { bits: o.bits, signed: r() < 0.5, scaleLog2: int(-3, 6) + (o.bits === 16 ? 8 : 0) };
+  // Mixed precision: 8-bit model inputs into 16-bit layers.
+  if (o.inputBits) for (const v of graph.inputs) tensors[v.name] = { ...tensors[v.name], bits: o.inputBits, scaleLog2: int(-3, 6) };
+  const readers = consumers(graph);
+  const effective = (n: Node) => {
+    const next = readers.get(n.outputs[0]) ?? [];
+    return next.length === 1 && (next[0].op === 'Relu' || next[0].op === 'Clip') ? next[0].outputs[0] : n.outputs[0];
+  };
+  const shift = () => (r() < 0.4 ? int(0, 2) : int(0, o.maxShift ?? 12));
+  const layers: Record<string, LayerQ> = {};
+  for (const n of inf.order) {
+    if (n.op === 'Mul' && n.inputs.every((i) => tensors[i])) {
+      tensors[effective(n)].scaleLog2 = tensors[n.inputs[0]].scaleLog2 + tensors[n.inputs[1]].scaleLog2 - shift();
+    }
+    if (!WEIGHT_OPS.has(n.op)) continue;
+    const w = inf.values.get(n.inputs[1])!.value!;
+    const channels = n.op === 'Conv' ? w.dims[0] : n.op === 'ConvTranspose' ? inf.values.get(n.outputs[0])!.shape[1]
+      : inf.values.get(n.outputs[0])!.shape.at(-1)!;
+    const [lo, hi] = qRange(o.bits, true);
+    // Mostly small weights, some at both ends of the range.
+    const weights = o.bits === 16 ? new Int16Array(w.data.length) : new Int8Array(w.data.length);
+    // 16-bit: odd seeds keep weights off -32768 (the SIMD product), even ones not (the scalar kernel).
+    const min = o.bits === 16 && seed % 2 ? lo + 1 : lo;
+    for (let i = 0; i < weights.length; i++) weights[i] = r() < 0.1 ? (r() < 0.5 ? min : hi) : int(lo / 4, hi / 4);
+    const wLog2 = Array.from({ length: o.perChannel ? channels : 1 }, () => int(4, 8) + (o.bits === 16 ? 8 : 0));
+    const inQ = tensors[n.inputs[0]];
+    const out = tensors[effective(n)];
+    out.scaleLog2 = inQ.scaleLog2 + Math.min(...wLog2) - shift();
+    const range = 2 ** (qRange(out.bits, false)[1] > 255 ? 15 : 7) * 2 ** -out.scaleLog2;
+    const bias = Float32Array.from({ length: channels }, () => (r() < 0.05 ? 1e3 : 1) * r(-range, range));
+    layers[n.name] = { weights, weightScaleLog2: wLog2, bias };
+  }
+  return { tensors, layers, biasMode: o.biasMode ?? 'mma' };
+}
+
+/** Random float feeds spanning past both ends of each input's format (saturation included). */
+function feedsFor(model: Model, spec: QuantSpec, seed: number): Record<string, Float32Array> {
+  const r = rng(seed);
+  const feeds: Record<string, Float32Array> = {};
+  for (const v of model.inputs) {
+    const q = spec.tensors[v.name];
+    const [lo, hi] = qRange(q.bits, q.signed).map((x) => x * 2 ** -q.scaleLog2);
+    const span = hi - Math.min(lo, -hi);
+    feeds[v.name] = Float32Array.from({ length: v.shape.reduce((a, b) => a * b, 1) }, () => r(Math.min(lo, -hi) - span * 0.1, hi + span * 0.1));
+  }
+  return feeds;
+}
+
+/** Kernels and references must agree on every tensor and on both kinds of channel means. */
+async function bitExact(spec: ModelSpec, o: SpecOptions, seeds = [1, 2, 3]): Promise<void> {
+  const model = await loadModel(buildModel(spec));
+  const keep = model.graph.nodes.flatMap((n) => n.outputs).filter((t) => t && !model.inferred.values.get(t)?.value);
+  for (const seed of seeds) {
+    const qs = randomSpec(model, seed, o);
+    const [fast, ref] = await Promise.all([
+      FixedPlan.create(model, model.inputs[0].shape[0], qs, { keep }),
+      FixedPlan.create(model, model.inputs[0].shape[0], qs, { keep, referenceOnly: true }),
+    ]);
+    assert.equal(fast.fallbacks, [], 'no float fallback expected');
+    const feeds = feedsFor(model, qs, seed + 100);
+    const a = fast.run(feeds), b = ref.run(feeds);
+    for (const t of fast.layers.flatMap((l) => l.outputs)) {
+      const x = fast.tensor(t.name), y = ref.tensor(t.name);
+      const bad = x.findIndex((v, i) => v !== y[i]);
+      assert.is(bad, -1, `seed ${seed}, tensor ${t.name} (${t.type}) differs at ${bad}: kernel ${x[bad]}, reference ${y[bad]}`);
+    }
+    for (const k of Object.keys(b)) assert.equal(a[k], b[k]);
+    for (const of of ['output', 'accumulator'] as const) {
+      const ma = fast.runWithMeans(feeds, of).means, mb = ref.runWithMeans(feeds, of).means;
+      for (const [k, v] of mb) assert.equal(Array.from(ma.get(k)!), Array.from(v), `${of} means of ${k}`);
+    }
+  }
+}
+
+interface ConvCase {
+  c: number; m: number; h: number; w: number; k: number[]; stride?: number[]; pads?: number[]; group?: number;
+  dil?: number[]; batch?: number; act?: 'Relu' | 'Clip';
+}
+
+function convModel(cc: ConvCase): ModelSpec {
+  const [kh, kw] = cc.k;
+  const group = cc.group ?? 1;
+  const r = rng(cc.c * 31 + cc.m);
+  const attrs: Record<string, number[] | number> = { kernel_shape: cc.k, group };
+  if (cc.stride) attrs.strides = cc.stride;
+  if (cc.pads) attrs.pads = cc.pads;
+  if (cc.dil) attrs.dilations = cc.dil;
+  const nodes = [node('Conv', ['x', 'W', 'B'], [cc.act ? 'z' : 'y'], attrs)];
+  if (cc.act === 'Relu') nodes.push(node('Relu', ['z'], ['y']));
+  if (cc.act === 'Clip') nodes.push(node('Clip', ['z', 'lo', 'hi'], ['y']));
+  const wDims = [cc.m, cc.c / group, kh, kw];
+  return {
+    inputs: [{ name: 'x', dims: [cc.batch ?? 1, cc.c, cc.h, cc.w] }],
+    outputs: [{ name: 'y' }],
+    nodes,
+    initializers: {
+      W: floats(wDims, Array.from({ length: wDims.reduce((a, b) => a * b) }, () => r(-1, 1))),
+      B: floats([cc.m], Array.from({ length: cc.m }, () => r(-1, 1))),
+      lo: floats([], [0]),
+      hi: floats([], [6]),
+    },
+  };
+}
+
+const CONVS: [string, ConvCase][] = [
+  ['pointwise, odd channels, batch 2', { c: 5, m: 7, h: 5, w: 7, k: [1, 1], batch: 2 }],
+  ['pointwise + Relu', { c: 16, m: 9, h: 8, w: 8, k: [1, 1], act: 'Relu' }],
+  ['3x3 stride 1 pad 1 + Clip', { c: 3, m: 8, h: 11, w: 29, k: [3, 3], pads: [1, 1, 1, 1], act: 'Clip' }],
+  ['3x3 stride 2 pad 1 (a first layer)', { c: 3, m: 12, h: 16, w: 41, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] }],
+  ['depthwise 3x3 stride 1 + Clip', { c: 7, m: 7, h: 9, w: 10, k: [3, 3], pads: [1, 1, 1, 1], group: 7, act: 'Clip' }],
+  ['depthwise 3x3 stride 2', { c: 6, m: 6, h: 13, w: 11, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], group: 6 }],
+  ['depthwise 3x3 stride 2, asymmetric pads', { c: 5, m: 5, h: 12, w: 12, k: [3, 3], stride: [2, 2], pads: [0, 0, 1, 1], group: 5 }],
+  ['depthwise 3x3, no pads, wide rows', { c: 3, m: 3, h: 6, w: 37, k: [3, 3], group: 3, batch: 2 }],
+  ['depthwise 5x5 (generic path)', { c: 4, m: 4, h: 9, w: 9, k: [5, 5], pads: [2, 2, 2, 2], group: 4 }],
+  ['depthwise with multiplier 2', { c: 3, m: 6, h: 7, w: 7, k: [3, 3], pads: [1, 1, 1, 1], group: 3 }],
+  ['grouped 3x3, group 2', { c: 6, m: 4, h: 7, w: 9, k: [3, 3], pads: [1, 1, 1, 1], group: 2 }],
+  ['dilated 3x3', { c: 4, m: 5, h: 11, w: 30, k: [3, 3], dil: [2, 2], pads: [2, 2, 2, 2] }],
+  ['1x1 stride 2', { c: 9, m: 3, h: 9, w: 33, k: [1, 1], stride: [2, 2] }],
+  ['1x3 kernel, asymmetric pads', { c: 3, m: 5, h: 4, w: 17, k: [1, 3], pads: [0, 2, 0, 0] }],
+];
+
+for (const [name, cc] of CONVS) {
+  test(`conv 8-bit kernel == reference: ${name}`, () => bitExact(convModel(cc), { bits: 8, perChannel: cc.group === cc.c }));
+}
+test('conv 8-bit kernel == reference: int16 bias form, per-channel scales', () =>
+  bitExact(convModel(CONVS[2][1]), { bits: 8, perChannel: true, biasMode: 'int16' }));
+test('conv 8-bit kernel == reference: the largest shifts', () =>
+  bitExact(convModel(CONVS[0][1]), { bits: 8, maxShift: 31 }, [4, 5, 6, 7]));
+for (const [name, cc] of [CONVS[0], CONVS[1], CONVS[3], CONVS[5], CONVS[9], CONVS[10]]) {
+  test(`conv 16-bit kernel == reference: ${name}`, () => bitExact(convModel(cc), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2, 3, 5]));
+}
+test('conv 16-bit kernel == reference: 8-bit inputs into 16-bit layers', async () => {
+  for (const cc of [CONVS[0][1], CONVS[3][1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
+});
+
+const fc = (op: 'Gemm' | 'MatMul', transB: boolean, xDims: number[], k: number, n: number): ModelSpec => ({
+  inputs: [{ name: 'x', dims: xDims }],
+  outputs: [{ name: 'y' }],
+  nodes: [op === 'Gemm' ? node('Gemm', ['x', 'W', 'B'], ['z'], { transB: +transB }) : node('MatMul', ['x', 'W'], ['z']), node('Relu', ['z'], ['y'])],
+  initializers: { W: floats(transB ? [n, k] : [k, n], new Array(n * k).fill(0.5)), B: floats([n], new Array(n).fill(0)) },
+});
+
+for (const bits of [8, 16] as const) {
+  test(`Gemm/MatMul ${bits}-bit kernel == reference: transB, odd sizes, rows`, async () => {
+    await bitExact(fc('Gemm', false, [3, 37], 37, 11), { bits }, [1, 2, 3, 5]);
+    await bitExact(fc('Gemm', true, [1, 20], 20, 9), { bits, perChannel: true });
+    await bitExact(fc('MatMul', false, [2, 3, 13], 13, 6), { bits });
+    if (bits === 16) await bitExact(fc('Gemm', true, [2, 19], 19, 7), { bits, inputBits: 8 }, [1, 3]);
+  });
+}
+
+const eltwise = (op: string, aDims: number[], bDims: number[], act?: string): ModelSpec => ({
+  inputs: [{ name: 'a', dims: aDims }, { name: 'b', dims: bDims }],
+  outputs: [{ name: 'y' }],
+  nodes: act ? [node(op, ['a', 'b'], ['z']), node(act, ['z'], ['y'])] : [node(op, ['a', 'b'], ['y'])],
+});
+
+for (const bits of [8, 16] as const) {
+  test(`Add/Sub/Mul ${bits}-bit kernel == reference (same shape, broadcast, fused Relu)`, async () => {
+    await bitExact(eltwise('Add', [1, 3, 5, 7], [1, 3, 5, 7]), { bits }, [1, 2, 3, 4, 5, 6]);
+    await bitExact(eltwise('Add', [2, 4, 3, 3], [2, 4, 3, 3], 'Relu'), { bits });
+    await bitExact(eltwise('Sub', [1, 21], [1, 21]), { bits });
+    await bitExact(eltwise('Add', [1, 3, 4, 4], [1, 3, 1, 1]), { bits });
+    await bitExact(eltwise('Mul', [1, 6, 2, 2], [1, 6, 1, 1]), { bits });
+    await bitExact(eltwise('Mul', [2, 5, 3, 7], [2, 5, 3, 7], 'Relu'), { bits, maxShift: bits === 8 ? 16 : 31 }, [1, 2, 3, 4, 5, 6]);
+  });
+}
+
+test('moving, pooling, concat and activation ops: kernel == reference, 8 and 16-bit', async () => {
+  const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers'] = {}, opset = 13): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers, opset,
+  });
+  const cases: ModelSpec[] = [
+    one([node('Concat', ['x', 'x2', 'x3'], ['y'], { axis: 1 }), node('Relu', ['x'], ['x2']), node('Clip', ['x', 'lo', 'hi'], ['x3'])],
+      [2, 3, 4, 5], { lo: floats([], [-1]), hi: floats([], [2]) }),
+    one([node('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], [1, 3, 9, 8]),
+
+    one([node('AveragePool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })], [1, 3, 9, 8]),
+    one([node('AveragePool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2], count_include_pad: 1, pads: [0, 0, 1, 1] })], [1, 2, 5, 5]),
+    one([node('GlobalAveragePool', ['x'], ['y'])], [2, 5, 7, 7]),
+    one([node('GlobalMaxPool', ['x'], ['y'])], [1, 5, 3, 3]),
+    one([node('Resize', ['x', '', '', 'sizes'], ['y'], { mode: 'nearest' })], [1, 2, 3, 4], { sizes: ints([4], [1, 2, 7, 9]) }),
+    one([node('Transpose', ['x'], ['t'], { perm: [0, 2, 3, 1] }), node('Slice', ['t', 's', 'e', 'ax'], ['p']), node('Pad', ['p', 'pads', 'v'], ['y'])],
+      [1, 3, 4, 5], { s: ints([1], [1]), e: ints([1], [4]), ax: ints([1], [2]), pads: ints([8], [0, 1, 0, 0, 0, 0, 1, 2]), v: floats([], [0.75]) }),
+    one([node('Flatten', ['x'], ['f']), node('Relu', ['f'], ['y'])], [2, 3, 2, 2]),
+  ];
+  for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits }, [1, 2, 3, 4]);
+});
+
+test('max pooling kernel: windows over pads and the ceil_mode overhang, all-negative values', async () => {
+  // Reading past the plane would show as a wrong maximum here.
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [2, 4, 7, 9] }], outputs: [{ name: 'y' }],
+    nodes: [node('MaxPool', ['x'], ['y'], { kernel_shape: [3, 2], strides: [2, 3], pads: [0, 1, 2, 1], ceil_mode: 1, dilations: [1, 2] })],
+  }));
+  for (const bits of [8, 16] as const) {
+    for (const [xs, ys] of [[4, 4], [4, 2], [3, 5]]) {
+      const spec: QuantSpec = { tensors: { x: { bits, signed: true, scaleLog2: xs }, y: { bits, signed: true, scaleLog2: ys } }, layers: {}, biasMode: 'mma' };
+      const [fast, ref] = await Promise.all([FixedPlan.create(model, 2, spec), FixedPlan.create(model, 2, spec, { referenceOnly: true })]);
+      const x = { x: Float32Array.from({ length: 504 }, (_, i) => -0.01 - ((i * 37) % 101) / 16) };
+      assert.equal(Array.from(fast.run(x).y), Array.from(ref.run(x).y), `${bits}-bit, scales ${xs} -> ${ys}`);
+    }
+  }
+});
+
+// ---- the reference itself: integer arithmetic against the float computation it stands for ----
+
+test('reference conv: dequantized output = float conv of the dequantized operands, within the rounding', async () => {
+  const model = await loadModel(buildModel(convModel({ c: 4, m: 6, h: 7, w: 7, k: [3, 3], pads: [1, 1, 1, 1] })));
+  const convNode = model.graph.nodes[0];
+  const params = model.inferred.compiled.get(convNode)!.params as ConvParams;
+  const r = rng(5);
+  for (const biasMode of ['int16', 'mma'] as const) {
+    for (const seed of [11, 12, 13]) {
+      const qs = randomSpec(model, seed, { bits: 8, biasMode, perChannel: true });
+      const l = qs.layers[convNode.name];
+      l.bias = l.bias.map(() => r(-1, 1));
+      const x = qs.tensors.x;
+      const feeds = feedsFor(model, qs, seed);
+      // The float conv on the values the device sees, in float64.
+      const xd = Float64Array.from(feeds.x, (v) => dequantizeValue(quantizeValue(v, x), x));
+      const wd = Float64Array.from(l.weights, (v, i) => v * 2 ** -l.weightScaleLog2[Math.floor(i / 36)]);
+      const expected = new Float64Array(6 * 49);
+      conv.reference(params, [xd, wd, l.bias], [expected]);
+      // An output format that does not saturate (n >= 0 still holds).
+      const y = qs.tensors.y;
+      y.signed = true;
+      y.scaleLog2 = Math.min(x.scaleLog2 + Math.min(...l.weightScaleLog2), Math.floor(Math.log2(120 / Math.max(...expected.map(Math.abs)))));
+      const out = (await FixedPlan.create(model, 1, qs, { referenceOnly: true })).run(feeds).y;
+      const lsb = 2 ** -y.scaleLog2;
+      const ws = 2 ** Math.min(...l.weightScaleLog2), acc = 2 ** x.scaleLog2 * ws;
+      // Output rounding (half an LSB) plus the device bias: at the accumulator scale ('int16'),
+      // or at the weight scale and then truncated by the input factor ('mma').
+      const allowed = lsb / 2 + (biasMode === 'int16' ? 0.5 / acc : 0.5 / ws + 1 / acc) + 1e-9;
+      const worst = Math.max(...out.map((v, i) => Math.abs(v - expected[i])));
+      assert.ok(worst <= allowed, `${biasMode}, seed ${seed}: worst ${worst}, allowed ${allowed}`);
+    }
+  }
+});
+
+test('device rounding and bias rules, by hand', () => {
+  // (acc + 2^(n-1)) >> n: halves go up, negative halves too (-1.5 -> -1, -2.5 -> -2).
+  assert.equal([3, -3, -5, 5, -4, 7].map((a) => roundShift(a, 1)), [2, -1, -2, 3, -2, 4]);
+  assert.equal([-6, -2, 2, 6, -7].map((a) => roundShift(a, 2)), [-1, 0, 1, 2, -2]);
+  assert.is(roundShift(2 ** 31 - 1, 31), 1);
+  assert.is(roundShift(-(2 ** 30), 31), 0);
+  assert.is(roundShift(-(2 ** 30) - 1, 31), -1);
+  // Float to fixed rounds half away from zero.
+  assert.equal([0.5, -0.5, 1.5, -1.5, 2.49].map(roundHalfAway), [1, -1, 2, -2, 2]);
+  assert.is(quantizeValue(-0.75, { bits: 8, signed: false, scaleLog2: 2 }), 0);
+  assert.is(quantizeValue(100, { bits: 8, signed: true, scaleLog2: 2 }), 127);
+  // MMA bias: bias at the weight scale times the input factor f = 2^in through biasA * biasB.
+  assert.equal(deviceBias(1.5, 3, 4, 8, 'mma', false), { value: 24 * 8, biasA: 24, biasB: 8 });
+  // f = 512 > 127 (signed input): biasA = clamp(trunc(sat16(6400 * 512) / 127)) = clamp(258) = 127.
+  assert.equal(deviceBias(100, 9, 6, 8, 'mma', true), { value: 127 * 127, biasA: 127, biasB: 127 });
+  assert.equal(deviceBias(0.5, 9, 6, 8, 'mma', false), { value: Math.trunc(16384 / 255) * 255, biasA: 64, biasB: 255 });
+  assert.is(deviceBias(1.5, -2, 4, 8, 'mma', false).value, 6);
+  assert.is(deviceBias(-1.3, 3, 4, 8, 'int16', false).value, -166);
+  assert.is(deviceBias(1e9, 3, 4, 16, 'mma', false).value, 2 ** 31 - 1);
+  // Saturation bounds with a fused Clip(0, 6) at scale 2^5, and the eltwise factors.
+  assert.equal(saturationBounds({ bits: 8, signed: true, scaleLog2: 5 }, { min: 0, max: 6 }), [0, 127]);
+  assert.equal(saturationBounds({ bits: 8, signed: false, scaleLog2: 4 }, { min: 0, max: 6 }), [0, 96]);
+  assert.equal([rescaleFactor(3, 9), rescaleFactor(9, 9), rescaleFactor(10, 9)], [64, 1, 0]);
+  assert.equal([avgPoolMultiplier(49, 8), avgPoolMultiplier(4, 8), avgPoolMultiplier(49, 16)], [5, 64, 84]);
+});
+
+test.run();
