@@ -14,6 +14,7 @@ export * from './float/pool';
 export * from './float/resize';
 export * from './stats/histogram';
 export * from './stats/sqnr';
+export * from './stats/extremes';
 export * from './int/gemm';
 export * from './int/dw';
 export * from './int/fc';

@@ -15,17 +15,38 @@ export function minMaxRef(x: Float32Array): [number, number] {
   return [lo, hi];
 }
 
+/** The scale k of a histogram of `bins` over [lo, hi], in float32. */
+export function binScale(lo: number, hi: number, bins: number): number {
+  return hi > lo ? f(f(bins - 1) / f(hi - lo)) : 0;
+}
+
+/** bin = floor((v - lo) * k + 0.5), clamped to [0, bins - 1], all in float32 arithmetic. */
+export function binOf(v: number, lo: number, k: number, bins: number): number {
+  const b = Math.floor(f(f(f(v - lo) * k) + 0.5));
+  if (!(b >= 0)) return 0; // NaN lands in bin 0, as the kernel's saturating conversion does
+  return b > bins - 1 ? bins - 1 : b;
+}
+
 /** bin = floor((v - lo) * (bins - 1) / (hi - lo) + 0.5), clamped, all in float32 arithmetic. */
 export function histogramRef(x: Float32Array, lo: number, hi: number, hist: Uint32Array, absolute = false): void {
   const bins = hist.length;
-  const k = hi > lo ? f(f(bins - 1) / f(hi - lo)) : 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = absolute ? Math.abs(x[i]) : x[i];
-    let b = Math.floor(f(f(f(v - lo) * k) + 0.5));
-    if (!(b >= 0)) b = 0; // NaN lands in bin 0, as the kernel's saturating conversion does
-    if (b > bins - 1) b = bins - 1;
-    hist[b]++;
-  }
+  const k = binScale(lo, hi, bins);
+  for (let i = 0; i < x.length; i++) hist[binOf(absolute ? Math.abs(x[i]) : x[i], lo, k, bins)]++;
+}
+
+/** A tensor's min and max, and its m-th smallest and m-th largest values. */
+export interface Extremes {
+  min: number;
+  max: number;
+  low: number;
+  high: number;
+}
+
+/** Extremes for 1 <= m <= n, by sorting a copy. */
+export function extremesRef(x: Float32Array, m: number): Extremes {
+  const [min, max] = minMaxRef(x);
+  const sorted = Float32Array.from(x).sort();
+  return { min, max, low: sorted[m - 1], high: sorted[x.length - m] };
 }
 
 /** The stride-2 subsample of [planes, h, w] planes at row/column offsets (oy, ox). */
@@ -83,6 +104,10 @@ export class StatsKernels {
   private readonly tails: (h: number, bins: number, cut: number, out: number) => void;
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
   private readonly sqnr: (x: number, q: number, t: number, n: number, step: number, out: number) => void;
+  private readonly extreme: (x: number, n: number, m: number, heap: number, out: number) => void;
+  /** The largest m extremes() takes (its heaps are reserved up front). */
+  static readonly maxExtremes = 4096;
+  private readonly heap: number;
   private readonly sumsBuf: number;
 
   /** Memory is reserved up front (`maxChannels` for channelSums): allocating later could grow
@@ -91,6 +116,8 @@ export class StatsKernels {
     // Histograms count into 8 copies (see histogram_f32_simd).
     this.scratch = rt.alloc(8 * this.maxBins * 4 + 16, 'statistics scratch');
     this.sumsBuf = rt.alloc(maxChannels * 8, 'channel sums');
+    this.heap = rt.alloc(2 * StatsKernels.maxExtremes * 4, 'extremes heaps');
+    this.extreme = rt.kernel('extremes_f32_simd') as never;
     this.minmax = rt.kernel('minmax_f32_simd') as never;
     this.hist = rt.kernel('histogram_f32_simd') as never;
     this.hist2 = rt.kernel('histogram_f32_sub2') as never;
@@ -128,6 +155,14 @@ export class StatsKernels {
     this.tails(this.scratch, hist.length, cut, out);
     const v = new Int32Array(this.rt.memory.buffer, out, 2);
     return [v[0], v[1]];
+  }
+
+  /** extremesRef in one pass, for 1 <= m <= min(n, maxExtremes); otherwise undefined. */
+  extremes(ptr: number, n: number, m: number): Extremes | undefined {
+    if (!(m >= 1 && m <= n && m <= StatsKernels.maxExtremes)) return undefined;
+    this.extreme(ptr, n, m, this.heap, this.scratch);
+    const [min, max, low, high] = this.rt.f32(this.scratch, 4);
+    return { min, max, low, high };
   }
 
   /** sqnrSumsRef of n f32 values at `x` and n integers of type code `t` (QCODE) at `q`. */

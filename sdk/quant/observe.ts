@@ -105,6 +105,7 @@ export class FloatObserver {
           const [lo, hi] = batchRange(this.estimator, {
             count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
             minMax: () => this.stats.minMax(loc.ptr, loc.length),
+            extremes: sub ? undefined : (m) => this.stats.extremes(loc.ptr, loc.length, m),
             histogram: (lo, hi, bins, absolute) => sub
               ? this.stats.histogramSub2(loc.ptr, sub[0] * sub[1], sub[2], sub[3], oy, ox, lo, hi, bins, absolute)
               : this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),

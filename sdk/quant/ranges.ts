@@ -3,6 +3,7 @@
  * average across batches, then the power-of-2 clip and the 8/16-bit scale it implies.
  */
 import { fail } from '../errors.js';
+import { binOf, binScale, type Extremes } from './histogram.js';
 import type { Bits, TensorQ } from './spec.js';
 
 export type Estimator =
@@ -36,6 +37,8 @@ export function estimatorName(e: Estimator): string {
 export interface TensorStats {
   count: number;
   minMax(): [number, number];
+  /** Min, max and the m-th smallest and largest values in one pass, where that is available. */
+  extremes?(m: number): Extremes | undefined;
   histogram(lo: number, hi: number, bins: number, absolute: boolean): Uint32Array;
   tails(hist: Uint32Array, cut: number): [number, number];
 }
@@ -44,11 +47,15 @@ const ENTROPY_BINS = 2048;
 
 /** The range one batch suggests for a tensor. */
 export function batchRange(est: Estimator, s: TensorStats): [number, number] {
-  const [mn, mx] = s.minMax();
+  // Percentile: the tail bins are where the cumulative counts from each end reach cut, i.e. the
+  // bins of the ceil(cut)-th smallest and largest values when those are at hand.
+  const cut = est.kind === 'percentile' ? (s.count * (100 - est.percentile)) / 100 : 0;
+  const e = est.kind === 'percentile' ? s.extremes?.(Math.ceil(cut)) : undefined;
+  const [mn, mx] = e ? [e.min, e.max] : s.minMax();
   if (est.kind === 'minmax' || !(mx > mn)) return [mn, mx];
   if (est.kind === 'percentile') {
-    const hist = s.histogram(mn, mx, 256, false);
-    const [i, j] = s.tails(hist, (s.count * (100 - est.percentile)) / 100);
+    const k = binScale(mn, mx, 256);
+    const [i, j] = e ? [binOf(e.low, mn, k, 256), binOf(e.high, mn, k, 256)] : s.tails(s.histogram(mn, mx, 256, false), cut);
     const at = (b: number) => Math.min(mx, Math.max(mn, mn + (b * (mx - mn)) / 255));
     return [at(i), at(j)];
   }
