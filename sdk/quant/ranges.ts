@@ -71,9 +71,13 @@ export function batchRange(est: Estimator, s: TensorStats): [number, number] {
  * TensorRT's entropy calibration on a histogram of |x| (bin i centred on i * width): the clip
  * whose quantized distribution Q is closest (KL divergence) to the clipped distribution P, where P
  * folds the mass beyond the clip into its last bin and Q does not. Since PACT2 rounds clips up to
- * powers of 2, only power-of-2 clips are candidates.
+ * powers of 2, only power-of-2 clips are candidates. Bin 0 is left out: zero is exact on every
+ * power-of-2 grid, and the spike of zeros after a ReLU would otherwise dominate the divergence and
+ * drive the clip down (the smaller the clip, the less that spike is smeared in Q).
  */
-export function klThreshold(hist: Uint32Array, width: number, levels: number): number {
+export function klThreshold(counts: Uint32Array, width: number, levels: number): number {
+  const hist = counts.slice();
+  hist[0] = 0;
   const bins = hist.length;
   const amax = width * (bins - 1);
   if (!(amax > 0)) return amax;
