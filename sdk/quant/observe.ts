@@ -59,7 +59,8 @@ export interface Observation {
 }
 
 export class FloatObserver {
-  private readonly stats: StatsKernels;
+  /** The statistics kernels on the float engine's WASM instance. */
+  readonly stats: StatsKernels;
   private readonly pointIndex = new Map<string, number>();
   private readonly targets = new Map<string, { t: MeanTarget; offset: number }[]>();
   /** Indices of the points that are runtime tensors of the plan (the others never get a range). */

@@ -16,7 +16,6 @@ import { FloatPlan } from '../engine/float.js';
 import { WasmRuntime } from '../engine/wasm.js';
 import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
-import { StatsKernels } from './histogram.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
 import type { Estimator } from './ranges.js';
 import type { QuantSpec } from './spec.js';
@@ -57,8 +56,9 @@ export interface WorkerTimings {
   waitBias: number;
   /** The float model's kernels (without the statistics read from its arena). */
   float: number;
-  /** Range statistics (min/max, histograms, tails) and per-channel sums on float tensors. */
+  /** Range statistics (min/max, tails, histograms) on the float tensors, pass 1. */
   ranges: number;
+  /** Per-channel sums of the float tensors (bias calibration). */
   means: number;
   /** The fixed-point engine, with its per-channel sums. */
   fixed: number;
@@ -75,7 +75,6 @@ export class CalibrationWorker {
   readonly timings = noTimings();
   private fixed?: { plan: FixedPlan; spec: QuantSpec };
   private readonly means: { offsets: number[]; length: number };
-  private readonly stats: StatsKernels;
 
   private constructor(
     private readonly model: Model,
@@ -84,7 +83,6 @@ export class CalibrationWorker {
     private readonly observer: FloatObserver,
   ) {
     this.means = meanOffsets(setup.targets);
-    this.stats = new StatsKernels(rt);
   }
 
   /** Float and fixed-point engines share one WASM instance, so that the SQNR kernel reads both. */
@@ -156,7 +154,7 @@ export class CalibrationWorker {
       onPoint: sums && ((i, name, f) => {
         const t1 = performance.now();
         const q = spec.tensors[name];
-        [sums[2 * i], sums[2 * i + 1]] = this.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, 2 ** -q.scaleLog2);
+        [sums[2 * i], sums[2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, 2 ** -q.scaleLog2);
         sqnrMs += performance.now() - t1;
       }),
     });
