@@ -16,5 +16,5 @@ export { traceFiles, parseTraceName, DEFAULT_TRACE_BASE, type TraceLayer } from 
 export type { RgbImage } from './data/resize.js';
 export { activationHistograms, type TensorHistogram, type HistogramOptions } from './histograms.js';
 export {
-  calibrateImageSet, type ImageCalibrationJob, type ImageCalibrationResult, type ImageDecoder, type JobProgress,
+  calibrateImageSet, type ImageCalibrationJob, type ImageCalibrationResult, type ImagePlatform, type JobProgress,
 } from './image-calibration.js';

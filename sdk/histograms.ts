@@ -6,7 +6,7 @@
  */
 import { fail } from './errors.js';
 import type { Model } from './model.js';
-import { passes, splitImages, type CalibrationProgress, type Samples } from './quant/calibrate.js';
+import { splitImages, type CalibrationProgress, type Sample, type Samples } from './quant/calibrate.js';
 import { StatsKernels } from './quant/histogram.js';
 import { runVisiting } from './quant/observe.js';
 
@@ -36,29 +36,32 @@ export async function activationHistograms(
   const result: Record<string, TensorHistogram> = {};
   for (const t of tensors) result[t] = { min: Infinity, max: -Infinity, counts: new Uint32Array(bins) };
   const total = Array.isArray(samples) ? samples.length : undefined;
-  let done = 0, current = 0;
-  for await (const { pass, sample } of passes(samples, 2)) {
-    if (pass !== current) [current, done] = [pass, 0];
-    for (const feeds of splitImages(model, sample)) {
-      const seen = new Set<string>();
-      runVisiting(plan, feeds, (name) => {
-        const h = result[name];
-        const loc = h && !seen.has(name) ? plan.location(name) : undefined;
-        if (!loc) return;
-        seen.add(name);
-        if (pass === 0) {
-          const [lo, hi] = stats.minMax(loc.ptr, loc.length);
-          h.min = Math.min(h.min, lo);
-          h.max = Math.max(h.max, hi);
-        } else {
-          const counts = stats.histogram(loc.ptr, loc.length, h.min, h.max, bins);
-          for (let i = 0; i < bins; i++) h.counts[i] += counts[i];
-        }
-      });
-      const missing = tensors.find((t) => !seen.has(t));
-      if (missing !== undefined) fail('BAD_OPTION', `"${missing}" is not a tensor the float model computes at run time`);
+  for (let pass = 0; pass < 2; pass++) {
+    let done = 0;
+    for await (const sample of samples as AsyncIterable<Sample>) {
+      for (const feeds of splitImages(model, sample)) {
+        const seen = new Set<string>();
+        runVisiting(plan, feeds, (name) => {
+          const h = result[name];
+          const loc = h && !seen.has(name) ? plan.location(name) : undefined;
+          if (!loc) return;
+          seen.add(name);
+          if (pass === 0) {
+            const [lo, hi] = stats.minMax(loc.ptr, loc.length);
+            h.min = Math.min(h.min, lo);
+            h.max = Math.max(h.max, hi);
+          } else {
+            const counts = stats.histogram(loc.ptr, loc.length, h.min, h.max, bins);
+            for (let i = 0; i < bins; i++) h.counts[i] += counts[i];
+          }
+        });
+        const missing = tensors.find((t) => !seen.has(t));
+        if (missing !== undefined) fail('BAD_OPTION', `"${missing}" is not a tensor the float model computes at run time`);
+      }
+      done++;
+      options.onProgress?.({ pass, passes: 2, done, total });
     }
-    options.onProgress?.({ pass, passes: 2, done: ++done, total });
+    if (!done) fail('BAD_INPUT', pass === 0 ? 'no samples were given' : 'the samples could be iterated only once; histograms need two passes');
   }
   return result;
 }

@@ -297,7 +297,9 @@ test('device rounding and bias rules, by hand', () => {
   assert.equal(saturationBounds({ bits: 8, signed: true, scaleLog2: 5 }, { min: 0, max: 6 }), [0, 127]);
   assert.equal(saturationBounds({ bits: 8, signed: false, scaleLog2: 4 }, { min: 0, max: 6 }), [0, 96]);
   assert.equal([rescaleFactor(3, 9), rescaleFactor(9, 9), rescaleFactor(10, 9)], [64, 1, 0]);
-  assert.equal([avgPoolMultiplier(49, 8), avgPoolMultiplier(4, 8), avgPoolMultiplier(49, 16)], [5, 64, 84]);
+  // 1/count with 8 (12) significant bits; a 33x33 global pool keeps a usable multiplier.
+  assert.equal([avgPoolMultiplier(49, 8), avgPoolMultiplier(4, 8), avgPoolMultiplier(49, 16), avgPoolMultiplier(1089, 8)],
+    [{ m: 167, shift: 13 }, { m: 256, shift: 10 }, { m: 2675, shift: 17 }, { m: 241, shift: 18 }]);
 });
 
 test.run();

@@ -55,6 +55,8 @@ export interface PageRun {
   preprocess: string;
   fields?: Record<string, string>;
   inputShape?: string;
+  /** Calibration workers (the page's default: up to 4, by the cores). */
+  workers?: number;
   /** Called once the first progress event has reached the page, while calibration runs. */
   whileRunning?: (page: Page) => Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function calibrateInPage(page: Page, url: string, run: PageRun): Pr
     else await page.fill(`#pp-${k}`, v);
   }
   if (run.inputShape !== undefined) await page.fill('#input-shape', run.inputShape);
+  if (run.workers !== undefined) await page.fill('#workers', String(run.workers));
   await page.click('#calibrate');
   if (run.whileRunning) {
     await page.waitForFunction(() => Number(document.getElementById('progress')!.dataset.events) > 0);

@@ -172,6 +172,8 @@ for (const name of [...Object.keys(PRESETS), 'custom']) ppPreset.add(new Option(
 ppPreset.addEventListener('change', () => { if (ppPreset.value !== 'custom') fillSpec(parseSpec({ preset: ppPreset.value })); });
 for (const k of PP_FIELDS) field(k).addEventListener('change', () => { ppPreset.value = 'custom'; if (k === 'layout') syncShape(); });
 fillSpec(parseSpec({ preset: 'imagenet' }));
+// Each worker holds its own copy of the model and engines.
+$('workers').value = String(Math.min(navigator.hardwareConcurrency || 1, 4));
 
 function jobFromForm(): ImageCalibrationJob {
   const shapeText = $('input-shape').value.trim();
@@ -186,6 +188,7 @@ function jobFromForm(): ImageCalibrationJob {
     inputShape,
     preprocess: specFromForm(),
     pixelInput: $('pixel-input').checked,
+    workers: int('workers'),
     options: {
       preset: $<HTMLSelectElement>('preset').value as 'simple' | 'advanced' | 'advanced-dw',
       bits: Number($<HTMLSelectElement>('bits').value) as 8 | 16,
@@ -229,7 +232,7 @@ $('calibrate').addEventListener('click', async () => {
     return (e as Error).message === 'cancelled' ? setState('ready', 'Cancelled.') : setState('error', (e as Error).message);
   }
   $<HTMLProgressElement>('progress').value = 1;
-  showResult(result, model.name, (performance.now() - started) / 1000);
+  showResult(result, model.name, job.workers ?? 1, (performance.now() - started) / 1000);
   setState('done', `Done in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
 });
 
@@ -253,7 +256,7 @@ function download(id: string, data: BlobPart, type: string): void {
   $<HTMLAnchorElement>(id).href = url;
 }
 
-function showResult(r: ImageCalibrationResult, modelName: string, seconds: number): void {
+function showResult(r: ImageCalibrationResult, modelName: string, workers: number, seconds: number): void {
   urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
   const t = r.table;
   const sqnrs = Object.values(t.tensors).map((x) => x.sqnr).filter((x): x is number => x !== undefined && Number.isFinite(x));
@@ -268,7 +271,7 @@ function showResult(r: ImageCalibrationResult, modelName: string, seconds: numbe
     ? `Float vs fixed-point top-1 agreement: ${r.agreement.top1.toFixed(1)} % on ${r.agreement.images} images (output "${r.agreement.output}")`
     : 'Top-1 agreement: not measured (no classification-shaped output)', 'big');
   line(`${modelName}: preset ${t.preset} (${t.estimator}), ${t.bits}-bit, bias calibration ${t.biasCalibration}, bias form ${t.biasMode}; `
-    + `${t.images} images, input [${r.inputShape.join(', ')}], ${seconds.toFixed(1)} s`);
+    + `${t.images} images, input [${r.inputShape.join(', ')}], ${workers} worker${workers > 1 ? 's' : ''}, ${seconds.toFixed(1)} s`);
   line(`${Object.keys(t.tensors).length} quantized tensors, ${Object.keys(t.layers).length} weight layers; `
     + (sqnrs.length ? `SQNR ${fmt(Math.min(...sqnrs))} to ${fmt(Math.max(...sqnrs))} dB` : ''));
   line(t.input.pixels

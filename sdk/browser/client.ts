@@ -47,8 +47,7 @@ export class CalibrationWorker {
 
   /** Calibrate on encoded images (in this order); see calibrateImageSet. */
   calibrate(model: Blob | Uint8Array, images: EncodedImage[], job: ImageCalibrationJob, onProgress?: (p: JobProgress) => void): Promise<ImageCalibrationResult> {
-    const names = images.map((im, i) => (im instanceof File ? im.webkitRelativePath || im.name : `image ${i + 1}`));
-    return this.request({ type: 'calibrate', model, images, names, job }, onProgress);
+    return this.request({ type: 'calibrate', model, images, job }, onProgress);
   }
 
   /** Stop the worker: pending requests fail with a "cancelled" error. */

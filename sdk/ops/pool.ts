@@ -143,8 +143,8 @@ function globalWindows(p: GlobalPoolParams, x: TensorData, y: TensorData, finish
 
 /**
  * Fixed point of the pools. Max: the largest integer of the window, requantized if the output
- * format differs. Average: the window sum times 1/count held with the avgPool fractional bits F,
- * sat(roundShift(sum * round(2^F / count), F + in - out)) (spec.ts avgPoolMultiplier).
+ * format differs. Average: the window sum times 1/count as an F-significant-bit multiplier m at
+ * shift F + s, sat(roundShift(sum * m, F + s + in - out)) (spec.ts avgPoolMultiplier).
  */
 export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale; xq: TensorQ; yq: TensorQ }
 
@@ -159,10 +159,13 @@ function poolFixed<P extends { max: boolean }>(
       const [xq, yq] = [inputQ(ctx, 0), ctx.outQ[0]];
       const bits = layerBits(xq.bits, yq.bits);
       const rescale = formatChange(xq, yq, ctx.bounds[0]);
-      const n = FRACTION_BITS.avgPool[bits] + xq.scaleLog2 - yq.scaleLog2;
+      // n: in - out; each window adds its reciprocal's shift.
+      const n = xq.scaleLog2 - yq.scaleLog2;
       if (!ctx.params.max) {
-        // sum * round(2^F / count) <= max|x| * (2^F + count / 2)
-        const bound = maxAbs(xq) * (2 ** FRACTION_BITS.avgPool[bits] + windowSize(ctx.params)) + (n > 0 ? 2 ** (n - 1) : 0);
+        // sum * m <= max|x| * count * (2^(F+s) / count + 1/2) <= max|x| * count * (2^F + 1/2)
+        const count = windowSize(ctx.params);
+        const { shift } = avgPoolMultiplier(count, bits);
+        const bound = maxAbs(xq) * count * (2 ** FRACTION_BITS.avgPool[bits] + 0.5) + (n + shift > 0 ? 2 ** (n + shift - 1) : 0);
         checkAccumulator(ctx.node, bound, bits, 'the window sum');
       }
       return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq };
@@ -171,7 +174,10 @@ function poolFixed<P extends { max: boolean }>(
       const { lo, hi } = f.rescale;
       walk(f.p, x, y, f.max
         ? (acc) => saturate(roundShift(acc * f.rescale.k, f.rescale.n), lo, hi)
-        : (sum, count) => saturate(roundShift(sum * avgPoolMultiplier(count, f.bits), f.n), lo, hi));
+        : (sum, count) => {
+          const { m, shift } = avgPoolMultiplier(count, f.bits);
+          return saturate(roundShift(sum * m, shift + f.n), lo, hi);
+        });
     },
   };
 }
@@ -188,6 +194,6 @@ pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw, (f, env) => {
 globalPool.fixed = poolFixed(globalWindows, (p) => p.size, (f, env) => {
   if (f.max) return undefined;
   const k = kernelFn(env, 'global_avgpool_q');
-  const m = avgPoolMultiplier(f.p.size, f.bits);
-  return ([x], [y]) => k(x, qCode(f.xq), f.p.planes, f.p.size, m, f.n, f.rescale.lo, f.rescale.hi, y, qCode(f.yq));
+  const { m, shift } = avgPoolMultiplier(f.p.size, f.bits);
+  return ([x], [y]) => k(x, qCode(f.xq), f.p.planes, f.p.size, m, shift + f.n, f.rescale.lo, f.rescale.hi, y, qCode(f.yq));
 });

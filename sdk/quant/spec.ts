@@ -214,13 +214,16 @@ export function formatShift(from: TensorQ, to: TensorQ): { k: number; n: number 
 }
 
 /**
- * Average pooling: the window sum times 1/count held with F fractional bits,
- * m = roundHalfAway(2^F / count); out = sat(roundShift(sum * m, F + in - out)). Exact when count
- * is a power of 2 up to 2^F; otherwise 1/count carries the device's rounding (e.g. a 7x7 global
- * pool in 8-bit mode: m = round(256/49) = 5, which averages 4.3 % low).
+ * Average pooling: the window sum times 1/count, the reciprocal held with F = 8 (12) significant
+ * bits: m = roundHalfAway(2^(F+s) / count) with s = floor(log2 count), so that m lies in
+ * (2^(F-1), 2^F]; out = sat(roundShift(sum * m, F + s + in - out)). Exact when count is a power of
+ * 2; otherwise within 2^-F of 1/count (a 7x7 global pool in 8-bit: m = 167 at shift 13, 0.1 %
+ * high). Read as fraction bits of 1/count alone (m = round(2^F / count)) a 33x33 global pool
+ * would get m = 0 and output zeros, which no device does; hence significant bits.
  */
-export function avgPoolMultiplier(count: number, bits: Bits): number {
-  return roundHalfAway(2 ** FRACTION_BITS.avgPool[bits] / count);
+export function avgPoolMultiplier(count: number, bits: Bits): { m: number; shift: number } {
+  const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, Math.floor(Math.log2(count)));
+  return { m: roundHalfAway(2 ** shift / count), shift };
 }
 
 /** The device bias of every output channel (value at the accumulator scale 2^(in + w_c)). */
