@@ -7,27 +7,9 @@ import type { WorkerInit } from '../sdk/quant/protocol.js';
 import { CalibrationWorker, LocalWorker } from '../sdk/quant/worker.js';
 import { sameTop1 } from '../sdk/metrics/classification.js';
 import { histogramRef, minMaxRef } from '../sdk/quant/histogram.js';
-import { buildModel, floats, node, randomTensor, rng } from './helpers.js';
+import { rng, smallCnn } from './helpers.js';
 
-/** Conv+Relu, a depthwise conv, a residual Add and a Gemm head over 3x16x16 images. */
-const bytes = buildModel({
-  inputs: [{ name: 'x', dims: ['N', 3, 16, 16] }],
-  outputs: [{ name: 'y', dims: ['N', 6] }],
-  nodes: [
-    node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
-    node('Relu', ['c1'], ['r1']),
-    node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 4 }),
-    node('Add', ['c2', 'r1'], ['sum']),
-    node('GlobalAveragePool', ['sum'], ['gap']),
-    node('Flatten', ['gap'], ['flat']),
-    node('Gemm', ['flat', 'fw', 'fb'], ['y'], { transB: 1 }),
-  ],
-  initializers: {
-    w1: randomTensor([4, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([4], 2, -0.2, 0.2),
-    wd: randomTensor([4, 1, 3, 3], 3, -1, 1), bd: randomTensor([4], 4, -0.2, 0.2),
-    fw: randomTensor([6, 4], 5, -1, 1), fb: floats([6], [0.1, -0.1, 0, 0.2, -0.2, 0.05]),
-  },
-});
+const bytes = smallCnn();
 
 /** Seeded RGB images of various sizes (what a decoder would return). */
 const images: RgbImage[] = Array.from({ length: 5 }, (_, i) => {
@@ -37,8 +19,8 @@ const images: RgbImage[] = Array.from({ length: 5 }, (_, i) => {
 });
 
 test('activationHistograms: the WASM kernels count what the plain reference counts over every image, on one range', async () => {
-  const model = await loadModel(bytes, { inputShape: [1, 3, 16, 16] });
-  const samples = Array.from({ length: 4 }, (_, i) => Float32Array.from({ length: 768 }, rng(i).bind(null, -2, 2)));
+  const model = await loadModel(bytes, { inputShape: [1, 3, 12, 12] });
+  const samples = Array.from({ length: 4 }, (_, i) => Float32Array.from({ length: 432 }, rng(i).bind(null, -2, 2)));
   const names = ['x', 'c1', 'r1', 'sum', 'y'];
   const hists = await activationHistograms(model, samples, names, { bins: 64 });
   // Reference: every tensor kept readable, float values gathered per image.
@@ -64,11 +46,11 @@ test('activationHistograms: the WASM kernels count what the plain reference coun
 });
 
 test('calibrateImageSet: the calibration of the preprocessed images, their histograms and float vs fixed agreement', async () => {
-  const job = { preprocess: parseSpec({ preset: 'imagenet', width: 16, height: 16, shortSide: 18 }), options: { preset: 'advanced' as const, batchSize: 2 } };
+  const job = { preprocess: parseSpec({ preset: 'imagenet', width: 12, height: 12, shortSide: 14 }), options: { preset: 'advanced' as const, batchSize: 2 } };
   const progress: string[] = [];
-  const r = await calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 16, 16] }, { decode: async (im) => im, onProgress: (p) => progress.push(`${p.stage}:${p.pass}`) });
-  const model = await loadModel(bytes, { inputShape: [1, 3, 16, 16] });
-  const spec = sizeSpec(job.preprocess, [1, 3, 16, 16]);
+  const r = await calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 12, 12] }, { decode: async (im) => im, onProgress: (p) => progress.push(`${p.stage}:${p.pass}`) });
+  const model = await loadModel(bytes, { inputShape: [1, 3, 12, 12] });
+  const spec = sizeSpec(job.preprocess, [1, 3, 12, 12]);
   const tensors = images.map((im) => preprocess(im, spec));
   const cal = await calibrate(model, tensors, job.options);
   assert.equal(r.qdq, cal.toQdqOnnx());
@@ -78,14 +60,14 @@ test('calibrateImageSet: the calibration of the preprocessed images, their histo
   let same = 0;
   for (const x of tensors) if (sameTop1((await model.run(x)).y, (await cal.run(x)).y)) same++;
   assert.equal(r.agreement, { output: 'y', top1: (100 * same) / 5, images: 5 });
-  assert.equal(r.inputShape, [1, 3, 16, 16]);
+  assert.equal(r.inputShape, [1, 3, 12, 12]);
   const stages = [...new Set(progress)];
   assert.equal(stages, ['calibration:0', 'calibration:1', 'histograms:0', 'histograms:1', 'agreement:0']);
   assert.is(progress.length, 5 * images.length);
 });
 
 test('calibrateImageSet: three workers started from the WorkerInit give the bytes of one', async () => {
-  const job = { inputShape: [1, 3, 16, 16], preprocess: parseSpec({ preset: 'imagenet', width: 16, height: 16, shortSide: 18 }), options: { batchSize: 2 }, histogramBins: 0 };
+  const job = { inputShape: [1, 3, 12, 12], preprocess: parseSpec({ preset: 'imagenet', width: 12, height: 12, shortSide: 14 }), options: { batchSize: 2 }, histogramBins: 0 };
   const one = await calibrateImageSet(bytes, images, job, { decode: async (im) => im });
   let started = 0;
   // A pool in this thread built only from what a worker receives: the model's parts, the setup
@@ -108,7 +90,7 @@ test('calibrateImageSet: three workers started from the WorkerInit give the byte
 });
 
 test('calibrateImageSet: pixel input, no histograms, and one-line errors for bad input', async () => {
-  const job = { inputShape: [1, 3, 16, 16], preprocess: parseSpec({ preset: 'imagenet', width: 16, height: 16, shortSide: 18 }), pixelInput: true, histogramBins: 0, agreement: false };
+  const job = { inputShape: [1, 3, 12, 12], preprocess: parseSpec({ preset: 'imagenet', width: 12, height: 12, shortSide: 14 }), pixelInput: true, histogramBins: 0, agreement: false };
   const r = await calibrateImageSet(bytes, images.slice(0, 2), { ...job, options: { preset: 'simple' } }, { decode: async (im) => im });
   assert.is(r.table.input.pixels, true);
   assert.equal(r.table.tensors.x.clip, [0, 256]);
@@ -123,8 +105,8 @@ test('calibrateImageSet: pixel input, no histograms, and one-line errors for bad
     }
   };
   await bad(() => calibrateImageSet(bytes, [], job, { decode: async (im: RgbImage) => im }), /no calibration images/);
-  await bad(() => calibrateImageSet(bytes, images, { ...job, inputShape: undefined }, { decode: async (im) => im }), /dynamic|input shape|inputShape/i);
-  await bad(() => calibrateImageSet(bytes, images, { ...job, preprocess: parseSpec({ preset: 'yolox' }) }, { decode: async (im) => im }), /wants 16x16/);
+  await bad(() => calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 16, 16] }, { decode: async (im) => im }), /declared \[1,3,12,12\]/);
+  await bad(() => calibrateImageSet(bytes, images, { ...job, preprocess: parseSpec({ preset: 'yolox' }) }, { decode: async (im) => im }), /wants 12x12/);
   await bad(() => calibrateImageSet(new Uint8Array([1, 2, 3]), images, job, { decode: async (im) => im }), /ONNX|truncated|protobuf/i);
 });
 
