@@ -13,6 +13,8 @@ export { matmul_f32_packedb_simd } from './float/gemm';
 export * from './float/pool';
 export * from './float/resize';
 export * from './stats/histogram';
+export * from './stats/sqnr';
+export * from './stats/extremes';
 export * from './int/gemm';
 export * from './int/dw';
 export * from './int/fc';

@@ -27,6 +27,7 @@ const CONFIGS = {
   'advanced-dw, minmax': { preset: 'advanced-dw', estimator: 'minmax' },
   'advanced-dw, entropy': { preset: 'advanced-dw', estimator: 'entropy' },
   'advanced-dw, mse': { preset: 'advanced-dw', estimator: 'mse' },
+  'advanced-dw, 16-bit': { preset: 'advanced-dw', bits: 16 },
 };
 const MODELS = {
   mobilenetv2: {
@@ -37,12 +38,12 @@ const MODELS = {
   yolox: {
     model: 'yolox-nano.onnx', shape: [1, 3, 416, 416], preprocess: 'yolox', task: 'detection', metric: 'map50', label: 'mAP@0.5 %',
     images: join(COCO, 'images'), labels: join(COCO, 'detection-labels'), calibrate: 64,
-    configs: ['simple', 'advanced', 'advanced-dw'],
+    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit'],
   },
   deeplab: {
     model: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3], preprocess: 'deeplab', task: 'segmentation', metric: 'miou', label: 'mIoU %',
     images: join(COCO, 'images'), labels: join(COCO, 'segmentation-masks'), classMap: COCO_PANOPTIC_TO_VOC, calibrate: 64,
-    configs: ['simple', 'advanced', 'advanced-dw'],
+    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit'],
   },
 };
 

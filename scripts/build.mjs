@@ -1,8 +1,9 @@
 // Build: AssemblyScript kernels -> one SIMD .wasm, inlined into the SDK as base64 (one code path
-// for Node, browsers and workers), then TypeScript.
+// for Node, browsers and workers), then TypeScript, then the browser bundles with esbuild.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import asc from 'assemblyscript/asc';
+import { build } from 'esbuild';
 
 const run = (file, args) => {
   try {
@@ -25,4 +26,22 @@ writeFileSync(
 );
 run('node_modules/typescript/bin/tsc', ['-p', '.']);
 chmodSync('dist/cli/main.js', 0o755);
-console.log(`build: kernels.wasm ${wasm.length} bytes, TypeScript compiled to dist/`);
+// The page and the worker, type-checked without Node's types (esbuild below only strips them).
+run('node_modules/typescript/bin/tsc', ['-p', 'web']);
+
+// Browser: the SDK (sdk/browser.ts) and its calibration worker as self-contained ESM files that
+// import nothing (the kernels are inside); the page's script imports the SDK bundle next to it.
+const browser = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', legalComments: 'none', logLevel: 'warning' };
+const sdk = await build({
+  ...browser, entryPoints: { p2calib: 'sdk/browser.ts', 'p2calib-worker': 'sdk/browser/worker.ts' }, outdir: 'dist/browser', metafile: true,
+});
+writeFileSync('dist/browser/meta.json', JSON.stringify(sdk.metafile));
+await build({
+  ...browser, entryPoints: ['web/app.ts'], outfile: 'dist/web/app.js', sourcemap: true,
+  plugins: [{
+    name: 'sdk-bundle',
+    setup: (b) => b.onResolve({ filter: /\/sdk\/browser\.js$/ }, () => ({ path: './p2calib.js', external: true })),
+  }],
+});
+const kb = (f) => `${Math.round(readFileSync(f).length / 1024)} KiB`;
+console.log(`build: kernels.wasm ${wasm.length} bytes, TypeScript compiled to dist/, browser bundles ${kb('dist/browser/p2calib.js')} + worker ${kb('dist/browser/p2calib-worker.js')}`);

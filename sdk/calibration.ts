@@ -5,10 +5,13 @@ import { buildTable, type CalibrationTable } from './export/table.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
 import {
-  CalibrationState, passes, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Samples,
+  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
-import { FloatObserver, type MeanTarget } from './quant/observe.js';
+import { meanOffsets, type MeanTarget } from './quant/observe.js';
+import {
+  CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
+} from './quant/worker.js';
 import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
 
@@ -21,6 +24,8 @@ export class Calibration {
     readonly spec: QuantSpec,
     private readonly weights: Map<string, QuantizedWeights>,
     readonly table: CalibrationTable,
+    /** Where the time went (absent for a calibration loaded from a table). */
+    readonly timings?: CalibrationTimings,
   ) {}
 
   /** The fixed-point simulation of the device: float feeds in, dequantized outputs out. */
@@ -108,29 +113,6 @@ export function meanTargets(state: CalibrationState): MeanTarget[] {
   });
 }
 
-/** Per-tensor sums for SQNR = 10 log10(sum f^2 / sum (f - q)^2). */
-class SqnrMeter {
-  private readonly sums = new Map<string, [number, number]>();
-
-  add(name: string, f: Float32Array, q: ArrayLike<number>, scaleLog2: number): void {
-    const step = 2 ** -scaleLog2;
-    let signal = 0, noise = 0;
-    for (let i = 0; i < f.length; i++) {
-      const e = f[i] - q[i] * step;
-      signal += f[i] * f[i];
-      noise += e * e;
-    }
-    const s = this.sums.get(name) ?? [0, 0];
-    this.sums.set(name, [s[0] + signal, s[1] + noise]);
-  }
-
-  result(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [name, [signal, noise]] of this.sums) out.set(name, noise === 0 ? Infinity : 10 * Math.log10(signal / noise));
-    return out;
-  }
-}
-
 /**
  * The TIDL schedule: the factor is divided by 10 during the first and last 10 % of the updates;
  * the devkit keeps it constant.
@@ -140,88 +122,199 @@ export function biasFactor(o: ResolvedOptions, update: number, updates: number):
   return update < 0.1 * updates || update >= 0.9 * updates ? o.factor / 10 : o.factor;
 }
 
-export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions = {}): Promise<Calibration> {
+/** Where the images of a calibration come from and which workers process them. */
+export interface CalibrationRun<I> {
+  /** The images of one pass, in sample order; called once per pass. */
+  items(): AsyncIterable<I> | Iterable<I>;
+  /** How many images a pass has, when known before the first pass (for progress). */
+  count?: number;
+  /** Start the workers (once, before the first pass). */
+  start(setup: WorkerSetup): Promise<WorkerHandle<I>[]>;
+  /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
+   *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
+  onItemError?(error: unknown, item: I): void;
+}
+
+/** The items of a pass without those the first pass left out (by their position). */
+async function* without<I>(items: AsyncIterable<I> | Iterable<I>, left: Set<number>): AsyncGenerator<I> {
+  let index = 0;
+  for await (const item of items) if (!left.has(index++)) yield item;
+}
+
+/** Milliseconds per phase: the workers' (summed over workers) and the coordinator's. */
+export interface CalibrationTimings extends WorkerTimings {
+  workers: number;
+  /** From the start to the end of the run (the wall clock). */
+  total: number;
+  /** Starting the workers (models, engines). */
+  start: number;
+  /** Folding ranges, summing means, bias updates (the coordinator). */
+  merge: number;
+  /** Formats and weight quantization after pass 1, and the workers' fixed-point engines. */
+  spec: number;
+}
+
+/**
+ * Run requests for every image of a pass across the workers, at most `window` at a time, and hand
+ * the results to `consume` in image order. A request goes to the worker with the fewest
+ * outstanding ones; which worker computes an image does not change its result.
+ */
+async function inImageOrder<I, R>(
+  items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
+  request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>,
+  consume: (result: R, index: number) => void,
+): Promise<number> {
+  const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
+  const busy = workers.map(() => 0);
+  const pending: Promise<R>[] = [];
+  let dispatched = 0, consumed = 0, ended = false;
+  try {
+    for (;;) {
+      while (!ended && pending.length < window) {
+        const r = await it.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        let w = 0;
+        for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
+        busy[w]++;
+        const result = request(workers[w], r.value, dispatched++);
+        result.then(() => busy[w]--, () => {});
+        pending.push(result);
+      }
+      const next = pending.shift();
+      if (!next) return consumed;
+      consume(await next, consumed++);
+    }
+  } finally {
+    if (!ended) await it.return?.();
+  }
+}
+
+/**
+ * The coordinator: sends the per-image work to the workers and merges their results in image
+ * order, so that the calibration is byte-identical whatever the number of workers. Pass 1 folds
+ * each image's ranges into the running averages; the weights are then frozen and the formats
+ * fixed; each bias-calibration pass sums per batch the float and fixed per-channel means image
+ * by image and updates the biases after each batch (broadcast to every worker); the last pass
+ * also sums each point's SQNR terms image by image.
+ */
+export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
   const opts = resolveOptions(options);
-  const started = Date.now();
+  const t0 = performance.now();
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
+  const points = state.placement.points;
   const targets = meanTargets(state);
   const devkit = opts.biasCalibration === 'devkit';
-  // The observer reads every PACT2 point and mean target as it is produced: none may be fused
-  // into the activation after it (e.g. a Conv output feeding HardSwish).
-  const { plan, rt } = await model.floatPlan(1, { observe: [...state.placement.points, ...targets.map((t) => t.tensor)] });
-  const subsample = opts.subsampleSeed === undefined ? undefined : { seed: opts.subsampleSeed, shapeOf: (t: string) => inferred.values.get(t)!.shape };
-  const observer = new FloatObserver(plan, rt, state.placement.points, targets, opts.rules.estimator, subsample);
+  const timings: CalibrationTimings = { ...noTimings(), workers: 0, total: 0, start: 0, merge: 0, spec: 0 };
+  let t = performance.now();
+  const workers = await run.start({
+    points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+  });
+  timings.workers = workers.length;
+  timings.start = performance.now() - t;
+  // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
+  const window = 3 * workers.length;
+  const observed = workers[0].observed;
   const biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
   const totalPasses = 1 + Math.max(biasPasses, 1);
-  const report = (pass: number, done: number) =>
-    options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || (Array.isArray(samples) ? samples.length : undefined) });
-
-  // Pass 1: PACT2 ranges from the float model, per image, merged in sample order.
-  let done = 0;
-  for await (const { sample } of passes(samples, 1)) {
-    for (const feeds of splitImages(model, sample)) {
-      for (const [t, r] of observer.observe(feeds, { image: state.images, ranges: true }).stats.ranges) state.ranges.get(t)!.update(r);
+  const report = (pass: number, done: number) => options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || run.count });
+  const leftOut = new Set<number>();
+  const onePass = async <R>(pass: number, request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>, consume: (r: R, index: number) => void) => {
+    const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, (r, index) => {
+      const t1 = performance.now();
+      consume(r, index);
+      timings.merge += performance.now() - t1;
+      report(pass, index + 1);
+    });
+    if (n === 0) fail('BAD_INPUT', pass === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
+    if (pass > 0 && n !== state.images) fail('BAD_INPUT', `the samples gave ${n} images in pass ${pass + 1} but ${state.images} in the first`);
+  };
+  let closed = false;
+  try {
+    // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
+    // An item that fails here is reported in image order, and left out (or ends the run).
+    const ranges = (w: WorkerHandle<I>, item: I, index: number) => !run.onItemError ? w.ranges(item, index)
+      : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+    await onePass(0, ranges, (r, index) => {
+      if (!(r instanceof Float64Array)) {
+        run.onItemError!(r.error, r.item);
+        leftOut.add(index);
+        return;
+      }
+      for (const i of observed) state.ranges.get(points[i])!.update([r[2 * i], r[2 * i + 1]]);
       state.images++;
-    }
-    report(0, ++done);
-  }
-  state.freezeWeights();
-  const { spec, weights } = state.spec();
-  const fixed = await FixedPlan.create(model, 1, spec, { keep: state.placement.points });
+    });
+    if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
+    t = performance.now();
+    state.freezeWeights();
+    const { spec, weights } = state.spec();
+    await Promise.all(workers.map((w) => w.setSpec(spec)));
+    timings.spec = performance.now() - t;
 
-  // Then bias calibration (advanced presets), one update per batch; the last pass (or a pass of
-  // its own without bias calibration) also measures each stored tensor's SQNR.
-  const batches = Math.ceil(state.images / opts.batchSize);
-  const updates = biasPasses * batches;
-  let update = 0;
-  const sqnr = new SqnrMeter();
-  const layers = new Map(state.layers.map((l) => [l.node.name, l]));
-  for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
-    const last = pass === Math.max(biasPasses, 1) - 1;
-    const sumF = new Map<string, Float64Array>(), sumQ = new Map<string, Float64Array>();
-    let inBatch = 0;
-    const applyBatch = () => {
-      if (!inBatch || !biasPasses) return;
-      const factor = biasFactor(opts, update++, updates);
-      for (const [name, l] of layers) {
-        const f = sumF.get(name)!, q = sumQ.get(name)!;
-        for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (f[c] - q[c])) / inBatch;
-        fixed.setBias(name, l.bias);
-      }
-      sumF.clear();
-      sumQ.clear();
-      inBatch = 0;
-    };
-    done = 0;
-    let image = 0;
-    for await (const { sample } of passes(samples, 1)) {
-      for (const feeds of splitImages(model, sample)) {
-        let q: Map<string, Float64Array> | undefined;
-        if (biasPasses) q = fixed.runWithMeans(feeds, devkit ? 'accumulator' : 'output').means;
-        else fixed.run(feeds);
-        const { stats } = observer.observe(feeds, {
-          image: image++,
-          ranges: false,
-          onPoint: last ? (name, values) => sqnr.add(name, values, fixed.tensor(name), spec.tensors[name].scaleLog2) : undefined,
+    // Bias calibration (advanced presets), one update per batch; the last pass (or a pass of its
+    // own without bias calibration) also measures each stored tensor's SQNR.
+    const batches = Math.ceil(state.images / opts.batchSize);
+    const updates = biasPasses * batches;
+    const { offsets, length } = meanOffsets(targets);
+    const sumF = new Float64Array(length), sumQ = new Float64Array(length);
+    const biases = new Float32Array(length);
+    const sqnr = new Float64Array(2 * points.length);
+    let update = 0;
+    for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
+      const req: MeasureRequest = { means: biasPasses > 0, sqnr: pass === Math.max(biasPasses, 1) - 1 };
+      let inBatch = 0;
+      const applyBatch = () => {
+        if (!inBatch || !biasPasses) return;
+        const factor = biasFactor(opts, update++, updates);
+        state.layers.forEach((l, k) => {
+          const o = offsets[k];
+          for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (sumF[o + c] - sumQ[o + c])) / inBatch;
+          biases.set(l.bias, o);
         });
-        if (q) {
-          for (const [name, f] of stats.means) {
-            const add = (m: Map<string, Float64Array>, v: Float64Array) => {
-              const acc = m.get(name) ?? new Float64Array(v.length);
-              for (let c = 0; c < v.length; c++) acc[c] += v[c];
-              m.set(name, acc);
-            };
-            add(sumF, f);
-            add(sumQ, q.get(name)!);
-          }
-          if (++inBatch === opts.batchSize) applyBatch();
+        for (const w of workers) w.setBiases(update, biases);
+        sumF.fill(0);
+        sumQ.fill(0);
+        inBatch = 0;
+      };
+      await onePass(1 + pass, (w, item, index) => w.measure(item, biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0, req), (m) => {
+        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (!f || !q) return;
+        for (let c = 0; c < length; c++) {
+          sumF[c] += f[c];
+          sumQ[c] += q[c];
         }
-      }
-      report(1 + pass, ++done);
+        if (++inBatch === opts.batchSize) applyBatch();
+      });
+      applyBatch();
     }
-    applyBatch();
+    const db = new Map<string, number>();
+    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * Math.log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
+    closed = true;
+    for (const w of await Promise.all(workers.map((w) => w.close()))) {
+      for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];
+    }
+    timings.total = performance.now() - t0;
+    return new Calibration(model, state, spec, weights, table, timings);
+  } finally {
+    if (!closed) await Promise.all(workers.map((w) => w.abort()));
   }
-  const table = buildTable(state, spec, weights, { seconds: (Date.now() - started) / 1000, sqnr: sqnr.result(), pixelInput: model.pixelInput });
-  return new Calibration(model, state, spec, weights, table);
+}
+
+/** Split each sample (one image, or a batch of images) into single-image feeds. */
+async function* eachImage(model: Model, samples: Samples): AsyncGenerator<Record<string, Float32Array>> {
+  for await (const sample of samples as AsyncIterable<Sample>) yield* splitImages(model, sample);
+}
+
+/** Calibrate on samples (preprocessed tensors), in this thread. */
+export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions = {}): Promise<Calibration> {
+  return runCalibration(model, {
+    items: () => eachImage(model, samples),
+    count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
+    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds)],
+  }, options);
 }

@@ -23,6 +23,14 @@ export interface TensorInfo {
 
 export type Feeds = Record<string, Float32Array> | Float32Array;
 
+/** What rebuilds a Model in another thread: plain data (structured-cloneable), the decoded graph
+ *  rather than the file's bytes so that external data and pixel-input layers come along. */
+export interface ModelParts {
+  source: Graph;
+  shapes: Map<string, number[]>;
+  pixelInput?: PixelAffine;
+}
+
 /**
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
@@ -69,8 +77,16 @@ export class Model {
     if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
     const source = cloneGraph(this.source);
     addPixelInput(source, affine);
-    const { graph, inferred } = prepareGraph(source, this.shapes);
-    return new Model(source, graph, inferred, this.shapes, affine);
+    return Model.fromParts({ source, shapes: this.shapes, pixelInput: affine });
+  }
+
+  parts(): ModelParts {
+    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput };
+  }
+
+  static fromParts({ source, shapes, pixelInput }: ModelParts): Model {
+    const { graph, inferred } = prepareGraph(source, shapes);
+    return new Model(source, graph, inferred, shapes, pixelInput);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */

@@ -3,38 +3,7 @@ import * as assert from 'uvu/assert';
 import { calibrate, loadCalibration, loadModel } from '../sdk/index.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { clipOf } from '../sdk/quant/spec.js';
-import { buildModel, diff, floats, node, ortRun, randomArray, randomTensor } from './helpers.js';
-
-/** A small CNN with the structures calibration must handle: conv+relu, depthwise conv, a residual
- *  Add, Concat, pooling, a Gemm head, a Sigmoid (float fallback) and a Clip(0,6). */
-function smallCnn(opset = 13) {
-  return buildModel({
-    opset,
-    inputs: [{ name: 'x', dims: [1, 3, 12, 12] }],
-    outputs: [{ name: 'y', dims: [1, 5] }, { name: 'gate', dims: [1, 8, 6, 6] }],
-    nodes: [
-      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
-      node('Relu', ['c1'], ['r1']),
-      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 8 }),
-      node('Clip', ['c2', 'zero', 'six'], ['r2']),
-      node('Conv', ['r2', 'w3', 'b3'], ['c3']),
-      node('Add', ['c3', 'r1'], ['sum']),
-      node('Sigmoid', ['sum'], ['gate']),
-      node('Concat', ['sum', 'r2'], ['cat'], { axis: 1 }),
-      node('MaxPool', ['cat'], ['mp'], { kernel_shape: [2, 2], strides: [2, 2] }),
-      node('GlobalAveragePool', ['mp'], ['gap']),
-      node('Flatten', ['gap'], ['flat']),
-      node('Gemm', ['flat', 'fw', 'fb'], ['y'], { transB: 1 }),
-    ],
-    initializers: {
-      w1: randomTensor([8, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([8], 2, -0.2, 0.2),
-      wd: randomTensor([8, 1, 3, 3], 3, -1, 1), bd: randomTensor([8], 4, -0.2, 0.2),
-      w3: randomTensor([8, 8, 1, 1], 5, -0.5, 0.5), b3: randomTensor([8], 6, -0.1, 0.1),
-      fw: randomTensor([5, 16], 7, -1, 1), fb: randomTensor([5], 8, -0.1, 0.1),
-      zero: floats([], [0]), six: floats([], [6]),
-    },
-  });
-}
+import { buildModel, diff, floats, node, ortRun, randomArray, randomTensor, smallCnn } from './helpers.js';
 
 const samples = (n: number, seed = 100) => Array.from({ length: n }, (_, i) => randomArray(3 * 12 * 12, seed + i, -1.5, 1.5));
 
@@ -125,6 +94,55 @@ test('the devkit subsample is seeded: same seed same result, another seed may mo
   assert.equal(a.toQdqOnnx(), b.toQdqOnnx());
   assert.equal(a.table.tensors, b.table.tensors);
   assert.not.equal(JSON.stringify(a.table.tensors), JSON.stringify(c.table.tensors));
+});
+
+test('options on a small CNN: 16-bit, mixed precision, estimators, bias calibration knobs, bias form, progress', async () => {
+  const bytes = smallCnn();
+  const model = await loadModel(bytes);
+  const x = samples(1, 999)[0];
+  const ref = await ortRun(bytes, { x: { data: x, dims: [1, 3, 12, 12] } });
+  // 16-bit everywhere: every tensor and weight in 16 bits, and the QDQ export (Microsoft's 16-bit
+  // Q/DQ) follows the calibrated float model (same PACT2 clips) closely in onnxruntime.
+  const c16 = await calibrate(model, samples(4), { preset: 'advanced', bits: 16 });
+  assert.ok(Object.values(c16.spec.tensors).every((q) => q.bits === 16));
+  assert.ok(Object.values(c16.spec.layers).every((l) => l.weights instanceof Int16Array));
+  const q16 = await ortRun(c16.toQdqOnnx(), { x: { data: x, dims: [1, 3, 12, 12] } });
+  const f16 = await ortRun(c16.toCalibratedOnnx(), { x: { data: x, dims: [1, 3, 12, 12] } });
+  const d16 = diff(q16.y, f16.y);
+  assert.ok(d16.max < 1e-3 * d16.ref + 1e-3, `16-bit QDQ: ${d16.max}`);
+  assert.ok(diff(f16.y, ref.y).max < 0.2 * d16.ref + 0.05);
+  // Mixed precision: one layer (and so its output) in 16 bits, the rest in 8.
+  const mixed = await calibrate(model, samples(4), { preset: 'advanced', sixteenBit: ['Conv_c3'] });
+  assert.is(mixed.spec.tensors.c3.bits, 16);
+  assert.ok(mixed.spec.layers.Conv_c3.weights instanceof Int16Array);
+  assert.is(mixed.spec.tensors.r1.bits, 8);
+  assert.is(mixed.table.sixteenBit[0], 'Conv_c3');
+  // Every estimator gives power-of-2 formats.
+  for (const estimator of ['minmax', 'percentile:99', 'entropy', 'mse']) {
+    const e = await calibrate(model, samples(3), { preset: 'simple', estimator });
+    assert.is(e.table.estimator, estimator);
+    assert.ok(Object.values(e.table.tensors).every((t) => Number.isInteger(Math.log2(t.clip[1]))), estimator);
+  }
+  // Bias calibration: factor 0 leaves the biases as they were; the default moves them; more
+  // passes and smaller batches move them further from the uncalibrated ones.
+  const biasOf = (cal: Awaited<ReturnType<typeof calibrate>>) => Array.from(cal.spec.layers.Conv_c1.bias);
+  const none = await calibrate(model, samples(6), { preset: 'advanced', biasCalibrationFactor: 0 });
+  const once = await calibrate(model, samples(6), { preset: 'advanced' });
+  const more = await calibrate(model, samples(6), { preset: 'advanced', iterations: 3, batchSize: 2 });
+  const dist = (a: number[]) => a.reduce((s, v, i) => s + Math.abs(v - biasOf(none)[i]), 0);
+  assert.ok(dist(biasOf(once)) > 0 && dist(biasOf(more)) > dist(biasOf(once)), `${dist(biasOf(once))} ${dist(biasOf(more))}`);
+  const devkit = await calibrate(model, samples(6), { preset: 'advanced', biasCalibration: 'devkit' });
+  assert.is(devkit.table.biasCalibration, 'devkit');
+  assert.not.equal(biasOf(devkit), biasOf(once));
+  // Bias forms: the MMA split is recorded per channel; int16 has none.
+  assert.ok(once.table.layers.Conv_c1.biasA && once.table.layers.Conv_c1.biasB);
+  const int16 = await calibrate(model, samples(3), { preset: 'advanced', biasMode: 'int16' });
+  assert.is(int16.table.layers.Conv_c1.biasMode, 'int16');
+  assert.is(int16.table.layers.Conv_c1.biasA, undefined);
+  // Progress: the ranges pass then the bias passes, image by image.
+  const seen: string[] = [];
+  await calibrate(model, samples(2), { preset: 'advanced', iterations: 2, onProgress: (p) => seen.push(`${p.pass}/${p.passes}:${p.done}`) });
+  assert.equal(seen, ['0/3:1', '0/3:2', '1/3:1', '1/3:2', '2/3:1', '2/3:2']);
 });
 
 test('bad calibration options are refused with a clear message', async () => {

@@ -154,8 +154,9 @@ test('very large graphs: load, plan and run time grows about linearly with the n
     return performance.now() - started;
   };
   await time(200); // warm-up
-  const small = await time(2500);
-  const large = await time(10000); // 90k nodes
+  // The better of two runs each: the machine is shared, a pause must not pass for a trend.
+  const small = Math.min(await time(2500), await time(2500));
+  const large = Math.min(await time(10000), await time(10000)); // 90k nodes
   // Linear is 4x; the quadratic passes this replaced took 16x and more.
   assert.ok(large < 9 * small, `2500 blocks ${small.toFixed(0)} ms, 10000 blocks ${large.toFixed(0)} ms`);
 });

@@ -128,3 +128,34 @@ export function buildModel(spec: ModelSpec): Uint8Array {
 
 export const ints = (dims: number[], values: number[]): Tensor => tensor('int64', dims, values);
 export const floats = (dims: number[], values: number[]): Tensor => tensor('float32', dims, values);
+
+/** A small CNN with the structures calibration must handle: conv+relu, depthwise conv, a residual
+ *  Add, Concat, pooling, a Gemm head, a Sigmoid (float fallback) and a Clip(0,6). */
+export function smallCnn(opset = 13) {
+  return buildModel({
+    opset,
+    inputs: [{ name: 'x', dims: [1, 3, 12, 12] }],
+    outputs: [{ name: 'y', dims: [1, 5] }, { name: 'gate', dims: [1, 8, 6, 6] }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1], strides: [2, 2] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { pads: [1, 1, 1, 1], group: 8 }),
+      node('Clip', ['c2', 'zero', 'six'], ['r2']),
+      node('Conv', ['r2', 'w3', 'b3'], ['c3']),
+      node('Add', ['c3', 'r1'], ['sum']),
+      node('Sigmoid', ['sum'], ['gate']),
+      node('Concat', ['sum', 'r2'], ['cat'], { axis: 1 }),
+      node('MaxPool', ['cat'], ['mp'], { kernel_shape: [2, 2], strides: [2, 2] }),
+      node('GlobalAveragePool', ['mp'], ['gap']),
+      node('Flatten', ['gap'], ['flat']),
+      node('Gemm', ['flat', 'fw', 'fb'], ['y'], { transB: 1 }),
+    ],
+    initializers: {
+      w1: randomTensor([8, 3, 3, 3], 1, -0.5, 0.5), b1: randomTensor([8], 2, -0.2, 0.2),
+      wd: randomTensor([8, 1, 3, 3], 3, -1, 1), bd: randomTensor([8], 4, -0.2, 0.2),
+      w3: randomTensor([8, 8, 1, 1], 5, -0.5, 0.5), b3: randomTensor([8], 6, -0.1, 0.1),
+      fw: randomTensor([5, 16], 7, -1, 1), fb: randomTensor([5], 8, -0.1, 0.1),
+      zero: floats([], [0]), six: floats([], [6]),
+    },
+  });
+}

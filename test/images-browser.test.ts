@@ -1,33 +1,28 @@
 /** The browser decoder (sdk/browser/images.ts) in real headless Chromium against the Node path.
  *  Skipped when /usr/bin/chromium is absent (apt-get install chromium). */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { presetSpec, type SizedSpec } from '../sdk/data/preprocess.js';
 import { decodeImage, loadImageTensor } from '../sdk/node/images.js';
 import { ASSETS, HAVE_ASSETS, ROOT } from './helpers.js';
+import { CHROMIUM, HAVE_CHROMIUM, launchChromium } from './web-driver.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const have = existsSync(CHROMIUM);
-if (!have) console.log(`\n  (skipping browser image tests: ${CHROMIUM} not found)`);
-const maybe = have ? test : test.skip;
+if (!HAVE_CHROMIUM) console.log(`\n  (skipping browser image tests: ${CHROMIUM} not found)`);
+const maybe = HAVE_CHROMIUM ? test : test.skip;
 
-let browser: Browser, page: Page;
+let close: (() => Promise<void>) | undefined, page: Page;
 test.before(async () => {
-  if (!have) return;
+  if (!HAVE_CHROMIUM) return;
   const bundle = await build({ entryPoints: [join(ROOT, 'dist/sdk/browser/images.js')], bundle: true, format: 'iife', globalName: 'P2', write: false });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  page = await browser.newPage();
+  ({ page, close } = await launchChromium());
   await page.addScriptTag({ content: bundle.outputFiles[0].text });
 });
-test.after(async () => { await browser?.close(); });
+test.after(async () => { await close?.(); });
 
 declare const P2: typeof import('../sdk/browser/images.js');
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
-import { histogramRef, minMaxRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
+import { extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
 import { batchRange, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
@@ -50,6 +50,31 @@ test('statistics kernels equal their references bit for bit on random data', asy
   assert.is(h[0], 33);
 });
 
+test('SQNR sums kernel equals its reference bit for bit for every integer type and tail length', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(23);
+  const types = [[Uint8Array, 0, 255], [Int8Array, -128, 127], [Uint16Array, 0, 65535], [Int16Array, -32768, 32767]] as const;
+  for (const [code, [Q, lo, hi]] of types.entries()) {
+    for (const n of [1, 3, 4, 7, 64, 1001]) {
+      const scaleLog2 = Math.floor(r(-2, 9));
+      const x = Float32Array.from({ length: n }, () => r(lo, hi) * 2 ** -scaleLog2 * r(0.9, 1.1));
+      const xp = place(rt, x);
+      const qp = rt.alloc(n * Q.BYTES_PER_ELEMENT);
+      const q = new Q(rt.memory.buffer, qp, n);
+      for (let i = 0; i < n; i++) q[i] = Math.round(r(lo, hi));
+      const got = k.sqnrSums(xp, qp, code, n, 2 ** -scaleLog2);
+      assert.equal(got, sqnrSumsRef(x, q, 2 ** -scaleLog2), `${Q.name} n=${n}`);
+      // The same sums in plain f64 order agree to rounding.
+      let s = 0, e = 0;
+      for (let i = 0; i < n; i++) {
+        s += x[i] * x[i];
+        e += (x[i] - q[i] * 2 ** -scaleLog2) ** 2;
+      }
+      assert.ok(Math.abs(got[0] - s) <= 1e-12 * s && Math.abs(got[1] - e) <= 1e-9 * s, `${Q.name} n=${n}: ${got} vs ${[s, e]}`);
+    }
+  }
+});
+
 test('stride-2 subsampled histogram kernel equals the reference on the subsample, for every offset', async () => {
   const { rt, k } = await kernels();
   const r = rng(21);
@@ -89,6 +114,55 @@ function statsOf(x: Float32Array): TensorStats {
     tails: tailsRef,
   };
 }
+
+test('extremes kernel (min, max, m-th smallest and largest in one pass) equals its reference', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(31);
+  const shapes: [string, (i: number, n: number) => number][] = [
+    ['random', () => r(-5, 5)], ['few values', () => Math.floor(r(0, 4)) - 1.5], ['ascending', (i) => i * 0.25 - 3],
+    ['descending', (i, n) => (n - i) * 0.5], ['relu', () => Math.max(0, r(-3, 2))], ['constant', () => 2.5],
+  ];
+  for (const [name, gen] of shapes) {
+    for (const n of [1, 3, 16, 17, 100, 4099]) {
+      const x = Float32Array.from({ length: n }, (_, i) => gen(i, n));
+      const p = place(rt, x);
+      for (const m of new Set([1, 2, 7, Math.ceil(n / 3), n].filter((v) => v <= Math.min(n, StatsKernels.maxExtremes)))) {
+        const got = k.extremes(p, n, m)!;
+        const ref = extremesRef(x, m);
+        // -0 and +0 compare equal and fall in the same bin: compare values, not signs of zero.
+        assert.ok(got.min === ref.min && got.max === ref.max && got.low === ref.low && got.high === ref.high, `${name} n=${n} m=${m}: ${JSON.stringify(got)} vs ${JSON.stringify(ref)}`);
+      }
+    }
+  }
+  const x = place(rt, new Float32Array(10));
+  assert.is(k.extremes(x, 10, 0), undefined);
+  assert.is(k.extremes(x, 10, 11), undefined);
+  assert.is(k.extremes(place(rt, new Float32Array(5000)), 5000, StatsKernels.maxExtremes + 1), undefined);
+});
+
+test('percentile ranges from the extremes equal those from the histogram tails exactly', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(37);
+  for (let trial = 0; trial < 30; trial++) {
+    const n = 1 + Math.floor(r(0, 60_000));
+    const spread = 10 ** r(-3, 3);
+    const x = Float32Array.from({ length: n }, () => (r(0, 1) < 0.3 ? 0 : r(-spread, spread * r(0, 3))));
+    for (let i = 0; i < n / 50; i++) x[Math.floor(r(0, n))] = x[Math.floor(r(0, n))];
+    const p = place(rt, x);
+    const stats = {
+      count: n,
+      minMax: () => k.minMax(p, n),
+      histogram: (lo: number, hi: number, bins: number, absolute: boolean) => k.histogram(p, n, lo, hi, bins, absolute),
+      tails: (h: Uint32Array, cut: number) => k.tailsOf(h, cut),
+    };
+    for (const percentile of [99.99, 99.9, 99, 90, 60]) {
+      const est = { kind: 'percentile' as const, percentile };
+      const viaHistogram = batchRange(est, stats);
+      assert.equal(batchRange(est, { ...stats, extremes: (m) => k.extremes(p, n, m) }), viaHistogram, `trial ${trial} n=${n} p=${percentile}`);
+      assert.equal(batchRange(est, { ...stats, extremes: (m) => extremesRef(x, m) }), viaHistogram);
+    }
+  }
+});
 
 test('range estimators: minmax keeps outliers, percentile cuts 0.01 % tails, mse and entropy clip heavy tails', () => {
   const r = rng(3);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
@@ -35,6 +36,8 @@ Options:
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
                       mean/scale themselves (uint8 input, no loss on the first layer)
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
+  --workers N         worker threads decoding and calibrating images in parallel (default: the
+                      number of cores, ${availableParallelism()} here; the result does not depend on it)
   --subsample         bin a stride-2 subsample of 4-D activations at seeded offsets (the devkit's)
   --limit N           use the first N images (after --seed shuffling)
   --seed N            shuffle the images with this seed before --limit; also seeds --subsample
@@ -66,11 +69,12 @@ export async function run(argv: string[]): Promise<number> {
     'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
     'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' },
     'pixel-input': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
-    force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
+    workers: { type: 'string' }, force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
+  const workers = intOption(values.workers, 'workers');
   const outDir = prepareOutputDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
@@ -94,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibrationFactor: factor,
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     pixelInput: !!values['pixel-input'],
+    workers,
     subsample: !!values.subsample,
     seed,
     ...skip,

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
-import { pixelSpec } from '../../sdk/node/calibrate-images.js';
+import { pixelSpec } from '../../sdk/data/preprocess.js';
 import { readCalibration } from '../../sdk/node/calibration-files.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { loadImageTensor } from '../../sdk/node/images.js';

@@ -11,6 +11,7 @@
  *     and layout.
  */
 import { fail } from '../errors.js';
+import type { PixelAffine } from '../graph/transforms.js';
 import { INTERPOLATIONS, resizeRgb, type Interpolation, type RgbImage } from './resize.js';
 
 export type ResizeMode = 'fill' | 'letterbox' | 'crop' | 'height';
@@ -243,6 +244,17 @@ export function affine(spec: PreprocessSpec): { mul: number[]; add: number[]; so
     add: [0, 1, 2].map((c) => -spec.mean[c] / spec.std[c]),
     source,
   };
+}
+
+/** The spec's per-channel affine map in the model's channel order, for a model that takes raw
+ *  0..255 pixels and applies it itself (Model.withPixelInput). */
+export function pixelAffine(spec: SizedSpec): PixelAffine {
+  return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
+}
+
+/** The spec that loads raw pixels: its geometry, without the affine map (the model applies it). */
+export function pixelSpec(spec: SizedSpec): SizedSpec {
+  return { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
 }
 
 /**

@@ -22,6 +22,12 @@ export function kernelModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
+/** Use a module compiled in another thread (WebAssembly.Module can be posted to workers) instead
+ *  of compiling the embedded bytes again. */
+export function useKernelModule(module: WebAssembly.Module): void {
+  compiled = Promise.resolve(module);
+}
+
 /** Kernels are looked up by name; each takes offsets, sizes and scalars. */
 export type KernelFn = (...args: number[]) => number;
 

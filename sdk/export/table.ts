@@ -51,7 +51,6 @@ export interface CalibrationTable {
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
   images: number;
-  seconds: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
   tensors: Record<string, TensorEntry>;
@@ -60,7 +59,7 @@ export interface CalibrationTable {
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { seconds: number; sqnr?: Map<string, number>; pixelInput?: PixelAffine },
+  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -105,9 +104,13 @@ export function buildTable(
     biasMode: o.biasMode,
     subsampleSeed: o.subsampleSeed ?? null,
     images: state.images,
-    seconds: extra.seconds,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,
     layers,
   };
+}
+
+/** calibration.json's text, the same bytes wherever it is written (Node, browser). */
+export function tableJson(table: CalibrationTable): string {
+  return `${JSON.stringify(table, null, 1)}\n`;
 }

@@ -1,49 +1,38 @@
 /** Calibration from image files in Node: images are decoded and preprocessed as they stream
- *  through, one at a time, so memory does not grow with their number. */
-import { calibrate, type Calibration } from '../calibration.js';
-import type { SizedSpec } from '../data/preprocess.js';
-import type { PixelAffine } from '../graph/transforms.js';
+ *  through (inside the worker threads when there are several), a few at a time, so that memory
+ *  does not grow with their number. */
+import { availableParallelism } from 'node:os';
+import { runCalibration, type Calibration } from '../calibration.js';
+import { pixelAffine, pixelSpec, type SizedSpec } from '../data/preprocess.js';
+import { fail } from '../errors.js';
 import type { Model } from '../model.js';
 import type { CalibrateOptions } from '../quant/calibrate.js';
-import { fail } from '../errors.js';
+import { CalibrationWorker, LocalWorker } from '../quant/worker.js';
 import { skipImage, type SkipPolicy } from './datasets.js';
-import { loadImageTensor } from './images.js';
+import { imageLoader } from './images.js';
+import { startNodeWorkers } from './pool.js';
 
 export interface ImageCalibrateOptions extends CalibrateOptions, SkipPolicy {
   /** Feed raw 0..255 pixels: the spec's affine map moves into the model (DESIGN.md §4). */
   pixelInput?: boolean;
-}
-
-/** The spec's per-channel affine map, in the model's channel order. */
-export function pixelAffine(spec: SizedSpec): PixelAffine {
-  return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
-}
-
-/** The spec that loads raw pixels: its geometry, without the affine map (the model applies it). */
-export function pixelSpec(spec: SizedSpec): SizedSpec {
-  return { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+  /** Worker threads, each with its own engines and decoder (default: the number of cores; 1 runs in
+   *  this thread). The result does not depend on it. */
+  workers?: number;
 }
 
 export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {
+  const requested = options.workers ?? availableParallelism();
+  if (!Number.isInteger(requested) || requested < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${options.workers}`);
+  const workers = Math.max(1, Math.min(requested, files.length));
   const m = options.pixelInput ? model.withPixelInput(pixelAffine(spec)) : model;
   const load = options.pixelInput ? pixelSpec(spec) : spec;
-  const reported = new Set<string>();
-  const samples = {
-    async *[Symbol.asyncIterator]() {
-      let used = 0;
-      for (const f of files) {
-        let x: Float32Array;
-        try {
-          x = await loadImageTensor(f, load);
-        } catch (e) {
-          skipImage(options, e, reported);
-          continue;
-        }
-        used++;
-        yield x;
-      }
-      if (!used) fail('BAD_IMAGE', `none of the ${files.length} images could be used`);
-    },
-  };
-  return calibrate(m, samples, options);
+  return runCalibration(m, {
+    items: () => files,
+    count: files.length,
+    // Undecodable, empty or oversized images are skipped (reported) unless strict.
+    onItemError: (error) => skipImage(options, error),
+    start: async (setup) => workers === 1
+      ? [new LocalWorker(await CalibrationWorker.create(m, setup), imageLoader(load))]
+      : startNodeWorkers(workers, { model: m.parts(), setup, loader: load }),
+  }, options);
 }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCalibration, type Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
-import type { CalibrationTable } from '../export/table.js';
+import { tableJson, type CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
 import { prepareOutputDir, writeFilesAtomic } from './files.js';
 
@@ -20,7 +20,7 @@ export function saveCalibration(cal: Calibration, outDir: string, force = false)
   writeFilesAtomic([
     { path: files.qdq, data: cal.toQdqOnnx() },
     { path: files.calibrated, data: cal.toCalibratedOnnx() },
-    { path: files.table, data: `${JSON.stringify(cal.table, null, 1)}\n` },
+    { path: files.table, data: tableJson(cal.table) },
   ]);
   return files;
 }

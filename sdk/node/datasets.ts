@@ -18,11 +18,9 @@ export interface SkipPolicy {
   onSkip?: (message: string) => void;
 }
 
-/** Skip an image that failed with BAD_IMAGE (reporting it once), or rethrow the error. */
-export function skipImage(policy: SkipPolicy, error: unknown, reported?: Set<string>): void {
+/** Skip an image that failed with BAD_IMAGE (reporting it), or rethrow the error. */
+export function skipImage(policy: SkipPolicy, error: unknown): void {
   if (policy.strict || !(error instanceof P2Error) || error.code !== 'BAD_IMAGE') throw error;
-  if (reported?.has(error.message)) return;
-  reported?.add(error.message);
   policy.onSkip?.(`${error.message} (skipped)`);
 }
 

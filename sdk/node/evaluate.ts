@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fail } from '../errors.js';
-import { normalize, placement, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
+import { normalize, pixelSpec, placement, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
 import type { RgbImage } from '../data/resize.js';
 import type { Model } from '../model.js';
 import { sameTop1, TopKAccuracy } from '../metrics/classification.js';
@@ -198,7 +198,7 @@ async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; i
   let same = 0, compared = 0;
   const input = new Float32Array(model.inputs[0].shape.slice(1).reduce((a, b) => a * b, 1));
   const pixels = o.fixed?.pixels ? new Float32Array(input.length) : undefined;
-  const pixelSpec: SizedSpec = { ...o.spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+  const rawPixels = pixelSpec(o.spec);
   let used = 0;
   for (const [k, { file, index }] of files.entries()) {
     let image: RgbImage, plan: GeometryPlan, info: ImageInfo, truth: T;
@@ -217,7 +217,7 @@ async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; i
     const f = await model.run(input);
     floatM.add(f, truth, info);
     if (o.fixed && fixedM) {
-      if (pixels) normalize(image, pixelSpec, pixels, 0, plan);
+      if (pixels) normalize(image, rawPixels, pixels, 0, plan);
       const q = await o.fixed.run(pixels ?? input);
       fixedM.add(q, truth, info);
       for (const [name, e] of errors) e.add(f[name], q[name]);

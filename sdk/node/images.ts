@@ -84,3 +84,8 @@ export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float
   const { image, plan } = await imageGeometry(await decodeImage(path), spec, resizer, path);
   return normalize(image, spec, out, index, plan);
 }
+
+/** A calibration worker's loader for image files (sdk/quant/worker.ts). */
+export function imageLoader(spec: SizedSpec): (path: string) => Promise<Float32Array> {
+  return (path) => loadImageTensor(path, spec);
+}

@@ -179,8 +179,8 @@ export class CalibrationState {
    * engine ran with are the ones exported.
    */
   freezeWeights(): void {
-    const { weights } = this.spec();
-    for (const l of this.layers) l.scaleLog2 = weights.get(l.node.name)!.scaleLog2;
+    const { scales } = this.formats();
+    for (const l of this.layers) l.scaleLog2 = scales.get(l);
   }
 
   /** Set ranges and biases from a saved calibration table (see export/table.ts). */
@@ -210,11 +210,12 @@ export class CalibrationState {
   }
 
   /**
-   * The QuantSpec for the current ranges and biases. Walks the graph in order so that each
-   * layer sees its input's final format: a layer's output scale cannot be finer than its
-   * accumulator scale (the shift n = in + w - out must be >= 0), so it is lowered where needed.
+   * Every point's format and every layer's weight scales for the current ranges and biases.
+   * Walks the graph in order so that each layer sees its input's final format: a layer's output
+   * scale cannot be finer than its accumulator scale (the shift n = in + w - out must be >= 0), so
+   * it is lowered where needed.
    */
-  spec(): { spec: QuantSpec; weights: Map<string, QuantizedWeights> } {
+  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]> } {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
       const r = this.ranges.get(p)!;
@@ -222,24 +223,33 @@ export class CalibrationState {
         ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
         : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
     }
-    const weights = new Map<string, QuantizedWeights>();
-    const layers: QuantSpec['layers'] = {};
+    const scales = new Map<LayerState, number[]>();
     const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
     for (const l of this.layers) {
       const inQ = tensors[resolve(l.input)];
       const scaleLog2 = l.scaleLog2 ?? weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode }).scaleLog2;
-      const qw = quantizeWeights(l.analysis, scaleLog2, l.bits);
-      weights.set(l.node.name, qw);
-      layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
+      scales.set(l, scaleLog2);
       const outQ = tensors[resolve(l.output)];
-      const finest = inQ.scaleLog2 + Math.min(...qw.scaleLog2);
+      const finest = inQ.scaleLog2 + Math.min(...scaleLog2);
       if (outQ.scaleLog2 > finest) tensors[resolve(l.output)] = { ...outQ, scaleLog2: finest };
     }
     for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
+    return { tensors, scales };
+  }
+
+  /** The QuantSpec for the current ranges and biases, with the quantized weights. */
+  spec(): { spec: QuantSpec; weights: Map<string, QuantizedWeights> } {
+    const { tensors, scales } = this.formats();
+    const weights = new Map<string, QuantizedWeights>();
+    const layers: QuantSpec['layers'] = {};
+    for (const l of this.layers) {
+      const qw = quantizeWeights(l.analysis, scales.get(l)!, l.bits);
+      weights.set(l.node.name, qw);
+      layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
+    }
     return { spec: { tensors, layers, biasMode: this.options.biasMode }, weights };
   }
 }
-
 
 /** One calibration sample: feeds by input name, or a Float32Array for single-input models. */
 export type Sample = Record<string, Float32Array> | Float32Array;
@@ -255,18 +265,4 @@ export function splitImages(model: Model, sample: Sample): Record<string, Float3
       return [k, v.subarray(i * n, (i + 1) * n)];
     })),
   );
-}
-
-/** Iterate the samples once per pass; a one-shot iterator cannot serve several passes. */
-export async function* passes(samples: Samples, count: number): AsyncGenerator<{ pass: number; sample: Sample }> {
-  let first = -1;
-  for (let pass = 0; pass < count; pass++) {
-    let n = 0;
-    for await (const sample of samples as AsyncIterable<Sample>) {
-      n++;
-      yield { pass, sample };
-    }
-    if (pass === 0) first = n;
-    if (n === 0) fail('BAD_INPUT', first === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
-  }
 }

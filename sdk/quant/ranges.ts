@@ -3,6 +3,7 @@
  * average across batches, then the power-of-2 clip and the 8/16-bit scale it implies.
  */
 import { fail } from '../errors.js';
+import { binOf, binScale, type Extremes } from './histogram.js';
 import type { Bits, TensorQ } from './spec.js';
 
 export type Estimator =
@@ -36,6 +37,8 @@ export function estimatorName(e: Estimator): string {
 export interface TensorStats {
   count: number;
   minMax(): [number, number];
+  /** Min, max and the m-th smallest and largest values in one pass, where that is available. */
+  extremes?(m: number): Extremes | undefined;
   histogram(lo: number, hi: number, bins: number, absolute: boolean): Uint32Array;
   tails(hist: Uint32Array, cut: number): [number, number];
 }
@@ -44,11 +47,15 @@ const ENTROPY_BINS = 2048;
 
 /** The range one batch suggests for a tensor. */
 export function batchRange(est: Estimator, s: TensorStats): [number, number] {
-  const [mn, mx] = s.minMax();
+  // Percentile: the tail bins are where the cumulative counts from each end reach cut, i.e. the
+  // bins of the ceil(cut)-th smallest and largest values when those are at hand.
+  const cut = est.kind === 'percentile' ? (s.count * (100 - est.percentile)) / 100 : 0;
+  const e = est.kind === 'percentile' ? s.extremes?.(Math.ceil(cut)) : undefined;
+  const [mn, mx] = e ? [e.min, e.max] : s.minMax();
   if (est.kind === 'minmax' || !(mx > mn)) return [mn, mx];
   if (est.kind === 'percentile') {
-    const hist = s.histogram(mn, mx, 256, false);
-    const [i, j] = s.tails(hist, (s.count * (100 - est.percentile)) / 100);
+    const k = binScale(mn, mx, 256);
+    const [i, j] = e ? [binOf(e.low, mn, k, 256), binOf(e.high, mn, k, 256)] : s.tails(s.histogram(mn, mx, 256, false), cut);
     const at = (b: number) => Math.min(mx, Math.max(mn, mn + (b * (mx - mn)) / 255));
     return [at(i), at(j)];
   }
@@ -64,9 +71,13 @@ export function batchRange(est: Estimator, s: TensorStats): [number, number] {
  * TensorRT's entropy calibration on a histogram of |x| (bin i centred on i * width): the clip
  * whose quantized distribution Q is closest (KL divergence) to the clipped distribution P, where P
  * folds the mass beyond the clip into its last bin and Q does not. Since PACT2 rounds clips up to
- * powers of 2, only power-of-2 clips are candidates.
+ * powers of 2, only power-of-2 clips are candidates. Bin 0 is left out: zero is exact on every
+ * power-of-2 grid, and the spike of zeros after a ReLU would otherwise dominate the divergence and
+ * drive the clip down (the smaller the clip, the less that spike is smeared in Q).
  */
-export function klThreshold(hist: Uint32Array, width: number, levels: number): number {
+export function klThreshold(counts: Uint32Array, width: number, levels: number): number {
+  const hist = counts.slice();
+  hist[0] = 0;
   const bins = hist.length;
   const amax = width * (bins - 1);
   if (!(amax > 0)) return amax;

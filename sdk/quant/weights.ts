@@ -47,10 +47,16 @@ export interface QuantizedWeights {
  * ±2^ceil(log2 min(max|W|, 16 * median|W|)) * 120/128. Returns the clip value or undefined.
  */
 export function weightClip(w: ArrayLike<number>): number | undefined {
+  let max = 0;
+  for (let i = 0; i < w.length; i++) {
+    const a = Math.abs(w[i]);
+    if (a > max) max = a;
+    else if (a !== a) return undefined; // NaN: no clip, as NaN > 15 is false
+  }
+  if (!(max > 15)) return undefined; // most layers: no median needed
   const abs = Float64Array.from(w, Math.abs).sort();
-  const max = abs[abs.length - 1];
   const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
-  if (!(max > 15 && max > 16 * median)) return undefined;
+  if (!(max > 16 * median)) return undefined;
   return 2 ** Math.ceil(Math.log2(Math.min(max, 16 * median))) * (120 / 128);
 }
 
@@ -104,13 +110,11 @@ export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2:
 
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
 export function quantizeWeights(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
-  const perChannel = scaleLog2.length > 1;
   const [lo, hi] = qRange(bits, true);
   const n = a.values.length;
   const data = bits === 16 ? new Int16Array(n) : new Int8Array(n);
-  for (let i = 0; i < n; i++) {
-    const e = scaleLog2[perChannel ? a.layout.channelOf(i) : 0];
-    data[i] = saturate(roundHalfAway(a.values[i] * 2 ** e), lo, hi);
-  }
+  const scales = scaleLog2.map((e) => 2 ** e);
+  const channelOf = scaleLog2.length > 1 ? a.layout.channelOf : () => 0;
+  for (let i = 0; i < n; i++) data[i] = saturate(roundHalfAway(a.values[i] * scales[channelOf(i)]), lo, hi);
   return { data, scaleLog2, clippedTo: a.clippedTo };
 }

@@ -1,0 +1,41 @@
+// Float-vs-fixed error terms of a tensor for its SQNR: sum f^2 and sum (f - q * step)^2, with f
+// the float model's f32 values and q the fixed-point engine's integers of type t. Summed in f64
+// in four lanes (element i goes to lane i % 4) plus the tail in order, then combined as
+// ((l0 + l1) + (l2 + l3)) + tail: sqnrSumsRef in sdk/quant/histogram.ts does the same, bit for bit.
+import { S16, S8, U8, loadQ } from '../int/q';
+
+/** 4 integers of type t at element i, as i32x4. */
+@inline function load4(q: usize, i: i32, t: i32): v128 {
+  if (t == U8) return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(q + <usize>i)));
+  if (t == S8) return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(q + <usize>i)));
+  if (t == S16) return i32x4.extend_low_i16x8_s(v128.load64_zero(q + (<usize>i << 1)));
+  return i32x4.extend_low_i16x8_u(v128.load64_zero(q + (<usize>i << 1)));
+}
+
+/** out[0] = sum f^2, out[1] = sum (f - q * step)^2 over n elements. */
+export function sqnr_sums_f32_q(f: usize, q: usize, t: i32, n: i32, step: f64, out: usize): void {
+  const vstep = f64x2.splat(step);
+  let s01 = f64x2.splat(0), s23 = f64x2.splat(0), e01 = f64x2.splat(0), e23 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x = v128.load(f + (<usize>i << 2));
+    const x01 = f64x2.promote_low_f32x4(x);
+    const x23 = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
+    const qi = load4(q, i, t);
+    const d01 = f64x2.sub(x01, f64x2.mul(f64x2.convert_low_i32x4_s(qi), vstep));
+    const d23 = f64x2.sub(x23, f64x2.mul(f64x2.convert_low_i32x4_s(i32x4.shuffle(qi, qi, 2, 3, 0, 1)), vstep));
+    s01 = f64x2.add(s01, f64x2.mul(x01, x01));
+    s23 = f64x2.add(s23, f64x2.mul(x23, x23));
+    e01 = f64x2.add(e01, f64x2.mul(d01, d01));
+    e23 = f64x2.add(e23, f64x2.mul(d23, d23));
+  }
+  let ts: f64 = 0, te: f64 = 0;
+  for (; i < n; i++) {
+    const x = <f64>load<f32>(f + (<usize>i << 2));
+    const d = x - <f64>loadQ(q, i, t) * step;
+    ts += x * x;
+    te += d * d;
+  }
+  store<f64>(out, ((f64x2.extract_lane(s01, 0) + f64x2.extract_lane(s01, 1)) + (f64x2.extract_lane(s23, 0) + f64x2.extract_lane(s23, 1))) + ts);
+  store<f64>(out, ((f64x2.extract_lane(e01, 0) + f64x2.extract_lane(e01, 1)) + (f64x2.extract_lane(e23, 0) + f64x2.extract_lane(e23, 1))) + te, 8);
+}

@@ -1,0 +1,255 @@
+/**
+ * The per-image work of a calibration: what one worker does, in the calling thread or in a
+ * worker thread / Web Worker (sdk/quant/protocol.ts). A worker holds its own float and
+ * fixed-point engines on its own WASM instance and returns, per image, flat arrays of partial
+ * statistics; the coordinator (sdk/calibration.ts) merges them in image order. Nothing a worker
+ * computes for an image depends on which worker computes it or on what it computed before, so
+ * that the result is the same for 1 or N workers.
+ *
+ * LocalWorker puts a queue in front of a CalibrationWorker: requests run one at a time in the
+ * order they arrive, each image's loading (decoding, preprocessing) starts as soon as its
+ * request arrives so that it overlaps the work queued before it, and a bias-calibration request
+ * waits until the biases it needs (a version: the number of updates before its batch) are set.
+ */
+import { FixedPlan, type MeansOf } from '../engine/fixed.js';
+import { FloatPlan } from '../engine/float.js';
+import { WasmRuntime } from '../engine/wasm.js';
+import type { Feeds, Model } from '../model.js';
+import { qCode } from '../ops/fixed.js';
+import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
+import type { Estimator } from './ranges.js';
+import type { QuantSpec } from './spec.js';
+
+/** What every worker is given once. Plain data, structured-cloneable. */
+export interface WorkerSetup {
+  /** PACT2 points, in the order of the ranges and SQNR arrays. */
+  points: string[];
+  /** One per weight layer, in the order of the means arrays and of the bias vector. */
+  targets: MeanTarget[];
+  estimator: Estimator;
+  /** 'output' (TIDL): each layer's stored output after its activation; 'accumulator' (devkit):
+   *  its own output before the activation. */
+  meansOf: MeansOf;
+  /** Seed of the devkit's stride-2 subsample of 4-D activations, when subsampling. */
+  subsampleSeed?: number;
+}
+
+export interface MeasureRequest {
+  /** Per-channel means of every weight layer, float and fixed (bias calibration). */
+  means: boolean;
+  /** Per-point SQNR sums (the last pass). */
+  sqnr: boolean;
+}
+
+export interface Measured {
+  /** At meanOffsets(targets). */
+  meansFloat?: Float64Array;
+  meansFixed?: Float64Array;
+  /** Per observed point i: sum f^2 at 2i and sum (f - q)^2 at 2i+1. */
+  sqnr?: Float64Array;
+}
+
+/** Milliseconds a worker spent per phase. */
+export interface WorkerTimings {
+  /** Idle: waiting for an image to be loaded, and for the biases of its batch. */
+  waitImage: number;
+  waitBias: number;
+  /** The float model's kernels (without the statistics read from its arena). */
+  float: number;
+  /** Range statistics (min/max, tails, histograms) on the float tensors, pass 1. */
+  ranges: number;
+  /** Per-channel sums of the float tensors (bias calibration). */
+  means: number;
+  /** The fixed-point engine, with its per-channel sums. */
+  fixed: number;
+  sqnr: number;
+  /** Images processed, once per pass. */
+  images: number;
+}
+
+export function noTimings(): WorkerTimings {
+  return { waitImage: 0, waitBias: 0, float: 0, ranges: 0, means: 0, fixed: 0, sqnr: 0, images: 0 };
+}
+
+export class CalibrationWorker {
+  readonly timings = noTimings();
+  private fixed?: { plan: FixedPlan; spec: QuantSpec };
+  private readonly means: { offsets: number[]; length: number };
+
+  private constructor(
+    private readonly model: Model,
+    private readonly setup: WorkerSetup,
+    private readonly rt: WasmRuntime,
+    private readonly observer: FloatObserver,
+  ) {
+    this.means = meanOffsets(setup.targets);
+  }
+
+  /** Float and fixed-point engines share one WASM instance, so that the SQNR kernel reads both. */
+  static async create(model: Model, setup: WorkerSetup): Promise<CalibrationWorker> {
+    const rt = await WasmRuntime.create();
+    const { graph, inferred } = model.prepared(1);
+    // The observer reads every point and mean target right after its step: none may be fused
+    // into the activation after it (the devkit's targets are layers' own outputs).
+    const plan = new FloatPlan(rt, graph, inferred, { observe: [...setup.points, ...setup.targets.map((t) => t.tensor)] });
+    const subsample = setup.subsampleSeed === undefined ? undefined : { seed: setup.subsampleSeed, shapeOf: (t: string) => inferred.values.get(t)!.shape };
+    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator, subsample));
+  }
+
+  /** Indices of the points the float model computes: the only ones with ranges and SQNR. */
+  get observed(): number[] {
+    return this.observer.observed;
+  }
+
+  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 2i, 2i+1. */
+  ranges(feeds: Feeds, image: number): Float64Array {
+    const ranges = new Float64Array(2 * this.setup.points.length);
+    const spent = { ranges: 0, means: 0 };
+    const t0 = performance.now();
+    this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
+    this.timings.float += performance.now() - t0 - spent.ranges;
+    this.timings.ranges += spent.ranges;
+    this.timings.images++;
+    return ranges;
+  }
+
+  /** After pass 1: the fixed-point engine for the calibrated formats and frozen weights. */
+  setSpec(spec: QuantSpec): void {
+    const { graph, inferred } = this.model.prepared(1);
+    this.fixed = { plan: new FixedPlan(this.rt, graph, inferred, spec, { keep: this.setup.points }), spec };
+  }
+
+  /** Every weight layer's float bias, concatenated in target order. */
+  setBiases(biases: Float32Array): void {
+    const fixed = this.fixedPlan().plan;
+    this.setup.targets.forEach((t, k) => {
+      const o = this.means.offsets[k];
+      fixed.setBias(t.layer, biases.subarray(o, o + t.channels));
+    });
+  }
+
+  /** Bias calibration and SQNR: the image through the fixed-point engine, then the float one. */
+  measure(image: Feeds, req: MeasureRequest): Measured {
+    const { plan: fixed, spec } = this.fixedPlan();
+    const feeds = this.model.feedsToRecord(image).record;
+    const out: Measured = {};
+    let t0 = performance.now();
+    if (req.means) {
+      const q = fixed.runWithMeans(feeds, this.setup.meansOf).means;
+      out.meansFixed = new Float64Array(this.means.length);
+      this.setup.targets.forEach((t, k) => out.meansFixed!.set(q.get(t.layer)!, this.means.offsets[k]));
+      out.meansFloat = new Float64Array(this.means.length);
+    } else {
+      fixed.run(feeds);
+    }
+    this.timings.fixed += performance.now() - t0;
+
+    const sums = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
+    let sqnrMs = 0;
+    const spent = { ranges: 0, means: 0 };
+    t0 = performance.now();
+    this.observer.observe(feeds, {
+      means: out.meansFloat,
+      spent,
+      onPoint: sums && ((i, name, f) => {
+        const t1 = performance.now();
+        const q = spec.tensors[name];
+        [sums[2 * i], sums[2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, 2 ** -q.scaleLog2);
+        sqnrMs += performance.now() - t1;
+      }),
+    });
+    this.timings.float += performance.now() - t0 - spent.means - sqnrMs;
+    this.timings.means += spent.means;
+    this.timings.sqnr += sqnrMs;
+    this.timings.images++;
+    if (sums) out.sqnr = sums;
+    return out;
+  }
+
+  private fixedPlan(): { plan: FixedPlan; spec: QuantSpec } {
+    if (!this.fixed) throw new Error('calibration worker: no quantization spec yet');
+    return this.fixed;
+  }
+}
+
+/** Turns what a worker is sent for an image (feeds, a file path, a decoded bitmap...) into feeds. */
+export type Loader<I> = (item: I) => Promise<Feeds> | Feeds;
+
+/**
+ * The coordinator's view of a worker, in this thread (LocalWorker) or behind messages
+ * (RemoteWorker). Requests for images are answered in the order they were made.
+ */
+export interface WorkerHandle<I> {
+  /** Indices of the points the float model computes (the same for every worker). */
+  readonly observed: number[];
+  /** Pass 1 for image number `image` (its index in the calibration). */
+  ranges(item: I, image: number): Promise<Float64Array>;
+  setSpec(spec: QuantSpec): Promise<void>;
+  /** The biases after `version` updates; measure requests for that version wait for them. */
+  setBiases(version: number, biases: Float32Array): void;
+  measure(item: I, version: number, req: MeasureRequest): Promise<Measured>;
+  /** Finish the queued work and stop; resolves with the worker's timings. */
+  close(): Promise<WorkerTimings>;
+  /** Stop now (after a failure), dropping queued work. */
+  abort(): Promise<void>;
+}
+
+export class LocalWorker<I> implements WorkerHandle<I> {
+  private queue: Promise<unknown> = Promise.resolve();
+  private version = 0;
+  private readonly waiting: { version: number; resolve: () => void }[] = [];
+
+  constructor(private readonly worker: CalibrationWorker, private readonly load: Loader<I>) {}
+
+  get observed(): number[] {
+    return this.worker.observed;
+  }
+
+  ranges(item: I, image: number): Promise<Float64Array> {
+    return this.enqueue(item, (feeds) => this.worker.ranges(feeds, image));
+  }
+
+  async setSpec(spec: QuantSpec): Promise<void> {
+    this.worker.setSpec(spec);
+  }
+
+  setBiases(version: number, biases: Float32Array): void {
+    this.worker.setBiases(biases);
+    this.version = version;
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      if (this.waiting[i].version <= version) this.waiting.splice(i, 1)[0].resolve();
+    }
+  }
+
+  measure(item: I, version: number, req: MeasureRequest): Promise<Measured> {
+    return this.enqueue(item, async (feeds) => {
+      if (this.version < version) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => this.waiting.push({ version, resolve }));
+        this.worker.timings.waitBias += performance.now() - t0;
+      }
+      return this.worker.measure(feeds, req);
+    });
+  }
+
+  async close(): Promise<WorkerTimings> {
+    await this.queue;
+    return this.worker.timings;
+  }
+
+  /** Work still queued here finishes or waits unobserved; nothing runs outside this thread. */
+  async abort(): Promise<void> {}
+
+  private enqueue<T>(item: I, work: (feeds: Feeds) => T | Promise<T>): Promise<T> {
+    const loaded = Promise.resolve().then(() => this.load(item));
+    loaded.catch(() => {}); // its error is reported when its turn comes
+    const run = this.queue.then(async () => {
+      const t0 = performance.now();
+      const feeds = await loaded;
+      this.worker.timings.waitImage += performance.now() - t0;
+      return work(feeds);
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
