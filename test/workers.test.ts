@@ -82,13 +82,13 @@ test('the CLI --workers flag gives the same files as the SDK', async () => {
   assert.match(bad.stderr, /--workers must be an integer >= 1/);
 });
 
-test('a bad image in a worker thread fails the calibration with its P2Error, and the threads end', async () => {
+test('a bad image in a worker thread fails a strict calibration with its P2Error, and the threads end', async () => {
   const model = await loadModel(smallCnn());
   const broken = join(dir, 'broken.png');
   writeFileSync(broken, 'not an image');
   for (const workers of [1, 2]) {
     try {
-      await calibrateImages(model, [...files.slice(0, 3), broken, ...files.slice(3)], SPEC, { workers });
+      await calibrateImages(model, [...files.slice(0, 3), broken, ...files.slice(3)], SPEC, { workers, strict: true });
       assert.unreachable();
     } catch (e) {
       assert.instance(e, P2Error);
