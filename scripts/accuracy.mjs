@@ -73,33 +73,37 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
     const cal = await calibrateImages(model, calibration, spec, CONFIGS[config]);
     const seconds = (Date.now() - started) / 1000;
     const fixed = await evaluate(model, evalOptions((x) => cal.run(x)));
-    const session = await ort.InferenceSession.create(cal.toQdqOnnx(), { logSeverityLevel: 3 });
-    const qdq = await evaluate(model, evalOptions(async (x) => {
-      const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, m.shape) });
-      return Object.fromEntries(session.outputNames.map((k) => [k, out[k].data]));
-    }));
-    await session.release();
+    const qdq = {};
+    for (const rounding of ['onnx', 'device']) {
+      const session = await ort.InferenceSession.create(cal.toQdqOnnx({ rounding }), { logSeverityLevel: 3 });
+      qdq[rounding] = (await evaluate(model, evalOptions(async (x) => {
+        const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, m.shape) });
+        return Object.fromEntries(session.outputNames.map((k) => [k, out[k].data]));
+      }))).fixed[m.metric];
+      await session.release();
+    }
     const sqnr = Object.values(fixed.fixed.sqnr ?? {});
     rows.push({
       model: `${m.model} (${m.label}, ${calibration.length} calibration / ${fixed.images} eval images)`,
       config,
       float: fixed.float[m.metric],
       fixed: fixed.fixed[m.metric],
-      qdq: qdq.fixed[m.metric],
+      qdq: qdq.onnx,
+      qdqDevice: qdq.device,
       sqnr: sqnr.length ? Math.min(...sqnr) : undefined,
       seconds,
     });
     status('');
     const r = rows.at(-1);
-    console.error(`${name} ${config}: float ${r.float.toFixed(1)} fixed ${r.fixed.toFixed(1)} qdq ${r.qdq.toFixed(1)} (${seconds.toFixed(1)} s)`);
+    console.error(`${name} ${config}: float ${r.float.toFixed(1)} fixed ${r.fixed.toFixed(1)} qdq ${r.qdq.toFixed(1)} / ${r.qdqDevice.toFixed(1)} (${seconds.toFixed(1)} s)`);
   }
 }
 
 const f = (v) => (v === undefined ? '–' : v.toFixed(1));
 const table = [
-  '| model (metric) | preset | float | p2calib fixed point | QDQ in onnxruntime | output SQNR dB | calibration s |',
-  '|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.qdq)} | ${f(r.sqnr)} | ${f(r.seconds)} |`),
+  '| model (metric) | preset | float | p2calib fixed point | QDQ in onnxruntime | QDQ, device rounding | output SQNR dB | calibration s |',
+  '|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.qdq)} | ${f(r.qdqDevice)} | ${f(r.sqnr)} | ${f(r.seconds)} |`),
 ].join('\n');
 console.log(table);
 if (write) {

@@ -1,6 +1,6 @@
 /** calibrate() and the Calibration it returns: the public face of sdk/quant and sdk/export. */
 import { exportCalibrated } from './export/calibrated.js';
-import { exportQdq } from './export/qdq.js';
+import { exportQdq, type QdqRounding } from './export/qdq.js';
 import { buildTable, type CalibrationTable } from './export/table.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
@@ -44,9 +44,10 @@ export class Calibration {
     return p;
   }
 
-  /** QDQ ONNX: what ONNX Runtime runs and TIDL imports as a pre-quantized model. */
-  toQdqOnnx(): Uint8Array {
-    return exportQdq(this.state, this.spec, this.weights);
+  /** QDQ ONNX: what ONNX Runtime runs and TIDL imports as a pre-quantized model. `rounding:
+   *  'device'` makes ONNX Runtime round ties up as the device does (not for TIDL import). */
+  toQdqOnnx(options: { rounding?: QdqRounding } = {}): Uint8Array {
+    return exportQdq(this.state, this.spec, this.weights, options.rounding);
   }
 
   /** The folded float model with PACT2 clips and calibrated weights and biases. */

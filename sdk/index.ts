@@ -8,6 +8,6 @@ export * from './core.js';
 export { decodeImage, loadImageTensor } from './node/images.js';
 export { openDataset, type Dataset, type DatasetOptions } from './node/datasets.js';
 export { calibrateImages, type ImageCalibrateOptions } from './node/calibrate-images.js';
-export { saveCalibration, readCalibration, CALIBRATION_FILES } from './node/calibration-files.js';
+export { saveCalibration, readCalibration, CALIBRATION_FILES, type SaveOptions } from './node/calibration-files.js';
 export { readTraceDir, writeTraceDir } from './node/traces.js';
 export { evaluate, TASKS, type Task, type EvaluateOptions, type EvalResult, type Metrics } from './node/evaluate.js';

@@ -35,7 +35,7 @@ writeFileSync(smallModel, smallCnn());
 /** The three files a calibration writes, as saved on disk. */
 function saved(cal: Calibration, name: string): Record<string, Buffer> {
   const out = join(dir, name);
-  const written = saveCalibration(cal, out, true);
+  const written = saveCalibration(cal, out, { force: true });
   return Object.fromEntries(Object.entries(written).map(([k, p]) => [k, readFileSync(p)]));
 }
 

@@ -8,6 +8,7 @@ import { saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
 import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
 import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
+import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/quant/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
@@ -33,6 +34,8 @@ Options:
                       start and end) | devkit (compare the layer's own output)
   --bias-factor F     bias calibration factor (default 0.05)
   --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
+  --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
+                      (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
                       mean/scale themselves (uint8 input, no loss on the first layer)
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
@@ -67,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values, pos } = parse(argv, {
     images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
     'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
-    'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' },
+    'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
     'pixel-input': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
     workers: { type: 'string' }, force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
@@ -75,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
   const workers = intOption(values.workers, 'workers');
+  const rounding = choice<QdqRounding>(values['qdq-rounding'], 'qdq-rounding', ['onnx', 'device']);
   const outDir = prepareOutputDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
@@ -106,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   bar.done();
   const seconds = (Date.now() - started) / 1000;
-  const written = saveCalibration(cal, outDir, true);
+  const written = saveCalibration(cal, outDir, { force: true, rounding });
   if (values.json) {
     console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
     return 0;

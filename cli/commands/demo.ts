@@ -90,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     const layers = Object.keys(cal.table.layers).length, points = Object.keys(cal.table.tensors).length;
     console.log(`calibrated (${cal.table.preset}, ${cal.table.bits}-bit) on ${cal.table.images} lines in ${secs(t)}: ${layers} layers, ${points} quantization points`);
     if (out) {
-      const files = saveCalibration(cal, join(out, 'calibration-out'), true);
+      const files = saveCalibration(cal, join(out, 'calibration-out'), { force: true });
       console.log(`wrote ${files.qdq}, ${files.calibrated} and ${files.table}`);
     }
 

@@ -6,7 +6,14 @@
  * ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
  *
  * Rounding differs at exact ties: ONNX QuantizeLinear rounds half to even, the device rounds
- * half away from zero (float-to-fixed) or half up (its requantizing shift).
+ * half away from zero (float-to-fixed) or half up (its requantizing shift). Deep nets amplify
+ * those one-step differences, and bias calibration has tuned the biases to the device's. With
+ * `rounding: 'device'` the model rounds ties up as the device does, for running in ONNX Runtime:
+ * each bias gains half a unit of its accumulator (int32 2b+1 at scale s_in*s_w/2), which moves
+ * every tie of the layer just above the half and nothing else; and each Q/DQ pair after exact
+ * element-wise arithmetic (Add, Sub, Mul, Concat, max pooling, moves) gets a quarter of its input
+ * grid added before QuantizeLinear. Average pooling and table activations stay as ONNX computes
+ * them. The default `'onnx'` form is the one TIDL imports (bias scale exactly s_in*s_w).
  * 16-bit tensors use Microsoft's QuantizeLinear/DequantizeLinear (int16/uint16) so that the model
  * stays at opset 13/14.
  */
@@ -23,7 +30,16 @@ function zeroPoint(q: TensorQ) {
   return tensor(dtype, [], [0]);
 }
 
-export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>): Uint8Array {
+export type QdqRounding = 'onnx' | 'device';
+
+/** Single-input ops and exact arithmetic whose float result lies on the grid of their inputs. */
+const ON_INPUT_GRID = new Set([
+  'Add', 'Sub', 'Concat', 'MaxPool', 'Relu', 'Clip', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Slice', 'Split', 'Identity',
+]);
+/** A float32 value and a quarter of its grid must stay apart: at most this many grid steps per output step. */
+const MAX_GRID_RATIO = { 8: 2 ** 14, 16: 2 ** 6 } as const;
+
+export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>, rounding: QdqRounding = 'onnx'): Uint8Array {
   const g: Graph = cloneGraph(state.graph);
   const inf = state.inferred;
   const target = Math.max(g.opset, g.nodes.some((n) => n.op === 'HardSwish') ? 14 : 13);
@@ -52,11 +68,15 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     const wf = freshName(g, `${node.inputs[1]}_dequantized`);
     added.push(dq(wq, qw.scaleLog2.map((e) => 2 ** -e), tensor(sixteen ? 'int16' : 'int8', [], [0]), wf, perChannel ? 0 : undefined, sixteen));
     const inQ = spec.tensors[l.input];
-    const biasInt = Array.from(l.bias, (b, c) => deviceBias(b, inQ.scaleLog2, qw.scaleLog2[perChannel ? c : 0], l.bits, spec.biasMode, inQ.signed).value);
+    let biasInt = Array.from(l.bias, (b, c) => deviceBias(b, inQ.scaleLog2, qw.scaleLog2[perChannel ? c : 0], l.bits, spec.biasMode, inQ.signed).value);
+    let biasScales = perChannel ? qw.scaleLog2.map((e) => 2 ** -(inQ.scaleLog2 + e)) : [2 ** -(inQ.scaleLog2 + qw.scaleLog2[0])];
+    if (rounding === 'device' && biasInt.every((v) => Math.abs(2 * v + 1) < 2 ** 31)) {
+      biasInt = biasInt.map((v) => 2 * v + 1);
+      biasScales = biasScales.map((x) => x / 2);
+    }
     const bq = freshName(g, `${l.node.name}_bias_quantized`);
     g.initializers.set(bq, tensor('int32', [l.channels], biasInt));
     const bf = freshName(g, `${l.node.name}_bias_dequantized`);
-    const biasScales = perChannel ? qw.scaleLog2.map((e) => 2 ** -(inQ.scaleLog2 + e)) : [2 ** -(inQ.scaleLog2 + qw.scaleLog2[0])];
     added.push(dq(bq, biasScales, tensor('int32', [], [0]), bf, perChannel ? 0 : undefined));
     if (node.op === 'MatMul') {
       node.op = 'Gemm';
@@ -65,6 +85,10 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     node.inputs = [node.inputs[0], wf, bf];
   }
 
+  // Device rounding after exact element-wise arithmetic: the offset each point's QuantizeLinear
+  // gets, from the grid of its producer's float result (read before the edits below).
+  const tieOffsets = rounding === 'device' ? deviceTieOffsets(g, state.placement.points, spec) : new Map<string, number>();
+
   // Activations keep their op with the PACT2 bounds; every stored tensor gets a Q/DQ pair.
   for (const p of state.placement.points) {
     const q = spec.tensors[p];
@@ -72,6 +96,14 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
     const isInput = !producer;
     const src = isInput ? p : freshName(g, `${p}_float`);
+    let qIn = src;
+    const offset = tieOffsets.get(p);
+    if (offset !== undefined) {
+      const c = freshName(g, `${p}_tie_offset`);
+      g.initializers.set(c, tensor('float32', [], [offset]));
+      qIn = freshName(g, `${p}_ties_up`);
+      added.push({ name: `${p}_TiesUp`, op: 'Add', domain: '', inputs: [src, c], outputs: [qIn], attrs: {} });
+    }
     const mid = freshName(g, `${p}_quantized`);
     const out = isInput ? freshName(g, `${p}_dequantized`) : p;
     if (producer) producer.outputs = producer.outputs.map((o) => (o === p ? src : o));
@@ -82,7 +114,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     g.initializers.set(z, zeroPoint(q));
     const domain = q.bits === 16 ? 'com.microsoft' : '';
     added.push(
-      { name: `${p}_QuantizeLinear`, op: 'QuantizeLinear', domain, inputs: [src, s, z], outputs: [mid], attrs: {} },
+      { name: `${p}_QuantizeLinear`, op: 'QuantizeLinear', domain, inputs: [qIn, s, z], outputs: [mid], attrs: {} },
       { name: `${p}_DequantizeLinear`, op: 'DequantizeLinear', domain, inputs: [mid, s, z], outputs: [out], attrs: {} },
     );
   }
@@ -92,4 +124,34 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   g.nodes = [...added, ...g.nodes];
   finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });
+}
+
+/**
+ * For each point produced by exact element-wise arithmetic on quantized tensors, a quarter of the
+ * grid its float values lie on, where that grid is finer than the point's step (so ties exist):
+ * added before QuantizeLinear, it turns every tie upward and changes no other value.
+ */
+function deviceTieOffsets(g: Graph, points: readonly string[], spec: QuantSpec): Map<string, number> {
+  const isPoint = new Set(points);
+  const producers = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const stepOf = (t: string) => 2 ** -spec.tensors[t].scaleLog2;
+  const gridOfNode = (n: Node): number | undefined => {
+    const grids = n.inputs.filter((i) => i && !g.initializers.has(i)).map(gridOf);
+    if (!grids.length || grids.some((x) => x === undefined)) return undefined;
+    if (n.op === 'Mul') return (grids as number[]).reduce((a, b) => a * b, 1);
+    return ON_INPUT_GRID.has(n.op) ? Math.min(...(grids as number[])) : undefined;
+  };
+  const gridOf = (t: string): number | undefined => {
+    if (isPoint.has(t)) return stepOf(t);
+    const n = producers.get(t);
+    return n && gridOfNode(n);
+  };
+  const offsets = new Map<string, number>();
+  for (const p of points) {
+    const n = producers.get(p);
+    const grid = n && gridOfNode(n);
+    const ratio = grid === undefined ? 0 : stepOf(p) / grid;
+    if (ratio > 1 && ratio <= MAX_GRID_RATIO[spec.tensors[p].bits]) offsets.set(p, grid! / 4);
+  }
+  return offsets;
 }

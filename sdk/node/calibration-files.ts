@@ -3,14 +3,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCalibration, type Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
+import type { QdqRounding } from '../export/qdq.js';
 import { tableJson, type CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
 import { prepareOutputDir, writeFilesAtomic } from './files.js';
 
 export const CALIBRATION_FILES = { qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json' } as const;
 
-export function saveCalibration(cal: Calibration, outDir: string, force = false): { qdq: string; calibrated: string; table: string } {
-  const dir = prepareOutputDir(outDir, force);
+export interface SaveOptions {
+  /** Overwrite the files of a non-empty folder. */
+  force?: boolean;
+  /** The QDQ model's rounding at ties (Calibration.toQdqOnnx). */
+  rounding?: QdqRounding;
+}
+
+export function saveCalibration(cal: Calibration, outDir: string, options: SaveOptions = {}): { qdq: string; calibrated: string; table: string } {
+  const dir = prepareOutputDir(outDir, !!options.force);
   const files = {
     qdq: join(dir, CALIBRATION_FILES.qdq),
     calibrated: join(dir, CALIBRATION_FILES.calibrated),
@@ -18,7 +26,7 @@ export function saveCalibration(cal: Calibration, outDir: string, force = false)
   };
   // One set: an interrupted run leaves the old three files or the new three.
   writeFilesAtomic([
-    { path: files.qdq, data: cal.toQdqOnnx() },
+    { path: files.qdq, data: cal.toQdqOnnx({ rounding: options.rounding }) },
     { path: files.calibrated, data: cal.toCalibratedOnnx() },
     { path: files.table, data: tableJson(cal.table) },
   ]);
