@@ -66,29 +66,26 @@ maybe('decoding: EXIF orientation, alpha over white, grayscale, 16-bit, CMYK, We
   assert.ok(alpha.data.some((v) => v > 200));
 });
 
-maybe('real photos: Node and browser tensors agree; exactly with the portable resizer unless an ICC profile is converted', async () => {
+maybe('real photos: Node and browser tensors are identical with the portable resizer, colour profiles included', async () => {
   if (!HAVE_ASSETS) return;
   const dir = join(ASSETS, 'images/imagenet-sample');
   const spec = presetSpec('imagenet');
   const levels = (i: number) => spec.std[Math.floor(i / (224 * 224))] * 255;
-  let over = 0, total = 0, worst = 0, worstSharp = 0;
-  for (const f of readdirSync(dir).sort().slice(0, 12)) {
+  let profiles = 0, worstSharp = 0;
+  // Sorted names; the first 40 include a dozen photos with sRGB, Adobe RGB and camera profiles.
+  for (const f of readdirSync(dir).sort().slice(0, 40)) {
     const bytes = readFileSync(join(dir, f));
-    const icc = !!(await sharp(bytes).metadata()).icc;
+    if ((await sharp(bytes).metadata()).icc) profiles++;
     const web = (await inBrowser(bytes, spec)).data;
     const portable = await loadImageTensor(join(dir, f), spec, undefined, 0, 'portable');
     const viaSharp = await loadImageTensor(join(dir, f), spec);
     for (let i = 0; i < web.length; i++) {
       const d = Math.abs(web[i] - portable[i]) * levels(i);
-      if (!icc) assert.ok(d < 1e-3, `${f}: element ${i} differs by ${d} levels`);
-      worst = Math.max(worst, d);
-      if (d > 1.001) over++;
+      if (d > 1e-3) assert.unreachable(`${f}: element ${i} differs by ${d} levels`);
       worstSharp = Math.max(worstSharp, Math.abs(web[i] - viaSharp[i]) * levels(i));
-      total++;
     }
   }
-  // ICC conversions differ by one level between Chromium and libvips; resampling can carry that to two.
-  assert.ok(worst <= 2.001 && over / total < 1e-3, `portable: max ${worst} levels, ${over} of ${total} above one`);
+  assert.ok(profiles >= 10, `${profiles} photos with profiles`);
   assert.ok(worstSharp <= 3.001, `sharp resizer: max ${worstSharp} levels`);
 });
 

@@ -1,10 +1,13 @@
 /**
  * Browser image decoding: createImageBitmap + OffscreenCanvas (main thread or worker) to 8-bit
- * RGB. The browser applies EXIF orientation and converts grayscale, CMYK, 16-bit and colour
- * profiles to sRGB; transparency is composited over white, as the Node decoder does. Everything
- * after decoding is the shared pipeline of sdk/data/preprocess.ts with the portable resizer.
+ * RGB. The browser applies EXIF orientation and converts grayscale, CMYK and 16-bit images;
+ * transparency is composited over white, as the Node decoder does. Colour profiles are left to
+ * sdk/data/icc.ts (the browser's own conversion rounds differently from libvips), and everything
+ * after decoding is the shared pipeline of sdk/data/preprocess.ts: the same tensor as in Node.
+ * An ImageBitmap input carries no profile: it is taken as sRGB.
  * Browser-only: imports nothing from Node.
  */
+import { embeddedProfile, toSrgb } from '../data/icc.js';
 import { MAX_IMAGE_PIXELS, preprocess, type SizedSpec } from '../data/preprocess.js';
 import type { RgbImage } from '../data/resize.js';
 import { fail } from '../errors.js';
@@ -14,12 +17,14 @@ export type ImageInput = Blob | ArrayBuffer | Uint8Array | ImageBitmap;
 
 export async function decodeImage(input: ImageInput, name = input instanceof File ? input.name : 'image'): Promise<RgbImage> {
   let bitmap: ImageBitmap;
+  let profile: Uint8Array | undefined;
   if (input instanceof ImageBitmap) {
     bitmap = input;
   } else {
     const blob = input instanceof Blob ? input : new Blob([input as BlobPart]);
+    profile = await embeddedProfile(new Uint8Array(await blob.arrayBuffer()));
     try {
-      bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'default' });
+      bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
     } catch (e) {
       fail('BAD_IMAGE', `cannot decode image ${name}: ${(e as Error).message ?? e}`);
     }
@@ -41,7 +46,7 @@ export async function decodeImage(input: ImageInput, name = input instanceof Fil
     data[j + 1] = rgba[i + 1];
     data[j + 2] = rgba[i + 2];
   }
-  return { width, height, data };
+  return toSrgb({ width, height, data }, profile);
 }
 
 /** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */

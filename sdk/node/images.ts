@@ -2,11 +2,13 @@
  * Node image decoding with sharp: JPEG, PNG, WebP (and whatever else libvips reads) to 8-bit sRGB.
  * EXIF orientation is applied; grayscale, CMYK and 16-bit images are converted to 8-bit RGB;
  * transparency is composited over white (browsers do the same in sdk/browser/images.ts).
- * Everything after decoding is the shared pipeline of sdk/data/preprocess.ts.
+ * Embedded colour profiles are applied by sdk/data/icc.ts, as in browsers, and everything after
+ * decoding is the shared pipeline of sdk/data/preprocess.ts: the same tensor in both.
  */
 import sharp from 'sharp';
 import { fail, P2Error } from '../errors.js';
 import { MAX_IMAGE_PIXELS, finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
+import { embeddedProfile, toSrgb } from '../data/icc.js';
 import { resizeRgb, type Interpolation, type RgbImage } from '../data/resize.js';
 import { readFileOrFail } from './files.js';
 
@@ -15,14 +17,15 @@ export async function decodeImage(input: Uint8Array | string, name = typeof inpu
   const bytes = typeof input === 'string' ? readFileOrFail(input, 'image') : input;
   if (bytes.byteLength === 0) fail('BAD_IMAGE', `cannot decode image ${name}: the file is empty`);
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS, ignoreIcc: true })
       .autoOrient()
       .flatten({ background: '#ffffff' })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) fail('BAD_IMAGE', `${name}: decoded to ${info.channels} channels, expected 3`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    const stored = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    return toSrgb(stored, await embeddedProfile(bytes));
   } catch (e) {
     if (e instanceof P2Error) throw e;
     const reason = (e as Error).message.split('\n')[0];

@@ -1,0 +1,82 @@
+/** Embedded colour profiles (sdk/data/icc.ts): found in JPEG, PNG and WebP, and converted to sRGB
+ *  within one level of libvips (lcms2), the conversion the shared models' baselines went through. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp, { type Sharp } from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { embeddedProfile, toSrgb } from '../sdk/data/icc.js';
+import type { RgbImage } from '../sdk/data/resize.js';
+import { decodeImage } from '../sdk/node/images.js';
+import { ASSETS, HAVE_ASSETS, rng } from './helpers.js';
+
+const W = 61, H = 37;
+const noise = (seed: number) => {
+  const r = rng(seed);
+  return Uint8Array.from({ length: W * H * 3 }, () => Math.floor(r(0, 256)));
+};
+const raw = { raw: { width: W, height: H, channels: 3 as const } };
+
+/** What libvips makes of the bytes: its own profile conversion to sRGB. */
+async function viaLibvips(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(bytes).toColourspace('srgb').raw().toBuffer());
+}
+/** The pixels as stored, no conversion. */
+async function stored(bytes: Uint8Array): Promise<RgbImage> {
+  const { data, info } = await sharp(bytes, { ignoreIcc: true }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data) };
+}
+const maxDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+test('the embedded profile is found in JPEG, PNG (compressed iCCP) and WebP, byte for byte as libvips reads it', async () => {
+  const px = noise(1);
+  for (const [format, encode] of [
+    ['jpeg', (s: Sharp) => s.jpeg({ quality: 95 })],
+    ['png', (s: Sharp) => s.png()],
+    ['webp', (s: Sharp) => s.webp({ lossless: true })],
+  ] as const) {
+    const bytes = await encode(sharp(px, raw).withIccProfile('p3')).toBuffer();
+    const found = await embeddedProfile(bytes);
+    const { icc } = await sharp(bytes).metadata();
+    assert.ok(found && icc, format);
+    assert.equal(Buffer.from(found!), icc, format);
+    assert.is(await embeddedProfile(await encode(sharp(px, raw)).toBuffer()), undefined, `${format} without a profile`);
+  }
+  assert.is(await embeddedProfile(new Uint8Array([1, 2, 3])), undefined);
+});
+
+test('Display P3 pixels convert to sRGB within one level of libvips; sRGB profiles leave pixels as stored', async () => {
+  for (const seed of [2, 3]) {
+    const bytes = await sharp(noise(seed), raw).withIccProfile('p3').png().toBuffer();
+    const img = await stored(bytes);
+    const ours = toSrgb(img, await embeddedProfile(bytes));
+    assert.ok(ours !== img, 'a P3 profile is converted');
+    assert.ok(maxDiff(ours.data, await viaLibvips(bytes)) <= 1, `seed ${seed}: ${maxDiff(ours.data, await viaLibvips(bytes))}`);
+    // P3 is wider than sRGB: the stored values are not the sRGB ones.
+    assert.ok(maxDiff(img.data, ours.data) > 5);
+  }
+  const srgb = await sharp(noise(4), raw).withIccProfile('srgb').png().toBuffer();
+  const img = await stored(srgb);
+  assert.is(toSrgb(img, await embeddedProfile(srgb)), img);
+  assert.is(toSrgb(img, new Uint8Array(200)), img, 'not a profile this handles: pixels as stored');
+});
+
+test('decodeImage applies the profile itself: photos with profiles of the shared assets stay within one level of libvips', async () => {
+  if (!HAVE_ASSETS) {
+    console.log('  (skipping: ../shared/assets not found)');
+    return;
+  }
+  const dir = join(ASSETS, 'images/imagenet-sample');
+  let converted = 0;
+  for (const f of readdirSync(dir).sort().slice(0, 150)) {
+    const bytes = readFileSync(join(dir, f));
+    const profile = await embeddedProfile(bytes);
+    if (!profile) continue;
+    const ours = await decodeImage(bytes);
+    if (maxDiff(ours.data, (await stored(bytes)).data) > 0) converted++;
+    assert.ok(maxDiff(ours.data, await viaLibvips(bytes)) <= 1, f);
+  }
+  assert.ok(converted >= 5, `only ${converted} photos needed a conversion`);
+});
+
+test.run();
