@@ -2,7 +2,7 @@
  * The browser: the SDK bundle is self-contained and free of Node code, and the calibration page,
  * run in headless Chromium, produces the same calibration.json and ONNX bytes as the Node SDK.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -47,17 +47,15 @@ test('browser bundle: in Node it loads and calibrates to the same bytes as the N
   assert.equal(a.toQdqOnnx(), b.toQdqOnnx());
 });
 
-/** The page's images as PNGs, so that Chromium and sharp decode the same pixels (JPEG decoders may
- *  differ by a level; PNG is lossless). */
-async function pngs(dir: string): Promise<{ model: string; images: string[]; run: Omit<PageRun, 'model' | 'images'>; job: sdk.ImageCalibrationJob }> {
+/** The page's images: real JPEGs as they are (Chromium and sharp give the same pixels, colour
+ *  profiles included), or generated PNGs without the assets. */
+async function pageImages(dir: string): Promise<{ model: string; images: string[]; run: Omit<PageRun, 'model' | 'images'>; job: sdk.ImageCalibrationJob }> {
   const images: string[] = [];
   if (HAVE_ASSETS) {
     const folder = join(ASSETS, 'images/imagenet-sample');
     for (const f of readdirSync(folder).sort().slice(0, 4)) {
-      const img = await decodeImage(join(folder, f));
-      const out = join(dir, f.replace(/\.JPEG$/, '.png'));
-      await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(out);
-      images.push(out);
+      images.push(join(dir, f));
+      copyFileSync(join(folder, f), join(dir, f));
     }
     return {
       model: join(MODELS, 'mobilenetv2-12-fp32.onnx'), images,
@@ -98,7 +96,7 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
   const server = await startServer();
   const chromium = await launchChromium();
   try {
-    const input = await pngs(dir);
+    const input = await pageImages(dir);
     const { page } = chromium;
     // The images go in as a folder, in path order (what the reference below uses), as a user drops
     // one; two Web Workers calibrate them (the reference: one worker, in Node).
@@ -107,7 +105,7 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
       // MobileNetV2 takes seconds: the page answers while the worker calibrates.
       whileRunning: async (p) => { if (HAVE_ASSETS) assert.is(await p.evaluate(() => document.body.dataset.state), 'running'); },
     });
-    // The reference: the Node SDK in this thread, one worker, sharp decoding the same PNGs.
+    // The reference: the Node SDK in this thread, one worker, sharp decoding the same files.
     const ref = await sdk.calibrateImageSet(readFileSync(input.model), input.images, input.job, { decode: (f) => decodeImage(f) });
     // Progress reached the page during every stage: two calibration passes, two histogram passes
     // and the agreement pass, one event per image.
@@ -150,7 +148,7 @@ browserTest('browser: the page calibrates in headless Chromium; calibration.json
     // A file that is not a model: the worker's P2Error reaches the page as one line.
     await page.setInputFiles('#model-file', input.images[0]);
     await page.waitForFunction(() => !/reading/.test(document.getElementById('model-info')!.textContent ?? ''));
-    assert.match(await page.textContent('#model-info') ?? '', /^\S+\.png: [^\n]*(ONNX|protobuf)[^\n]*$/i);
+    assert.match(await page.textContent('#model-info') ?? '', /^\S+\.(png|JPEG): [^\n]*(ONNX|protobuf)[^\n]*$/i);
   } finally {
     await chromium.close();
     server.stop();
