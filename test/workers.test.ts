@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -14,6 +14,7 @@ import { saveCalibration } from '../sdk/node/calibration-files.js';
 import { ASSETS, MODELS, ROOT, assetTest, rng, smallCnn } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p2calib-workers-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 const CLI = join(ROOT, 'dist/cli/main.js');
 
 // Noise images of different sizes, for the small CNN (12x12 input).
