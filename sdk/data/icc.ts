@@ -5,19 +5,23 @@
  * profiles: libvips (lcms2) and Chromium (skcms) each round their own conversions differently.
  *
  * Handles what cameras and editors embed: matrix/TRC RGB profiles (sRGB, Adobe RGB, camera and
- * display profiles), found in JPEG (APP2), PNG (iCCP) and WebP (ICCP): within one level of
- * libvips' conversion on every such photo of the shared assets. Other profiles leave the pixels
- * as stored: gray ones (as libvips leaves them), CMYK (the decoders convert CMYK themselves) and
- * LUT-only ones. A profile that is sRGB within its own fixed-point precision is sRGB.
+ * display profiles) and gray TRC profiles, found in JPEG (APP2), PNG (iCCP) and WebP (ICCP):
+ * within one level of libvips' conversion on every such photo of the shared assets. Other
+ * profiles leave the pixels as stored: CMYK (the decoders convert CMYK themselves) and LUT-only
+ * ones. A profile that is sRGB within its own fixed-point precision is sRGB.
  */
 import type { RgbImage } from './resize.js';
 
-/** The ICC profile embedded in JPEG, PNG or WebP bytes, if any. */
+/** The ICC profile embedded in JPEG, PNG or WebP bytes, if any and if it describes the stored
+ *  pixels: a gray profile for a gray image, an RGB one for a colour image (libvips ignores the
+ *  others, e.g. an RGB camera profile left on a grayscale JPEG). */
 export async function embeddedProfile(bytes: Uint8Array): Promise<Uint8Array | undefined> {
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) return jpegProfile(bytes);
-  if (bytes[0] === 0x89 && ascii(bytes, 1, 3) === 'PNG') return pngProfile(bytes);
-  if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 4) === 'WEBP') return webpProfile(bytes);
-  return undefined;
+  let found: { profile: Uint8Array; gray: boolean } | undefined;
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) found = jpegProfile(bytes);
+  else if (bytes[0] === 0x89 && ascii(bytes, 1, 3) === 'PNG') found = await pngProfile(bytes);
+  else if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 4) === 'WEBP') found = webpProfile(bytes);
+  if (!found || found.profile.length < 20) return undefined;
+  return ascii(found.profile, 16, 4) === (found.gray ? 'GRAY' : 'RGB ') ? found.profile : undefined;
 }
 
 const ascii = (b: Uint8Array, at: number, n: number) => String.fromCharCode(...b.subarray(at, at + n));
@@ -25,29 +29,33 @@ const u16 = (b: Uint8Array, at: number) => (b[at] << 8) | b[at + 1];
 const u32 = (b: Uint8Array, at: number) => ((b[at] << 24) >>> 0) + (b[at + 1] << 16) + (b[at + 2] << 8) + b[at + 3];
 const s15 = (b: Uint8Array, at: number) => (u32(b, at) | 0) / 65536;
 
-function jpegProfile(b: Uint8Array): Uint8Array | undefined {
+function jpegProfile(b: Uint8Array): { profile: Uint8Array; gray: boolean } | undefined {
   // APP2 "ICC_PROFILE\0" segments carry the profile in numbered chunks.
   const chunks: [number, Uint8Array][] = [];
+  let components = 0;
   for (let at = 2; at + 4 <= b.length && b[at] === 0xff;) {
     const marker = b[at + 1];
     if (marker === 0xda || marker === 0xd9) break;
     const len = u16(b, at + 2);
     if (marker === 0xe2 && ascii(b, at + 4, 12) === 'ICC_PROFILE\0') chunks.push([b[at + 16], b.subarray(at + 18, at + 2 + len)]);
+    // Start of frame (SOF0-SOF15 but DHT, JPG, DAC): its component count.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) components = b[at + 9];
     at += 2 + len;
   }
   if (!chunks.length) return undefined;
   chunks.sort((x, y) => x[0] - y[0]);
-  return concat(chunks.map(([, c]) => c));
+  return { profile: concat(chunks.map(([, c]) => c)), gray: components === 1 };
 }
 
-async function pngProfile(b: Uint8Array): Promise<Uint8Array | undefined> {
+async function pngProfile(b: Uint8Array): Promise<{ profile: Uint8Array; gray: boolean } | undefined> {
+  const colourType = b[25]; // IHDR, the first chunk
   for (let at = 8; at + 8 <= b.length;) {
     const len = u32(b, at), type = ascii(b, at + 4, 4);
     if (type === 'iCCP') {
       const data = b.subarray(at + 8, at + 8 + len);
       const zlib = data.subarray(data.indexOf(0) + 2); // name, NUL, compression method (0)
       try {
-        return await inflate(zlib);
+        return { profile: await inflate(zlib), gray: colourType === 0 || colourType === 4 };
       } catch {
         return undefined;
       }
@@ -58,11 +66,11 @@ async function pngProfile(b: Uint8Array): Promise<Uint8Array | undefined> {
   return undefined;
 }
 
-function webpProfile(b: Uint8Array): Uint8Array | undefined {
+function webpProfile(b: Uint8Array): { profile: Uint8Array; gray: boolean } | undefined {
   for (let at = 12; at + 8 <= b.length;) {
     const type = ascii(b, at, 4);
     const len = b[at + 4] | (b[at + 5] << 8) | (b[at + 6] << 16) | (b[at + 7] << 24);
-    if (type === 'ICCP') return b.subarray(at + 8, at + 8 + len);
+    if (type === 'ICCP') return { profile: b.subarray(at + 8, at + 8 + len), gray: false };
     at += 8 + len + (len & 1);
   }
   return undefined;
@@ -95,7 +103,7 @@ const srgbDecode = (v: number) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.0
 /** Linear values where sRGB code k+1 starts to be nearer than k. */
 const SRGB_THRESHOLDS = Float64Array.from({ length: 255 }, (_, k) => srgbDecode((k + 0.5) / 255));
 
-/** An RGB profile's curves (as 256-entry linear tables) and its colorant matrix. */
+/** An RGB or gray profile's curves (as 256-entry linear tables) and, for RGB, its colorant matrix. */
 interface Shaper {
   curves: Float64Array[];
   matrix: number[][];
@@ -157,6 +165,11 @@ function xyz(t: Uint8Array | undefined): number[] | undefined {
 
 function shaper(profile: Uint8Array): Shaper | undefined {
   const tags = tagTable(profile);
+  if (ascii(profile, 16, 4) === 'GRAY') {
+    // Gray lies on the connection space's white axis: Y = kTRC(v) for all three channels.
+    const k = curve(tags.get('kTRC'));
+    return k && { curves: [k, k, k], matrix: [] };
+  }
   if (ascii(profile, 16, 4) !== 'RGB ') return undefined;
   const curves = ['rTRC', 'gTRC', 'bTRC'].map((s) => curve(tags.get(s)));
   const cols = ['rXYZ', 'gXYZ', 'bXYZ'].map((s) => xyz(tags.get(s)));
@@ -176,6 +189,7 @@ function invert(m: number[][]): number[][] {
 }
 
 function isSrgb(s: Shaper): boolean {
+  if (!s.matrix.length) return false;
   const matrixClose = s.matrix.every((row, r) => row.every((v, c) => Math.abs(v - SRGB_D50[r][c]) < 2e-3));
   const curvesClose = s.curves.every((t) => t.every((v, i) => Math.abs(v - srgbDecode(i / 255)) < 1 / 1024));
   return matrixClose && curvesClose;
@@ -199,9 +213,14 @@ function encode(linear: number): number {
 export function toSrgb(img: RgbImage, profile: Uint8Array | undefined): RgbImage {
   const s = profile && shaper(profile);
   if (!s || isSrgb(s)) return img;
-  const m = invert(SRGB_D50).map((row) => [0, 1, 2].map((c) => row[0] * s.matrix[0][c] + row[1] * s.matrix[1][c] + row[2] * s.matrix[2][c]));
   const [cr, cg, cb] = s.curves;
   const data = new Uint8Array(img.data.length);
+  if (!s.matrix.length) {
+    const gray = Uint8Array.from({ length: 256 }, (_, v) => encode(cr[v]));
+    for (let i = 0; i < data.length; i++) data[i] = gray[img.data[i]];
+    return { width: img.width, height: img.height, data };
+  }
+  const m = invert(SRGB_D50).map((row) => [0, 1, 2].map((c) => row[0] * s.matrix[0][c] + row[1] * s.matrix[1][c] + row[2] * s.matrix[2][c]));
   for (let i = 0; i < data.length; i += 3) {
     const r = cr[img.data[i]], g = cg[img.data[i + 1]], b = cb[img.data[i + 2]];
     data[i] = encode(m[0][0] * r + m[0][1] * g + m[0][2] * b);
