@@ -12,6 +12,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { presetSpec } from '../sdk/data/preprocess.js';
 import { loadImageTensor } from '../sdk/node/images.js';
+import type { Graph } from '../sdk/graph/ir.js';
+import { decodeModel } from '../sdk/onnx/decode.js';
+import { encodeModel } from '../sdk/onnx/encode.js';
 import { parseLayerInfo, parseTraceName } from '../sdk/trace/format.js';
 import { MODELS, ROOT, assetTest, buildModel, floats, node, rng } from './helpers.js';
 
@@ -95,6 +98,26 @@ test('simulate -> compare: the same run matches, one altered byte is found and n
   const taken = cli('simulate', model, '--calibration', join(dir, 'cal-false'), '--image', image, '--trace-dir', join(dir, 'a-false'), ...pre);
   assert.is(taken.code, 2);
   assert.match(taken.err, /--trace-dir .* is not empty \(.*\); pass --force/);
+  rmSync(dir, { recursive: true });
+});
+
+test('calibrate --qdq-rounding device writes the QDQ model that rounds ties as the device; a bad value is one line', async () => {
+  const dir = await fixture();
+  const model = join(dir, 'model.onnx');
+  const pre = ['--preprocess', 'imagenet', '--size', '16x16', '--short-side', '16'];
+  const qdq = (rounding?: string) => {
+    const out = join(dir, `cal-${rounding ?? 'default'}`);
+    ok(cli('calibrate', model, '--images', join(dir, 'images'), '--preset', 'simple', '--out', out, ...pre, ...(rounding ? ['--qdq-rounding', rounding] : [])));
+    return decodeModel(readFileSync(join(out, 'model.qdq.onnx')));
+  };
+  const [plain, onnx, device] = [qdq(), qdq('onnx'), qdq('device')];
+  assert.equal(encodeModel(onnx), encodeModel(plain), 'onnx is the default');
+  const biasScales = (g: Graph) => g.nodes.filter((n) => n.outputs[0].endsWith('_bias_dequantized')).map((n) => g.initializers.get(n.inputs[1])!.data[0]);
+  assert.equal(biasScales(device), biasScales(plain).map((x) => x / 2));
+  assert.ok(device.nodes.some((n) => n.name.endsWith('_TiesUp')), 'the residual Add rescales its inputs: its ties go up');
+  const bad = cli('calibrate', model, '--images', join(dir, 'images'), '--out', join(dir, 'bad'), '--qdq-rounding', 'up', ...pre);
+  assert.is(bad.code, 2);
+  assert.match(bad.err.trim(), /^[^\n]*--qdq-rounding must be one of onnx, device[^\n]*$/);
   rmSync(dir, { recursive: true });
 });
 
