@@ -2,6 +2,7 @@
  *  within one level of libvips (lcms2), the conversion the shared models' baselines went through. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -43,6 +44,25 @@ test('the embedded profile is found in JPEG, PNG (compressed iCCP) and WebP, byt
     assert.is(await embeddedProfile(await encode(sharp(px, raw)).toBuffer()), undefined, `${format} without a profile`);
   }
   assert.is(await embeddedProfile(new Uint8Array([1, 2, 3])), undefined);
+});
+
+test('corrupt or hostile containers give no profile, quickly: huge chunk lengths, truncation, an iCCP inflating to 16 MiB', async () => {
+  const webp = new Uint8Array(40);
+  webp.set(Buffer.from('RIFF\0\0\0\0WEBPVP8X'), 0);
+  webp.set([0xff, 0xff, 0xff, 0xff], 16); // a chunk length of 2^32 - 1
+  assert.is(await embeddedProfile(webp), undefined);
+  const jpeg = Uint8Array.from([0xff, 0xd8, 0xff, 0xe2, 0x00, 0x02, 0xff, 0xe2, 0xff, 0xff, 0x49]);
+  assert.is(await embeddedProfile(jpeg), undefined);
+  // A valid PNG whose iCCP chunk inflates to 16 MiB with an RGB profile's header.
+  const png = await sharp(noise(5), raw).png().toBuffer();
+  const big = Buffer.alloc(16 << 20);
+  big.write('RGB ', 16, 'latin1');
+  const bomb = deflateSync(big);
+  const body = Buffer.concat([Buffer.from('iCCPbomb\0\0'), bomb]);
+  const chunk = Buffer.concat([Buffer.alloc(4), body, Buffer.alloc(4)]);
+  chunk.writeUInt32BE(body.length - 4, 0);
+  const hostile = Buffer.concat([png.subarray(0, 33), chunk, png.subarray(33)]);
+  assert.is(await embeddedProfile(hostile), undefined);
 });
 
 test('Display P3 pixels convert to sRGB within one level of libvips; sRGB profiles leave pixels as stored', async () => {

@@ -69,7 +69,7 @@ async function pngProfile(b: Uint8Array): Promise<{ profile: Uint8Array; gray: b
 function webpProfile(b: Uint8Array): { profile: Uint8Array; gray: boolean } | undefined {
   for (let at = 12; at + 8 <= b.length;) {
     const type = ascii(b, at, 4);
-    const len = b[at + 4] | (b[at + 5] << 8) | (b[at + 6] << 16) | (b[at + 7] << 24);
+    const len = (b[at + 4] | (b[at + 5] << 8) | (b[at + 6] << 16) | (b[at + 7] << 24)) >>> 0;
     if (type === 'ICCP') return { profile: b.subarray(at + 8, at + 8 + len), gray: false };
     at += 8 + len + (len & 1);
   }
@@ -86,9 +86,23 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Profiles are kilobytes; a corrupt or hostile iCCP chunk must not inflate without bound. */
+const MAX_PROFILE_BYTES = 1 << 22;
+
 async function inflate(zlib: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([zlib as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = new Blob([zlib as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate')).getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return concat(parts);
+    size += value.length;
+    if (size > MAX_PROFILE_BYTES) {
+      await reader.cancel();
+      throw new Error('colour profile too large');
+    }
+    parts.push(value);
+  }
 }
 
 // ---- the conversion ----
