@@ -65,6 +65,24 @@ test('corrupt or hostile containers give no profile, quickly: huge chunk lengths
   assert.is(await embeddedProfile(hostile), undefined);
 });
 
+test('seeded mutations of files with profiles: finding and applying a profile never throws', async () => {
+  const r = rng(7);
+  const small: RgbImage = { width: 4, height: 2, data: noise(6).subarray(0, 24) };
+  const files = await Promise.all([
+    sharp(noise(6), raw).withIccProfile('p3').jpeg().toBuffer(),
+    sharp(noise(6), raw).withIccProfile('p3').png().toBuffer(),
+    sharp(noise(6), raw).withIccProfile('p3').webp().toBuffer(),
+  ]);
+  for (let i = 0; i < 3000; i++) {
+    const src = files[i % 3];
+    const b = Uint8Array.from(src.subarray(0, Math.floor(r(0.05, 1) * src.length)));
+    for (let k = 0; k < 1 + Math.floor(r(0, 8)); k++) b[Math.floor(r(0, Math.min(b.length, 4096)))] = Math.floor(r(0, 256));
+    const profile = await embeddedProfile(b);
+    const out = toSrgb(small, profile);
+    assert.is(out.data.length, small.data.length);
+  }
+});
+
 test('Display P3 pixels convert to sRGB within one level of libvips; sRGB profiles leave pixels as stored', async () => {
   for (const seed of [2, 3]) {
     const bytes = await sharp(noise(seed), raw).withIccProfile('p3').png().toBuffer();
