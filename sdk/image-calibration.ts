@@ -10,6 +10,7 @@ import { runCalibration } from './calibration.js';
 import { parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
 import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
+import type { QdqRounding } from './export/qdq.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
 import { activationHistograms, type TensorHistogram } from './histograms.js';
 import { sameTop1 } from './metrics/classification.js';
@@ -32,6 +33,8 @@ export interface ImageCalibrationJob {
   agreement?: boolean;
   /** Calibration workers (default 1: in this thread); the result does not depend on it. */
   workers?: number;
+  /** The QDQ model's rounding at ties (Calibration.toQdqOnnx; default 'onnx'). */
+  qdqRounding?: QdqRounding;
 }
 
 export interface JobProgress extends CalibrationProgress {
@@ -112,7 +115,7 @@ export async function calibrateImageSet<T>(
     agreement = { output, top1: (100 * same) / done, images: done };
   }
   return {
-    table: cal.table, json: tableJson(cal.table), qdq: cal.toQdqOnnx(), calibrated: cal.toCalibratedOnnx(),
+    table: cal.table, json: tableJson(cal.table), qdq: cal.toQdqOnnx({ rounding: job.qdqRounding }), calibrated: cal.toCalibratedOnnx(),
     spec, inputShape: source.inputs[0].shape, histograms, agreement,
   };
 }

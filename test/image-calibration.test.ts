@@ -54,6 +54,9 @@ test('calibrateImageSet: the calibration of the preprocessed images, their histo
   const tensors = images.map((im) => preprocess(im, spec));
   const cal = await calibrate(model, tensors, job.options);
   assert.equal(r.qdq, cal.toQdqOnnx());
+  const device = await calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 12, 12], qdqRounding: 'device', histogramBins: 0 }, { decode: async (im) => im });
+  assert.equal(device.qdq, cal.toQdqOnnx({ rounding: 'device' }));
+  assert.not.equal(device.qdq, r.qdq);
   assert.equal(r.calibrated, cal.toCalibratedOnnx());
   assert.is(r.json, tableJson(cal.table));
   assert.equal(Object.keys(r.histograms), Object.keys(cal.table.tensors));

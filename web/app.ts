@@ -189,6 +189,7 @@ function jobFromForm(): ImageCalibrationJob {
     preprocess: specFromForm(),
     pixelInput: $('pixel-input').checked,
     workers: int('workers'),
+    qdqRounding: $<HTMLSelectElement>('qdq-rounding').value as 'onnx' | 'device',
     options: {
       preset: $<HTMLSelectElement>('preset').value as 'simple' | 'advanced' | 'advanced-dw',
       bits: Number($<HTMLSelectElement>('bits').value) as 8 | 16,
