@@ -202,6 +202,8 @@ function invert(m: number[][]): number[][] {
   ];
 }
 
+const D50_TO_SRGB = invert(SRGB_D50);
+
 function isSrgb(s: Shaper): boolean {
   if (!s.matrix.length) return false;
   const matrixClose = s.matrix.every((row, r) => row.every((v, c) => Math.abs(v - SRGB_D50[r][c]) < 2e-3));
@@ -234,7 +236,7 @@ export function toSrgb(img: RgbImage, profile: Uint8Array | undefined): RgbImage
     for (let i = 0; i < data.length; i++) data[i] = gray[img.data[i]];
     return { width: img.width, height: img.height, data };
   }
-  const m = invert(SRGB_D50).map((row) => [0, 1, 2].map((c) => row[0] * s.matrix[0][c] + row[1] * s.matrix[1][c] + row[2] * s.matrix[2][c]));
+  const m = D50_TO_SRGB.map((row) => [0, 1, 2].map((c) => row[0] * s.matrix[0][c] + row[1] * s.matrix[1][c] + row[2] * s.matrix[2][c]));
   for (let i = 0; i < data.length; i += 3) {
     const r = cr[img.data[i]], g = cg[img.data[i + 1]], b = cb[img.data[i + 2]];
     data[i] = encode(m[0][0] * r + m[0][1] * g + m[0][2] * b);

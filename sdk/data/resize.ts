@@ -41,6 +41,10 @@ const HALF = ONE >> 1;
 /** Weight tables are tabulated at 1/64 pixel (VIPS_TRANSFORM_SCALE), 65 entries for 0..1. */
 const STEPS = 64;
 
+/** The weight table entry of a sample position: its fraction to the nearest 1/64 (position*128,
+ *  masked, plus one, halved, as libvips rounds it). */
+const tableStep = (pos: number) => ((Math.trunc(pos * 2 * STEPS) & (2 * STEPS - 1)) + 1) >> 1;
+
 const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
 const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
 
@@ -131,9 +135,8 @@ function reducePositions(r: Reduce, from: number, to: number, start: number, til
   for (let o = start; o < to; o++) {
     if (o === start || (tile && o % tile === 0)) y = (o + 0.5) * r.factor - 0.5 - r.offset;
     if (o >= from) {
-      // The 1/64 step is rounded to nearest: position*128, masked, plus one, halved.
       first[o - from] = Math.trunc(y) - pad;
-      mask[o - from] = (((Math.trunc(y * 2 * STEPS) & (2 * STEPS - 1)) + 1) >> 1) * r.taps;
+      mask[o - from] = tableStep(y) * r.taps;
     }
     y += r.factor;
   }
@@ -327,7 +330,7 @@ function affine(src: Rows, outW: number, y0: number, y1: number, hs: number, vs:
   const offs = new Int32Array(outW * 4), wts = new Int32Array(outW * 4);
   for (let x = 0; x < outW; x++) {
     const i = Math.trunc(cx[x]);
-    const t = ((Math.trunc(cx[x] * 2 * STEPS) & (2 * STEPS - 1)) + 1) >> 1;
+    const t = tableStep(cx[x]);
     for (let k = 0; k < 4; k++) {
       offs[x * 4 + k] = colOff(i - border - 1 + k);
       wts[x * 4 + k] = CATMULL[t * 4 + k];
@@ -337,7 +340,7 @@ function affine(src: Rows, outW: number, y0: number, y1: number, hs: number, vs:
   let lo = Infinity, hi = -Infinity;
   for (let y = y0; y < y1; y++) {
     const iy = id * y - idisp + wo, i = Math.trunc(iy);
-    const t = ((Math.trunc(iy * 2 * STEPS) & (2 * STEPS - 1)) + 1) >> 1;
+    const t = tableStep(iy);
     for (let k = 0; k < 4; k++) {
       const r = clampIndex(i - border - 1 + k, h);
       rowsY[(y - y0) * 4 + k] = r;
