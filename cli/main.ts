@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 /** p2calib command line: dispatches to a command module, maps errors to exit codes
  *  (2: the user's input, 1: a bug in p2calib). */
-import { P2Error } from '../sdk/errors.js';
+import { readFileSync } from 'node:fs';
+import { format } from 'node:util';
+import { escapeControl, P2Error } from '../sdk/errors.js';
+import { nearest } from './args.js';
 
 interface Command { help: string; run(argv: string[]): Promise<number> }
 
@@ -17,6 +20,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment
 
 Usage: p2calib <command> [options]    (p2calib <command> --help for details)
+       p2calib --version
 
 Commands:
 ${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`).join('\n')}`;
@@ -27,9 +31,22 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) throw new P2Error('BAD_OPTION', `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
-  return (await cmd.load()).run(rest);
+  if (name === '--version') {
+    // dist/cli/main.js: the package root is two folders up.
+    console.log(`p2calib ${JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version}`);
+    return 0;
+  }
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    const near = nearest(name, Object.keys(COMMANDS));
+    throw new P2Error('BAD_OPTION', `unknown command "${name}" (${near ? `did you mean ${near}? ` : ''}commands: ${Object.keys(COMMANDS).join(', ')})`);
+  }
+  const code = await (await cmd.load()).run(rest);
+  // A signal that came during the last synchronous stretch (the output renames) is waiting in
+  // the event loop: one turn of it runs the handler below, which reports it and exits, instead of
+  // the process ending with 0 as if no signal had come.
+  await new Promise((resolve) => setImmediate(resolve));
+  return code;
 }
 
 // Ctrl-C and kill end the run between two steps instead of wherever the signal lands: output
@@ -41,6 +58,12 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.exit(code);
   });
 }
+
+// Everything the commands print goes through console.log, and names in models and folders can
+// carry terminal escape codes or carriage returns: they reach the terminal as \u escapes (JSON
+// strings stay valid JSON, whose \u escapes are the same characters).
+const print = console.log;
+console.log = (...args: unknown[]) => print(escapeControl(format(...args), true));
 
 const verbose = process.argv.includes('--verbose');
 main(process.argv.slice(2)).then(

@@ -74,7 +74,7 @@ test('eval --calibration with a corrupt calibration.json: one line, exit 2', asy
     const args = ['eval', join(dir, 'model.onnx'), '--task', 'generic', '--images', join(dir, 'images'), '--preprocess', 'imagenet', '--size', '8x8', '--calibration', join(dir, 'cal')];
     mkdirSync(join(dir, 'cal'));
     const name = Object.keys(table.layers)[0];
-    writeFileSync(join(dir, 'cal', 'calibration.json'), JSON.stringify({ ...table, layers: { ...table.layers, [name]: { ...table.layers[name], bias: 'zero' } } }));
+    writeFileSync(join(dir, 'cal', 'calibration.json'), JSON.stringify({ ...table, layers: { ...table.layers, [name]: { ...table.layers[name], bias: 'zero' } }, integrity: 'sha256:0' }));
     assertUserError(await runCli(args), new RegExp(`calibration\\.json: "layers\\.${name}\\.bias" must be a list of numbers`));
     writeFileSync(join(dir, 'cal', 'calibration.json'), '{"format": "p2calib-calibr');
     assertUserError(await runCli(args), /calibration\.json is not valid JSON/);

@@ -1,16 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { calibrateImages } from '../../sdk/node/calibrate-images.js';
-import { saveCalibration } from '../../sdk/node/calibration-files.js';
+import { prepareCalibrationDir, saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
-import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
-import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
+import { readModelFile } from '../../sdk/node/files.js';
+import { MAX_ITERATIONS, type BiasCalibration, type Preset } from '../../sdk/quant/calibrate.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/quant/spec.js';
-import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';
 
@@ -27,20 +27,21 @@ Options:
   --preset P          simple | advanced (default) | advanced-dw
   --bits B            8 (default) | 16
   --sixteen-bit L     comma-separated node or tensor names computed in 16 bits (mixed precision)
-  --iterations N      bias-calibration passes over the images (default 1)
+  --iterations N      bias-calibration passes over the images (default 1, at most ${MAX_ITERATIONS})
   --batch N           images per bias update (default 8)
   --estimator E       range estimator: minmax | percentile:<p> | entropy | mse (default: the preset's)
   --bias-calibration V  tidl (default: compare outputs after the activation, factor/10 at the
                       start and end) | devkit (compare the layer's own output)
-  --bias-factor F     bias calibration factor (default 0.05)
+  --bias-factor F     bias calibration factor, 0 to 1 (default 0.05)
   --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
   --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
                       mean/scale themselves (uint8 input, no loss on the first layer)
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
-  --workers N         worker threads decoding and calibrating images in parallel (default: the
-                      number of cores, ${availableParallelism()} here; the result does not depend on it)
+  --workers N         worker threads decoding and calibrating images in parallel (default and
+                      at most: the number of cores, ${availableParallelism()} here, and of images; the
+                      result does not depend on it)
   --subsample         bin a stride-2 subsample of 4-D activations at seeded offsets (the devkit's)
   --limit N           use the first N images (after --seed shuffling)
   --seed N            shuffle the images with this seed before --limit; also seeds --subsample
@@ -77,34 +78,41 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) return console.log(help), 0;
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
-  const workers = intOption(values.workers, 'workers');
+  // Every flag is checked before anything is created.
+  const requested = intOption(values.workers, 'workers');
   const rounding = choice<QdqRounding>(values['qdq-rounding'], 'qdq-rounding', ['onnx', 'device']);
-  const outDir = prepareOutputDir(values.out as string, !!values.force);
+  const seed = intOption(values.seed, 'seed', 0);
+  const limit = intOption(values.limit, 'limit');
+  const calibration = {
+    preset: choice(values.preset, 'preset', PRESET_NAMES),
+    bits: choice(values.bits, 'bits', ['8', '16'] as const) === '16' ? 16 as const : 8 as const,
+    sixteenBit: (values['sixteen-bit'] as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean),
+    iterations: intOption(values.iterations, 'iterations', 1, MAX_ITERATIONS),
+    batchSize: intOption(values.batch, 'batch'),
+    estimator: values.estimator as string | undefined,
+    biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
+    biasCalibrationFactor: numberOption(values['bias-factor'], 'bias-factor', { min: 0, max: 1 }),
+    biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
+    pixelInput: !!values['pixel-input'],
+    subsample: !!values.subsample,
+    seed,
+  };
+  const outDir = prepareCalibrationDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
   const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
-  const seed = intOption(values.seed, 'seed', 0);
   const skip = skipPolicy(values);
-  const { files } = openDataset(values.images as string, { limit: intOption(values.limit, 'limit'), seed, ...skip });
-  const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
+  const { files } = openDataset(values.images as string, { limit, seed, ...skip });
+  // More workers than cores only adds memory and contention (each has its own engines and model).
+  const cores = availableParallelism();
+  if (requested !== undefined && requested > cores) warn(`--workers ${requested} is more than the ${cores} cores; using ${cores}`);
   const bar = progress('calibrating');
   const started = Date.now();
   const cal = await calibrateImages(model, files, spec, {
-    preset: choice(values.preset, 'preset', PRESET_NAMES),
-    bits: choice(values.bits, 'bits', ['8', '16'] as const) === '16' ? 16 : 8,
-    sixteenBit: (values['sixteen-bit'] as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean),
-    iterations: intOption(values.iterations, 'iterations'),
-    batchSize: intOption(values.batch, 'batch'),
-    estimator: values.estimator as string | undefined,
-    biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
-    biasCalibrationFactor: factor,
-    biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
-    pixelInput: !!values['pixel-input'],
-    workers,
-    subsample: !!values.subsample,
-    seed,
+    ...calibration,
+    workers: Math.min(requested ?? cores, cores),
     ...skip,
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
@@ -124,7 +132,7 @@ export async function run(argv: string[]): Promise<number> {
       : 'input: preprocessed float tensors, as the float model takes them',
     `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
     'lowest SQNR layers (fixed vs float, dB):',
-    ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),
+    ...worst.map(([name, l]) => `  ${escapeControl(name).padEnd(32)} ${l.sqnr!.toFixed(1)}`),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
   ].join('\n'));
   return 0;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { CLASS_MAPS, parseClassMap, type ClassMap } from '../../sdk/metrics/segmentation.js';
@@ -7,7 +7,7 @@ import { readCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset, readText } from '../../sdk/node/datasets.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
-import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, unsizedSpecFromFlags } from '../preprocess.js';
 import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
@@ -76,7 +76,7 @@ function report(r: EvalResult): string {
   if (f.length) out.push(`${''.padEnd(10)}${'float'.padStart(9)}${'fixed'.padStart(9)}`);
   f.forEach(([k, v], i) => out.push(`${k.padEnd(10)}${v.padStart(9)}${q[i][1].padStart(9)}`));
   if (r.agreement !== undefined) out.push(`float/fixed agreement: ${r.agreement.toFixed(1)} % (${r.task === 'imagenet' ? 'top-1 class' : 'pixel classes'})`);
-  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output "${name}": SQNR ${fmt(db)} dB, cosine similarity ${r.fixed.cosine![name].toFixed(4)}`);
+  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output "${escapeControl(name)}": SQNR ${fmt(db)} dB, cosine similarity ${r.fixed.cosine![name].toFixed(4)}`);
   return out.join('\n');
 }
 
@@ -90,13 +90,6 @@ function classMap(v: string | undefined): ClassMap | undefined {
     if (e instanceof SyntaxError) fail('BAD_OPTION', `--class-map ${v}: not valid JSON (${e.message})`);
     throw e;
   }
-}
-
-function number(v: string | boolean | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) fail('BAD_OPTION', `--${flag} must be a non-negative number, got "${v}"`);
-  return n;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -137,7 +130,7 @@ export async function run(argv: string[]): Promise<number> {
     spec,
     labels: values.labels as string | undefined,
     classMap: classMap(values['class-map'] as string | undefined),
-    detection: { scoreThreshold: number(values['score-threshold'], 'score-threshold'), nmsIou: number(values['nms-iou'], 'nms-iou') },
+    detection: { scoreThreshold: numberOption(values['score-threshold'], 'score-threshold', { min: 0 }), nmsIou: numberOption(values['nms-iou'], 'nms-iou', { min: 0 }) },
     fixed: cal && { run: (x) => cal.run(x), pixels: !!cal.model.pixelInput },
     onProgress: bar ? (d, t) => bar.update(d, t) : undefined,
     ...skip,

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { pixelSpec } from '../../sdk/data/preprocess.js';
 import { readCalibration } from '../../sdk/node/calibration-files.js';
@@ -63,8 +63,8 @@ export async function run(argv: string[]): Promise<number> {
   console.log([
     `simulated ${basename(pos[0])} on ${basename(values.image as string)} in fixed point (${cal.table.bits}-bit, ${cal.table.input.pixels ? 'raw pixel' : 'float'} input)`,
     `wrote ${layers.length} layer traces (${files.size} files with the float twins and layer_info.txt) to ${dir}`,
-    ...outputs.map((o) => `output ${o.name} [${o.shape.join('x')}] ${o.type}`),
-    plan.fallbacks.length ? `float fallback (no documented device arithmetic): ${plan.fallbacks.join(', ')}` : 'float fallback: none',
+    ...outputs.map((o) => `output ${escapeControl(o.name)} [${o.shape.join('x')}] ${o.type}`),
+    plan.fallbacks.length ? `float fallback (no documented device arithmetic): ${escapeControl(plan.fallbacks.join(', '))}` : 'float fallback: none',
   ].join('\n'));
   return 0;
 }

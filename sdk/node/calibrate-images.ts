@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { runCalibration, type Calibration } from '../calibration.js';
 import { pixelAffine, pixelSpec, type SizedSpec } from '../data/preprocess.js';
 import { fail } from '../errors.js';
+import { check, checkModel, isRecord, options as optionsOf } from '../guard.js';
 import type { Model } from '../model.js';
 import type { CalibrateOptions } from '../quant/calibrate.js';
 import { CalibrationWorker, LocalWorker } from '../quant/worker.js';
@@ -20,7 +21,11 @@ export interface ImageCalibrateOptions extends CalibrateOptions, SkipPolicy {
   workers?: number;
 }
 
-export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {
+export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, given?: ImageCalibrateOptions): Promise<Calibration> {
+  checkModel(model, 'calibrateImages');
+  check(Array.isArray(files) && files.every((f) => typeof f === 'string'), 'calibrateImages', 'files must be a list of image paths (openDataset(...).files)');
+  check(isRecord(spec), 'calibrateImages', 'the spec must be a sized preprocessing spec (sizeSpec or presetSpec)');
+  const options = optionsOf(given, 'calibrateImages');
   const requested = options.workers ?? availableParallelism();
   if (!Number.isInteger(requested) || requested < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${options.workers}`);
   const workers = Math.max(1, Math.min(requested, files.length));
