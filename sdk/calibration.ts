@@ -3,7 +3,7 @@ import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq, type QdqRounding } from './export/qdq.js';
 import { buildTable, checkTableHash, type CalibrationTable } from './export/table.js';
 import { fail } from './errors.js';
-import { check, checkIterable, checkPositiveInteger, options as optionsOf } from './guard.js';
+import { check, checkCallbacks, checkIterable, checkPositiveInteger, options as optionsOf } from './guard.js';
 import { Model, type Feeds } from './model.js';
 import {
   CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
@@ -251,6 +251,7 @@ async function inImageOrder<I, R>(
  * also sums each point's SQNR terms image by image.
  */
 export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
+  checkCallbacks(options, ['onProgress', 'onSkip'], 'calibrating');
   const opts = resolveOptions(options);
   const t0 = performance.now();
   const { graph, inferred } = model.prepared(1);

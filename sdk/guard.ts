@@ -17,6 +17,14 @@ export function options<T extends object>(v: T | null | undefined, where: string
   return v ?? {};
 }
 
+/** Callbacks among the options (onProgress, onSkip, ...) are functions when given. */
+export function checkCallbacks(o: object, names: string[], where: string): void {
+  for (const name of names) {
+    const f = (o as Record<string, unknown>)[name];
+    check(f === undefined || typeof f === 'function', where, `${name} must be a function`);
+  }
+}
+
 export function checkPath(v: unknown, where: string, what: string): asserts v is string {
   check(typeof v === 'string' && v.length > 0, where, `${what} must be a path (a non-empty string)`);
 }

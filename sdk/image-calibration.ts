@@ -10,7 +10,7 @@ import { runCalibration } from './calibration.js';
 import { parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
 import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
-import { check, isRecord } from './guard.js';
+import { check, checkCallbacks, isRecord } from './guard.js';
 import type { QdqRounding } from './export/qdq.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
 import { activationHistograms, type TensorHistogram } from './histograms.js';
@@ -80,6 +80,7 @@ export async function calibrateImageSet<T>(
   check(Array.isArray(images), 'calibrateImageSet', 'images must be an array');
   check(isRecord(job), 'calibrateImageSet', 'the job must be an object');
   check(isRecord(platform) && typeof platform.decode === 'function', 'calibrateImageSet', 'the platform must be an object with a decode function');
+  checkCallbacks(platform, ['onProgress', 'startWorkers'], 'calibrateImageSet');
   if (!images.length) fail('BAD_INPUT', 'no calibration images were given');
   const workers = Math.min(job.workers ?? 1, images.length);
   if (!Number.isInteger(workers) || workers < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${job.workers}`);

@@ -47,7 +47,7 @@ Options:
   --seed N            shuffle the images with this seed before --limit; also seeds --subsample
 ${STRICT_HELP}
   --force             overwrite the files in a non-empty --out
-  --json              print one JSON object: {"preset","images","seconds","files":{...}}
+  --json              print one JSON object: {"preset","images","workers","seconds","files":{...}}
   --verbose           stack traces on errors
 
 ${PREPROCESS_HELP}
@@ -120,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
   const seconds = (Date.now() - started) / 1000;
   const written = saveCalibration(cal, outDir, { force: true, rounding });
   if (values.json) {
-    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
+    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, workers: cal.timings!.workers, seconds, files: written }));
     return 0;
   }
   const t = cal.table;

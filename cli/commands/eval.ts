@@ -114,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.images) fail('BAD_OPTION', '--images is required (a folder or a list file)');
   const limit = intOption(values.limit, 'limit');
   const seed = intOption(values.seed, 'seed', 0);
+  const detection = { scoreThreshold: numberOption(values['score-threshold'], 'score-threshold', { min: 0 }), nmsIou: numberOption(values['nms-iou'], 'nms-iou', { min: 0 }) };
 
   const skip = skipPolicy(values);
   const dataset = openDataset(values.images as string, { limit, seed, ...skip });
@@ -130,7 +131,7 @@ export async function run(argv: string[]): Promise<number> {
     spec,
     labels: values.labels as string | undefined,
     classMap: classMap(values['class-map'] as string | undefined),
-    detection: { scoreThreshold: numberOption(values['score-threshold'], 'score-threshold', { min: 0 }), nmsIou: numberOption(values['nms-iou'], 'nms-iou', { min: 0 }) },
+    detection,
     fixed: cal && { run: (x) => cal.run(x), pixels: !!cal.model.pixelInput },
     onProgress: bar ? (d, t) => bar.update(d, t) : undefined,
     ...skip,

@@ -38,6 +38,8 @@ function refuseNaN(t: Tensor, what: string): void {
 }
 
 const describe = (node: Node) => `${node.op} "${node.name}"`;
+/** Float32 values at float32's precision (3e+38, not 3.0000000054977558e+38). */
+const show = (v: number) => String(Number.isFinite(v) ? Number(v.toPrecision(7)) : v);
 
 /** A weight layer's constant operands: finite, below MAX_PARAMETER, not empty. */
 function checkOperands(node: Node, inferred: Inferred, note = ''): void {
@@ -48,7 +50,7 @@ function checkOperands(node: Node, inferred: Inferred, note = ''): void {
     if (!t.data.length) fail('BAD_MODEL', `${describe(node)}: ${role} has no elements (dims [${t.dims}])`);
     const i = firstIndex(t, (v) => !(Math.abs(v) < MAX_PARAMETER));
     if (i >= 0) {
-      fail('BAD_MODEL', `${describe(node)}: ${role} holds ${t.data[i]} at ${position(t.dims, i)}; weights and biases must be finite and below 2^64 in magnitude`);
+      fail('BAD_MODEL', `${describe(node)}: ${role} holds ${show(t.data[i] as number)} at ${position(t.dims, i)}; weights and biases must be finite and below 2^64 in magnitude`);
     }
   });
 }
@@ -67,13 +69,13 @@ export function checkParameters(graph: Graph, inferred: Inferred): void {
       params.forEach((t, k) => {
         if (!t) return;
         const i = firstIndex(t, (v) => !Number.isFinite(v));
-        if (i >= 0) fail('BAD_MODEL', `${describe(node)}: ${['scale', 'bias', 'mean', 'variance'][k]} "${node.inputs[k + 1]}" holds ${t.data[i]} at ${position(t.dims, i)}`);
+        if (i >= 0) fail('BAD_MODEL', `${describe(node)}: ${['scale', 'bias', 'mean', 'variance'][k]} "${node.inputs[k + 1]}" holds ${show(t.data[i] as number)} at ${position(t.dims, i)}`);
       });
       const variance = params[3];
       const eps = attrNumber(node, 'epsilon', 1e-5);
       const c = variance ? firstIndex(variance, (v) => !(v + eps > 0)) : -1;
       if (c >= 0) {
-        fail('BAD_MODEL', `${describe(node)}: variance + epsilon is ${(variance!.data[c] as number) + eps} at channel ${c} (variance "${node.inputs[4]}" ${variance!.data[c]}, epsilon ${eps}); it must be positive`);
+        fail('BAD_MODEL', `${describe(node)}: variance + epsilon is ${show((variance!.data[c] as number) + eps)} at channel ${c} (variance "${node.inputs[4]}" ${show(variance!.data[c] as number)}, epsilon ${show(eps)}); it must be positive`);
       }
     }
   }

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fail, P2Error } from '../errors.js';
-import { checkPath, options as optionsOf } from '../guard.js';
+import { checkCallbacks, checkPath, options as optionsOf } from '../guard.js';
 import { labelsFromList, parseClassList } from '../data/labels.js';
 import { ioReason, readFileOrFail } from './files.js';
 
@@ -92,6 +92,7 @@ function walk(dir: string, out: string[], others: string[], unreadable: string[]
 export function openDataset(source: string, given?: DatasetOptions): Dataset {
   checkPath(source, 'openDataset', 'the images');
   const options = optionsOf(given, 'openDataset');
+  checkCallbacks(options, ['onSkip'], 'openDataset');
   const abs = resolve(source);
   if (!existsSync(abs)) fail('IO', `images not found: ${source}`);
   let root: string, files: string[];
