@@ -48,7 +48,7 @@ export function saveCalibration(cal: Calibration, outDir: string, given?: SaveOp
 }
 
 /** Far beyond the table of any real model (a few MB), and short of what a string can hold. */
-const MAX_TABLE_BYTES = 256 * 2 ** 20;
+export const MAX_TABLE_BYTES = 256 * 2 ** 20;
 
 /**
  * Load the calibration.json of a folder for the model it was made from. The file must be a

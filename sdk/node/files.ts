@@ -289,7 +289,7 @@ export function prepareOutputDir(dir: string, force: boolean, flag = '--out', ow
   const entries = names.filter((name) => {
     if (name === LOCK_FILE) return false;
     const m = TEMP_FILE.exec(name);
-    if (!m || !owns(m[1]) || Number(m[2]) === process.pid || running(Number(m[2])) || !lstat(join(abs, name))?.isFile()) return true;
+    if (!m || !(m[1] === LOCK_FILE || owns(m[1])) || Number(m[2]) === process.pid || running(Number(m[2])) || !lstat(join(abs, name))?.isFile()) return true;
     unlinkSync(join(abs, name));
     return false;
   });

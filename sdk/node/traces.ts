@@ -12,7 +12,7 @@ const TRACE_FILE = /(\.y|_float\.bin|layer_info\.txt)$/;
 
 /** Far beyond any layer's trace (a 4-D tensor of 2^28 16-bit elements is 512 MiB, its float twin
  *  1 GiB), short of what Node reads in one piece. */
-const MAX_TRACE_BYTES = 2 ** 30;
+export const MAX_TRACE_BYTES = 2 ** 30;
 
 /**
  * The trace files of a folder (not recursive). Each is read only if its real path (through any
