@@ -14,7 +14,7 @@ import {
   avgPoolMultiplier, dequantizeValue, deviceBias, qRange, quantizeValue, rescaleFactor, roundHalfAway, roundShift, saturationBounds,
   type BiasMode, type Bits, type LayerQ, type QuantSpec, type TensorQ,
 } from '../sdk/quant/spec.js';
-import { buildModel, floats, ints, node, rng, type ModelSpec } from './helpers.js';
+import { buildModel, floats, ints, node, randomConvTranspose, rng, type ModelSpec } from './helpers.js';
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
@@ -168,6 +168,51 @@ for (const [name, cc] of [CONVS[0], CONVS[1], CONVS[3], CONVS[5], CONVS[9], CONV
 test('conv 16-bit kernel == reference: 8-bit inputs into 16-bit layers', async () => {
   for (const cc of [CONVS[0][1], CONVS[3][1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
 });
+
+interface ConvTransposeCase {
+  c: number; m: number; h: number; w: number; k: number[]; stride?: number[]; pads?: number[]; outPad?: number[];
+  group?: number; dil?: number[]; batch?: number; act?: 'Relu';
+}
+
+function convTransposeModel(cc: ConvTransposeCase): ModelSpec {
+  const group = cc.group ?? 1;
+  const r = rng(cc.c * 17 + cc.m);
+  const attrs: Record<string, number[] | number> = { kernel_shape: cc.k, group };
+  if (cc.stride) attrs.strides = cc.stride;
+  if (cc.pads) attrs.pads = cc.pads;
+  if (cc.outPad) attrs.output_padding = cc.outPad;
+  if (cc.dil) attrs.dilations = cc.dil;
+  const wDims = [cc.c, cc.m / group, ...cc.k];
+  return {
+    inputs: [{ name: 'x', dims: [cc.batch ?? 1, cc.c, cc.h, cc.w] }],
+    outputs: [{ name: 'y' }],
+    nodes: cc.act ? [node('ConvTranspose', ['x', 'W', 'B'], ['z'], attrs), node('Relu', ['z'], ['y'])] : [node('ConvTranspose', ['x', 'W', 'B'], ['y'], attrs)],
+    initializers: {
+      W: floats(wDims, Array.from({ length: wDims.reduce((a, b) => a * b) }, () => r(-1, 1))),
+      B: floats([cc.m], Array.from({ length: cc.m }, () => r(-1, 1))),
+    },
+  };
+}
+
+const CONV_TRANSPOSES: [string, ConvTransposeCase][] = [
+  ['2x2 stride 2 (U-Net upsampling), batch 2', { c: 5, m: 3, h: 6, w: 9, k: [2, 2], stride: [2, 2], batch: 2 }],
+  ['3x3 stride 2, pads, output_padding + Relu', { c: 4, m: 6, h: 7, w: 5, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], outPad: [1, 1], act: 'Relu' }],
+  ['7x7 stride 1 (a Conv with full pads)', { c: 3, m: 4, h: 9, w: 11, k: [7, 7] }],
+  ['5x5 stride 3x2, dilation 2, grouped', { c: 4, m: 6, h: 5, w: 6, k: [5, 5], stride: [3, 2], dil: [2, 2], group: 2, pads: [2, 1, 0, 3] }],
+  ['kernel smaller than the stride (outputs that are only bias)', { c: 3, m: 2, h: 4, w: 5, k: [1, 2], stride: [3, 3] }],
+  ['depthwise 3x3 stride 1, pads past the kernel', { c: 5, m: 5, h: 8, w: 9, k: [3, 3], group: 5, pads: [3, 2, 4, 3] }],
+];
+
+for (const [name, cc] of CONV_TRANSPOSES) {
+  test(`ConvTranspose 8-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 8, perChannel: true }));
+}
+test('ConvTranspose 8-bit kernel == reference: random shapes, strides, dilations, groups, pads', async () => {
+  const r = rng(78);
+  for (let i = 0; i < 16; i++) await bitExact(randomConvTranspose(r, i), { bits: 8, perChannel: r() < 0.5 }, [i + 1]);
+});
+for (const [name, cc] of [CONV_TRANSPOSES[1], CONV_TRANSPOSES[3]]) {
+  test(`ConvTranspose 16-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2]));
+}
 
 const fc = (op: 'Gemm' | 'MatMul', transB: boolean, xDims: number[], k: number, n: number): ModelSpec => ({
   inputs: [{ name: 'x', dims: xDims }],

@@ -1,4 +1,4 @@
-// Data movement: a strided gather into a contiguous output, for Transpose and Slice.
+// Data movement: a strided gather into a contiguous output (Transpose, Slice) and its inverse scatter.
 
 /**
  * y (contiguous, n0 x n1 x n2 x n3) = elements of x at i0*s0 + i1*s1 + i2*s2 + i3*s3 (element
@@ -23,4 +23,34 @@ export function copy_f32_strided(
       }
     }
   }
+}
+
+/**
+ * Spread `planes` planes of qh x qw contiguous elements over a grid whose planes hold `plane`
+ * elements in rows of `row`: element (qy, qx) goes to qy*sh*row + qx*sw (y at the phase's first
+ * output). ConvTranspose's stride phases use it, for float and for 8/16-bit integers alike.
+ */
+@inline
+function scatterPhase<T>(x: usize, y: usize, planes: i32, qh: i32, qw: i32, plane: i32, row: i32, sh: i32, sw: i32): void {
+  const size = <usize>sizeof<T>();
+  for (let p = 0; p < planes; p++) {
+    let dst = y + <usize>p * <usize>plane * size;
+    for (let qy = 0; qy < qh; qy++) {
+      for (let qx = 0; qx < qw; qx++) store<T>(dst + <usize>(qx * sw) * size, load<T>(x + <usize>qx * size));
+      x += <usize>qw * size;
+      dst += <usize>(sh * row) * size;
+    }
+  }
+}
+
+export function scatter_phase_x32(x: usize, y: usize, planes: i32, qh: i32, qw: i32, plane: i32, row: i32, sh: i32, sw: i32): void {
+  scatterPhase<u32>(x, y, planes, qh, qw, plane, row, sh, sw);
+}
+
+export function scatter_phase_x16(x: usize, y: usize, planes: i32, qh: i32, qw: i32, plane: i32, row: i32, sh: i32, sw: i32): void {
+  scatterPhase<u16>(x, y, planes, qh, qw, plane, row, sh, sw);
+}
+
+export function scatter_phase_x8(x: usize, y: usize, planes: i32, qh: i32, qw: i32, plane: i32, row: i32, sh: i32, sw: i32): void {
+  scatterPhase<u8>(x, y, planes, qh, qw, plane, row, sh, sw);
 }
