@@ -8,7 +8,7 @@ export function heap_base(): usize {
 export { unary_f32_simd } from './float/activation';
 export { binary_f32_simd } from './float/binary';
 export * from './float/conv';
-export { copy_f32_strided, scatter_phase_x32, scatter_phase_x16, scatter_phase_x8 } from './float/copy';
+export * from './float/copy';
 export { matmul_f32_packedb_simd } from './float/gemm';
 export * from './float/pool';
 export * from './float/resize';

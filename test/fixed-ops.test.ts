@@ -25,7 +25,11 @@ interface SpecOptions {
   /** Largest requantizing shift drawn (weight layers and Mul). */
   maxShift?: number;
   inputBits?: Bits;
+  /** Data-moving ops keep their input's format (their integer kernels run only then). */
+  keepMoves?: boolean;
 }
+
+const MOVES = new Set(['Slice', 'Transpose', 'Resize']);
 
 /** Every runtime tensor a random format; weight layers random full-range integer weights. */
 function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
@@ -37,6 +41,7 @@ function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
   for (const t of runtime) tensors[t] = { bits: o.bits, signed: r() < 0.5, scaleLog2: int(-3, 6) + (o.bits === 16 ? 8 : 0) };
   // Mixed precision: 8-bit model inputs into 16-bit layers.
   if (o.inputBits) for (const v of graph.inputs) tensors[v.name] = { ...tensors[v.name], bits: o.inputBits, scaleLog2: int(-3, 6) };
+  if (o.keepMoves) for (const n of inf.order) if (MOVES.has(n.op)) tensors[n.outputs[0]] = { ...tensors[n.inputs[0]] };
   const readers = consumers(graph);
   const effective = (n: Node) => {
     const next = readers.get(n.outputs[0]) ?? [];
@@ -266,6 +271,21 @@ test('moving, pooling, concat and activation ops: kernel == reference, 8 and 16-
     one([node('Flatten', ['x'], ['f']), node('Relu', ['f'], ['y'])], [2, 3, 2, 2]),
   ];
   for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits }, [1, 2, 3, 4]);
+});
+
+test('Slice, Transpose and nearest Resize keeping the format: their integer kernels == reference, 8 and 16-bit', async () => {
+  const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers']): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers,
+  });
+  const cases: ModelSpec[] = [
+    one([node('Resize', ['x', '', '', 'sizes'], ['y'], { mode: 'nearest' })], [1, 3, 5, 7], { sizes: ints([4], [1, 3, 11, 13]) }),
+    one([node('Resize', ['x', '', 'scales'], ['y'], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' })],
+      [2, 2, 4, 3], { scales: floats([4], [1, 1, 2, 2]) }),
+    one([node('Transpose', ['x'], ['t'], { perm: [0, 2, 3, 1] }), node('Slice', ['t', 's', 'e', 'ax', 'st'], ['y'])],
+      [1, 3, 6, 17], { s: ints([2], [1, 15]), e: ints([2], [6, 0]), ax: ints([2], [1, 2]), st: ints([2], [2, -3]) }),
+    one([node('Slice', ['x', 's', 'e', 'ax'], ['y'])], [1, 4, 5, 37], { s: ints([1], [3]), e: ints([1], [36]), ax: ints([1], [3]) }),
+  ];
+  for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits, keepMoves: true }, [1, 2, 3]);
 });
 
 test('max pooling kernel: windows over pads and the ceil_mode overhang, all-negative values', async () => {
