@@ -15,6 +15,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { calibrate, loadModel } from '../sdk/index.js';
+import type { FixedPlan } from '../sdk/engine/fixed.js';
 import { readModelFile } from '../sdk/node/files.js';
 import { formatProfile, geomean, interleave, loadInputs, median, opKey, selectModels, stepTimer } from './models.js';
 
@@ -36,8 +37,13 @@ async function main(): Promise<void> {
     const { bytes } = readModelFile(bm.file);
     const model = await loadModel(bytes, { inputShape: bm.shape });
     const images = await loadInputs(bm, 4);
-    const cal = await calibrate(model, images, { preset: 'simple' });
-    const fixed = await cal.fixedPlan(1);
+    let fixed: FixedPlan;
+    try {
+      fixed = await (await calibrate(model, images, { preset: 'simple' })).fixedPlan(1);
+    } catch (e) {
+      console.log(`${bm.name.padEnd(12)} cannot run in fixed point: ${(e as Error).message}`);
+      continue;
+    }
     const { plan: float } = await model.floatPlan(1);
     const feeds = { [model.inputs[0].name]: images[0] };
     const mobilenet = bm.name === 'mobilenetv2';
