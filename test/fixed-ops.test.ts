@@ -288,6 +288,40 @@ test('Slice, Transpose and nearest Resize keeping the format: their integer kern
   for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits, keepMoves: true }, [1, 2, 3]);
 });
 
+test('float fallbacks with a float kernel (linear Resize, Softmax, Mul by a constant, BatchNormalization) run it: within one step of the reference', async () => {
+  const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers']): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers,
+  });
+  const c = 5;
+  const cases: ModelSpec[] = [
+    one([node('Resize', ['x', '', 'scales'], ['y'], { mode: 'linear' })], [1, c, 6, 7], { scales: floats([4], [1, 1, 2.5, 3]) }),
+    one([node('Softmax', ['x'], ['y'], { axis: 1 })], [2, c, 3, 4], {}),
+    one([node('Mul', ['x', 'k'], ['y'])], [1, c, 9, 10], { k: floats([c, 1, 1], [0.5, -1.25, 3, 0.1, 2]) }),
+    one([node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'])], [1, c, 4, 6], {
+      g: floats([c], [1, 2, 0.5, -1, 3]), b: floats([c], [0.1, 0, -0.3, 1, 2]), m: floats([c], [0, 1, -1, 0.5, 0]), v: floats([c], [1, 4, 0.25, 2, 1]),
+    }),
+  ];
+  for (const spec of cases) {
+    const model = await loadModel(buildModel(spec));
+    for (const bits of [8, 16] as const) {
+      for (const seed of [1, 2]) {
+        const qs = randomSpec(model, seed, { bits });
+        const [fast, ref] = await Promise.all([FixedPlan.create(model, model.inputs[0].shape[0], qs), FixedPlan.create(model, model.inputs[0].shape[0], qs, { referenceOnly: true })]);
+        assert.is(fast.fallbacks.length, 1);
+        const feeds = feedsFor(model, qs, seed + 50);
+        fast.run(feeds);
+        ref.run(feeds);
+        const [a, b] = [Array.from(fast.tensor('y')), Array.from(ref.tensor('y'))];
+        // The kernel and the reference round float32 differently: a value on a rounding boundary
+        // may land on the neighbouring integer, no farther.
+        const worst = a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
+        const same = a.filter((v, i) => v === b[i]).length / a.length;
+        assert.ok(worst <= 1 && same > 0.97, `${spec.nodes[0].op} ${bits}-bit seed ${seed}: worst ${worst}, ${(100 * same).toFixed(1)} % equal`);
+      }
+    }
+  }
+});
+
 test('max pooling kernel: windows over pads and the ceil_mode overhang, all-negative values', async () => {
   // Reading past the plane would show as a wrong maximum here.
   const model = await loadModel(buildModel({

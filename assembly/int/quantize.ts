@@ -79,3 +79,32 @@ export function channel_sums_q(x: usize, t: i32, outer: i32, c: i32, inner: i32,
   }
   return sizeof<T>() == 1 ? i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(v)) : i32x4.extadd_pairwise_i16x8_u(v);
 }
+
+/** Fixed to float for the float fallbacks: y = x * 2^-s in f32, exact (an integer of at most 16
+ *  bits times a power of 2), as the TypeScript reference's dequantizeValue. */
+export function dequantize_q_f32(x: usize, t: i32, len: i32, scale: f32, y: usize): void {
+  if (t == U8) dequantize<u8>(x, len, scale, y);
+  else if (t == S8) dequantize<i8>(x, len, scale, y);
+  else if (t == U16) dequantize<u16>(x, len, scale, y);
+  else dequantize<i16>(x, len, scale, y);
+}
+
+@inline function dequantize<T>(x: usize, len: i32, scale: f32, y: usize): void {
+  const s = f32x4.splat(scale);
+  const size = <usize>sizeof<T>();
+  let i = 0;
+  for (; i + 8 <= len; i += 8) {
+    let h: v128;
+    if (size == 1) {
+      const v = v128.load64_zero(x + <usize>i);
+      h = isSigned<T>() ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_low_i8x16_u(v);
+    } else {
+      h = v128.load(x + (<usize>i << 1));
+    }
+    const lo = isSigned<T>() ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_low_i16x8_u(h);
+    const hi = isSigned<T>() ? i32x4.extend_high_i16x8_s(h) : i32x4.extend_high_i16x8_u(h);
+    v128.store(y + (<usize>i << 2), f32x4.mul(f32x4.convert_i32x4_s(lo), s));
+    v128.store(y + (<usize>i << 2), f32x4.mul(f32x4.convert_i32x4_s(hi), s), 16);
+  }
+  for (; i < len; i++) store<f32>(y + (<usize>i << 2), <f32>load<T>(x + <usize>i * size) * scale);
+}
