@@ -1,6 +1,6 @@
 /**
  * The fixed-point executor: runs a prepared graph under a QuantSpec with the device's integer
- * arithmetic (DESIGN.md §5, rules in quant/spec.ts, each op's integer reference in its module).
+ * arithmetic (DESIGN.md §5, rules in device/spec.ts, each op's integer reference in its module).
  *
  *   const plan = await FixedPlan.create(model, batch, spec);   // or new FixedPlan(rt, graph, inferred, spec)
  *   const out = plan.run(feeds);            // float feeds in, dequantized float outputs out
@@ -34,7 +34,7 @@ import { opModule } from '../ops/index.js';
 import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import { placeTensors, stepViews } from './plan.js';
 import { WasmRuntime } from './wasm.js';
 

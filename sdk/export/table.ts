@@ -6,7 +6,7 @@
 import type { PixelAffine } from '../graph/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
-import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
+import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 
 export interface TensorEntry {

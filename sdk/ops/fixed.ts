@@ -2,14 +2,14 @@
  * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
  * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
  * (requantization between formats) with its kernel binding, and the fixed part of ops that only
- * move data. The device's rules themselves are in quant/spec.ts.
+ * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
 import { numel, type Node, type TensorData } from '../graph/ir.js';
 import {
   accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */

@@ -17,7 +17,7 @@ import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
+import type { BiasMode, Bits, QuantSpec, TensorQ } from '../device/spec.js';
 import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';

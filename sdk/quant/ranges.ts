@@ -4,7 +4,7 @@
  */
 import { fail } from '../errors.js';
 import { binOf, binScale, type Extremes } from './histogram.js';
-import type { Bits, TensorQ } from './spec.js';
+import type { Bits, TensorQ } from '../device/spec.js';
 
 export type Estimator =
   | { kind: 'minmax' }

@@ -4,7 +4,7 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
-import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
+import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightLayout {
   /** Number of output channels and how a flat weight index maps to its channel. */
