@@ -26,9 +26,8 @@
  * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
-import type { Model } from '../model.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
 import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, ValueMeta } from '../ops/op.js';
@@ -65,6 +64,11 @@ export interface FixedLayer {
 }
 
 export type MeansOf = 'output' | 'accumulator';
+
+/** What a plan needs of a model: its prepared graph at a batch size (Model has it). */
+export interface PreparedModel {
+  prepared(batch: number): { graph: Graph; inferred: Inferred };
+}
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
@@ -115,8 +119,8 @@ export class FixedPlan {
   private kernelIns: number[][] = [];
   private kernelOuts: number[][] = [];
 
-  /** A plan for a model at a batch size, on a WASM instance of its own. */
-  static async create(model: Model, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
+  /** A plan for a model (a Model) at a batch size, on a WASM instance of its own. */
+  static async create(model: PreparedModel, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
     const { graph, inferred } = model.prepared(batch);
     return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);
   }

@@ -1,7 +1,7 @@
 /** Small graph-editing helpers shared by the exporters. */
-import { topoSort, type Inferred } from '../graph/infer.js';
+import { topoSort, type Inferred } from '../passes/infer.js';
 import { tensor, type Graph, type Node } from '../graph/ir.js';
-import { clipBounds, removeDead } from '../graph/transforms.js';
+import { clipBounds, removeDead } from '../passes/transforms.js';
 import { clipOf, type TensorQ } from '../device/spec.js';
 
 export function freshName(g: Graph, base: string): string {

@@ -3,7 +3,7 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
