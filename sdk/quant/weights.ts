@@ -5,6 +5,7 @@
  */
 import type { Tensor } from '../graph/ir.js';
 import type { WeightLayout } from '../ops/fixed.js';
+import { ceilLog2, floorLog2 } from '../util/math.js';
 import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
@@ -34,7 +35,7 @@ export function weightClip(w: ArrayLike<number>): number | undefined {
   const abs = Float64Array.from(w, Math.abs).sort();
   const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
   if (!(max > 16 * median)) return undefined;
-  return 2 ** Math.ceil(Math.log2(Math.min(max, 16 * median))) * (120 / 128);
+  return 2 ** ceilLog2(Math.min(max, 16 * median)) * (120 / 128);
 }
 
 /** What weight quantization needs from a layer's float weights; computed once per layer. */
@@ -76,9 +77,9 @@ export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2:
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
   let biasCapped = false;
   const scaleLog2 = Array.from(a.maxAbs, (m, g) => {
-    const fromWeights = opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24)));
+    const fromWeights = opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24));
     if (maxBias[g] === 0) return fromWeights;
-    const cap = Math.floor(Math.log2(biasLimit / maxBias[g])) - biasShift;
+    const cap = floorLog2(biasLimit / maxBias[g]) - biasShift;
     if (cap < fromWeights) biasCapped = true;
     return Math.min(fromWeights, cap);
   });
