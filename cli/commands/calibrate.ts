@@ -9,7 +9,7 @@ import { openDataset } from '../../sdk/node/datasets.js';
 import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
 import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
-import type { BiasMode } from '../../sdk/quant/spec.js';
+import type { BiasMode } from '../../sdk/device/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';

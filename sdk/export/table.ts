@@ -3,10 +3,10 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
-import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
+import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 
 export interface TensorEntry {

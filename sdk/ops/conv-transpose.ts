@@ -3,8 +3,7 @@
 import type { TensorData } from '../graph/ir.js';
 import { attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
 import { MAX_SPATIAL, conv, convKernel, groupAttr, spatialAttrs, type ConvParams } from './conv.js';
-import { bytesOf, weightFixed } from './fixed.js';
-import { weightLayout } from '../quant/weights.js';
+import { bytesOf, weightFixed, weightLayout } from './fixed.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;
