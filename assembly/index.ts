@@ -23,3 +23,4 @@ export * from './int/gemm16';
 export * from './int/eltwise';
 export * from './int/quantize';
 export * from './int/pool';
+export * from './float/softmax';

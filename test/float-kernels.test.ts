@@ -354,6 +354,18 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
   }
 });
 
+test('Softmax and LogSoftmax kernels equal the reference: every axis, long rows, opset 11 flattening, wide ranges', async () => {
+  const one = (op: string, dims: number[], axis: number, opset = 13): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes: [node(op, ['x'], ['y'], { axis })], opset,
+  });
+  for (const op of ['Softmax', 'LogSoftmax']) {
+    for (const [dims, axis] of [[[2, 6625], -1], [[1, 40, 40], 2], [[2, 7, 3, 5], 1], [[1, 3, 2, 17], 2], [[3, 5, 2], 1], [[2, 3, 4], 0]] as [number[], number][]) {
+      await check(`${op} [${dims}] axis ${axis}`, one(op, dims, axis), { kernels: [op], range: 30 });
+    }
+    await check(`${op} opset 11`, one(op, [2, 3, 4, 5], 1, 11), { kernels: [op], range: 8 });
+  }
+});
+
 test('Transpose and Slice kernels (strided copies) equal the reference: permutations, steps, negative steps', async () => {
   const r = rng(41);
   for (let i = 0; i < 20; i++) {
