@@ -9,7 +9,7 @@ import { openDataset } from '../../sdk/node/datasets.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { MAX_ITERATIONS, type BiasCalibration, type Preset } from '../../sdk/quant/calibrate.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
-import type { BiasMode } from '../../sdk/quant/spec.js';
+import type { BiasMode } from '../../sdk/device/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';

@@ -12,7 +12,7 @@
  */
 import { fail } from '../errors.js';
 import { check, isRecord } from '../guard.js';
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import { INTERPOLATIONS, resizeRgb, type Interpolation, type RgbImage } from './resize.js';
 
 export type ResizeMode = 'fill' | 'letterbox' | 'crop' | 'height';

@@ -7,10 +7,10 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { fail } from '../errors.js';
 import { check, isRecord } from '../guard.js';
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
-import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
+import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 
 export interface TensorEntry {

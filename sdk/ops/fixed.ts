@@ -2,15 +2,15 @@
  * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
  * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
  * (requantization between formats) with its kernel binding, and the fixed part of ops that only
- * move data. The device's rules themselves are in quant/spec.ts.
+ * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
-import { numel, type Node, type TensorData } from '../graph/ir.js';
+import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import {
   accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
-} from '../quant/spec.js';
-import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
+} from '../device/spec.js';
+import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
 export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
@@ -162,10 +162,20 @@ export interface MoveFixed<P> {
  * The fixed part of an op whose outputs hold values of its first input (Reshape, Transpose,
  * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
  * is, then each output is requantized if its format differs from the input's. `adapt` lets an
- * op convert float parameters (Pad's constant value) to the input's integer domain.
+ * op convert float parameters (Pad's constant value) to the input's integer domain; `move` binds
+ * the op's data-moving kernel, run on the integers when the format does not change.
  */
-export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P): FixedOp<P, MoveFixed<P>> {
+export function moveFixed<P>(
+  mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P, move?: (p: P, env: MoveEnv) => KernelCall | undefined,
+): FixedOp<P, MoveFixed<P>> {
   return {
+    kernel(f, env) {
+      if (!move || f.rescale) return undefined;
+      return move(f.params, {
+        exports: env.exports, alloc: (bytes) => env.alloc(bytes), bytes: bytesOf(f.xq) as 1 | 2,
+        f32: (p, n) => new Float32Array(env.buffer(), p, n), i32: (p, n) => new Int32Array(env.buffer(), p, n),
+      });
+    },
     compile(ctx) {
       const xq = inputQ(ctx, 0);
       const yq = ctx.outQ[0];
@@ -189,6 +199,31 @@ export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P,
 }
 
 // ---- weight layers ----
+
+export interface WeightLayout {
+  /** Number of output channels and how a flat weight index maps to its channel. */
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+/** Output-channel layout of a weight tensor for each weight-layer op. */
+export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
+  const d = w.dims;
+  if (op === 'Conv') {
+    const inner = w.data.length / d[0];
+    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (op === 'ConvTranspose') {
+    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
+    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+  }
+  // Gemm/MatMul: [N, K] with transB, else [K, N].
+  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
+  const n = d[d.length - 1];
+  return { channels: n, channelOf: (i) => i % n };
+}
+
 
 export interface WeightGeometry<P> {
   /** The op's parameters with bias and scaling removed: its float reference then computes the

@@ -4,31 +4,9 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
-import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
-
-export interface WeightLayout {
-  /** Number of output channels and how a flat weight index maps to its channel. */
-  channels: number;
-  channelOf: (i: number) => number;
-}
-
-/** Output-channel layout of a weight tensor for each weight-layer op. */
-export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
-  const d = w.dims;
-  if (op === 'Conv') {
-    const inner = w.data.length / d[0];
-    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
-  }
-  if (op === 'ConvTranspose') {
-    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
-    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
-    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
-  }
-  // Gemm/MatMul: [N, K] with transB, else [K, N].
-  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
-  const n = d[d.length - 1];
-  return { channels: n, channelOf: (i) => i % n };
-}
+import type { WeightLayout } from '../ops/fixed.js';
+import { ceilLog2, floorLog2 } from '../util/math.js';
+import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
   bits: Bits;
@@ -57,7 +35,7 @@ export function weightClip(w: ArrayLike<number>): number | undefined {
   const abs = Float64Array.from(w, Math.abs).sort();
   const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
   if (!(max > 16 * median)) return undefined;
-  return 2 ** Math.ceil(Math.log2(Math.min(max, 16 * median))) * (120 / 128);
+  return 2 ** ceilLog2(Math.min(max, 16 * median)) * (120 / 128);
 }
 
 /** What weight quantization needs from a layer's float weights; computed once per layer. */
@@ -99,9 +77,9 @@ export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2:
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
   let biasCapped = false;
   const scaleLog2 = Array.from(a.maxAbs, (m, g) => {
-    const fromWeights = opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24)));
+    const fromWeights = opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24));
     if (maxBias[g] === 0) return fromWeights;
-    const cap = Math.floor(Math.log2(biasLimit / maxBias[g])) - biasShift;
+    const cap = floorLog2(biasLimit / maxBias[g]) - biasShift;
     if (cap < fromWeights) biasCapped = true;
     return Math.min(fromWeights, cap);
   });

@@ -5,7 +5,7 @@
  */
 import { oneLine } from '../errors.js';
 import { check } from '../guard.js';
-import type { QType } from '../quant/spec.js';
+import type { QType } from '../device/spec.js';
 import {
   LAYER_INFO, dimsCount, floatTwin, formatDims, parseLayerInfo, parseTraceName, type LayerInfo, type ParsedTraceName,
 } from './format.js';

@@ -8,7 +8,7 @@
  */
 import type { IntArray } from '../engine/fixed.js';
 import { check } from '../guard.js';
-import { dequantizeValue, type QType, type TensorQ } from '../quant/spec.js';
+import { dequantizeValue, type QType, type TensorQ } from '../device/spec.js';
 
 export const DEFAULT_TRACE_BASE = 'tidl_trace';
 export const LAYER_INFO = 'layer_info.txt';

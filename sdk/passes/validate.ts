@@ -7,7 +7,7 @@
  */
 import { fail } from '../errors.js';
 import type { Inferred } from './infer.js';
-import { attrNumber, attrTensor, isFloat, type Graph, type Node, type Tensor } from './ir.js';
+import { attrNumber, attrTensor, isFloat, type Graph, type Node, type Tensor } from '../graph/ir.js';
 
 /** Weights and biases of this magnitude (2^64, 1.8e19) are no trained model's; far below, float32
  *  products already overflow and no power-of-2 format holds them. */
