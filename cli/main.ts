@@ -50,10 +50,10 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
-// Ctrl-C and kill end the run between two steps instead of wherever the signal lands: output
-// files are written synchronously (sdk/node/files.ts), so an interrupted run leaves the old files
-// or the complete new set, never a partial file or a stray temp file.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+// Ctrl-C, kill and a closed terminal end the run between two steps instead of wherever the signal
+// lands: output files are written synchronously (sdk/node/files.ts), so an interrupted run leaves
+// the old files or the complete new set, never a partial file, a stray temp file or its lock.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   process.on(signal, () => {
     console.error(`p2calib: interrupted (${signal})`);
     process.exit(code);

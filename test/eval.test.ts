@@ -81,7 +81,7 @@ test('user errors: one line, exit 2; the message names the problem', () => {
     [['eval', tiny, '--task', 'generic', '--images', images], /--preprocess is required/],
     [['eval', tiny, '--task', 'imagenet', '--images', images, '--preprocess', 'nope.json'], /neither a preset/],
     [['eval', tiny, '--task', 'imagenet', '--images', images, ...FLAGS, '--scale', 'abc'], /--scale: "abc" is not a number/],
-    [['eval', tiny, '--task', 'imagenet', '--images', images, '--bogus'], /Unknown option '--bogus'/],
+    [['eval', tiny, '--task', 'imagenet', '--images', images, '--bogus'], /unknown option '--bogus'/],
     [['eval', tiny, '--task', 'imagenet', '--images', images, ...FLAGS, '--limit', '0'], /--limit must be an integer >= 1/],
   ];
   for (const [args, pattern] of cases) {

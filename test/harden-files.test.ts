@@ -230,14 +230,14 @@ test('two runs writing one --out: the second is refused while the first holds th
   assert.equal(readdirSync(out).sort(), FILES);
 });
 
-test('a signal during the final renames is honoured once the set is in place: the complete new files, exit 130/143', async () => {
-  const runs = await Promise.all((['SIGINT', 'SIGTERM'] as const).map(async (signal) => {
+test('a signal during the final renames is honoured once the set is in place: the complete new files, exit 130/143/129', async () => {
+  const runs = await Promise.all((['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map(async (signal) => {
     const out = path(`out-${signal}`);
     const r = await runCli(calibrate(out), undefined, { nodeArgs: ['--import', SLOW], env: { P2CALIB_TEST_SIGNAL: signal, P2CALIB_TEST_RENAME_MS: '50' } });
     return { signal, out, r };
   }));
   for (const { signal, out, r } of runs) {
-    assert.is(r.code, signal === 'SIGINT' ? 130 : 143, `${signal}: ${r.stderr}`);
+    assert.is(r.code, { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 }[signal], `${signal}: ${r.stderr}`);
     assert.equal(stderrLines(r), [`p2calib: interrupted (${signal})`]);
     assert.equal(readdirSync(out).sort(), FILES, 'no temp file, no lock');
     for (const f of FILES) assert.ok(readFileSync(join(out, f)).equals(readFileSync(path('reference', f))), `${signal}: ${f}`);
