@@ -3,7 +3,7 @@
  *  (2: the user's input, 1: a bug in p2calib). */
 import { readFileSync } from 'node:fs';
 import { format } from 'node:util';
-import { escapeControl, P2Error } from '../sdk/errors.js';
+import { escapeControl, oneLine, P2Error } from '../sdk/errors.js';
 import { nearest } from './args.js';
 
 interface Command { help: string; run(argv: string[]): Promise<number> }
@@ -76,7 +76,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else {
       const err = e as Error;
-      console.error(`p2calib: internal error: ${err?.message ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}`);
+      console.error(`p2calib: internal error: ${oneLine(String(err?.message ?? e))}${verbose ? '' : ' (run with --verbose for details)'}`);
       if (verbose) console.error(err?.stack);
       process.exitCode = 1;
     }

@@ -41,7 +41,7 @@ export interface ModelParts {
 export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
   const first = inferGraph(graph, shapes);
-  checkParameters(graph, first);
+  checkParameters(graph, (name) => first.values.get(name)?.value);
   foldConstants(graph, first);
   removeIdentities(graph);
   cancelTransposes(graph);

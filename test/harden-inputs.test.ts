@@ -106,6 +106,15 @@ test('models whose numbers no calibration survives: calibrate names the tensor a
     return runCli(['calibrate', file, '--images', IMAGES, '--out', path(`bad-out${i}`), ...SPEC]);
   }));
   results.forEach((r, i) => assertUserError(r, bad[i].message, bad[i].name));
+  // inspect does not load a model with unsupported ops, and still names the bad number.
+  const frob = path('frob.onnx');
+  const w = randomTensor([2, 3, 3, 3], 1);
+  w.data[4] = NaN;
+  writeFileSync(frob, buildModel({
+    inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: 'y' }],
+    nodes: [node('Conv', ['x', 'w'], ['c']), node('Frobnicate', ['c'], ['y'])], initializers: { w },
+  }));
+  assertUserError(await runCli(['inspect', frob]), /initializer "w" holds NaN at \[0,0,1,1\]/);
 });
 
 test('calibrate in the SDK: all-NaN or all-Inf samples, and a float model that overflows, name the cause', async () => {

@@ -285,14 +285,17 @@ export function prepareOutputDir(dir: string, force: boolean, flag = '--out', ow
   } catch (e) {
     fail('IO', `cannot read ${flag} ${dir}: ${ioReason(e)}`);
   }
-  lockOutputDir(abs, dir, flag);
+  // A temp file named with this process's pid is a leftover of an earlier process that had the
+  // same pid: this one writes its own only inside writeFilesAtomic, synchronously.
+  const stale = (pid: number) => pid === process.pid || !running(pid);
   const entries = names.filter((name) => {
     if (name === LOCK_FILE) return false;
     const m = TEMP_FILE.exec(name);
-    if (!m || !(m[1] === LOCK_FILE || owns(m[1])) || Number(m[2]) === process.pid || running(Number(m[2])) || !lstat(join(abs, name))?.isFile()) return true;
+    if (!m || !(m[1] === LOCK_FILE || owns(m[1])) || !stale(Number(m[2])) || !lstat(join(abs, name))?.isFile()) return true;
     unlinkSync(join(abs, name));
     return false;
   });
+  lockOutputDir(abs, dir, flag);
   if (entries.length && !force) {
     releaseOutputDir(abs);
     fail('IO', `${flag} ${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); pass --force to overwrite its files`);

@@ -41,10 +41,13 @@ const describe = (node: Node) => `${node.op} "${node.name}"`;
 /** Float32 values at float32's precision (3e+38, not 3.0000000054977558e+38). */
 const show = (v: number) => String(Number.isFinite(v) ? Number(v.toPrecision(7)) : v);
 
+/** A tensor's constant value, when it has one. */
+export type ValueOf = (name: string) => Tensor | undefined;
+
 /** A weight layer's constant operands: finite, below MAX_PARAMETER, not empty. */
-function checkOperands(node: Node, inferred: Inferred, note = ''): void {
+function checkOperands(node: Node, valueOf: ValueOf, note = ''): void {
   node.inputs.forEach((name, k) => {
-    const t = name ? inferred.values.get(name)?.value : undefined;
+    const t = name ? valueOf(name) : undefined;
     if (!t || !isFloat(t.dtype)) return;
     const role = `${k === 2 ? 'bias' : 'weight'} "${name}"${note}`;
     if (!t.data.length) fail('BAD_MODEL', `${describe(node)}: ${role} has no elements (dims [${t.dims}])`);
@@ -55,17 +58,18 @@ function checkOperands(node: Node, inferred: Inferred, note = ''): void {
   });
 }
 
-/** The decoded graph, with its constants computed (the first inference of prepareGraph). */
-export function checkParameters(graph: Graph, inferred: Inferred): void {
+/** The decoded graph, with its constants computed (the first inference of prepareGraph), or only
+ *  its initializers (inspect, for a model with unsupported ops). */
+export function checkParameters(graph: Graph, valueOf: ValueOf): void {
   for (const [name, t] of graph.initializers) refuseNaN(t, `initializer "${name}"`);
   for (const node of graph.nodes) {
     if (node.op === 'Constant') {
       const t = attrTensor(node, 'value');
       if (t) refuseNaN(t, `${describe(node)}'s value`);
     } else if (WEIGHT_OPS.has(node.op)) {
-      checkOperands(node, inferred);
+      checkOperands(node, valueOf);
     } else if (node.op === 'BatchNormalization') {
-      const [, ...params] = node.inputs.map((n) => (n ? inferred.values.get(n)?.value : undefined));
+      const [, ...params] = node.inputs.map((n) => (n ? valueOf(n) : undefined));
       params.forEach((t, k) => {
         if (!t) return;
         const i = firstIndex(t, (v) => !Number.isFinite(v));
@@ -83,5 +87,5 @@ export function checkParameters(graph: Graph, inferred: Inferred): void {
 
 /** The prepared graph: weights that BatchNormalization folding made overflow. */
 export function checkFoldedWeights(graph: Graph, inferred: Inferred): void {
-  for (const node of graph.nodes) if (WEIGHT_OPS.has(node.op)) checkOperands(node, inferred, ' (with BatchNormalization folded in)');
+  for (const node of graph.nodes) if (WEIGHT_OPS.has(node.op)) checkOperands(node, (n) => inferred.values.get(n)?.value, ' (with BatchNormalization folded in)');
 }
