@@ -59,6 +59,8 @@ test('flags: negative numbers, misspelt and unknown options, missing values get 
     [calibrate('--iterations', '1e9'), /--iterations must be at most 1000, got "1e9"/],
     [calibrate('--itterations', '3'), /^p2calib: error: unknown option '--itterations' \(did you mean --iterations\?\)$/],
     [['calibrat', MODEL], /unknown command "calibrat" \(did you mean calibrate\? commands: /],
+    // Trace names stay in --trace-dir.
+    [['simulate', MODEL, '--calibration', dir, '--image', MODEL, '--trace-dir', path('t'), '--trace-base', '../up'], /--trace-base must be a file name prefix \(no "\/"\), got "\.\.\/up"/],
   ];
   // A few at a time: each process loads the SDK.
   for (let i = 0; i < cases.length; i += 4) {

@@ -44,6 +44,8 @@ export async function run(argv: string[]): Promise<number> {
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
   for (const flag of ['calibration', 'image', 'trace-dir']) if (!values[flag]) fail('BAD_OPTION', `--${flag} is required`);
+  const base = (values['trace-base'] as string | undefined) ?? DEFAULT_TRACE_BASE;
+  if (/[/\\\0]/.test(base)) fail('BAD_OPTION', `--trace-base must be a file name prefix (no "/"), got "${base}"`);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
   const source = await loadModel(bytes, { ...options, inputShape });
@@ -53,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const image = await loadImageTensor(values.image as string, cal.table.input.pixels ? pixelSpec(spec) : spec);
   const plan = await cal.fixedPlan(1);
   const layers = captureTraces(plan, { [cal.model.inputs[0].name]: image });
-  const files = traceFiles(layers, (values['trace-base'] as string | undefined) ?? DEFAULT_TRACE_BASE);
+  const files = traceFiles(layers, base);
   const dir = writeTraceDir(values['trace-dir'] as string, files, !!values.force);
   const outputs = plan.outputs.map((o) => ({ name: o.name, shape: o.shape, type: o.type }));
   if (values.json) {
