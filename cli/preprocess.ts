@@ -36,6 +36,15 @@ export const PREPROCESS_HELP = `Preprocessing (a preset or JSON file, then field
   --mean M --std S  one number or three, e.g. 0.485,0.456,0.406
   --layout L        NCHW | NHWC`;
 
+/** One line saying what a spec does, for the commands' reports. */
+export function describeSpec(s: PreprocessSpec): string {
+  const size = s.width && s.height ? ` ${s.width}x${s.height}` : '';
+  const geometry = s.resize === 'crop' ? `crop${size}${s.shortSide ? ` (short side ${s.shortSide})` : ''}`
+    : s.resize === 'letterbox' ? `letterbox${size} (pad ${s.padValue ?? 0}, ${s.align ?? 'center'})` : `${s.resize}${size}`;
+  const list = (v: number[]) => (v.every((x) => x === v[0]) ? `${v[0]}` : v.join(','));
+  return `${geometry}, ${s.interpolation}, ${s.channels}, (x*${+s.scale.toPrecision(6)} - ${list(s.mean)}) / ${list(s.std)}, ${s.layout}`;
+}
+
 function number(text: string, flag: string): number {
   const m = /^\s*(-?[\d.eE+-]+)\s*(?:\/\s*([\d.eE+-]+)\s*)?$/.exec(text);
   const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;

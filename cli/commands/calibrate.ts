@@ -11,7 +11,7 @@ import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/quant/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';
 
 export const help = `Usage: p2calib calibrate MODEL.onnx --images DIR|LIST --out DIR [options]
@@ -50,7 +50,8 @@ ${STRICT_HELP}
   --verbose           stack traces on errors
 
 ${PREPROCESS_HELP}
-  Without --preprocess the imagenet preset is used.
+  Without --preprocess the imagenet preset is used (and said on stderr). The preprocessing goes
+  into calibration.json; eval and simulate use it unless given their own.
 
 Examples:
   p2calib calibrate mobilenetv2-12-fp32.onnx --images imagenet-sample --limit 100 \\
@@ -85,9 +86,12 @@ export async function run(argv: string[]): Promise<number> {
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
   const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  // Said on stderr (also with --json): the default is a guess that eval and simulate then follow.
+  if (values.preprocess === undefined) console.error(`p2calib: note: no --preprocess given: using the imagenet preset (${describeSpec(spec)})`);
   const seed = intOption(values.seed, 'seed', 0);
+  const limit = intOption(values.limit, 'limit');
   const skip = skipPolicy(values);
-  const { files } = openDataset(values.images as string, { limit: intOption(values.limit, 'limit'), seed, ...skip });
+  const { files, root } = openDataset(values.images as string, { limit, seed, ...skip });
   const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
   const bar = progress('calibrating');
   const started = Date.now();
@@ -106,6 +110,8 @@ export async function run(argv: string[]): Promise<number> {
     subsample: !!values.subsample,
     seed,
     ...skip,
+    imageRoot: root,
+    source: { modelFile: basename(pos[0]), options: { qdqRounding: rounding ?? 'onnx', limit: limit ?? null, imageSeed: seed ?? null } },
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
   bar.done();
@@ -122,6 +128,7 @@ export async function run(argv: string[]): Promise<number> {
     t.input.pixels
       ? 'input: raw 0..255 pixels (uint8); the exported models apply the preprocessing mean/scale themselves'
       : 'input: preprocessed float tensors, as the float model takes them',
+    `preprocessing: ${describeSpec(spec)} (recorded: eval and simulate use it by default)`,
     `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
     'lowest SQNR layers (fixed vs float, dB):',
     ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),

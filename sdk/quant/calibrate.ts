@@ -128,6 +128,8 @@ export interface LayerState {
   bias: Float32Array;
   /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
   scaleLog2?: number[];
+  /** What max|W| alone gives, before the bias cap lowered any (set by freezeWeights). */
+  scaleFromWeights?: number[];
   /** Output channels, and the per-channel stride layout of the output tensor. */
   channels: number;
 }
@@ -179,8 +181,11 @@ export class CalibrationState {
    * engine ran with are the ones exported.
    */
   freezeWeights(): void {
-    const { scales } = this.formats();
-    for (const l of this.layers) l.scaleLog2 = scales.get(l);
+    const { scales, fromWeights } = this.formats();
+    for (const l of this.layers) {
+      l.scaleLog2 = scales.get(l);
+      l.scaleFromWeights = fromWeights.get(l);
+    }
   }
 
   /** Set ranges and biases from a saved calibration table (see export/table.ts). */
@@ -215,7 +220,7 @@ export class CalibrationState {
    * scale cannot be finer than its accumulator scale (the shift n = in + w - out must be >= 0), so
    * it is lowered where needed.
    */
-  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]> } {
+  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]>; fromWeights: Map<LayerState, number[]> } {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
       const r = this.ranges.get(p)!;
@@ -224,17 +229,23 @@ export class CalibrationState {
         : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
     }
     const scales = new Map<LayerState, number[]>();
+    const fromWeights = new Map<LayerState, number[]>();
     const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
     for (const l of this.layers) {
       const inQ = tensors[resolve(l.input)];
-      const scaleLog2 = l.scaleLog2 ?? weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode }).scaleLog2;
+      let scaleLog2 = l.scaleLog2;
+      if (!scaleLog2) {
+        const w = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
+        scaleLog2 = w.scaleLog2;
+        fromWeights.set(l, w.fromWeights);
+      }
       scales.set(l, scaleLog2);
       const outQ = tensors[resolve(l.output)];
       const finest = inQ.scaleLog2 + Math.min(...scaleLog2);
       if (outQ.scaleLog2 > finest) tensors[resolve(l.output)] = { ...outQ, scaleLog2: finest };
     }
     for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
-    return { tensors, scales };
+    return { tensors, scales, fromWeights };
   }
 
   /** The QuantSpec for the current ranges and biases, with the quantized weights. */
