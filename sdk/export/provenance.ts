@@ -91,7 +91,7 @@ export async function buildProvenance(model: Model, options: ResolvedOptions, im
 }
 
 /** Refuse a calibration made for another model (when both sides know their model's hash). */
-export function checkModel(provenance: Provenance | undefined, model: Model): void {
+export function checkModel(provenance: Provenance | undefined, model: Pick<Model, 'sha256'>): void {
   const want = provenance?.model?.sha256;
   if (!want || !model.sha256 || want === model.sha256) return;
   const file = provenance!.model.file ? ` (${provenance!.model.file})` : '';

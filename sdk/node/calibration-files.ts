@@ -33,14 +33,23 @@ export function saveCalibration(cal: Calibration, outDir: string, options: SaveO
   return files;
 }
 
-export function readCalibration(model: Model, dir: string): Calibration {
+/** calibration.json of a calibration folder, parsed (loadCalibration checks its fields). */
+export function readCalibrationTable(dir: string): CalibrationTable {
   const path = resolve(dir, CALIBRATION_FILES.table);
   if (!existsSync(path)) fail('IO', `no ${CALIBRATION_FILES.table} in ${dir}`);
-  let table: CalibrationTable;
   try {
-    table = JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     fail('BAD_INPUT', `${path} is not valid JSON: ${(e as Error).message}`);
   }
-  return loadCalibration(model, table);
+}
+
+export function readCalibration(model: Model, dir: string | CalibrationTable): Calibration {
+  return loadCalibration(model, typeof dir === 'string' ? readCalibrationTable(dir) : dir);
+}
+
+/** The input shape a calibration was made at, for a single-input model (its provenance). */
+export function recordedInputShape(table: CalibrationTable): number[] | undefined {
+  const shapes = Object.values(table.provenance?.inputShape ?? {});
+  return shapes.length === 1 && Array.isArray(shapes[0]) && shapes[0].every((d) => Number.isInteger(d) && d > 0) ? shapes[0] : undefined;
 }
