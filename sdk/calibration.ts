@@ -16,6 +16,7 @@ import {
 } from './quant/worker.js';
 import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
+import { log10 } from './util/math.js';
 
 export class Calibration {
   private readonly plans = new Map<number, Promise<FixedPlan>>();
@@ -309,7 +310,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       applyBatch();
     }
     const db = new Map<string, number>();
-    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * Math.log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
     const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {

@@ -9,7 +9,9 @@ import { numel, tensor, type AttrValue, type DType, type Graph, type Node, type 
 import { encodeModel } from '../sdk/onnx/encode.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const ASSETS = resolve(ROOT, '../shared/assets');
+/** The reference assets: ../shared/assets beside the checkout, or $P2CALIB_ASSETS (CI points it at a
+ *  missing folder to run the suite as a user's fresh machine does). */
+export const ASSETS = resolve(ROOT, process.env.P2CALIB_ASSETS ?? '../shared/assets');
 export const HAVE_ASSETS = existsSync(join(ASSETS, 'models'));
 export const MODELS = join(ASSETS, 'models');
 

@@ -10,6 +10,8 @@
  *   requantizing shift adds 2^(n-1) and shifts arithmetically (half rounds toward +inf).
  */
 
+import { floorLog2 } from '../util/math.js';
+
 export type Bits = 8 | 16;
 
 /** How a runtime tensor is stored on the device. */
@@ -222,7 +224,7 @@ export function formatShift(from: TensorQ, to: TensorQ): { k: number; n: number 
  * would get m = 0 and output zeros, which no device does; hence significant bits.
  */
 export function avgPoolMultiplier(count: number, bits: Bits): { m: number; shift: number } {
-  const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, Math.floor(Math.log2(count)));
+  const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, floorLog2(count));
   return { m: roundHalfAway(2 ** shift / count), shift };
 }
 

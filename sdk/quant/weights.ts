@@ -4,6 +4,7 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
+import { ceilLog2, floorLog2 } from '../util/math.js';
 import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
 
 export interface WeightLayout {
@@ -57,7 +58,7 @@ export function weightClip(w: ArrayLike<number>): number | undefined {
   const abs = Float64Array.from(w, Math.abs).sort();
   const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
   if (!(max > 16 * median)) return undefined;
-  return 2 ** Math.ceil(Math.log2(Math.min(max, 16 * median))) * (120 / 128);
+  return 2 ** ceilLog2(Math.min(max, 16 * median)) * (120 / 128);
 }
 
 /** What weight quantization needs from a layer's float weights; computed once per layer. */
@@ -100,10 +101,10 @@ export function weightScales(
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
   let biasCapped = false;
-  const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24))));
+  const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24)));
   const scaleLog2 = fromWeights.map((w, g) => {
     if (maxBias[g] === 0) return w;
-    const cap = Math.floor(Math.log2(biasLimit / maxBias[g])) - biasShift;
+    const cap = floorLog2(biasLimit / maxBias[g]) - biasShift;
     if (cap < w) biasCapped = true;
     return Math.min(w, cap);
   });
