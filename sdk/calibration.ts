@@ -3,6 +3,7 @@ import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq, type QdqRounding } from './export/qdq.js';
 import { buildProvenance, checkModel, type CalibrationSource } from './export/provenance.js';
 import { buildTable, integersSection, type CalibrationTable } from './export/table.js';
+import { tidlQuantParams, tidlQuantParamsType, toTextFormat } from './export/tidl-proto.js';
 import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
@@ -61,6 +62,13 @@ export class Calibration {
   /** The folded float model with PACT2 clips and calibrated weights and biases. */
   toCalibratedOnnx(): Uint8Array {
     return exportCalibrated(this.state, this.spec, this.weights);
+  }
+
+  /** TIDL's quantization parameters file (prototxt) with these ranges and biases: point
+   *  `advanced_options:quant_params_proto_path` at it and TIDL uses them instead of calibrating. */
+  toTidlQuantParams(): string {
+    const producers = new Map(this.state.graph.nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
+    return toTextFormat(tidlQuantParamsType(), tidlQuantParams(this.table, producers));
   }
 }
 

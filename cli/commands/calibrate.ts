@@ -133,6 +133,7 @@ export async function run(argv: string[]): Promise<number> {
     'lowest SQNR layers (fixed vs float, dB):',
     ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
+    `      ${written.tidl} (for TIDL: advanced_options:quant_params_proto_path)`,
   ].join('\n'));
   return 0;
 }
