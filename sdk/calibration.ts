@@ -67,8 +67,10 @@ export class Calibration {
   /** TIDL's quantization parameters file (prototxt) with these ranges and biases: point
    *  `advanced_options:quant_params_proto_path` at it and TIDL uses them instead of calibrating. */
   toTidlQuantParams(): string {
-    const producers = new Map(this.state.graph.nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
-    return toTextFormat(tidlQuantParamsType(), tidlQuantParams(this.table, producers));
+    const nodes = this.state.graph.nodes;
+    const producers = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
+    const inFloat = new Set(nodes.filter((n) => this.state.floatNodes.has(n.name)).flatMap((n) => n.outputs));
+    return toTextFormat(tidlQuantParamsType(), tidlQuantParams(this.table, producers, inFloat));
   }
 }
 
@@ -84,7 +86,13 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
   if (typeof t.bits !== 'number') bad('bits', 'a number');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
-  if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
+  for (const k of ['sixteenBit', 'floatNodes', 'sixteenBitWeights']) {
+    const v = t[k];
+    if ((k === 'sixteenBit' || v !== undefined) && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) bad(k, 'a list of names');
+  }
+  if (t.rules !== undefined && !(obj(t.rules) && ['clipWeights', 'biasCalibration', 'perChannelDepthwise'].every((k) => typeof (t.rules as Record<string, unknown>)[k] === 'boolean'))) {
+    bad('rules', '{"clipWeights", "biasCalibration", "perChannelDepthwise"} booleans');
+  }
   const input = t.input;
   if (!obj(input) || typeof input.pixels !== 'boolean') bad('input', '{"pixels": true|false, ...}');
   const a = (input as Record<string, unknown>).affine;
@@ -115,7 +123,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator,
+    estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
   });
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);

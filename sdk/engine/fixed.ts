@@ -151,6 +151,7 @@ export class FixedPlan {
       return t;
     };
     const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
+    const floatNodes = new Set(spec.floatNodes ?? []);
     for (const name of Object.keys(spec.layers)) {
       const n = nodeNames.get(name);
       if (!n || !WEIGHT_OPS.has(n.op)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a Conv/ConvTranspose/Gemm/MatMul node of the graph`);
@@ -172,7 +173,7 @@ export class FixedPlan {
       const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
       const layerQ = spec.layers[node.name];
       const weightOp = WEIGHT_OPS.has(node.op) && !isRuntime(node.inputs[1]);
-      let fixed = weightOp && !layerQ ? undefined : mod.fixed;
+      let fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
 
       // A single-reader Relu/Clip becomes the saturation of the op before it.
       const out = node.outputs[0];

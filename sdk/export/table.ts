@@ -5,7 +5,7 @@
  */
 import type { StepRecord } from '../engine/fixed.js';
 import type { PixelAffine } from '../graph/transforms.js';
-import type { CalibrationState } from '../quant/calibrate.js';
+import { PRESETS, type CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
 import { biasCapReason, type QuantizedWeights } from '../quant/weights.js';
@@ -52,6 +52,11 @@ export interface CalibrationTable {
   biasMode: string;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
+  /** Present when set: nodes kept in float, layers with 16-bit weights only, and the preset's
+   *  rules as overridden (what loadCalibration needs beyond the preset to rebuild the weights). */
+  floatNodes?: string[];
+  sixteenBitWeights?: string[];
+  rules?: { clipWeights: boolean; biasCalibration: boolean; perChannelDepthwise: boolean };
   images: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
@@ -141,6 +146,10 @@ export function buildTable(
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     subsampleSeed: o.subsampleSeed ?? null,
+    ...(state.floatNodes.size ? { floatNodes: [...state.floatNodes] } : {}),
+    ...(o.sixteenBitWeights.size ? { sixteenBitWeights: [...o.sixteenBitWeights] } : {}),
+    ...(Object.entries(PRESETS[o.preset]).some(([k, v]) => k !== 'estimator' && o.rules[k as keyof typeof o.rules] !== v)
+      ? { rules: { clipWeights: o.rules.clipWeights, biasCalibration: o.rules.biasCalibration, perChannelDepthwise: o.rules.perChannelDepthwise } } : {}),
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,

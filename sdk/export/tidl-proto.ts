@@ -13,6 +13,7 @@
  * - weight layers: weights with the range ±(2^(bits-1)-1)/2^w and one scale per output channel
  *   group (one per tensor, or per channel in advanced-dw), and the calibrated float biases as
  *   `value` (size = channels) with their accumulator scales.
+ * - the outputs of nodes kept in float are left out (TIDL runs them on the ARM cores).
  * - bit_depth: bytes per element (1 for 8-bit, 2 for 16-bit), as the file TIDL writes in its own
  *   write mode shows (the schema's default of 8 notwithstanding); element_type is TIDL's element
  *   type code (0 uint8, 1 int8, 2 uint16, 3 int16, 5 int32).
@@ -92,13 +93,13 @@ function formatRange(bits: number, signed: boolean, scaleLog2: number): [number,
 
 /**
  * The TIDLNetQuantParams of a calibration, as a plain object of the schema's fields. `producers`
- * gives the ONNX op type that computes each tensor (absent: a model input); `floatNodes` lists the
- * tensors of nodes kept in float (left out: TIDL does not run them).
+ * gives the ONNX op type that computes each tensor (absent: a model input); `inFloat` holds the
+ * outputs of nodes kept in float (left out: TIDL does not run them).
  */
-export function tidlQuantParams(table: CalibrationTable, producers: Map<string, string>): Record<string, unknown> {
+export function tidlQuantParams(table: CalibrationTable, producers: Map<string, string>, inFloat = new Set<string>()): Record<string, unknown> {
   const layerOf = new Map(Object.entries(table.layers).map(([name, l]) => [l.output, { name, l }]));
   let perChannel = false;
-  const layers = Object.entries(table.tensors).map(([tensor, t]) => {
+  const layers = Object.entries(table.tensors).filter(([tensor]) => !inFloat.has(tensor)).map(([tensor, t]) => {
     const [min, max] = formatRange(t.bits, t.signed, t.scaleLog2);
     const type = (t.bits === 8 ? (t.signed ? 'int8' : 'uint8') : t.signed ? 'int16' : 'uint16') as keyof typeof ELEMENT_TYPE;
     const outputs: TensorParams = { min, max, size: 1, element_type: ELEMENT_TYPE[type], scale: [t.scale], zero_point: [0] };
