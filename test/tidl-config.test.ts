@@ -105,7 +105,7 @@ test('float nodes and 16-bit weights: calibrated, run, exported and reloaded as 
   assert.equal(again.toQdqOnnx(), cal.toQdqOnnx());
 });
 
-test('CLI: --tidl-config prints one line per key, --config sets options, flags win over both', async () => {
+test('CLI: --tidl-config prints one line per key, --config sets options, flags win over both; eval warns of shared images', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'p2calib-tidlcfg-'));
   try {
     const sharp = (await import('sharp')).default;
@@ -129,6 +129,10 @@ test('CLI: --tidl-config prints one line per key, --config sets options, flags w
     assert.is(t.images, 2, 'calibration_frames');
     assert.equal(t.floatNodes, ['Sigmoid_gate']);
     assert.is(t.provenance!.preprocessing!.resize, 'fill');
+    // eval takes the recorded preprocessing and says which of its images were calibration images.
+    const ev = await runCli(['eval', join(dir, 'm.onnx'), '--task', 'generic', '--images', dir, '--calibration', join(dir, 'out')]);
+    assert.is(ev.code, 0, ev.stderr);
+    assert.match(ev.stderr, /^p2calib: warning: 2 of the 3 images were also calibration images/m);
     const bad = await runCli(['calibrate', join(dir, 'm.onnx'), '--images', dir, '--out', join(dir, 'out2'), '--config', join(dir, 'tidl.txt')]);
     assert.is(bad.code, 2);
     assert.match(bad.stderr, /^p2calib: error: --config .*not valid JSON/);

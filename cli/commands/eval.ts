@@ -5,6 +5,7 @@ import { decodeModel } from '../../sdk/onnx/decode.js';
 import { CLASS_MAPS, parseClassMap, type ClassMap } from '../../sdk/metrics/segmentation.js';
 import { readCalibration, readCalibrationTable, recordedInputShape } from '../../sdk/node/calibration-files.js';
 import { openDataset, readText } from '../../sdk/node/datasets.js';
+import { imageIdentities } from '../../sdk/node/calibrate-images.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { checkModel } from '../../sdk/export/provenance.js';
@@ -137,6 +138,11 @@ export async function run(argv: string[]): Promise<number> {
   const model = await loadModel(bytes, { ...options, inputShape });
   const spec = sizeSpec(unsized, model.inputs[0].shape);
   const cal = table && readCalibration(model, table);
+  const calibrated = new Set(table?.provenance?.images?.files?.map((f) => f.sha256).filter(Boolean));
+  if (calibrated.size) {
+    const shared = imageIdentities(dataset.files).filter((f) => calibrated.has(f.sha256)).length;
+    if (shared) console.error(`p2calib: warning: ${shared} of the ${dataset.files.length} images were also calibration images (same content): the fixed-point figures flatter the calibration`);
+  }
   const bar = values.json ? undefined : progress('eval');
   const result = await evaluate(model, {
     task,
