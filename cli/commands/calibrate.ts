@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
@@ -11,6 +12,7 @@ import type { BiasCalibration, CalibrateOptions, Preset } from '../../sdk/quant/
 import { readText } from '../../sdk/node/datasets.js';
 import { tidlConfig, type TidlMapping } from '../../sdk/tidl-config.js';
 import { withConfigFile } from '../config.js';
+import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/quant/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
@@ -108,6 +110,7 @@ export async function run(argv: string[]): Promise<number> {
   const workers = intOption(values.workers, 'workers');
   const rounding = choice<QdqRounding>(values['qdq-rounding'], 'qdq-rounding', ['onnx', 'device']);
   const outDir = prepareOutputDir(values.out as string, !!values.force);
+  if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
   const model = await loadModel(bytes, { ...options, inputShape });
@@ -147,6 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     imageRoot: root,
     source: {
       modelFile: basename(pos[0]),
+      modelPath: resolve(pos[0]),
       options: {
         qdqRounding: rounding ?? 'onnx', limit: limit ?? null, imageSeed: seed ?? null,
         ...(values['tidl-config'] !== undefined ? { tidlConfig: basename(values['tidl-config'] as string) } : {}),
@@ -158,6 +162,7 @@ export async function run(argv: string[]): Promise<number> {
   bar.done();
   const seconds = (Date.now() - started) / 1000;
   const written = saveCalibration(cal, outDir, { force: true, rounding });
+  if (values.report !== undefined) await writeReport(cal, files.slice(0, 16), basename(pos[0]), resolve(values.report as string));
   if (values.json) {
     console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
     return 0;

@@ -28,15 +28,16 @@ export interface CalibrationSource {
   images?: ImageIdentity[];
   /** The folder or list file the image names are relative to. */
   imageRoot?: string;
-  /** The model file's name, for messages. */
+  /** The model file's name, for messages, and its path (what `p2calib report` reloads). */
   modelFile?: string;
+  modelPath?: string;
   /** Options applied outside calibrate() (pixel input, image selection, QDQ rounding, ...). */
   options?: Record<string, unknown>;
 }
 
 export interface Provenance {
   tool: { name: 'p2calib'; version: string };
-  model: { sha256: string | null; file?: string };
+  model: { sha256: string | null; file?: string; path?: string };
   /** Input shapes by input name, as calibrated. */
   inputShape: Record<string, number[]>;
   preprocessing: PreprocessSpec | null;
@@ -80,7 +81,7 @@ export async function buildProvenance(model: Model, options: ResolvedOptions, im
   if (files && files.length !== images) fail('BAD_INPUT', `calibration source: ${files.length} image identities for ${images} images`);
   return {
     tool: { name: 'p2calib', version: TOOL_VERSION },
-    model: { sha256: model.sha256 ?? null, ...(source.modelFile ? { file: source.modelFile } : {}) },
+    model: { sha256: model.sha256 ?? null, ...(source.modelFile ? { file: source.modelFile } : {}), ...(source.modelPath ? { path: source.modelPath } : {}) },
     inputShape: Object.fromEntries(model.inputs.map((i) => [i.name, i.shape])),
     preprocessing: source.preprocessing ?? null,
     images: {

@@ -25,7 +25,7 @@ export interface ImageCalibrateOptions extends CalibrateOptions, SkipPolicy {
   /** The folder (or list file's folder) image names are recorded relative to (default: the cwd). */
   imageRoot?: string;
   /** The model file's name and options applied by the caller, for calibration.json's provenance. */
-  source?: Pick<CalibrationSource, 'modelFile' | 'options'>;
+  source?: Pick<CalibrationSource, 'modelFile' | 'modelPath' | 'options'>;
 }
 
 /** Each file's name under `root` and the SHA-256 of its bytes (an unreadable file gets an empty
