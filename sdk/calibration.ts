@@ -15,7 +15,7 @@ import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
-import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
+import type { BiasMode, Bits, QuantSpec } from './device/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
 import { log10 } from './util/math.js';
 

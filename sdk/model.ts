@@ -2,11 +2,11 @@
 import { fail } from './errors.js';
 import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
 import { WasmRuntime } from './engine/wasm.js';
-import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
+import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
-} from './graph/transforms.js';
+} from './passes/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {

@@ -13,7 +13,7 @@ import { loadModel, type Model } from '../sdk/model.js';
 import {
   avgPoolMultiplier, dequantizeValue, deviceBias, qRange, quantizeValue, rescaleFactor, roundHalfAway, roundShift, saturationBounds,
   type BiasMode, type Bits, type LayerQ, type QuantSpec, type TensorQ,
-} from '../sdk/quant/spec.js';
+} from '../sdk/device/spec.js';
 import { buildModel, floats, ints, node, rng, type ModelSpec } from './helpers.js';
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);

@@ -14,7 +14,7 @@ import { tidlConfig, type TidlMapping } from '../../sdk/tidl-config.js';
 import { withConfigFile } from '../config.js';
 import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
-import type { BiasMode } from '../../sdk/quant/spec.js';
+import type { BiasMode } from '../../sdk/device/spec.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';

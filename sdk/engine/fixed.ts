@@ -1,6 +1,6 @@
 /**
  * The fixed-point executor: runs a prepared graph under a QuantSpec with the device's integer
- * arithmetic (DESIGN.md §5, rules in quant/spec.ts, each op's integer reference in its module).
+ * arithmetic (DESIGN.md §5, rules in device/spec.ts, each op's integer reference in its module).
  *
  *   const plan = await FixedPlan.create(model, batch, spec);   // or new FixedPlan(rt, graph, inferred, spec)
  *   const out = plan.run(feeds);            // float feeds in, dequantized float outputs out
@@ -26,15 +26,14 @@
  * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
-import type { Model } from '../model.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
 import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import { placeTensors, stepViews } from './plan.js';
 import { WasmRuntime } from './wasm.js';
 
@@ -76,6 +75,11 @@ export interface StepRecord {
    *  'shared buffer': the output is the input's integers reinterpreted. */
   arithmetic: 'integer' | 'float fallback' | 'shared buffer';
   params?: StepIntegers;
+}
+
+/** What a plan needs of a model: its prepared graph at a batch size (Model has it). */
+export interface PreparedModel {
+  prepared(batch: number): { graph: Graph; inferred: Inferred };
 }
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
@@ -127,8 +131,8 @@ export class FixedPlan {
   private kernelIns: number[][] = [];
   private kernelOuts: number[][] = [];
 
-  /** A plan for a model at a batch size, on a WASM instance of its own. */
-  static async create(model: Model, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
+  /** A plan for a model (a Model) at a batch size, on a WASM instance of its own. */
+  static async create(model: PreparedModel, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
     const { graph, inferred } = model.prepared(batch);
     return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);
   }

@@ -21,7 +21,7 @@ import { cloneGraph, consumers, tensor, type Graph, type Node } from '../graph/i
 import { encodeModel } from '../onnx/encode.js';
 import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
-import { deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
+import { deviceBias, type QuantSpec, type TensorQ } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
 

@@ -4,10 +4,10 @@
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
 import type { StepRecord } from '../engine/fixed.js';
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import { PRESETS, type CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
-import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
+import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import { biasCapReason, type QuantizedWeights } from '../quant/weights.js';
 import type { Provenance } from './provenance.js';
 

@@ -2,7 +2,7 @@
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
-import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../device/spec.js';
 import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
 import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule, type StepIntegers } from './op.js';
 

@@ -1,5 +1,5 @@
 /** Concat along one axis. */
-import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../device/spec.js';
 import { checkRescale, inputQ, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
 import { attr, axis, input, opError, type FixedOp, type OpModule } from './op.js';
 

@@ -2,8 +2,7 @@
  *  output_shape and auto_pad. */
 import { attr, checkRank, input, opError, type OpModule } from './op.js';
 import { MAX_SPATIAL, groupAttr, spatialAttrs } from './conv.js';
-import { weightFixed } from './fixed.js';
-import { weightLayout } from '../quant/weights.js';
+import { weightFixed, weightLayout } from './fixed.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;

@@ -2,14 +2,14 @@
  * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
  * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
  * (requantization between formats) with its kernel binding, and the fixed part of ops that only
- * move data. The device's rules themselves are in quant/spec.ts.
+ * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
-import { numel, type Node, type TensorData } from '../graph/ir.js';
+import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import {
   accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import {
   kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule, type StepIntegers,
 } from './op.js';
@@ -197,6 +197,31 @@ export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P,
 }
 
 // ---- weight layers ----
+
+export interface WeightLayout {
+  /** Number of output channels and how a flat weight index maps to its channel. */
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+/** Output-channel layout of a weight tensor for each weight-layer op. */
+export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
+  const d = w.dims;
+  if (op === 'Conv') {
+    const inner = w.data.length / d[0];
+    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (op === 'ConvTranspose') {
+    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
+    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+  }
+  // Gemm/MatMul: [N, K] with transB, else [K, N].
+  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
+  const n = d[d.length - 1];
+  return { channels: n, channelOf: (i) => i % n };
+}
+
 
 export interface WeightGeometry<P> {
   /** The op's parameters with bias and scaling removed: its float reference then computes the

@@ -10,7 +10,7 @@
  */
 import { fail } from '../errors.js';
 import { checkDims } from '../onnx/tensor.js';
-import type { BiasMode, LayerQ, TensorQ } from '../quant/spec.js';
+import type { BiasMode, LayerQ, TensorQ } from '../device/spec.js';
 import {
   attrNumber, attrNumbers, attrString, numel, type AttrValue, type DType, type Node, type Tensor, type TensorData,
 } from '../graph/ir.js';
@@ -112,7 +112,7 @@ export interface OpModule<P = unknown> {
   fixed?: FixedOp<P, any>;
 }
 
-// ---- the fixed-point part (DESIGN.md §5; the rules themselves live in quant/spec.ts) ----
+// ---- the fixed-point part (DESIGN.md §5; the rules themselves live in device/spec.ts) ----
 
 /** What the fixed-point engine tells an op about one node. */
 export interface FixedContext<P> {

@@ -1,7 +1,7 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
 import { checkAccumulator, describeRescale, formatChange, inputQ, maxAbs, qCode, type Rescale } from './fixed.js';
 import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type OpModule } from './op.js';

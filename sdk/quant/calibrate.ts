@@ -11,14 +11,15 @@
  * whether images are processed one by one or sharded across workers.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
-import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+import type { BiasMode, Bits, QuantSpec, TensorQ } from '../device/spec.js';
+import { analyzeWeights, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+import { weightLayout } from '../ops/fixed.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';
 /** 'tidl' (default): compare the quantized outputs after the activation, factor / 10 during

@@ -43,7 +43,7 @@
 import { P2Error, type ErrorCode } from '../errors.js';
 import { kernelModule, useKernelModule } from '../engine/wasm.js';
 import { Model, type ModelParts } from '../model.js';
-import type { QuantSpec } from './spec.js';
+import type { QuantSpec } from '../device/spec.js';
 import {
   CalibrationWorker, LocalWorker, type Loader, type MeasureRequest, type Measured, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './worker.js';

@@ -4,32 +4,9 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
+import type { WeightLayout } from '../ops/fixed.js';
 import { ceilLog2, floorLog2 } from '../util/math.js';
-import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
-
-export interface WeightLayout {
-  /** Number of output channels and how a flat weight index maps to its channel. */
-  channels: number;
-  channelOf: (i: number) => number;
-}
-
-/** Output-channel layout of a weight tensor for each weight-layer op. */
-export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
-  const d = w.dims;
-  if (op === 'Conv') {
-    const inner = w.data.length / d[0];
-    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
-  }
-  if (op === 'ConvTranspose') {
-    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
-    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
-    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
-  }
-  // Gemm/MatMul: [N, K] with transB, else [K, N].
-  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
-  const n = d[d.length - 1];
-  return { channels: n, channelOf: (i) => i % n };
-}
+import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
   bits: Bits;

@@ -18,7 +18,7 @@ import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
 import type { Estimator } from './ranges.js';
-import type { QuantSpec } from './spec.js';
+import type { QuantSpec } from '../device/spec.js';
 
 /** What every worker is given once. Plain data, structured-cloneable. */
 export interface WorkerSetup {

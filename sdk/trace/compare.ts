@@ -4,7 +4,7 @@
  * name to bytes so that this runs anywhere; sdk/node/traces.ts reads them from disk.
  */
 import { fail, oneLine } from '../errors.js';
-import type { QType } from '../quant/spec.js';
+import type { QType } from '../device/spec.js';
 import {
   LAYER_INFO, dimsCount, floatTwin, formatDims, parseLayerInfo, parseTraceName, type LayerInfo, type ParsedTraceName,
 } from './format.js';
