@@ -20,7 +20,7 @@ import { buildModel, node, randomTensor } from './helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'p2calib-interrupt-'));
 const MODEL = join(dir, 'model.onnx');
 const IMAGES = join(dir, 'images');
-const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx'];
+const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx', 'tidl_quant_params.prototxt'];
 const calibrate = (out: string, ...extra: string[]) =>
   ['calibrate', MODEL, '--images', IMAGES, '--preprocess', 'imagenet', '--size', '16x16', '--json', '--out', out, ...extra];
 
