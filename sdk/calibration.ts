@@ -169,6 +169,10 @@ export interface CalibrationRun<I> {
   source?: CalibrationSource;
 }
 
+/** Decoded images each worker keeps from pass 1 for the later passes: 64 MiB hold about 440 of
+ *  MobileNetV2's 224x224 RGB images (the Node loader keeps 8-bit pixels, not float tensors). */
+const CACHE_BYTES = 64 * 2 ** 20;
+
 /** The items of a pass without those the first pass left out (by their position). */
 async function* without<I>(items: AsyncIterable<I> | Iterable<I>, left: Set<number>): AsyncGenerator<I> {
   let index = 0;
@@ -190,13 +194,15 @@ export interface CalibrationTimings extends WorkerTimings {
 
 /**
  * Run requests for every image of a pass across the workers, at most `window` at a time, and hand
- * the results to `consume` in image order. A request goes to the worker with the fewest
- * outstanding ones; which worker computes an image does not change its result.
+ * the results to `consume` in image order. A request goes to the worker `route` names (the one
+ * holding the image decoded), else to the one with the fewest outstanding requests; which worker
+ * computes an image does not change its result.
  */
 async function inImageOrder<I, R>(
   items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
-  request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>,
+  request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>,
   consume: (result: R, index: number) => void,
+  route?: (index: number) => number | undefined,
 ): Promise<number> {
   const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
   const busy = workers.map(() => 0);
@@ -210,10 +216,14 @@ async function inImageOrder<I, R>(
           ended = true;
           break;
         }
-        let w = 0;
-        for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
+        let w = route?.(dispatched) ?? -1;
+        if (w < 0) {
+          w = 0;
+          for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
+        }
         busy[w]++;
-        const result = request(workers[w], r.value, dispatched++);
+        const result = request(workers[w], r.value, dispatched, w);
+        dispatched++;
         result.then(() => busy[w]--, () => {});
         pending.push(result);
       }
@@ -246,6 +256,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    cacheBytes: CACHE_BYTES,
   });
   timings.workers = workers.length;
   timings.start = performance.now() - t;
@@ -256,13 +267,19 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   const totalPasses = 1 + Math.max(biasPasses, 1);
   const report = (pass: number, done: number) => options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || run.count });
   const leftOut = new Set<number>();
-  const onePass = async <R>(pass: number, request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>, consume: (r: R, index: number) => void) => {
+  // Per image of the later passes, its index in pass 1 and the worker that loaded it then.
+  const first: number[] = [];
+  const loadedBy: number[] = [];
+  const onePass = async <R>(
+    pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void,
+    route?: (index: number) => number | undefined,
+  ) => {
     const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, (r, index) => {
       const t1 = performance.now();
       consume(r, index);
       timings.merge += performance.now() - t1;
       report(pass, index + 1);
-    });
+    }, route);
     if (n === 0) fail('BAD_INPUT', pass === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
     if (pass > 0 && n !== state.images) fail('BAD_INPUT', `the samples gave ${n} images in pass ${pass + 1} but ${state.images} in the first`);
   };
@@ -270,14 +287,17 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   try {
     // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
     // An item that fails here is reported in image order, and left out (or ends the run).
-    const ranges = (w: WorkerHandle<I>, item: I, index: number) => !run.onItemError ? w.ranges(item, index)
-      : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+    const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
+      loadedBy[index] = worker;
+      return !run.onItemError ? w.ranges(item, index) : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+    };
     await onePass(0, ranges, (r, index) => {
       if (!(r instanceof Float64Array)) {
         run.onItemError!(r.error, r.item);
         leftOut.add(index);
         return;
       }
+      first.push(index);
       for (const i of observed) state.ranges.get(points[i])!.update([r[2 * i], r[2 * i + 1]]);
       state.images++;
     });
@@ -298,7 +318,8 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     const sqnr = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
-      const req: MeasureRequest = { means: biasPasses > 0, sqnr: pass === Math.max(biasPasses, 1) - 1 };
+      const last = pass === Math.max(biasPasses, 1) - 1;
+      const req: MeasureRequest = { means: biasPasses > 0, sqnr: last };
       let inBatch = 0;
       const applyBatch = () => {
         if (!inBatch || !biasPasses) return;
@@ -313,7 +334,8 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         sumQ.fill(0);
         inBatch = 0;
       };
-      await onePass(1 + pass, (w, item, index) => w.measure(item, biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0, req), (m) => {
+      const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
+      await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
         const { meansFloat: f, meansFixed: q, sqnr: s } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
         if (!f || !q) return;
@@ -322,7 +344,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
           sumQ[c] += q[c];
         }
         if (++inBatch === opts.batchSize) applyBatch();
-      });
+      }, (index) => loadedBy[first[index]]);
       applyBatch();
     }
     const db = new Map<string, number>();
@@ -355,6 +377,7 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
     source: options.source,
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
-    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds)],
+    // The samples are in memory already: nothing to keep.
+    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
   }, options);
 }

@@ -46,6 +46,8 @@ async function sameForWorkerCounts(model: Model, list: string[], spec: SizedSpec
     const cal = await calibrateImages(model, list, spec, { ...options, workers });
     assert.is(cal.timings!.workers, workers);
     assert.is(cal.table.images, list.length);
+    // Every later pass takes each image from the worker that decoded it in pass 1.
+    assert.is(cal.timings!.reused, list.length * (options.iterations ?? 1), `${tag}: images decoded again`);
     results.push(saved(cal, `${tag}-${workers}`));
   }
   for (const k of ['qdq', 'calibrated', 'table']) {

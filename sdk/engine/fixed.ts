@@ -244,6 +244,7 @@ export class FixedPlan {
 
     // Kernels: pack constants now; scratch is one region sized for the largest request.
     const scratches: { ptr: number; bytes: number }[] = [];
+    const floatKernels: Step[] = [];
     if (!options.referenceOnly) {
       const lookup = rt.kernel('lookup_q');
       for (const s of this.steps) {
@@ -256,6 +257,7 @@ export class FixedPlan {
           const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
           s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
         }
+        if (s.kind === 'fallback' && !s.table && s.mod.kernel) floatKernels.push(s);
         if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
         const env: FixedKernelEnv = {
           exports: rt.exports,
@@ -269,6 +271,7 @@ export class FixedPlan {
         };
         s.call = s.fixed!.kernel(s.f, env);
       }
+      this.bindFloatKernels(floatKernels, inf);
       for (const v of this.inputs) this.staging.set(v.name, rt.alloc(numel(v.shape) * 4, `input "${v.name}"`));
       this.quantize = rt.kernel('quantize_f32_q');
       this.channelSums = rt.kernel('channel_sums_q');
@@ -404,6 +407,53 @@ export class FixedPlan {
     }
     const y = this.tensor(t.name);
     for (let i = 0; i < y.length; i++) into[Math.floor(i / inner) % c] += y[i];
+  }
+
+  /**
+   * Float fallbacks whose op has a float kernel run it: dequantize the runtime inputs into float
+   * buffers, the kernel, quantize the outputs (the same steps as runFallback, in WASM). The
+   * buffers are one region that every such step reuses, since steps run one at a time.
+   */
+  private bindFloatKernels(steps: Step[], inf: Inferred): void {
+    const rt = this.rt;
+    const floats = (s: Step) => [...s.ins.map((x) => (x && 'name' in x ? this.tensors.get(x.name)! : undefined)), ...s.outs.map((o) => (o ? this.tensors.get(o)! : undefined))];
+    const bytes = Math.max(0, ...steps.map((s) => floats(s).reduce((n, t) => n + (t ? Math.ceil(numel(t.shape) / 4) * 16 : 0), 0)));
+    const region = rt.alloc(bytes, 'float fallback buffers');
+    const dequantize = rt.kernel('dequantize_q_f32'), quantize = rt.kernel('quantize_f32_q');
+    for (const s of steps) {
+      const ts = floats(s);
+      let at = region;
+      const ptrs = ts.map((t) => {
+        if (!t) return 0;
+        const p = at;
+        at += Math.ceil(numel(t.shape) / 4) * 16;
+        return p;
+      });
+      const node = s.layer.nodes[0];
+      const call = s.mod.kernel!(s.params, {
+        exports: rt.exports,
+        inputs: node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
+        alloc: (b) => rt.alloc(b, `packed weights of node "${node.name}"`),
+        f32: (p, n) => rt.f32(p, n),
+        i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
+      });
+      if (!call) continue;
+      const n = s.ins.length;
+      const [fin, fout] = [ptrs.slice(0, n), ptrs.slice(n)];
+      s.call = (ins, outs) => {
+        for (let k = 0; k < n; k++) {
+          const t = ts[k];
+          if (t) dequantize(ins[k], QCODE[t.type], numel(t.shape), 2 ** -t.q.scaleLog2, fin[k]);
+        }
+        call(fin, fout);
+        for (let k = 0; k < fout.length; k++) {
+          const t = ts[n + k];
+          if (!t) continue;
+          const [lo, hi] = qRange(t.q.bits, t.q.signed);
+          quantize(fout[k], numel(t.shape), 2 ** t.q.scaleLog2, lo, hi, outs[k], QCODE[t.type]);
+        }
+      };
+    }
   }
 
   private runFallback(s: Step, views: { ins: TensorData[]; outs: TensorData[] }): void {

@@ -61,7 +61,7 @@ export async function calibrateImages(model: Model, files: readonly string[], sp
     // Undecodable, empty or oversized images are skipped (reported) unless strict.
     onItemError: (error) => skipImage(options, error),
     start: async (setup) => workers === 1
-      ? [new LocalWorker(await CalibrationWorker.create(m, setup), imageLoader(load))]
+      ? [new LocalWorker(await CalibrationWorker.create(m, setup), imageLoader(load), setup.cacheBytes)]
       : startNodeWorkers(workers, { model: m.parts(), setup, loader: load }),
   }, options);
 }

@@ -11,7 +11,7 @@ import {
   saturationBounds, type Bits, type QType, type TensorQ,
 } from '../device/spec.js';
 import {
-  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule, type StepIntegers,
+  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule, type StepIntegers,
 } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
@@ -169,10 +169,20 @@ export interface MoveFixed<P> {
  * The fixed part of an op whose outputs hold values of its first input (Reshape, Transpose,
  * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
  * is, then each output is requantized if its format differs from the input's. `adapt` lets an
- * op convert float parameters (Pad's constant value) to the input's integer domain.
+ * op convert float parameters (Pad's constant value) to the input's integer domain; `move` binds
+ * the op's data-moving kernel, run on the integers when the format does not change.
  */
-export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P): FixedOp<P, MoveFixed<P>> {
+export function moveFixed<P>(
+  mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P, move?: (p: P, env: MoveEnv) => KernelCall | undefined,
+): FixedOp<P, MoveFixed<P>> {
   return {
+    kernel(f, env) {
+      if (!move || f.rescale) return undefined;
+      return move(f.params, {
+        exports: env.exports, alloc: (bytes) => env.alloc(bytes), bytes: bytesOf(f.xq) as 1 | 2,
+        f32: (p, n) => new Float32Array(env.buffer(), p, n), i32: (p, n) => new Int32Array(env.buffer(), p, n),
+      });
+    },
     compile(ctx) {
       const xq = inputQ(ctx, 0);
       const yq = ctx.outQ[0];

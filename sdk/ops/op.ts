@@ -65,6 +65,10 @@ export interface KernelEnv {
   readonly activation?: Activation;
 }
 
+/** What a data-moving kernel binding gets (Slice, Transpose, nearest Resize): the float engine's
+ *  environment or the fixed-point engine's, and the size of the elements it moves. */
+export type MoveEnv = Pick<KernelEnv, 'exports' | 'alloc' | 'f32' | 'i32'> & { readonly bytes: 1 | 2 | 4 };
+
 /** A WASM export by name (kernels take byte offsets, sizes and scalars). */
 export function kernelFn(env: { readonly exports: Record<string, unknown> }, name: string): (...args: number[]) => number {
   const f = env.exports[name];
@@ -80,7 +84,7 @@ export function activationKernel(env: KernelEnv, a: Activation, n: number): Kern
 
 /** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
  *  when it is an Int32Array, as float32 otherwise. */
-export function upload(env: KernelEnv, data: ArrayLike<number>): number {
+export function upload(env: Pick<KernelEnv, 'alloc' | 'f32' | 'i32'>, data: ArrayLike<number>): number {
   const ptr = env.alloc(data.length * 4);
   (data instanceof Int32Array ? env.i32(ptr, data.length) : env.f32(ptr, data.length)).set(data);
   return ptr;
