@@ -56,7 +56,11 @@ message TidlTensorQuantParams {
 let root: protobuf.Root | undefined;
 /** The TIDLNetQuantParams message type, from the schema above. */
 export function tidlQuantParamsType(): protobuf.Type {
-  root ??= protobuf.parse(TIDL_QUANT_PROTO, { keepCase: true }).root;
+  // Resolved at once: field types (enums, nested messages) are then known before any use.
+  if (!root) {
+    root = protobuf.parse(TIDL_QUANT_PROTO, { keepCase: true }).root;
+    root.resolveAll();
+  }
   return root.lookupType('tidl_quant_params.TIDLNetQuantParams');
 }
 
@@ -161,8 +165,11 @@ export function toTextFormat(type: protobuf.Type, obj: Record<string, unknown>, 
 /** Read protobuf text format against a message type: unknown fields, wrong kinds of values and
  *  unbalanced braces are errors (a P2Error naming the line). */
 export function fromTextFormat(type: protobuf.Type, text: string): Record<string, unknown> {
-  const tokens = [...text.matchAll(/"(?:[^"\\]|\\.)*"|[{}:]|[^\s{}:"#]+|#[^\n]*/g)].map((m) => ({ t: m[0], line: text.slice(0, m.index).split('\n').length }))
-    .filter((x) => !x.t.startsWith('#'));
+  let line = 1, at = 0;
+  const tokens = [...text.matchAll(/"(?:[^"\\]|\\.)*"|[{}:]|[^\s{}:"#]+|#[^\n]*/g)].map((m) => {
+    for (; at < m.index; at++) if (text.charCodeAt(at) === 10) line++;
+    return { t: m[0], line };
+  }).filter((x) => !x.t.startsWith('#'));
   let i = 0;
   const bad = (msg: string): never => fail('BAD_INPUT', `TIDL quantization parameters, line ${tokens[Math.min(i, tokens.length - 1)]?.line ?? 1}: ${msg}`);
   const message = (t: protobuf.Type, closing: boolean): Record<string, unknown> => {
