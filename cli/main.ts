@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** p2calib command line: dispatches to a command module, maps errors to exit codes
  *  (2: the user's input, 1: a bug in p2calib). */
-import { readFileSync } from 'node:fs';
 import { format } from 'node:util';
 import { escapeControl, oneLine, P2Error } from '../sdk/errors.js';
+import { TOOL_VERSION } from '../sdk/version.js';
 import { nearest } from './args.js';
 
 interface Command { help: string; run(argv: string[]): Promise<number> }
@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   calibrate: { summary: 'calibrate a float model on images; write QDQ, calibrated float ONNX and calibration.json', load: () => import('./commands/calibrate.js') },
   eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
   simulate: { summary: 'run one image in fixed point and write every layer as TIDL trace files', load: () => import('./commands/simulate.js') },
+  report: { summary: 'write the layer-by-layer HTML report of a calibration (and its table as CSV)', load: () => import('./commands/report.js') },
   compare: { summary: 'compare two folders of TIDL trace files layer by layer', load: () => import('./commands/compare.js') },
 };
 
@@ -32,8 +33,7 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === '--version') {
-    // dist/cli/main.js: the package root is two folders up.
-    console.log(`p2calib ${JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version}`);
+    console.log(`p2calib ${TOOL_VERSION}`);
     return 0;
   }
   const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;

@@ -857,7 +857,7 @@ async function exerciseTraceFolder(folder: Folder, seed: TraceSeed, onStage: (s:
     let kind = '';
     for (const [stage, x, y] of [['original vs folder', a, b], ['folder vs original', b, a]] as const) {
       onStage(stage);
-      const c = compareTraces(x, y, [da, db], problems);
+      const c = compareTraces(x, y, [da, db], 0, problems);
       for (const line of [...c.problems, ...c.layers.map((l) => l.name)]) {
         if (line.includes('\n')) throw new Error(`a problem or layer name spans lines: ${JSON.stringify(line)}`);
       }

@@ -22,7 +22,7 @@ const path = (...p: string[]) => join(dir, ...p);
 const MODEL = path('model.onnx');
 const IMAGES = path('images');
 const SPEC = ['--preprocess', 'imagenet', '--size', '16x16'];
-const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx'];
+const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx', 'tidl_quant_params.prototxt'];
 const calibrate = (out: string, ...extra: string[]) => ['calibrate', MODEL, '--images', IMAGES, '--out', out, ...SPEC, '--workers', '1', ...extra];
 const SLOW = join(ROOT, 'dist/test/slow-renames.js');
 

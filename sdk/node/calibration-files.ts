@@ -2,13 +2,15 @@
 import { join, resolve } from 'node:path';
 import { Calibration, loadCalibration } from '../calibration.js';
 import { fail } from '../errors.js';
-import { check, checkModel, checkPath, options as optionsOf } from '../guard.js';
+import { check, checkModel, checkPath, isRecord, options as optionsOf } from '../guard.js';
 import type { QdqRounding } from '../export/qdq.js';
-import { INTEGRITY_FIELD, tableJson, type CalibrationTable } from '../export/table.js';
+import { INTEGRITY_FIELD, checkTableHash, tableJson, type CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
 import { prepareOutputDir, readFileOrFail, releaseOutputDir, writeFilesAtomic } from './files.js';
 
-export const CALIBRATION_FILES = { qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json' } as const;
+export const CALIBRATION_FILES = {
+  qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json', tidl: 'tidl_quant_params.prototxt',
+} as const;
 
 export interface SaveOptions {
   /** Overwrite the files of a non-empty folder. */
@@ -17,6 +19,8 @@ export interface SaveOptions {
   rounding?: QdqRounding;
 }
 
+export type SavedFiles = Record<keyof typeof CALIBRATION_FILES, string>;
+
 const NAMES = new Set<string>(Object.values(CALIBRATION_FILES));
 
 /** Prepare (and lock) a calibration's output folder: see prepareOutputDir. */
@@ -24,22 +28,19 @@ export function prepareCalibrationDir(outDir: string, force: boolean, flag = '--
   return prepareOutputDir(outDir, force, flag, (name) => NAMES.has(name));
 }
 
-export function saveCalibration(cal: Calibration, outDir: string, given?: SaveOptions): { qdq: string; calibrated: string; table: string } {
+export function saveCalibration(cal: Calibration, outDir: string, given?: SaveOptions): SavedFiles {
   check(cal instanceof Calibration, 'saveCalibration', 'the first argument must be a Calibration (from calibrate or loadCalibration)');
   checkPath(outDir, 'saveCalibration', 'the output folder');
   const options = optionsOf(given, 'saveCalibration');
   const dir = prepareCalibrationDir(outDir, !!options.force);
-  const files = {
-    qdq: join(dir, CALIBRATION_FILES.qdq),
-    calibrated: join(dir, CALIBRATION_FILES.calibrated),
-    table: join(dir, CALIBRATION_FILES.table),
-  };
-  // One set: an interrupted run leaves the old three files or the new three.
+  const files = Object.fromEntries(Object.entries(CALIBRATION_FILES).map(([k, f]) => [k, join(dir, f)])) as SavedFiles;
+  // One set: an interrupted run leaves the old files or the new ones.
   try {
     writeFilesAtomic([
       { path: files.qdq, data: cal.toQdqOnnx({ rounding: options.rounding }) },
       { path: files.calibrated, data: cal.toCalibratedOnnx() },
       { path: files.table, data: tableJson(cal.table) },
+      { path: files.tidl, data: cal.toTidlQuantParams() },
     ]);
   } finally {
     releaseOutputDir(dir);
@@ -51,12 +52,12 @@ export function saveCalibration(cal: Calibration, outDir: string, given?: SaveOp
 export const MAX_TABLE_BYTES = 256 * 2 ** 20;
 
 /**
- * Load the calibration.json of a folder for the model it was made from. The file must be a
- * regular file (not a device or a FIFO, also behind a link) carrying the hash p2calib wrote.
+ * calibration.json of a calibration folder, parsed and checked against the hash p2calib wrote in
+ * it (loadCalibration checks its fields). It must be a regular file (not a device or a FIFO, also
+ * behind a link).
  */
-export function readCalibration(model: Model, dir: string): Calibration {
-  checkModel(model, 'readCalibration');
-  checkPath(dir, 'readCalibration', 'the calibration folder');
+export function readCalibrationTable(dir: string): CalibrationTable {
+  checkPath(dir, 'readCalibrationTable', 'the calibration folder');
   const path = resolve(dir, CALIBRATION_FILES.table);
   const bytes = readFileOrFail(path, CALIBRATION_FILES.table, MAX_TABLE_BYTES);
   let table: CalibrationTable;
@@ -65,8 +66,23 @@ export function readCalibration(model: Model, dir: string): Calibration {
   } catch (e) {
     fail('BAD_INPUT', `${path} is not valid JSON: ${(e as Error).message}`);
   }
-  if (table?.format === 'p2calib-calibration' && !Object.hasOwn(table, INTEGRITY_FIELD)) {
-    fail('BAD_INPUT', `${path} has no "${INTEGRITY_FIELD}" hash: it was not written by this version of p2calib, or was edited (recalibrate)`);
+  if (table?.format === 'p2calib-calibration') {
+    if (!Object.hasOwn(table, INTEGRITY_FIELD)) fail('BAD_INPUT', `${path} has no "${INTEGRITY_FIELD}" hash: it was not written by this version of p2calib, or was edited (recalibrate)`);
+    // Checked here too: the commands read the provenance before loading the calibration.
+    checkTableHash(table as unknown as Record<string, unknown>);
   }
-  return loadCalibration(model, table);
+  return table;
+}
+
+/** Load a calibration folder (or its table, from readCalibrationTable) for the model it was made from. */
+export function readCalibration(model: Model, dir: string | CalibrationTable): Calibration {
+  checkModel(model, 'readCalibration');
+  check(typeof dir === 'string' || isRecord(dir), 'readCalibration', 'give the calibration folder or its table');
+  return loadCalibration(model, typeof dir === 'string' ? readCalibrationTable(dir) : dir);
+}
+
+/** The input shape a calibration was made at, for a single-input model (its provenance). */
+export function recordedInputShape(table: CalibrationTable): number[] | undefined {
+  const shapes = Object.values(table.provenance?.inputShape ?? {});
+  return shapes.length === 1 && Array.isArray(shapes[0]) && shapes[0].every((d) => Number.isInteger(d) && d > 0) ? shapes[0] : undefined;
 }

@@ -3,7 +3,7 @@
  * model departs from the device: the first differing layer). Folders are given as maps of file
  * name to bytes so that this runs anywhere; sdk/node/traces.ts reads them from disk.
  */
-import { oneLine } from '../errors.js';
+import { fail, oneLine } from '../errors.js';
 import { check } from '../guard.js';
 import type { QType } from '../device/spec.js';
 import {
@@ -32,9 +32,12 @@ export interface TraceComparison {
   layers: LayerComparison[];
   /** Missing, extra, malformed or size-mismatched files, one clear sentence each. */
   problems: string[];
+  /** The first layer beyond the tolerance. */
   firstMismatch?: LayerComparison;
-  /** Every layer bit-exact and no problem. */
+  /** Every layer within the tolerance (bit-exact by default) and no problem. */
   match: boolean;
+  /** The largest |difference| (in integer steps) a layer may have and still match. */
+  tolerance: number;
 }
 
 interface Entry { file: string; parsed: ParsedTraceName; bytes: Uint8Array; width: 1 | 2; floats?: Float32Array }
@@ -95,10 +98,13 @@ function elementType(width: 1 | 2, infos: (LayerInfo | undefined)[], floats: (Fl
 
 /** `unreadable`: problems found while reading the folders (files that could not be read), listed
  *  first. */
-export function compareTraces(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B'], unreadable: string[] = []): TraceComparison {
+export function compareTraces(
+  a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B'], tolerance = 0, unreadable: string[] = [],
+): TraceComparison {
   check(a instanceof Map && b instanceof Map, 'compareTraces', 'give two trace folders as maps of file name to bytes (readTraceDir)');
   check([...a.values(), ...b.values()].every((v) => v instanceof Uint8Array), 'compareTraces', 'every file must be a Uint8Array');
   check(Array.isArray(labels) && labels.length === 2 && Array.isArray(unreadable), 'compareTraces', 'labels must be two names, unreadable a list');
+  if (!(Number.isInteger(tolerance) && tolerance >= 0)) fail('BAD_OPTION', `tolerance must be an integer >= 0, got ${tolerance}`);
   const problems: string[] = [...unreadable];
   const ea = entries(labels[0], a, problems), eb = entries(labels[1], b, problems);
   const [ia, ib] = [info(a), info(b)];
@@ -146,8 +152,8 @@ export function compareTraces(a: Map<string, Uint8Array>, b: Map<string, Uint8Ar
       bitExact: mismatches === 0, mismatches, maxAbsDiff, firstMismatch: first, values: first >= 0 ? [va[first], vb[first]] : undefined,
     });
   }
-  const firstMismatch = layers.find((l) => !l.bitExact);
+  const firstMismatch = layers.find((l) => l.maxAbsDiff > tolerance);
   // File and layer names come from the folders: each problem and name stays one line.
   for (const l of layers) l.name = oneLine(l.name);
-  return { layers, problems: problems.map(oneLine), firstMismatch, match: !firstMismatch && !problems.length };
+  return { layers, problems: problems.map(oneLine), firstMismatch, match: !firstMismatch && !problems.length, tolerance };
 }
