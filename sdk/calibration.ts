@@ -6,7 +6,7 @@ import { buildTable, checkTableHash, integersSection, type CalibrationTable } fr
 import { tidlQuantParams, tidlQuantParamsType, toTextFormat } from './export/tidl-proto.js';
 import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
-import { check, checkCallbacks, checkIterable, checkPositiveInteger, options as optionsOf } from './guard.js';
+import { check, checkBatch, checkCallbacks, checkIterable, options as optionsOf } from './guard.js';
 import { Model, type Feeds } from './model.js';
 import {
   CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
@@ -46,7 +46,7 @@ export class Calibration {
 
   /** The fixed-point engine for a batch size, made once and reused. */
   fixedPlan(batch: number): Promise<FixedPlan> {
-    checkPositiveInteger(batch, 'fixedPlan', 'the batch size');
+    checkBatch(batch, this.model, 'fixedPlan');
     let p = this.plans.get(batch);
     if (!p) {
       p = FixedPlan.create(this.model, batch, this.spec);

@@ -45,6 +45,9 @@ export function checkModel(v: unknown, where: string): void {
   check(isRecord(v) && typeof v.prepared === 'function' && typeof v.floatPlan === 'function', where, 'the model must be a Model (from loadModel)');
 }
 
-export function checkPositiveInteger(v: unknown, where: string, what: string): void {
-  check(Number.isInteger(v) && (v as number) >= 1, where, `${what} must be a positive integer, got ${String(v)}`);
+/** A batch size: a positive integer, or the model's own first input dim (undefined for a model
+ *  whose first input is a scalar). */
+export function checkBatch(batch: unknown, model: unknown, where: string): void {
+  const own = (model as { inputs?: { shape: number[] }[] })?.inputs?.[0]?.shape[0];
+  check(batch === own || (Number.isInteger(batch) && (batch as number) >= 1), where, `the batch size must be a positive integer, got ${String(batch)}`);
 }

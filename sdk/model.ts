@@ -8,7 +8,7 @@ import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
 } from './passes/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
-import { check, checkFeeds, checkPositiveInteger, isRecord, options as optionsOf } from './guard.js';
+import { check, checkBatch, checkFeeds, isRecord, options as optionsOf } from './guard.js';
 import { checkFoldedWeights, checkParameters } from './passes/validate.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -138,7 +138,7 @@ export class Model {
 
   /** A float execution plan for a batch size, on its own WASM instance. */
   floatPlan(batch: number, options: FloatPlanOptions = {}): Promise<{ plan: FloatPlan; rt: WasmRuntime }> {
-    checkPositiveInteger(batch, 'floatPlan', 'the batch size');
+    checkBatch(batch, this, 'floatPlan');
     const key = JSON.stringify([batch, [...(options.keep ?? [])], [...(options.observe ?? [])], !!options.referenceOnly]);
     let p = this.plans.get(key);
     if (!p) {

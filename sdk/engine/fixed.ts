@@ -26,7 +26,7 @@
  * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
  */
 import { fail } from '../errors.js';
-import { check, checkFeeds, checkPositiveInteger, isRecord } from '../guard.js';
+import { check, checkBatch, checkFeeds, isRecord } from '../guard.js';
 import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
@@ -135,7 +135,7 @@ export class FixedPlan {
   /** A plan for a model (a Model) at a batch size, on a WASM instance of its own. */
   static async create(model: PreparedModel, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
     check(isRecord(model) && typeof model.prepared === 'function', 'FixedPlan.create', 'the model must be a Model (from loadModel)');
-    checkPositiveInteger(batch, 'FixedPlan.create', 'the batch size');
+    checkBatch(batch, model, 'FixedPlan.create');
     check(isRecord(spec) && isRecord(spec.tensors) && isRecord(spec.layers), 'FixedPlan.create', 'the spec must be a QuantSpec {tensors, layers, biasMode} (calibration.spec)');
     const { graph, inferred } = model.prepared(batch);
     return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);

@@ -6,7 +6,7 @@ import { check, checkModel, checkPath, isRecord, options as optionsOf } from '..
 import type { QdqRounding } from '../export/qdq.js';
 import { INTEGRITY_FIELD, checkTableHash, tableJson, type CalibrationTable } from '../export/table.js';
 import type { Model } from '../model.js';
-import { prepareOutputDir, readFileOrFail, releaseOutputDir, writeFilesAtomic } from './files.js';
+import { lstatOrUndefined, prepareOutputDir, readFileOrFail, releaseOutputDir, writeFilesAtomic } from './files.js';
 
 export const CALIBRATION_FILES = {
   qdq: 'model.qdq.onnx', calibrated: 'model.calibrated.onnx', table: 'calibration.json', tidl: 'tidl_quant_params.prototxt',
@@ -59,6 +59,7 @@ export const MAX_TABLE_BYTES = 256 * 2 ** 20;
 export function readCalibrationTable(dir: string): CalibrationTable {
   checkPath(dir, 'readCalibrationTable', 'the calibration folder');
   const path = resolve(dir, CALIBRATION_FILES.table);
+  if (!lstatOrUndefined(path)) fail('IO', `no ${CALIBRATION_FILES.table} in ${dir}`);
   const bytes = readFileOrFail(path, CALIBRATION_FILES.table, MAX_TABLE_BYTES);
   let table: CalibrationTable;
   try {

@@ -24,7 +24,8 @@ export function ioReason(e: unknown): string {
   return err?.code && REASONS[err.code] ? `${REASONS[err.code]} (${err.code})` : String(err?.message ?? e);
 }
 
-const lstat = (path: string): Stats | undefined => {
+/** lstat, or undefined where nothing is (or the path cannot be looked at). */
+export const lstatOrUndefined = (path: string): Stats | undefined => {
   try {
     return lstatSync(path);
   } catch {
@@ -35,7 +36,7 @@ const lstat = (path: string): Stats | undefined => {
 /** Why a path cannot be opened, in words: a dangling link, a loop, missing. */
 function openFailure(path: string, what: string, e: unknown): never {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') fail('IO', lstat(path)?.isSymbolicLink() ? `${what} is a dangling symbolic link: ${path}` : `${what} not found: ${path}`);
+  if (code === 'ENOENT') fail('IO', lstatOrUndefined(path)?.isSymbolicLink() ? `${what} is a dangling symbolic link: ${path}` : `${what} not found: ${path}`);
   if (code === 'ELOOP') fail('IO', `${what} is a loop of symbolic links: ${path}`);
   fail('IO', `cannot read ${what} ${path}: ${ioReason(e)}`);
 }
@@ -93,7 +94,7 @@ export function readModelFile(path: string): { bytes: Uint8Array; options: Pick<
         // path (through any symbolic link) lies inside the folder's real path.
         if (!location || isAbsolute(location)) fail('EXTERNAL_DATA', `the location "${location}" is not a relative path inside the model's folder`);
         const p = resolve(dir, location);
-        if (!lstat(p)) return undefined;
+        if (!lstatOrUndefined(p)) return undefined;
         const real = realPathInside(p, dir, 'external data file');
         let data = files.get(real);
         if (!data) files.set(real, (data = readFileOrFail(real, 'external data file')));
@@ -130,7 +131,7 @@ function running(pid: number): boolean {
  */
 export function writeFilesAtomic(files: { path: string; data: Uint8Array | string }[]): void {
   for (const f of files) {
-    const st = lstat(f.path);
+    const st = lstatOrUndefined(f.path);
     if (st && !st.isFile() && !st.isSymbolicLink()) fail('IO', `cannot write ${f.path}: it exists and is not a file`);
   }
   const temps = files.map((f) => tempPath(f.path));
@@ -151,7 +152,7 @@ export function writeFilesAtomic(files: { path: string; data: Uint8Array | strin
     });
     files.forEach((f, i) => { current = f.path; renameSync(temps[i], f.path); });
   } catch (e) {
-    for (const t of written) if (lstat(t)) unlinkSync(t);
+    for (const t of written) if (lstatOrUndefined(t)) unlinkSync(t);
     fail('IO', `cannot write ${current}: ${ioReason(e)}`);
   }
 }
@@ -161,12 +162,12 @@ export function writeFilesAtomic(files: { path: string; data: Uint8Array | strin
 function makeFolder(abs: string, dir: string, flag: string): void {
   const missing: string[] = [];
   let p = abs;
-  for (; !lstat(p); p = dirname(p)) {
+  for (; !lstatOrUndefined(p); p = dirname(p)) {
     missing.unshift(p);
     if (p === parsePath(p).root) break;
   }
   const cannot = (reason: string): never => fail('IO', `cannot create ${flag} ${dir}: ${reason}`);
-  const st = lstat(p);
+  const st = lstatOrUndefined(p);
   if (st?.isSymbolicLink()) {
     let target: Stats | undefined;
     try {
@@ -234,7 +235,7 @@ function lockOutputDir(abs: string, dir: string, flag: string): void {
       if (!(Number(pid) > 0) || host !== hostname() || running(Number(pid))) {
         fail('IO', `${flag} ${dir} is being written by another p2calib run (pid ${pid}${host !== hostname() ? ` on ${host}` : ''}); if none is, remove ${path}`);
       }
-      if (lstat(path)?.isFile()) unlinkSync(path);
+      if (lstatOrUndefined(path)?.isFile()) unlinkSync(path);
     }
   } finally {
     unlinkSync(temp);
@@ -265,7 +266,7 @@ export function releaseOutputDir(abs: string): void {
  */
 export function prepareOutputDir(dir: string, force: boolean, flag = '--out', owns: (name: string) => boolean = () => false): string {
   const abs = resolve(dir);
-  const st = lstat(abs);
+  const st = lstatOrUndefined(abs);
   if (!st) {
     makeFolder(abs, dir, flag);
   } else {
@@ -291,7 +292,7 @@ export function prepareOutputDir(dir: string, force: boolean, flag = '--out', ow
   const entries = names.filter((name) => {
     if (name === LOCK_FILE) return false;
     const m = TEMP_FILE.exec(name);
-    if (!m || !(m[1] === LOCK_FILE || owns(m[1])) || !stale(Number(m[2])) || !lstat(join(abs, name))?.isFile()) return true;
+    if (!m || !(m[1] === LOCK_FILE || owns(m[1])) || !stale(Number(m[2])) || !lstatOrUndefined(join(abs, name))?.isFile()) return true;
     unlinkSync(join(abs, name));
     return false;
   });
