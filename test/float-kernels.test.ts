@@ -358,6 +358,18 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
   }
 });
 
+test('BatchNormalization kernel (not folded: after a ConvTranspose, or alone) equals the reference', async () => {
+  for (const dims of [[2, 5, 7, 9], [1, 3, 11], [1, 4]]) {
+    const c = dims[1];
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }],
+      nodes: [node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'], { epsilon: 1e-3 })],
+      initializers: { g: randomTensor([c], 1), b: randomTensor([c], 2), m: randomTensor([c], 3), v: randomTensor([c], 4, 0.1, 3) },
+    };
+    await check(`BatchNormalization [${dims}]`, spec, { kernels: ['BatchNormalization'], range: 5 });
+  }
+});
+
 test('Softmax and LogSoftmax kernels equal the reference: every axis, long rows, opset 11 flattening, wide ranges', async () => {
   const one = (op: string, dims: number[], axis: number, opset = 13): ModelSpec => ({
     inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes: [node(op, ['x'], ['y'], { axis })], opset,
