@@ -249,6 +249,11 @@ for (const bits of [8, 16] as const) {
     await bitExact(eltwise('Add', [1, 3, 4, 4], [1, 3, 1, 1]), { bits });
     await bitExact(eltwise('Mul', [1, 6, 2, 2], [1, 6, 1, 1]), { bits });
     await bitExact(eltwise('Mul', [2, 5, 3, 7], [2, 5, 3, 7], 'Relu'), { bits, maxShift: bits === 8 ? 16 : 31 }, [1, 2, 3, 4, 5, 6]);
+    // Broadcasts with runs of 16 or more: per channel (SE blocks), across channels, a row.
+    await bitExact(eltwise('Mul', [1, 6, 5, 9], [1, 6, 1, 1]), { bits });
+    await bitExact(eltwise('Add', [2, 3, 4, 20], [2, 1, 4, 20], 'Relu'), { bits });
+    await bitExact(eltwise('Sub', [1, 1, 4, 33], [1, 5, 4, 33]), { bits });
+    await bitExact(eltwise('Mul', [2, 4, 17], [17]), { bits });
   });
 }
 
