@@ -1,7 +1,10 @@
 /** calibrate() and the Calibration it returns: the public face of sdk/quant and sdk/export. */
 import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq, type QdqRounding } from './export/qdq.js';
-import { buildTable, type CalibrationTable } from './export/table.js';
+import { buildProvenance, checkModel, type CalibrationSource } from './export/provenance.js';
+import { buildTable, integersSection, type CalibrationTable } from './export/table.js';
+import { tidlQuantParams, tidlQuantParamsType, toTextFormat } from './export/tidl-proto.js';
+import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
 import {
@@ -29,6 +32,11 @@ export class Calibration {
     readonly timings?: CalibrationTimings,
   ) {}
 
+  /** The preprocessing the calibration was made with (calibration.json's provenance), if known. */
+  get preprocessing(): SizedSpec | undefined {
+    return (this.table.provenance?.preprocessing as SizedSpec | null) ?? undefined;
+  }
+
   /** The fixed-point simulation of the device: float feeds in, dequantized outputs out. */
   async run(feeds: Feeds): Promise<Record<string, Float32Array>> {
     const { record, batch } = this.model.feedsToRecord(feeds);
@@ -55,6 +63,15 @@ export class Calibration {
   toCalibratedOnnx(): Uint8Array {
     return exportCalibrated(this.state, this.spec, this.weights);
   }
+
+  /** TIDL's quantization parameters file (prototxt) with these ranges and biases: point
+   *  `advanced_options:quant_params_proto_path` at it and TIDL uses them instead of calibrating. */
+  toTidlQuantParams(): string {
+    const nodes = this.state.graph.nodes;
+    const producers = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
+    const inFloat = new Set(nodes.filter((n) => this.state.floatNodes.has(n.name)).flatMap((n) => n.outputs));
+    return toTextFormat(tidlQuantParamsType(), tidlQuantParams(this.table, producers, inFloat));
+  }
 }
 
 /** Rebuild a saved calibration (calibration.json) for the model it was made from. */
@@ -69,7 +86,13 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
   if (typeof t.bits !== 'number') bad('bits', 'a number');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
-  if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
+  for (const k of ['sixteenBit', 'floatNodes', 'sixteenBitWeights']) {
+    const v = t[k];
+    if ((k === 'sixteenBit' || v !== undefined) && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) bad(k, 'a list of names');
+  }
+  if (t.rules !== undefined && !(obj(t.rules) && ['clipWeights', 'biasCalibration', 'perChannelDepthwise'].every((k) => typeof (t.rules as Record<string, unknown>)[k] === 'boolean'))) {
+    bad('rules', '{"clipWeights", "biasCalibration", "perChannelDepthwise"} booleans');
+  }
   const input = t.input;
   if (!obj(input) || typeof input.pixels !== 'boolean') bad('input', '{"pixels": true|false, ...}');
   const a = (input as Record<string, unknown>).affine;
@@ -82,6 +105,12 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
+  const prov = t.provenance;
+  if (prov !== undefined) {
+    if (!obj(prov) || !obj(prov.model) || !(prov.model.sha256 === null || typeof prov.model.sha256 === 'string')) bad('provenance.model', '{"sha256": "<hex>"}');
+    const pre = (prov as Record<string, unknown>).preprocessing;
+    if (!(pre === null || obj(pre))) bad('provenance.preprocessing', 'a preprocessing spec or null');
+  }
   for (const [name, e] of Object.entries(t.layers as object)) {
     if (!obj(e) || !numbers(e.bias)) bad(`layers.${name}.bias`, 'a list of numbers');
     if (!numbers((e as Record<string, unknown>).weightScaleLog2, true)) bad(`layers.${name}.weightScaleLog2`, 'a list of integers from -64 to 64');
@@ -90,10 +119,11 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
 
 export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
   checkTable(table);
+  checkModel(table.provenance, source);
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator,
+    estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
   });
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
@@ -135,6 +165,8 @@ export interface CalibrationRun<I> {
   /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
    *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
   onItemError?(error: unknown, item: I): void;
+  /** The samples' preprocessing and identities (one per item), for calibration.json's provenance. */
+  source?: CalibrationSource;
 }
 
 /** Decoded images each worker keeps from pass 1 for the later passes: 64 MiB hold about 440 of
@@ -322,8 +354,12 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];
     }
+    const cal = new Calibration(model, state, spec, weights, table, timings);
+    const source = run.source && { ...run.source, images: run.source.images?.filter((_, i) => !leftOut.has(i)) };
+    table.provenance = await buildProvenance(model, opts, state.images, source);
+    table.integers = integersSection((await cal.fixedPlan(1)).integers(), state, weights);
     timings.total = performance.now() - t0;
-    return new Calibration(model, state, spec, weights, table, timings);
+    return cal;
   } finally {
     if (!closed) await Promise.all(workers.map((w) => w.abort()));
   }
@@ -334,9 +370,11 @@ async function* eachImage(model: Model, samples: Samples): AsyncGenerator<Record
   for await (const sample of samples as AsyncIterable<Sample>) yield* splitImages(model, sample);
 }
 
-/** Calibrate on samples (preprocessed tensors), in this thread. */
-export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions = {}): Promise<Calibration> {
+/** Calibrate on samples (preprocessed tensors), in this thread. `source` tells calibration.json
+ *  where the samples come from (their preprocessing, one identity per image). */
+export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions & { source?: CalibrationSource } = {}): Promise<Calibration> {
   return runCalibration(model, {
+    source: options.source,
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
     // The samples are in memory already: nothing to keep.

@@ -6,6 +6,7 @@ export { calibrate, loadCalibration, Calibration } from './calibration.js';
 export type { CalibrateOptions, CalibrationProgress, Preset, BiasCalibration, Sample, Samples } from './quant/calibrate.js';
 export type { QdqRounding } from './export/qdq.js';
 export { tableJson, type CalibrationTable } from './export/table.js';
+export type { CalibrationSource, ImageIdentity, Provenance } from './export/provenance.js';
 export type { PixelAffine } from './passes/transforms.js';
 export { presetSpec, parseSpec, sizeSpec, pixelAffine, pixelSpec, type PreprocessSpec, type SizedSpec, type PresetName } from './data/preprocess.js';
 // The fixed-point engine and TIDL trace files.

@@ -48,6 +48,8 @@ export interface QuantSpec {
   /** Keyed by node name. */
   layers: Record<string, LayerQ>;
   biasMode: BiasMode;
+  /** Nodes kept in float: the engine runs them as float fallback whatever their op. */
+  floatNodes?: string[];
 }
 
 // ---- the device's arithmetic, in plain code ----

@@ -30,7 +30,7 @@ import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
-import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, ValueMeta } from '../ops/op.js';
+import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
 } from '../device/spec.js';
@@ -64,6 +64,18 @@ export interface FixedLayer {
 }
 
 export type MeansOf = 'output' | 'accumulator';
+
+/** One step's integers: its runtime tensors' device types and scales, how it computes, and the
+ *  parameters its op derived (a weight layer's device bias and shifts, an Add's factors, ...). */
+export interface StepRecord {
+  ops: string[];
+  inputs: { name: string; type: QType; scaleLog2: number }[];
+  outputs: { name: string; type: QType; scaleLog2: number }[];
+  /** 'integer': the device arithmetic below; 'float fallback': dequantize, float op, requantize;
+   *  'shared buffer': the output is the input's integers reinterpreted. */
+  arithmetic: 'integer' | 'float fallback' | 'shared buffer';
+  params?: StepIntegers;
+}
 
 /** What a plan needs of a model: its prepared graph at a batch size (Model has it). */
 export interface PreparedModel {
@@ -143,6 +155,7 @@ export class FixedPlan {
       return t;
     };
     const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
+    const floatNodes = new Set(spec.floatNodes ?? []);
     for (const name of Object.keys(spec.layers)) {
       const n = nodeNames.get(name);
       if (!n || !WEIGHT_OPS.has(n.op)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a Conv/ConvTranspose/Gemm/MatMul node of the graph`);
@@ -164,7 +177,7 @@ export class FixedPlan {
       const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
       const layerQ = spec.layers[node.name];
       const weightOp = WEIGHT_OPS.has(node.op) && !isRuntime(node.inputs[1]);
-      let fixed = weightOp && !layerQ ? undefined : mod.fixed;
+      let fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
 
       // A single-reader Relu/Clip becomes the saturation of the op before it.
       const out = node.outputs[0];
@@ -268,6 +281,23 @@ export class FixedPlan {
     this.sumsPtr = rt.alloc(8 * Math.max(0, ...this.steps.map((s) => s.channels?.[1] ?? 0)), 'channel sums');
     this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
     this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
+  }
+
+  /** Every step's integers by its first node's name, in execution order. */
+  integers(): Record<string, StepRecord> {
+    const io = (t: FixedTensor) => ({ name: t.name, type: t.type, scaleLog2: t.q.scaleLog2 });
+    const out: Record<string, StepRecord> = {};
+    for (const s of this.steps) {
+      const params = s.kind === 'fixed' ? s.fixed!.describe?.(s.f) : undefined;
+      out[s.layer.nodes[0].name] = {
+        ops: s.layer.nodes.map((n) => n.op),
+        inputs: s.ins.flatMap((x) => (x && 'name' in x ? [io(this.tensors.get(x.name)!)] : [])),
+        outputs: s.layer.outputs.map(io),
+        arithmetic: s.kind === 'fixed' ? 'integer' : s.kind === 'alias' ? 'shared buffer' : 'float fallback',
+        ...(params && Object.keys(params).length ? { params } : {}),
+      };
+    }
+    return out;
   }
 
   /** Steps that run as float fallback (no documented device arithmetic), by node names. */

@@ -62,6 +62,8 @@ concat.fixed = {
     });
     return { p: ctx.params, rescales, inQ, yq };
   },
+  // Input i: y = sat(roundShift(x * factor_i, shift_i)).
+  describe: (f) => ({ inputs: f.rescales.map((r) => ({ factor: r.k, shift: r.n })), saturate: [f.rescales[0].lo, f.rescales[0].hi] }),
   reference(f, inputs, [y]) {
     const total = f.p.chunks.reduce((a, b) => a + b, 0);
     let offset = 0;

@@ -10,7 +10,9 @@ import {
   accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
 } from '../device/spec.js';
-import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule } from './op.js';
+import {
+  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule, type StepIntegers,
+} from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
 export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
@@ -138,6 +140,11 @@ export function eltwiseKernel(env: FixedKernelEnv, aq: TensorQ, bq: TensorQ | un
     k(a, ac, ka, b, bc, kb, len, r.n, r.lo, r.hi, y, yc);
 }
 
+/** A rescale as calibration.json records it: y = sat(roundShift(x * factor, shift), saturate). */
+export function describeRescale(r: Rescale): StepIntegers {
+  return { factor: r.k, shift: r.n, saturate: [r.lo, r.hi] };
+}
+
 /** A kernel rescaling `count` elements from one byte offset to another. */
 export function rescaleKernel(env: FixedKernelEnv, xq: TensorQ, yq: TensorQ): (r: Rescale, x: number, y: number, count: number) => void {
   const k = eltwiseKernel(env, xq, undefined, yq);
@@ -195,6 +202,7 @@ export function moveFixed<P>(
       mod.reference(f.params, inputs, wide);
       wide.forEach((w, i) => rescaleRef(f.rescale!, w, outputs[i]));
     },
+    describe: (f) => (f.rescale ? describeRescale(f.rescale) : {}),
   };
 }
 
@@ -266,6 +274,8 @@ export function weightFixed<P>(
       return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
     },
     arith: (f) => f.arith,
+    // acc = sum x*w + bias[c]; y = sat((acc + 2^(shift[c]-1)) >> shift[c]); bias at 2^accLog2[c].
+    describe: ({ arith: a }) => ({ bias: Array.from(a.bias), accLog2: Array.from(a.accLog2), shift: Array.from(a.shift), saturate: [a.lo, a.hi] }),
     reference(f, [x], [y]) {
       mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
       for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
@@ -434,6 +444,7 @@ export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: Te
     reference(f, [x], [y]) {
       rescaleRef(f, x, y);
     },
+    describe: describeRescale,
     kernel(f, env) {
       const k = rescaleKernel(env, f.xq, f.yq);
       return ([x], [y]) => k(f, x, y, f.count);

@@ -177,7 +177,14 @@ export interface FixedOp<P, F> {
   readonly fusesActivation?: boolean;
   /** Weight layers: where compile() put the layer's arithmetic (for setBias and statistics). */
   arith?(f: F): LayerArith;
+  /** The integers compile() derived (factors, multipliers, shifts, device biases, saturation), as
+   *  plain numbers: what recomputing the step from its input integers needs besides the formats
+   *  (calibration.json's "integers" section). */
+  describe?(f: F): StepIntegers;
 }
+
+/** A step's integer parameters, JSON-ready. */
+export type StepIntegers = Record<string, number | number[] | { factor: number; shift: number }[]>;
 
 // ---- helpers shared by op modules ----
 
