@@ -5,9 +5,12 @@ import { buildTable, type CalibrationTable } from './export/table.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
 import {
-  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
+  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type OutputRanges, type Preset, type ResolvedOptions, type Sample,
+  type Samples,
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
+import { numel } from './graph/ir.js';
+import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
@@ -92,7 +95,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator,
+    estimator: table.estimator, outputRanges: table.outputRanges as OutputRanges | undefined,
   });
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
@@ -213,6 +216,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
   });
   timings.workers = workers.length;
   timings.start = performance.now() - t;
@@ -251,7 +255,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
     t = performance.now();
     state.freezeWeights();
-    const { spec, weights } = state.spec();
+    const { spec, weights, formats } = state.spec();
     await Promise.all(workers.map((w) => w.setSpec(spec)));
     timings.spec = performance.now() - t;
 
@@ -263,6 +267,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     const sumF = new Float64Array(length), sumQ = new Float64Array(length);
     const biases = new Float32Array(length);
     const sqnr = new Float64Array(2 * points.length);
+    const clip = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
       const req: MeasureRequest = { means: biasPasses > 0, sqnr: pass === Math.max(biasPasses, 1) - 1 };
@@ -281,8 +286,9 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         inBatch = 0;
       };
       await onePass(1 + pass, (w, item, index) => w.measure(item, biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0, req), (m) => {
-        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        const { meansFloat: f, meansFixed: q, sqnr: s, clip: c } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (c) for (let k = 0; k < clip.length; k++) clip[k] += c[k];
         if (!f || !q) return;
         for (let c = 0; c < length; c++) {
           sumF[c] += f[c];
@@ -293,8 +299,17 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       applyBatch();
     }
     const db = new Map<string, number>();
-    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * Math.log10(sqnr[2 * i] / sqnr[2 * i + 1]));
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
+    const errors = new Map<string, PointError>();
+    for (const i of observed) {
+      const p = points[i];
+      db.set(p, sqnr[2 * i + 1] === 0 ? Infinity : 10 * Math.log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+      errors.set(p, {
+        signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
+        count: numel(inferred.values.get(p)!.shape) * state.images,
+      });
+    }
+    const verdicts = diagnose(state, formats, errors);
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];

@@ -4,7 +4,8 @@
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
 import type { PixelAffine } from '../graph/transforms.js';
-import type { CalibrationState } from '../quant/calibrate.js';
+import { VERDICT_THRESHOLD, type CalibrationState, type Compromise, type Formats } from '../quant/calibrate.js';
+import type { Verdict } from '../quant/diagnose.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
@@ -18,6 +19,10 @@ export interface TensorEntry {
   signed: boolean;
   /** SQNR (dB) of the fixed-point tensor against the float one, on the calibration samples. */
   sqnr?: number;
+  /** The op's known output range, which the clip covers (Sigmoid, Softmax [0, 1], Tanh [-1, 1]). */
+  knownRange?: [number, number];
+  /** The range is the extremes over the images (a model output or what feeds it), not their average. */
+  peak?: true;
 }
 
 export interface LayerEntry {
@@ -53,13 +58,21 @@ export interface CalibrationTable {
   images: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
+  /** How the ranges of model outputs and what feeds them fold over the images: 'peak' or 'average'. */
+  outputRanges?: string;
   tensors: Record<string, TensorEntry>;
   layers: Record<string, LayerEntry>;
+  /** By node name: what the device's rules forced on its formats or weights, with the reason. */
+  compromises?: Record<string, Compromise[]>;
+  /** Nodes without documented integer arithmetic: dequantize, float reference, requantize. */
+  fallbacks?: { node: string; op: string }[];
+  /** Verdicts on the layers below their SQNR threshold (dB, by bits). */
+  diagnostics?: { thresholds: Record<string, number>; verdicts: Verdict[] };
 }
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine },
+  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine; formats?: Formats; verdicts?: Verdict[] },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -69,6 +82,8 @@ export function buildTable(
     tensors[p] = {
       range: [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
       ...(extra.sqnr?.has(p) ? { sqnr: extra.sqnr.get(p) } : {}),
+      ...(extra.formats?.known.has(p) ? { knownRange: extra.formats.known.get(p) } : {}),
+      ...(state.peaks.has(p) ? { peak: true as const } : {}),
     };
   }
   const layers: Record<string, LayerEntry> = {};
@@ -105,8 +120,15 @@ export function buildTable(
     subsampleSeed: o.subsampleSeed ?? null,
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
+    outputRanges: o.outputRanges,
     tensors,
     layers,
+    compromises: Object.fromEntries(extra.formats?.compromises ?? []),
+    fallbacks: (extra.formats?.fallbacks ?? []).map((n) => ({ node: n.name, op: n.op })),
+    diagnostics: {
+      thresholds: o.verdictThreshold === undefined ? { ...VERDICT_THRESHOLD } : { 8: o.verdictThreshold, 16: o.verdictThreshold },
+      verdicts: extra.verdicts ?? [],
+    },
   };
 }
 

@@ -163,4 +163,8 @@ export const resize: OpModule<ResizeParams> = {
 /** Fixed point: nearest resize moves integers; linear weights have no documented device form
  *  (float fallback). */
 const resizeMove = moveFixed(resize);
-resize.fixed = { ...resizeMove, compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)) };
+resize.fixed = {
+  ...resizeMove,
+  limits: (ctx) => (ctx.params.linear ? undefined : resizeMove.limits!(ctx)),
+  compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)),
+};

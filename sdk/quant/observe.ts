@@ -65,6 +65,7 @@ export class FloatObserver {
   private readonly targets = new Map<string, { t: MeanTarget; offset: number }[]>();
   /** Indices of the points that are runtime tensors of the plan (the others never get a range). */
   readonly observed: number[] = [];
+  private readonly peaks: Set<number>;
 
   constructor(
     private readonly plan: FloatPlan,
@@ -73,7 +74,10 @@ export class FloatObserver {
     meanTargets: readonly MeanTarget[],
     private readonly estimator: Estimator,
     private readonly subsample?: Subsample,
+    /** Indices of the points whose range is their min and max whatever the estimator. */
+    peaks: readonly number[] = [],
   ) {
+    this.peaks = new Set(peaks);
     this.stats = new StatsKernels(rt, Math.max(0, ...meanTargets.map((t) => t.channels)));
     points.forEach((p, i) => {
       if (!plan.location(p) || this.pointIndex.has(p)) return;
@@ -103,7 +107,7 @@ export class FloatObserver {
           const shape = this.subsample?.shapeOf(name);
           const sub = shape?.length === 4 ? shape : undefined;
           const [oy, ox] = sub ? subsampleOffsets(this.subsample!.seed, o.ranges.image, i) : [0, 0];
-          const [lo, hi] = batchRange(this.estimator, {
+          const [lo, hi] = batchRange(this.peaks.has(i) ? { kind: 'minmax' } : this.estimator, {
             count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
             minMax: () => this.stats.minMax(loc.ptr, loc.length),
             extremes: sub ? undefined : (m) => this.stats.extremes(loc.ptr, loc.length, m),

@@ -86,7 +86,7 @@ export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: bool
  * fit its type. `inLog2` is the input's scale exponent (the bias cap depends on it in 'int16'
  * mode and in 16-bit layers).
  */
-export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, opts: WeightQuantOptions): { scaleLog2: number[]; biasCapped: boolean } {
+export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, opts: WeightQuantOptions): { scaleLog2: number[]; fromWeights: number[]; biasCapped: boolean } {
   const perChannel = a.maxAbs.length > 1;
   const maxBias = new Float64Array(a.maxAbs.length);
   for (let c = 0; c < bias.length; c++) {
@@ -98,14 +98,39 @@ export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2:
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
   let biasCapped = false;
-  const scaleLog2 = Array.from(a.maxAbs, (m, g) => {
-    const fromWeights = opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24)));
-    if (maxBias[g] === 0) return fromWeights;
+  // A zero or denormal group gets the scale of 2^-24: its weights quantize to 0 whatever the
+  // scale, and calibration caps it where the layer's shift would not take it.
+  const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - Math.ceil(Math.log2(Math.max(m, 2 ** -24))));
+  const scaleLog2 = fromWeights.map((w, g) => {
+    if (maxBias[g] === 0) return w;
     const cap = Math.floor(Math.log2(biasLimit / maxBias[g])) - biasShift;
-    if (cap < fromWeights) biasCapped = true;
-    return Math.min(fromWeights, cap);
+    if (cap < w) biasCapped = true;
+    return Math.min(w, cap);
   });
-  return { scaleLog2, biasCapped };
+  return { scaleLog2, fromWeights, biasCapped };
+}
+
+/** Per output channel, at given weight scales: max|W| in float, sum |q| and whether any q is nonzero. */
+export interface ChannelStats {
+  maxAbs: Float64Array;
+  absSum: Float64Array;
+  nonzero: Uint8Array;
+}
+
+export function channelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
+  const [lo, hi] = qRange(bits, true);
+  const channels = a.layout.channels;
+  const out: ChannelStats = { maxAbs: new Float64Array(channels), absSum: new Float64Array(channels), nonzero: new Uint8Array(channels) };
+  const scales = scaleLog2.map((e) => 2 ** e);
+  for (let i = 0; i < a.values.length; i++) {
+    const c = a.layout.channelOf(i);
+    const v = a.values[i];
+    const q = Math.abs(saturate(roundHalfAway(v * scales[scaleLog2.length > 1 ? c : 0]), lo, hi));
+    out.maxAbs[c] = Math.max(out.maxAbs[c], Math.abs(v));
+    out.absSum[c] += q;
+    if (q) out.nonzero[c] = 1;
+  }
+  return out;
 }
 
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
