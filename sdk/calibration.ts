@@ -82,6 +82,8 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t.tensors)) bad('tensors', 'an object');
   for (const [name, e] of Object.entries(t.tensors as object)) {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
+    const x = (e as Record<string, unknown>).extremes;
+    if (x !== undefined && (!numbers(x) || x.length !== 2)) bad(`tensors.${name}.extremes`, 'two numbers');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
   for (const [name, e] of Object.entries(t.layers as object)) {
@@ -249,7 +251,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         leftOut.add(index);
         return;
       }
-      for (const i of observed) state.ranges.get(points[i])!.update([r[2 * i], r[2 * i + 1]]);
+      for (const i of observed) state.ranges.get(points[i])!.update([r[4 * i], r[4 * i + 1]], [r[4 * i + 2], r[4 * i + 3]]);
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);

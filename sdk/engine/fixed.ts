@@ -202,7 +202,8 @@ export class FixedPlan {
         this.weightLayers.push(node.name);
         this.byNode.set(node.name, step);
       }
-      if (!fixed && mod.elementwise && inQ[0] && outT[0]) {
+      // Tabulated where the tensor has more elements than its input format has integers.
+      if (!fixed && mod.elementwise && inQ[0] && outT[0] && numel(outT[0].shape) > 2 ** inQ[0].bits) {
         step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
       } else if (!fixed) {
         step.floats = {

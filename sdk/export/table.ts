@@ -12,6 +12,8 @@ import type { QuantizedWeights } from '../quant/weights.js';
 
 export interface TensorEntry {
   range: [number, number];
+  /** The smallest and largest values seen over the images (what a clip of `range` may cut). */
+  extremes: [number, number];
   clip: [number, number];
   scale: number;
   scaleLog2: number;
@@ -80,7 +82,7 @@ export function buildTable(
     const q = spec.tensors[p];
     const r = state.ranges.get(p)!;
     tensors[p] = {
-      range: [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
+      range: [r.min, r.max], extremes: r.n ? r.seen : [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
       ...(extra.sqnr?.has(p) ? { sqnr: extra.sqnr.get(p) } : {}),
       ...(extra.formats?.known.has(p) ? { knownRange: extra.formats.known.get(p) } : {}),
       ...(state.peaks.has(p) ? { peak: true as const } : {}),

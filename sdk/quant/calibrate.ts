@@ -19,8 +19,8 @@ import { maxAbs } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
 import type { LimitContext, ValueMeta } from '../ops/op.js';
 import { isWeightLayer, outputFeeds, passesThrough, placePact2, type Placement } from './pact2.js';
-import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import { layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from './spec.js';
+import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from './spec.js';
 import {
   analyzeWeights, channelStats, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis,
 } from './weights.js';
@@ -253,11 +253,12 @@ export class CalibrationState {
   }
 
   /** Set ranges and biases from a saved calibration table (see export/table.ts). */
-  restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
+  restore(ranges: Record<string, { range: [number, number]; extremes?: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
     for (const [t, r] of this.ranges) {
       const saved = ranges[t];
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
       [r.min, r.max] = saved.range;
+      r.seen = saved.extremes ? [...saved.extremes] : [...saved.range];
       r.n = 1;
     }
     for (const l of this.layers) {
@@ -282,13 +283,28 @@ export class CalibrationState {
     return this.computedBy.get(point) ?? [];
   }
 
-  /** The range a point is clipped to: its statistics, widened to its op's known output range. */
-  private clipRange(p: string, known: Map<string, [number, number]>): [number, number] {
+  /**
+   * A point's format: the PACT2 clip of its statistics (signed where they are negative, or where
+   * a value seen would round below 0 on the unsigned grid), widened to its op's known output
+   * range where the statistics' clip would cut values seen (`known` gets the points widened).
+   */
+  private pointFormat(p: string, opRange: [number, number] | undefined, known: Map<string, [number, number]>): TensorQ {
     const r = this.ranges.get(p)!;
-    let [lo, hi] = [this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max];
-    const k = known.get(p);
-    if (k) [lo, hi] = [Math.min(lo, k[0]), Math.max(hi, k[1])];
-    return [lo, hi];
+    const bits = this.bitsOf(p);
+    const [seenMin, seenMax] = r.seen[0] <= r.seen[1] ? r.seen : [r.min, r.max];
+    let lo = r.min, hi = r.max;
+    if (this.placement.unsigned.has(p)) lo = Math.max(0, lo);
+    else if (lo >= 0 && seenMin < 0) {
+      const step = pact2Clip(0, hi).clip2 / 2 ** bits;
+      if (seenMin < -step / 2) lo = Math.max(seenMin, -Math.abs(hi));
+    }
+    let q = tensorQ(lo, hi, bits);
+    const [cl, ch] = clipOf(q);
+    if (opRange && (seenMax > ch || seenMin < cl)) {
+      known.set(p, opRange);
+      q = tensorQ(Math.min(lo, opRange[0]), Math.max(hi, opRange[1]), bits);
+    }
+    return q;
   }
 
   /**
@@ -299,18 +315,18 @@ export class CalibrationState {
    * layer's accumulator, since the device's shift cannot be negative), recording each move.
    */
   formats(): Formats {
-    const known = new Map<string, [number, number]>();
+    const opRanges = new Map<string, [number, number]>();
     for (const node of this.inferred.order) {
       const range = opModule(node)?.outputRange?.(this.inferred.compiled.get(node)!.params);
       const p = range && this.placement.formatOf.get(node.outputs[0]);
-      if (p) known.set(p, range);
+      if (p) opRanges.set(p, range);
     }
+    const known = new Map<string, [number, number]>();
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
-      const [lo, hi] = this.clipRange(p, known);
       tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
         ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
-        : tensorQ(lo, hi, this.bitsOf(p));
+        : this.pointFormat(p, opRanges.get(p), known);
     }
     const scales = new Map<LayerState, number[]>();
     const compromises = new Map<string, Compromise[]>();

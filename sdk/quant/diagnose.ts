@@ -24,6 +24,8 @@ export type Cause =
   /** The weights quantize badly: channels that all quantize to 0 or keep few levels (channel
    *  ranges spanning 2^spanLog2 under one per-tensor scale), or a low SQNR of the weights themselves. */
   | { kind: 'weights'; text: string; channels: number; zeroed: number; fewLevels: number; spanLog2: number; perChannel: boolean; weightSqnr: number }
+  /** The preset's weight-clipping rule cut weights (in `channels` channels) at ±clip. */
+  | { kind: 'weight-clip'; text: string; clip: number; clipped: number; channels: number; weightSqnr: number }
   /** The format's range cuts values: `clipped` % of them, making `errorShare` % of the error. */
   | { kind: 'clip'; text: string; clipped: number; errorShare: number }
   /** An Add/Sub whose inputs' scales differ by 2^bits. */
@@ -31,8 +33,10 @@ export type Cause =
   /** The output scale was lowered where the device's rules forced it (calibration.json "compromises"). */
   | { kind: 'scale-lowered'; text: string; bits: number }
   | { kind: 'fallback'; text: string }
-  /** Its input is already degraded: the layer loses at most 3 dB more, or its input is below the threshold. */
+  /** Its input is already below the threshold (and has a verdict of its own). */
   | { kind: 'inherited'; text: string; tensor: string; node: string; sqnr: number }
+  /** A product (Mul, MatMul of activations) of inputs above the threshold multiplies their relative errors. */
+  | { kind: 'product'; text: string; inputs: string[]; sqnr: number }
   /** None of the above: its values span few steps of its format (RMS in steps). */
   | { kind: 'rounding'; text: string; rmsSteps: number }
   /** None of the above, and its values span many steps: its own arithmetic loses `loss` dB. */
@@ -79,17 +83,18 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
   const verdicts: Verdict[] = [];
   for (const p of state.placement.points) {
     const e = errors.get(p);
-    const names = state.producersOf(p);
-    if (!e || !(e.signal > 0) || inputs.has(p) || !names.length) continue;
+    // A model input is the device's data layer: its clip and grid are its own.
+    const names = inputs.has(p) ? [p] : state.producersOf(p);
+    if (!e || !(e.signal > 0) || !names.length) continue;
     const q = formats.tensors[p];
     const threshold = o.verdictThreshold ?? VERDICT_THRESHOLD[q.bits];
     const sqnr = dB(e.signal, e.noise);
     if (sqnr >= threshold) continue;
-    const node = nodes.get(names[0])!;
+    const node = nodes.get(names[0]) ?? { name: p, op: 'Input', inputs: [] as string[] };
     const feeds = [...new Set(node.inputs.filter(isRuntime).map(resolve))];
     const measured = feeds.map((t) => ({ t, db: sqnrOf(t) })).filter((x): x is { t: string; db: number } => x.db !== undefined);
     const worst = measured.sort((a, b) => a.db - b.db)[0];
-    const inherited = (): Cause => ({
+    const inherited = (): Extract<Cause, { kind: 'inherited' }> => ({
       kind: 'inherited', tensor: worst.t, node: state.producersOf(worst.t)[0] ?? worst.t, sqnr: worst.db,
       text: `its input "${worst.t}" is already at ${worst.db.toFixed(1)} dB`,
     });
@@ -99,12 +104,12 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
       text: `its clip [${formatClip(q)}] cuts ${pct(e.clipped / e.count)} % of the values, ${pct(clipShare)} % of the error`,
     });
     const l = layers.get(node.name);
-    const weights = l && weightCause(l, formats, threshold);
+    const weights = l && weightCause(l, formats, threshold, state);
     const lowered = (formats.compromises.get(node.name) ?? []).find((c) => c.kind === 'output-scale-lowered' && c.tensor === p);
     const ins = node.inputs.filter(isRuntime).map((t) => formats.tensors[resolve(t)]);
     const spread = (node.op === 'Add' || node.op === 'Sub') && ins.length === 2 ? Math.abs(ins[0].scaleLog2 - ins[1].scaleLog2) : 0;
     let cause: Cause;
-    if (worst && sqnr >= worst.db - 3) cause = inherited();
+    if (worst && worst.db < threshold && sqnr >= worst.db - 3) cause = inherited();
     else if (clipShare >= 0.5) cause = clip();
     else if (weights) cause = weights;
     else if (spread >= 3) {
@@ -121,7 +126,13 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
       };
     } else if (clipShare >= 0.2) cause = clip();
     else if (worst && worst.db < threshold) cause = inherited();
-    else {
+    else if (worst && (node.op === 'Mul' || node.op === 'MatMul')) {
+      // A product's own rounding is its output's; what it does is multiply its inputs' relative errors.
+      cause = {
+        kind: 'product', inputs: feeds, sqnr: worst.db,
+        text: `the product multiplies its inputs' relative errors (its inputs are at ${measured.map((m) => m.db.toFixed(1)).join(' and ')} dB)`,
+      };
+    } else {
       const rms = Math.sqrt(e.signal / e.count) * 2 ** q.scaleLog2;
       cause = rms < 8 || !worst
         ? { kind: 'rounding', rmsSteps: Math.round(rms * 10) / 10, text: `its values have an RMS of ${rms.toFixed(1)} steps of its ${q.bits}-bit format` }
@@ -145,9 +156,25 @@ function formatClip(q: { bits: number; signed: boolean; scaleLog2: number }): st
  * levels) and the SQNR of the weights themselves; a cause when channels are lost or the weights
  * alone are within 6 dB of the threshold.
  */
-function weightCause(l: LayerState, formats: Formats, threshold: number): Cause | undefined {
+function weightCause(l: LayerState, formats: Formats, threshold: number, state: CalibrationState): Cause | undefined {
   const w = formats.scales.get(l)!;
   const perChannel = w.length > 1;
+  const original = state.inferred.values.get(l.node.inputs[1])!.value!.data;
+  const weightSqnr = dB(...weightError(l, w, original));
+  const clip = l.analysis.clippedTo;
+  if (clip !== undefined && weightSqnr < threshold + 6) {
+    const hit = new Set<number>();
+    let clipped = 0;
+    for (let i = 0; i < original.length; i++) {
+      if (Math.abs(original[i]) <= clip) continue;
+      clipped++;
+      hit.add(l.analysis.layout.channelOf(i));
+    }
+    return {
+      kind: 'weight-clip', clip, clipped, channels: hit.size, weightSqnr,
+      text: `the preset's weight clip at ±${clip} cuts ${clipped} weights in ${hit.size} of ${l.channels} channels (weights at ${weightSqnr.toFixed(1)} dB)`,
+    };
+  }
   const stats = channelStats(l.analysis, w, l.bits);
   const live: number[] = [];
   let zeroed = 0, fewLevels = 0;
@@ -158,7 +185,6 @@ function weightCause(l: LayerState, formats: Formats, threshold: number): Cause 
     if (levels === 0) zeroed++;
     else if (levels < 4) fewLevels++;
   }
-  const weightSqnr = dB(...weightError(l, w));
   if (!live.length || (!zeroed && !fewLevels && weightSqnr >= threshold + 6)) return undefined;
   const spanLog2 = Math.ceil(Math.log2(Math.max(...live) / Math.min(...live)));
   const lost = zeroed || fewLevels
@@ -170,10 +196,9 @@ function weightCause(l: LayerState, formats: Formats, threshold: number): Cause 
   };
 }
 
-/** Sum of w^2 and of (w - q * step)^2 over a layer's weights at its scales. */
-function weightError(l: LayerState, w: number[]): [number, number] {
+/** Sum of w^2 and of (w - q * step)^2 over a layer's float weights, quantized at its scales. */
+function weightError(l: LayerState, w: number[], values: ArrayLike<number>): [number, number] {
   const q = quantizeWeights(l.analysis, w, l.bits);
-  const values = l.analysis.values;
   let s = 0, e = 0;
   for (let i = 0; i < values.length; i++) {
     const step = 2 ** -w[w.length > 1 ? l.analysis.layout.channelOf(i) : 0];
@@ -189,6 +214,13 @@ function remedy(cause: Cause, node: string, bits: number, l: LayerState | undefi
   const sixteen: Remedy = { kind: 'sixteen-bit', option: `--sixteen-bit ${node}`, text: `compute it in 16 bits: --sixteen-bit ${node}` };
   const none: Remedy = { kind: 'none', text: 'none the tool offers beyond 16 bits and the extremes' };
   if (cause.kind === 'inherited') return { kind: 'upstream', text: `fix "${cause.node}" first` };
+  if (cause.kind === 'product') {
+    const producers = cause.inputs.map((t) => state.producersOf(t)[0] ?? t);
+    return bits === 16 ? none : { kind: 'sixteen-bit', option: `--sixteen-bit ${producers.join(',')}`, text: `compute its inputs in 16 bits: --sixteen-bit ${producers.join(',')}` };
+  }
+  if (cause.kind === 'weight-clip') {
+    return { kind: 'preset', option: '--preset advanced-dw', text: 'a preset without weight clipping: --preset advanced-dw (or simple)' };
+  }
   if (cause.kind === 'weights' && l?.depthwise && !cause.perChannel) {
     return { kind: 'preset', option: '--preset advanced-dw', text: 'per-channel depthwise weights: --preset advanced-dw' };
   }

@@ -106,9 +106,10 @@ export class CalibrationWorker {
     return this.observer.observed;
   }
 
-  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 2i, 2i+1. */
+  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 4i, 4i+1, and
+   *  its min and max at 4i+2, 4i+3. */
   ranges(feeds: Feeds, image: number): Float64Array {
-    const ranges = new Float64Array(2 * this.setup.points.length);
+    const ranges = new Float64Array(4 * this.setup.points.length);
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
     this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
