@@ -98,7 +98,7 @@ export async function calibrateImageSet<T>(
     count: images.length,
     start: async (setup) => workers > 1
       ? startWorkers!(workers, { model: model.parts(), setup, loader: load })
-      : [new LocalWorker(await CalibrationWorker.create(model, setup), loader)],
+      : [new LocalWorker(await CalibrationWorker.create(model, setup), loader, setup.cacheBytes)],
   }, { ...job.options, onProgress: report('calibration') });
   const bins = job.histogramBins ?? 256;
   const histograms = bins ? await activationHistograms(model, samples, Object.keys(cal.table.tensors), { bins, onProgress: report('histograms') }) : {};

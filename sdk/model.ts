@@ -2,11 +2,11 @@
 import { fail } from './errors.js';
 import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
 import { WasmRuntime } from './engine/wasm.js';
-import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
+import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
-} from './graph/transforms.js';
+} from './passes/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -29,6 +29,7 @@ export interface ModelParts {
   source: Graph;
   shapes: Map<string, number[]>;
   pixelInput?: PixelAffine;
+  sha256?: string;
 }
 
 /**
@@ -62,6 +63,9 @@ export class Model {
     private readonly shapes: Map<string, number[]>,
     /** Set when the model takes raw 0..255 pixels (see withPixelInput). */
     readonly pixelInput?: PixelAffine,
+    /** SHA-256 (hex) of the ONNX file it was loaded from: what a calibration records to name its
+     *  model (a pixel-input model keeps its source's). */
+    readonly sha256?: string,
   ) {
     const info = (name: string, dtype: DType) => ({ name, shape: inferred.values.get(name)!.shape, dtype });
     this.inputs = graph.inputs.map((v) => info(v.name, v.dtype));
@@ -77,16 +81,16 @@ export class Model {
     if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
     const source = cloneGraph(this.source);
     addPixelInput(source, affine);
-    return Model.fromParts({ source, shapes: this.shapes, pixelInput: affine });
+    return Model.fromParts({ source, shapes: this.shapes, pixelInput: affine, sha256: this.sha256 });
   }
 
   parts(): ModelParts {
-    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput };
+    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, sha256: this.sha256 };
   }
 
-  static fromParts({ source, shapes, pixelInput }: ModelParts): Model {
+  static fromParts({ source, shapes, pixelInput, sha256 }: ModelParts): Model {
     const { graph, inferred } = prepareGraph(source, shapes);
-    return new Model(source, graph, inferred, shapes, pixelInput);
+    return new Model(source, graph, inferred, shapes, pixelInput, sha256);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */
@@ -156,5 +160,12 @@ export async function loadModel(bytes: Uint8Array, options: LoadOptions = {}): P
   const source = decodeModel(bytes, options);
   const shapes = resolveInputShapes(source, options.inputShape);
   const { graph, inferred } = prepareGraph(source, shapes);
-  return new Model(source, graph, inferred, shapes);
+  return new Model(source, graph, inferred, shapes, undefined, await sha256Hex(bytes));
+}
+
+/** SHA-256 of bytes as hex, with the Web Crypto API that Node and browsers share. */
+export async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
+  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -1,8 +1,8 @@
 /** Small graph-editing helpers shared by the exporters. */
-import { topoSort, type Inferred } from '../graph/infer.js';
+import { topoSort, type Inferred } from '../passes/infer.js';
 import { tensor, type Graph, type Node } from '../graph/ir.js';
-import { clipBounds, removeDead } from '../graph/transforms.js';
-import { clipOf, type TensorQ } from '../quant/spec.js';
+import { clipBounds, removeDead } from '../passes/transforms.js';
+import { clipOf, type TensorQ } from '../device/spec.js';
 
 export function freshName(g: Graph, base: string): string {
   const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);

@@ -1,5 +1,6 @@
 /** Float vs fixed-point error per tensor: SQNR (dB) and cosine similarity, accumulated over
  *  images (sums of squares and products, so the result does not depend on batching). */
+import { log10 } from '../util/math.js';
 
 export class ErrorStats {
   private signal = 0;
@@ -22,7 +23,7 @@ export class ErrorStats {
   /** 10*log10(sum ref^2 / sum (ref-test)^2); Infinity when identical. */
   sqnr(): number {
     if (this.noise === 0) return Infinity;
-    return 10 * Math.log10(this.signal / this.noise);
+    return 10 * log10(this.signal / this.noise);
   }
 
   cosine(): number {

@@ -1,5 +1,5 @@
 /** Concat along one axis. */
-import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, rescaleFactor, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, rescaleFactor, type TensorQ } from '../device/spec.js';
 import { checkLimits, checkRescale, inputQ, intersectLimits, maxAbs, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
 import { attr, axis, input, opError, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
@@ -82,6 +82,8 @@ concat.fixed = {
     });
     return { p: ctx.params, rescales, inQ, yq };
   },
+  // Input i: y = sat(roundShift(x * factor_i, shift_i)).
+  describe: (f) => ({ inputs: f.rescales.map((r) => ({ factor: r.k, shift: r.n })), saturate: [f.rescales[0].lo, f.rescales[0].hi] }),
   reference(f, inputs, [y]) {
     const total = f.p.chunks.reduce((a, b) => a + b, 0);
     let offset = 0;

@@ -2,16 +2,18 @@
  * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
  * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
  * (requantization between formats) with its kernel binding, and the fixed part of ops that only
- * move data. The device's rules themselves are in quant/spec.ts.
+ * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
-import { numel, type Node, type TensorData } from '../graph/ir.js';
+import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
+import { floorLog2 } from '../util/math.js';
 import {
   MAX_FACTOR, accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, maxShift, qRange, qType, roundShift, sameFormat, saturate,
   saturationBounds, type Bits, type QType, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import {
-  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type OpModule, type ScaleLimits,
+  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
+  type ScaleLimits, type StepIntegers,
 } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
@@ -60,11 +62,12 @@ export function checkLimits(ctx: LimitContext<unknown>, limits: ScaleLimits): vo
  * kernel argument; coarser ones shift right by n = in - out, at most maxShift.
  */
 export function rescaleLimits(xq: TensorQ, bits: Bits): ScaleLimits {
-  const up = Math.floor(Math.log2(Math.min(MAX_FACTOR, accumulatorLimit(bits) / maxAbs(xq))));
+  const up = floorLog2(Math.min(MAX_FACTOR, accumulatorLimit(bits) / maxAbs(xq)));
+  const down = maxShift(bits, maxAbs(xq));
   return {
-    finest: xq.scaleLog2 + up, coarsest: xq.scaleLog2 - maxShift(bits, maxAbs(xq)),
+    finest: xq.scaleLog2 + up, coarsest: xq.scaleLog2 - down,
     finestReason: `the rescale factor 2^${up} of the input at 2^${xq.scaleLog2} must fit the ${bits === 8 ? 'int32' : 'int64'} word`,
-    coarsestReason: `a right shift of at most ${maxShift(bits, maxAbs(xq))}`,
+    coarsestReason: `a right shift of at most ${down}`,
   };
 }
 
@@ -176,6 +179,11 @@ export function eltwiseKernel(env: FixedKernelEnv, aq: TensorQ, bq: TensorQ | un
     k(a, ac, ka, b, bc, kb, len, r.n, r.lo, r.hi, y, yc);
 }
 
+/** A rescale as calibration.json records it: y = sat(roundShift(x * factor, shift), saturate). */
+export function describeRescale(r: Rescale): StepIntegers {
+  return { factor: r.k, shift: r.n, saturate: [r.lo, r.hi] };
+}
+
 /** A kernel rescaling `count` elements from one byte offset to another. */
 export function rescaleKernel(env: FixedKernelEnv, xq: TensorQ, yq: TensorQ): (r: Rescale, x: number, y: number, count: number) => void {
   const k = eltwiseKernel(env, xq, undefined, yq);
@@ -201,10 +209,13 @@ export interface MoveFixed<P> {
  * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
  * is, then each output is requantized if its format differs from the input's (a Split output
  * that is also a model output has a format of its own). `adapt` lets an op convert float
- * parameters (Pad's constant value) to the input's integer domain. Other runtime inputs (Gather's
+ * parameters (Pad's constant value) to the input's integer domain; `move` binds the op's
+ * data-moving kernel, run on the integers when no format changes. Other runtime inputs (Gather's
  * indices computed at run time) are not values of the tensor: such nodes run as float fallback.
  */
-export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P): FixedOp<P, MoveFixed<P>> {
+export function moveFixed<P>(
+  mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P, move?: (p: P, env: MoveEnv) => KernelCall | undefined,
+): FixedOp<P, MoveFixed<P>> {
   const limits = (ctx: LimitContext<P>): ScaleLimits | undefined => {
     if (ctx.inQ.some((q, i) => i > 0 && q)) return undefined;
     const xq = inputQ(ctx, 0);
@@ -212,6 +223,13 @@ export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P,
   };
   return {
     limits,
+    kernel(f, env) {
+      if (!move || f.rescales.some((r) => r)) return undefined;
+      return move(f.params, {
+        exports: env.exports, alloc: (bytes) => env.alloc(bytes), bytes: bytesOf(f.xq) as 1 | 2,
+        f32: (p, n) => new Float32Array(env.buffer(), p, n), i32: (p, n) => new Int32Array(env.buffer(), p, n),
+      });
+    },
     compile(ctx) {
       const lim = limits(ctx);
       if (!lim) return undefined;
@@ -239,10 +257,41 @@ export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P,
         else outputs[i].set(w);
       });
     },
+    // One output (or several sharing one format change): its rescale; else each output's, by index.
+    describe: (f) => {
+      const changed = f.rescales.flatMap((r, i) => (r ? [[i, r] as const] : []));
+      if (changed.length === f.rescales.length && changed.every(([, r]) => r.k === changed[0][1].k && r.n === changed[0][1].n)) return describeRescale(changed[0][1]);
+      return Object.fromEntries(changed.flatMap(([i, r]) => Object.entries(describeRescale(r)).map(([k, v]) => [`${k}${i}`, v])));
+    },
   };
 }
 
 // ---- weight layers ----
+
+export interface WeightLayout {
+  /** Number of output channels and how a flat weight index maps to its channel. */
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+/** Output-channel layout of a weight tensor for each weight-layer op. */
+export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
+  const d = w.dims;
+  if (op === 'Conv') {
+    const inner = w.data.length / d[0];
+    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (op === 'ConvTranspose') {
+    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
+    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+  }
+  // Gemm/MatMul: [N, K] with transB, else [K, N].
+  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
+  const n = d[d.length - 1];
+  return { channels: n, channelOf: (i) => i % n };
+}
+
 
 export interface WeightGeometry<P> {
   /** The op's parameters with bias and scaling removed: its float reference then computes the
@@ -289,6 +338,8 @@ export function weightFixed<P>(
       return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
     },
     arith: (f) => f.arith,
+    // acc = sum x*w + bias[c]; y = sat((acc + 2^(shift[c]-1)) >> shift[c]); bias at 2^accLog2[c].
+    describe: ({ arith: a }) => ({ bias: Array.from(a.bias), accLog2: Array.from(a.accLog2), shift: Array.from(a.shift), saturate: [a.lo, a.hi] }),
     reference(f, [x], [y]) {
       mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
       for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
@@ -465,6 +516,7 @@ export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: Te
     reference(f, [x], [y]) {
       rescaleRef(f, x, y);
     },
+    describe: describeRescale,
     kernel(f, env) {
       const k = rescaleKernel(env, f.xq, f.yq);
       return ([x], [y]) => k(f, x, y, f.count);

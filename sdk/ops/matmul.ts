@@ -1,5 +1,5 @@
 /** MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast. */
-import { layerBits, roundShift, saturate, type TensorQ } from '../quant/spec.js';
+import { layerBits, roundShift, saturate, type TensorQ } from '../device/spec.js';
 import { productLimits } from './binary.js';
 import { broadcastShape, broadcastStrides } from './broadcast.js';
 import { bindPackedB } from './gemm.js';
@@ -111,6 +111,8 @@ const activationMatMul: FixedOp<MatMulParams, ActMatMulFixed> = {
     const [lo, hi] = ctx.bounds[0];
     return { p: ctx.params, n, lo, hi, acc: new Float64Array(ctx.params.batch * ctx.params.m * ctx.params.n) };
   },
+  // acc = sum a*b at 2^(in_a + in_b); y = sat((acc + 2^(shift-1)) >> shift).
+  describe: (f) => ({ shift: f.n, saturate: [f.lo, f.hi] }),
   reference(f, [a, b], [y]) {
     // The float reference on integers is exact: every partial sum is an integer below 2^53.
     matmul.reference(f.p, [Float64Array.from(a), Float64Array.from(b)], [f.acc]);
@@ -135,4 +137,5 @@ matmul.fixed = {
   reference: (f, inputs, outputs) => ('weights' in f ? weightMatMul.reference(f.weights, inputs, outputs) : activationMatMul.reference(f.product, inputs, outputs)),
   kernel: (f, env) => ('weights' in f ? weightMatMul.kernel!(f.weights, env) : undefined),
   arith: (f) => ('weights' in f ? f.weights.arith : undefined),
+  describe: (f) => ('weights' in f ? weightMatMul.describe!(f.weights) : activationMatMul.describe!(f.product)),
 } satisfies FixedOp<MatMulParams, MatMulFixed>;

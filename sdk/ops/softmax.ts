@@ -1,6 +1,7 @@
 /** Softmax (and LogSoftmax). Before opset 13 the input is seen as 2-D, flattened at `axis`;
  *  from 13 on it runs along the single axis. */
-import { attr, axis, input, type OpModule } from './op.js';
+import { attr, axis, input, kernelFn, type OpModule } from './op.js';
+import { exp, log } from '../util/math.js';
 
 export interface SoftmaxParams { outer: number; dim: number; inner: number; log: boolean }
 
@@ -25,12 +26,16 @@ export const softmax: OpModule<SoftmaxParams> = {
         let max = -Infinity;
         for (let d = 0; d < p.dim; d++) max = Math.max(max, x[base + d * p.inner]);
         let sum = 0;
-        for (let d = 0; d < p.dim; d++) sum += Math.exp(x[base + d * p.inner] - max);
+        for (let d = 0; d < p.dim; d++) sum += exp(x[base + d * p.inner] - max);
         for (let d = 0; d < p.dim; d++) {
           const z = x[base + d * p.inner] - max;
-          y[base + d * p.inner] = p.log ? z - Math.log(sum) : Math.exp(z) / sum;
+          y[base + d * p.inner] = p.log ? z - log(sum) : exp(z) / sum;
         }
       }
     }
+  },
+  kernel(p, env) {
+    const f = kernelFn(env, 'softmax_f32_simd');
+    return ([x], [y]) => f(x, y, p.outer, p.dim, p.inner, +p.log);
   },
 };

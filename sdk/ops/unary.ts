@@ -1,6 +1,7 @@
 /** Element-wise activations and maths with no learned range of their own: one formula each. */
 import { activationFixed } from './fixed.js';
 import { ACT, activationKernel, attr, input, numel, type Activation, type OpModule } from './op.js';
+import { exp, log, log1p, tanh } from '../util/math.js';
 
 type Fn = (x: number) => number;
 
@@ -10,20 +11,20 @@ const DEFAULTS: Record<string, [number, number]> = { LeakyRelu: [0.01, 0], Elu: 
 const MAKERS: Record<string, (alpha: number, beta: number) => Fn> = {
   Relu: () => (x) => (x > 0 ? x : 0),
   LeakyRelu: (a) => (x) => (x >= 0 ? x : a * x),
-  Elu: (a) => (x) => (x >= 0 ? x : a * (Math.exp(x) - 1)),
-  Sigmoid: () => (x) => 1 / (1 + Math.exp(-x)),
+  Elu: (a) => (x) => (x >= 0 ? x : a * (exp(x) - 1)),
+  Sigmoid: () => (x) => 1 / (1 + exp(-x)),
   HardSigmoid: (a, b) => (x) => Math.max(0, Math.min(1, a * x + b)),
   HardSwish: () => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5)),
-  Tanh: () => Math.tanh,
-  Exp: () => Math.exp,
-  Log: () => Math.log,
+  Tanh: () => tanh,
+  Exp: () => exp,
+  Log: () => log,
   Sqrt: () => Math.sqrt,
   Neg: () => (x) => -x,
   Abs: () => Math.abs,
   Floor: () => Math.floor,
   Ceil: () => Math.ceil,
   Reciprocal: () => (x) => 1 / x,
-  Softplus: () => (x) => Math.log1p(Math.exp(-Math.abs(x))) + Math.max(x, 0),
+  Softplus: () => (x) => log1p(exp(-Math.abs(x))) + Math.max(x, 0),
   Not: () => (x) => +!x,
 };
 

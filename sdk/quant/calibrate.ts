@@ -11,18 +11,18 @@
  * whether images are processed one by one or sharded across workers.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
-import { maxAbs } from '../ops/fixed.js';
+import { maxAbs, weightLayout } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
 import type { LimitContext, ValueMeta } from '../ops/op.js';
 import { isWeightLayer, outputFeeds, passesThrough, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from './spec.js';
+import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from '../device/spec.js';
 import {
-  analyzeWeights, channelStats, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis,
+  analyzeWeights, biasCapReason, channelStats, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis,
 } from './weights.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';
@@ -40,6 +40,18 @@ export interface CalibrateOptions {
   bits?: Bits;
   /** Node or tensor names computed in 16 bits in an 8-bit model (mixed precision). */
   sixteenBit?: string[];
+  /** Weight layers (node or output names) whose weights and bias are 16-bit while their
+   *  activations keep the model's bits (TIDL's params_16bit_names_list). */
+  sixteenBitWeights?: string[];
+  /** Nodes kept in float (node names, output tensor names or op types; TIDL's deny_list): their
+   *  weights are not quantized, the QDQ model has no Q/DQ on their weights or on their outputs
+   *  that only float nodes read, and the fixed-point engine runs them as float fallback. */
+  floatNodes?: string[];
+  /** Overrides of the preset's rules (TIDL's accuracy_level 9 switches). */
+  rules?: Partial<PresetRules>;
+  /** TIDL's mixed_precision_factor: accepted and recorded; the automatic choice of 16-bit
+   *  layers is not implemented yet (see the README). */
+  mixedPrecision?: { factor: number };
   /** Passes over the samples (bias calibration continues across passes). */
   iterations?: number;
   /** Images per bias-calibration update. */
@@ -87,6 +99,9 @@ export interface ResolvedOptions {
   rules: PresetRules;
   bits: Bits;
   sixteenBit: Set<string>;
+  sixteenBitWeights: Set<string>;
+  floatNodes: Set<string>;
+  mixedPrecision?: { factor: number };
   iterations: number;
   batchSize: number;
   factor: number;
@@ -119,15 +134,20 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   const biasMode = o.biasMode ?? 'mma';
   if (biasMode !== 'mma' && biasMode !== 'int16') fail('BAD_OPTION', `biasMode must be "mma" or "int16"`);
   const estimator = o.estimator === undefined ? PRESETS[preset].estimator : typeof o.estimator === 'string' ? parseEstimator(o.estimator) : o.estimator;
+  const rules = { ...PRESETS[preset], ...o.rules };
+  if (o.mixedPrecision !== undefined && !(o.mixedPrecision.factor >= 1)) fail('BAD_OPTION', `mixedPrecision.factor must be at least 1, got ${o.mixedPrecision.factor}`);
   const outputRanges = o.outputRanges ?? 'peak';
   if (outputRanges !== 'peak' && outputRanges !== 'average') fail('BAD_OPTION', `outputRanges must be "peak" or "average", got "${outputRanges}"`);
   const verdictThreshold = o.verdictThreshold;
   if (verdictThreshold !== undefined && !Number.isFinite(verdictThreshold)) fail('BAD_OPTION', `verdictThreshold must be a number of dB, got ${verdictThreshold}`);
   return {
     preset,
-    rules: { ...PRESETS[preset], estimator },
+    rules: { ...rules, estimator: o.estimator === undefined && o.rules?.estimator ? o.rules.estimator : estimator },
     bits,
     sixteenBit: new Set(o.sixteenBit ?? []),
+    sixteenBitWeights: new Set(o.sixteenBitWeights ?? []),
+    floatNodes: new Set(o.floatNodes ?? []),
+    ...(o.mixedPrecision ? { mixedPrecision: { factor: o.mixedPrecision.factor } } : {}),
     iterations: positive(o.iterations, 1, 'iterations'),
     batchSize: positive(o.batchSize, 8, 'batchSize'),
     factor,
@@ -158,6 +178,8 @@ export interface Compromise {
 export interface Formats {
   tensors: Record<string, TensorQ>;
   scales: Map<LayerState, number[]>;
+  /** What max|W| alone gives, for the layers whose scales were chosen in this call. */
+  fromWeights: Map<LayerState, number[]>;
   /** By node name, in graph order. */
   compromises: Map<string, Compromise[]>;
   /** Nodes without integer arithmetic for their inputs: they run as float fallback. */
@@ -180,6 +202,8 @@ export interface LayerState {
   bias: Float32Array;
   /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
   scaleLog2?: number[];
+  /** What max|W| alone gives, before the bias cap or the shift range lowered any (set by freezeWeights). */
+  scaleFromWeights?: number[];
   /** What choosing them took (bias type, shift range), recorded when they were fixed. */
   weightCompromises?: Compromise[];
   /** Output channels, and the per-channel stride layout of the output tensor. */
@@ -191,6 +215,8 @@ export class CalibrationState {
   readonly placement: Placement;
   readonly ranges = new Map<string, RunningRange>();
   readonly layers: LayerState[] = [];
+  /** Names of the nodes kept in float (options.floatNodes resolved against the graph). */
+  readonly floatNodes = new Set<string>();
   /** Points folded by their extremes rather than averaged (outputRanges 'peak'). */
   readonly peaks: Set<string>;
   /** For every point, the names of the nodes that compute it (an op and its fused activation). */
@@ -213,8 +239,15 @@ export class CalibrationState {
         fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);
       }
     }
+    for (const [what, names] of [['sixteenBitWeights', options.sixteenBitWeights], ['floatNodes', options.floatNodes]] as const) {
+      for (const s of names) {
+        const hit = graph.nodes.filter((n) => n.name === s || n.outputs[0] === s || (what === 'floatNodes' && n.op === s));
+        if (!hit.length) fail('BAD_OPTION', `${what}: "${s}" is neither a node, a node's output nor${what === 'floatNodes' ? ' an op type' : ''} of the model`);
+        if (what === 'floatNodes') for (const n of hit) this.floatNodes.add(n.name);
+      }
+    }
     for (const node of inferred.order) {
-      if (!isWeightLayer(node, inferred)) continue;
+      if (!isWeightLayer(node, inferred) || this.floatNodes.has(node.name)) continue;
       const w = inferred.values.get(node.inputs[1])!.value!;
       const out = node.outputs[0];
       const transB = node.op === 'Gemm' && !!node.attrs.transB?.value;
@@ -227,7 +260,8 @@ export class CalibrationState {
       const bias = new Float32Array(layout.channels);
       if (biasInit) bias.set(biasInit.data.length === 1 ? new Array(layout.channels).fill(biasInit.data[0]) : biasInit.data);
       const stored = this.placement.formatOf.get(out) ?? out;
-      const sixteen = options.sixteenBit.has(node.name) || options.sixteenBit.has(out) || options.sixteenBit.has(stored);
+      const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
+      const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
       this.layers.push({
         node, input: node.inputs[0], output: out, stored,
         bits: sixteen ? 16 : options.bits,
@@ -245,9 +279,10 @@ export class CalibrationState {
    * engine ran with are the ones exported.
    */
   freezeWeights(): void {
-    const { scales, compromises } = this.formats();
+    const { scales, fromWeights, compromises } = this.formats();
     for (const l of this.layers) {
       l.scaleLog2 = scales.get(l);
+      l.scaleFromWeights = fromWeights.get(l);
       l.weightCompromises = (compromises.get(l.node.name) ?? []).filter((c) => c.kind === 'weight-scale-lowered' || c.kind === 'weights-zeroed');
     }
   }
@@ -329,6 +364,7 @@ export class CalibrationState {
         : this.pointFormat(p, opRanges.get(p), known);
     }
     const scales = new Map<LayerState, number[]>();
+    const fromWeights = new Map<LayerState, number[]>();
     const compromises = new Map<string, Compromise[]>();
     const note = (node: string, c: Compromise) => compromises.set(node, [...(compromises.get(node) ?? []), c]);
     const fallbacks: Node[] = [];
@@ -339,7 +375,7 @@ export class CalibrationState {
       if (!node.outputs.some(isRuntime)) continue;
       const l = layerOf.get(node);
       if (l) {
-        scales.set(l, this.weightLayer(l, tensors, resolve, (c) => note(node.name, c)));
+        scales.set(l, this.weightLayer(l, tensors, resolve, (c) => note(node.name, c), (w) => fromWeights.set(l, w)));
         continue;
       }
       const outs = [...new Set(node.outputs.filter(isRuntime).map(resolve))];
@@ -349,7 +385,7 @@ export class CalibrationState {
         inQ: node.inputs.map((i) => (isRuntime(i) ? tensors[resolve(i)] : undefined)),
         outQ: outs.map((o) => tensors[o]),
       };
-      const limits = opModule(node)?.fixed?.limits?.(ctx);
+      const limits = this.floatNodes.has(node.name) ? undefined : opModule(node)?.fixed?.limits?.(ctx);
       if (!limits) {
         fallbacks.push(node);
         continue;
@@ -366,7 +402,7 @@ export class CalibrationState {
       }
     }
     for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
-    return { tensors, scales, compromises, fallbacks, known };
+    return { tensors, scales, fromWeights, compromises, fallbacks, known };
   }
 
   /**
@@ -376,7 +412,9 @@ export class CalibrationState {
    * its weights quantize to 0 either way) or than keeps its sums inside the word, whatever bias
    * calibration makes of the bias.
    */
-  private weightLayer(l: LayerState, tensors: Record<string, TensorQ>, resolve: (t: string) => string, note: (c: Compromise) => void): number[] {
+  private weightLayer(
+    l: LayerState, tensors: Record<string, TensorQ>, resolve: (t: string) => string, note: (c: Compromise) => void, onChosen: (fromWeights: number[]) => void,
+  ): number[] {
     const inQ = tensors[resolve(l.input)];
     const key = resolve(l.output);
     let w: number[];
@@ -386,9 +424,9 @@ export class CalibrationState {
     } else {
       const ws = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
       w = ws.scaleLog2;
-      const type = l.bits === 16 ? 'int32 at the accumulator scale' : this.options.biasMode === 'int16' ? 'int16 at the accumulator scale' : 'int16 at the weight scale';
+      onChosen(ws.fromWeights);
       for (const c of byChange(w.length, (g) => w[g] < ws.fromWeights[g], (g) => ws.fromWeights[g], (g) => w[g])) {
-        note({ kind: 'weight-scale-lowered', ...c, reason: `the bias must fit its device type (${type})` });
+        note({ kind: 'weight-scale-lowered', ...c, reason: biasCapReason(l.bits, this.options.biasMode) });
       }
     }
     const chosen = [...w];
@@ -447,7 +485,8 @@ export class CalibrationState {
       weights.set(l.node.name, qw);
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
     }
-    return { spec: { tensors: formats.tensors, layers, biasMode: this.options.biasMode }, weights, formats };
+    const floatNodes = this.floatNodes.size ? { floatNodes: [...this.floatNodes] } : {};
+    return { spec: { tensors: formats.tensors, layers, biasMode: this.options.biasMode, ...floatNodes }, weights, formats };
   }
 }
 

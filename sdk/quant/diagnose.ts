@@ -4,6 +4,7 @@
  * per-tensor scale, input scales an Add has to reconcile, a float fallback, an output scale the
  * device's rules lowered, or an input that is already degraded), and the remedy the tool offers.
  */
+import { ceilLog2, log10 } from '../util/math.js';
 import { estimatorName } from './ranges.js';
 import { VERDICT_THRESHOLD, type CalibrationState, type Formats, type LayerState } from './calibrate.js';
 import { channelStats, quantizeWeights } from './weights.js';
@@ -64,7 +65,7 @@ export interface Verdict {
   remedy: Remedy;
 }
 
-const dB = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * Math.log10(signal / noise));
+const dB = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * log10(signal / noise));
 const pct = (x: number) => Math.round(x * 1000) / 10;
 
 /** The verdicts of every point below its threshold, in graph order. */
@@ -186,7 +187,7 @@ function weightCause(l: LayerState, formats: Formats, threshold: number, state: 
     else if (levels < 4) fewLevels++;
   }
   if (!live.length || (!zeroed && !fewLevels && weightSqnr >= threshold + 6)) return undefined;
-  const spanLog2 = Math.ceil(Math.log2(Math.max(...live) / Math.min(...live)));
+  const spanLog2 = ceilLog2(Math.max(...live) / Math.min(...live));
   const lost = zeroed || fewLevels
     ? `: ${zeroed} of ${l.channels} channels quantize to 0${fewLevels ? `, ${fewLevels} more keep fewer than 4 levels` : ''}`
     : '';

@@ -4,7 +4,8 @@
  */
 import { fail } from '../errors.js';
 import { binOf, binScale, type Extremes } from './histogram.js';
-import type { Bits, TensorQ } from './spec.js';
+import { ceilLog2, floorLog2, log } from '../util/math.js';
+import type { Bits, TensorQ } from '../device/spec.js';
 
 export type Estimator =
   | { kind: 'minmax' }
@@ -81,7 +82,7 @@ export function klThreshold(counts: Uint32Array, width: number, levels: number):
   const bins = hist.length;
   const amax = width * (bins - 1);
   if (!(amax > 0)) return amax;
-  let best = Infinity, bestClip = 2 ** Math.ceil(Math.log2(amax));
+  let best = Infinity, bestClip = 2 ** ceilLog2(amax);
   for (let clip = bestClip; clip / width >= levels / 2; clip /= 2) {
     const i = Math.min(bins, Math.round(clip / width) + 1);
     let outliers = 0;
@@ -99,7 +100,7 @@ export function klThreshold(counts: Uint32Array, width: number, levels: number):
     for (let k = 0; k < i; k++) {
       const p = (hist[k] + (k === i - 1 ? outliers : 0)) / pSum;
       if (!p) continue;
-      kl += p * Math.log(p / Math.max(q[k] / qSum, 1e-12));
+      kl += p * log(p / Math.max(q[k] / qSum, 1e-12));
     }
     if (kl < best) { best = kl; bestClip = clip; }
   }
@@ -109,7 +110,7 @@ export function klThreshold(counts: Uint32Array, width: number, levels: number):
 /** Power-of-2 clip minimizing clipping error plus uniform rounding noise (step^2 / 12). */
 export function mseClip(hist: Uint32Array, width: number, levels: number): number {
   const amax = width * (hist.length - 1);
-  const top = Math.ceil(Math.log2(Math.max(amax, 2 ** -16)));
+  const top = ceilLog2(Math.max(amax, 2 ** -16));
   let best = Infinity, bestC = 2 ** top;
   for (let k = top; k >= top - 16; k--) {
     const c = 2 ** k;
@@ -154,11 +155,11 @@ export class RunningRange {
 export function pact2Clip(min: number, max: number): { signed: boolean; clip2: number } {
   const signed = min < 0;
   const m = Math.max(signed ? Math.max(Math.abs(min), Math.abs(max)) : Math.abs(max), 2 ** -16);
-  return { signed, clip2: 2 ** Math.ceil(Math.log2(m)) };
+  return { signed, clip2: 2 ** ceilLog2(m) };
 }
 
 /** scale = 2^bits / clip2 unsigned, 2^(bits-1) / clip2 signed. */
 export function tensorQ(min: number, max: number, bits: Bits): TensorQ {
   const { signed, clip2 } = pact2Clip(min, max);
-  return { bits, signed, scaleLog2: (signed ? bits - 1 : bits) - Math.log2(clip2) };
+  return { bits, signed, scaleLog2: (signed ? bits - 1 : bits) - floorLog2(clip2) };
 }

@@ -10,6 +10,8 @@
  *   requantizing shift adds 2^(n-1) and shifts arithmetically (half rounds toward +inf).
  */
 
+import { floorLog2 } from '../util/math.js';
+
 export type Bits = 8 | 16;
 
 /** How a runtime tensor is stored on the device. */
@@ -24,7 +26,7 @@ export interface TensorQ {
 /**
  * How the 8-bit MMA adds the bias. 'mma' (default, what TIDL does on C7x): the bias is an int16
  * at the weight scale, multiplied by the input scale factor through the biasA(int8) * biasB
- * split of splitBiasMma(). 'int16': the bias is one int16 at the accumulator scale s_in*s_w.
+ * split of deviceBias(). 'int16': the bias is one int16 at the accumulator scale s_in*s_w.
  * 16-bit layers always use a plain int32 bias at the accumulator scale.
  */
 export type BiasMode = 'mma' | 'int16';
@@ -46,6 +48,8 @@ export interface QuantSpec {
   /** Keyed by node name. */
   layers: Record<string, LayerQ>;
   biasMode: BiasMode;
+  /** Nodes kept in float: the engine runs them as float fallback whatever their op. */
+  floatNodes?: string[];
 }
 
 // ---- the device's arithmetic, in plain code ----
@@ -173,7 +177,7 @@ export function accumulatorLimit(bits: Bits): number {
 export function maxShift(bits: Bits, bound: number): number {
   const room = accumulatorLimit(bits) - bound;
   if (room < 0) return -1;
-  return Math.min(bits === 8 ? 31 : 62, room < 1 ? 0 : Math.floor(Math.log2(room)) + 1);
+  return Math.min(bits === 8 ? 31 : 62, room < 1 ? 0 : floorLog2(room) + 1);
 }
 
 /** The largest integer factor a rescale or element-wise kernel takes (an int32 argument). */
@@ -236,7 +240,7 @@ export function formatShift(from: TensorQ, to: TensorQ): { k: number; n: number 
  * would get m = 0 and output zeros, which no device does; hence significant bits.
  */
 export function avgPoolMultiplier(count: number, bits: Bits): { m: number; shift: number } {
-  const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, Math.floor(Math.log2(count)));
+  const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, floorLog2(count));
   return { m: roundHalfAway(2 ** shift / count), shift };
 }
 
