@@ -41,7 +41,10 @@ export type Cause =
   /** None of the above: its values span few steps of its format (RMS in steps). */
   | { kind: 'rounding'; text: string; rmsSteps: number }
   /** None of the above, and its values span many steps: its own arithmetic loses `loss` dB. */
-  | { kind: 'arithmetic'; text: string; loss: number };
+  | { kind: 'arithmetic'; text: string; loss: number }
+  /** Its input's producer lost channels to its weight scale(s): the tensor's SQNR hides them,
+   *  being dominated by the channels kept, but this layer reads them. */
+  | { kind: 'input-channels'; text: string; layer: string; zeroed: number; fewLevels: number; channels: number; perChannel: boolean };
 
 export interface Remedy {
   kind: 'preset' | 'estimator' | 'sixteen-bit' | 'upstream' | 'none';
@@ -106,6 +109,19 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
     });
     const l = layers.get(node.name);
     const weights = l && weightCause(l, formats, threshold, state);
+    const lostUpstream = (): Cause | undefined => {
+      for (const t of feeds) {
+        const up = state.producersOf(t).map((n) => layers.get(n)).find(Boolean);
+        const c = up && weightCause(up, formats, -Infinity, state);
+        if (up && c?.kind === 'weights' && c.zeroed + c.fewLevels > 0) {
+          return {
+            kind: 'input-channels', layer: up.node.name, zeroed: c.zeroed, fewLevels: c.fewLevels, channels: c.channels, perChannel: c.perChannel,
+            text: `it reads channels its input's layer "${up.node.name}" lost to its ${c.perChannel ? 'per-channel' : 'per-tensor'} weights (${c.text})`,
+          };
+        }
+      }
+      return undefined;
+    };
     const lowered = (formats.compromises.get(node.name) ?? []).find((c) => c.kind === 'output-scale-lowered' && c.tensor === p);
     const ins = node.inputs.filter(isRuntime).map((t) => formats.tensors[resolve(t)]);
     const spread = (node.op === 'Add' || node.op === 'Sub') && ins.length === 2 ? Math.abs(ins[0].scaleLog2 - ins[1].scaleLog2) : 0;
@@ -118,6 +134,8 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
         kind: 'add-scales', bits: spread, inputs: node.inputs.filter(isRuntime),
         text: `its inputs' scales differ by 2^${spread} (2^${ins[0].scaleLog2} and 2^${ins[1].scaleLog2}): the smaller input keeps ${spread} bits fewer on the sum's grid`,
       };
+    } else if (lostUpstream()) {
+      cause = lostUpstream()!;
     } else if (lowered && lowered.from! - lowered.to! >= 2) {
       cause = { kind: 'scale-lowered', bits: lowered.from! - lowered.to!, text: `its output scale was lowered from 2^${lowered.from} to 2^${lowered.to}: ${lowered.reason}` };
     } else if (fallback.has(node.name) && worst) {
@@ -221,6 +239,12 @@ function remedy(cause: Cause, node: string, bits: number, l: LayerState | undefi
   }
   if (cause.kind === 'weight-clip') {
     return { kind: 'preset', option: '--preset advanced-dw', text: 'a preset without weight clipping: --preset advanced-dw (or simple)' };
+  }
+  if (cause.kind === 'input-channels') {
+    const up = state.layers.find((x) => x.node.name === cause.layer);
+    return up?.depthwise && !cause.perChannel
+      ? { kind: 'preset', option: '--preset advanced-dw', text: `per-channel depthwise weights for "${cause.layer}": --preset advanced-dw` }
+      : { kind: 'sixteen-bit', option: `--sixteen-bit ${cause.layer}`, text: `compute "${cause.layer}" in 16 bits: --sixteen-bit ${cause.layer}` };
   }
   if (cause.kind === 'weights' && l?.depthwise && !cause.perChannel) {
     return { kind: 'preset', option: '--preset advanced-dw', text: 'per-channel depthwise weights: --preset advanced-dw' };
