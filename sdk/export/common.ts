@@ -4,8 +4,10 @@ import { tensor, type Graph, type Node } from '../graph/ir.js';
 import { clipBounds, removeDead } from '../passes/transforms.js';
 import { clipOf, type TensorQ } from '../device/spec.js';
 
-export function freshName(g: Graph, base: string): string {
-  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
+/** A name no initializer, node output or input of `g` has, nor any of `reserved` (names handed
+ *  out for nodes not yet in the graph). */
+export function freshName(g: Graph, base: string, reserved?: Set<string>): string {
+  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n) || !!reserved?.has(n);
   let name = base;
   for (let i = 1; taken(name); i++) name = `${base}_${i}`;
   return name;

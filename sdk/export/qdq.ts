@@ -46,10 +46,17 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   upgradeOpset(g, target, (t) => inf.values.get(t)?.shape.length ?? 0);
   staticIO(g, inf);
   const added: Node[] = [];
+  // The Q/DQ nodes join the graph at the end: the names they take are reserved meanwhile.
+  const reserved = new Set<string>();
+  const fresh = (base: string) => {
+    const name = freshName(g, base, reserved);
+    reserved.add(name);
+    return name;
+  };
   const dq = (input: string, scale: number[], zp: ReturnType<typeof zeroPoint>, out: string, axis?: number, sixteen = false): Node => {
-    const s = freshName(g, `${out}_scale`);
+    const s = fresh(`${out}_scale`);
     g.initializers.set(s, tensor('float32', scale.length === 1 ? [] : [scale.length], scale));
-    const z = freshName(g, `${out}_zero_point`);
+    const z = fresh(`${out}_zero_point`);
     g.initializers.set(z, scale.length === 1 ? zp : tensor(zp.dtype, [scale.length], new Array(scale.length).fill(0)));
     return {
       name: `${out}_DequantizeLinear`, op: 'DequantizeLinear', domain: sixteen ? 'com.microsoft' : '', inputs: [input, s, z], outputs: [out],
@@ -63,9 +70,9 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     const qw = weights.get(l.node.name)!;
     const sixteen = l.bits === 16;
     const perChannel = qw.scaleLog2.length > 1;
-    const wq = freshName(g, `${node.inputs[1]}_quantized`);
+    const wq = fresh(`${node.inputs[1]}_quantized`);
     g.initializers.set(wq, { dtype: sixteen ? 'int16' : 'int8', dims: inf.values.get(l.node.inputs[1])!.shape, data: qw.data });
-    const wf = freshName(g, `${node.inputs[1]}_dequantized`);
+    const wf = fresh(`${node.inputs[1]}_dequantized`);
     added.push(dq(wq, qw.scaleLog2.map((e) => 2 ** -e), tensor(sixteen ? 'int16' : 'int8', [], [0]), wf, perChannel ? 0 : undefined, sixteen));
     const inQ = spec.tensors[l.input];
     let biasInt = Array.from(l.bias, (b, c) => deviceBias(b, inQ.scaleLog2, qw.scaleLog2[perChannel ? c : 0], l.bits, spec.biasMode, inQ.signed).value);
@@ -74,9 +81,9 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
       biasInt = biasInt.map((v) => 2 * v + 1);
       biasScales = biasScales.map((x) => x / 2);
     }
-    const bq = freshName(g, `${l.node.name}_bias_quantized`);
+    const bq = fresh(`${l.node.name}_bias_quantized`);
     g.initializers.set(bq, tensor('int32', [l.channels], biasInt));
-    const bf = freshName(g, `${l.node.name}_bias_dequantized`);
+    const bf = fresh(`${l.node.name}_bias_dequantized`);
     added.push(dq(bq, biasScales, tensor('int32', [], [0]), bf, perChannel ? 0 : undefined));
     if (node.op === 'MatMul') {
       node.op = 'Gemm';
@@ -102,22 +109,23 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
     const isInput = !producer;
-    const src = isInput ? p : freshName(g, `${p}_float`);
+    const src = isInput ? p : fresh(`${p}_float`);
     let qIn = src;
     const offset = tieOffsets.get(p);
     if (offset !== undefined) {
-      const c = freshName(g, `${p}_tie_offset`);
+      const c = fresh(`${p}_tie_offset`);
       g.initializers.set(c, tensor('float32', [], [offset]));
-      qIn = freshName(g, `${p}_ties_up`);
+      qIn = fresh(`${p}_ties_up`);
       added.push({ name: `${p}_TiesUp`, op: 'Add', domain: '', inputs: [src, c], outputs: [qIn], attrs: {} });
     }
-    const mid = freshName(g, `${p}_quantized`);
-    const out = isInput ? freshName(g, `${p}_dequantized`) : p;
+    const mid = fresh(`${p}_quantized`);
+    const out = isInput ? fresh(`${p}_dequantized`) : p;
+    reserved.add(out);
     if (producer) producer.outputs = producer.outputs.map((o) => (o === p ? src : o));
     else for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === p ? out : i));
-    const s = freshName(g, `${p}_scale`);
+    const s = fresh(`${p}_scale`);
     g.initializers.set(s, tensor('float32', [], [2 ** -q.scaleLog2]));
-    const z = freshName(g, `${p}_zero_point`);
+    const z = fresh(`${p}_zero_point`);
     g.initializers.set(z, zeroPoint(q));
     const domain = q.bits === 16 ? 'com.microsoft' : '';
     added.push(
