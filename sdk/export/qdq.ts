@@ -23,7 +23,7 @@ import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { deviceBias, type QuantSpec, type TensorQ } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
+import { finishEdits, freshName, holdsFloats, pact2Bounds, setClipBounds, staticIO, uniqueNodeNames } from './common.js';
 
 function zeroPoint(q: TensorQ) {
   const dtype = q.bits === 16 ? (q.signed ? 'int16' : 'uint16') : q.signed ? 'int8' : 'uint8';
@@ -85,6 +85,14 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     g.initializers.set(bq, tensor('int32', [l.channels], biasInt));
     const bf = fresh(`${l.node.name}_bias_dequantized`);
     added.push(dq(bq, biasScales, tensor('int32', [], [0]), bf, perChannel ? 0 : undefined));
+    if (node.op === 'MatMul' && inf.values.get(node.inputs[0])!.shape.length !== 2) {
+      // Gemm takes 2-D inputs only: a batched A keeps its MatMul, and the bias is added after it.
+      const product = fresh(`${node.outputs[0]}_product`);
+      added.push({ name: `${node.name}_bias`, op: 'Add', domain: '', inputs: [product, bf], outputs: [node.outputs[0]], attrs: {} });
+      node.inputs = [node.inputs[0], wf];
+      node.outputs = [product];
+      continue;
+    }
     if (node.op === 'MatMul') {
       node.op = 'Gemm';
       node.attrs = {};
@@ -104,7 +112,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     return !!producer && state.floatNodes.has(producer.name) && (readers.get(p) ?? []).every((n) => state.floatNodes.has(n.name));
   };
   for (const p of state.placement.points) {
-    if (inFloat(p)) continue;
+    if (inFloat(p) || !holdsFloats(inf, p)) continue;
     const q = spec.tensors[p];
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
@@ -136,6 +144,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   if (added.some((n) => n.domain === 'com.microsoft') && !g.extraOpsets.some((o) => o.domain === 'com.microsoft')) {
     g.extraOpsets.push({ domain: 'com.microsoft', version: 1 });
   }
+  uniqueNodeNames(g, added);
   g.nodes = [...added, ...g.nodes];
   finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });
