@@ -61,7 +61,8 @@ assetTest(test, 'prepared graphs (folded constants and BatchNorm) still run in o
 });
 
 assetTest(test, 'prepared graphs of the OCR and low-light models (BatchNorm as Mul and Add, ConvTranspose bias Adds folded) run in onnxruntime with the same outputs', async () => {
-  for (const [file, shape] of [['ppocrv4-det.onnx', [1, 3, 96, 128]], ['ppocrv4-rec.onnx', [1, 3, 48, 160]], ['tbefn-180x320.onnx', [1, 3, 180, 320]]] as const) {
+  const models: [string, number[]][] = [['ppocrv4-det.onnx', [1, 3, 96, 128]], ['ppocrv4-rec.onnx', [1, 3, 48, 160]], ['tbefn-180x320.onnx', [1, 3, 180, 320]]];
+  for (const [file, shape] of models) {
     const bytes = readModel(file);
     const source = decodeModel(bytes);
     const { graph, inferred } = prepareGraph(source, resolveInputShapes(source, [...shape]));
