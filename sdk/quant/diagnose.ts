@@ -38,10 +38,12 @@ export type Cause =
   | { kind: 'inherited'; text: string; tensor: string; node: string; sqnr: number }
   /** A product (Mul, MatMul of activations) of inputs above the threshold multiplies their relative errors. */
   | { kind: 'product'; text: string; inputs: string[]; sqnr: number }
-  /** None of the above: its values span few steps of its format (RMS in steps). */
+  /** None of the above: its values span few steps of its format (RMS in steps), and rounding to
+   *  them accounts for its SQNR. */
   | { kind: 'rounding'; text: string; rmsSteps: number }
-  /** None of the above, and its values span many steps: its own arithmetic loses `loss` dB. */
-  | { kind: 'arithmetic'; text: string; loss: number }
+  /** None of the above: it loses `loss` dB against its input, more than rounding its output to its
+   *  grid would (`roundingSqnr`, from its values' RMS in steps): it amplifies its input's error. */
+  | { kind: 'arithmetic'; text: string; loss: number; roundingSqnr: number; input: string }
   /** Its input's producer lost channels to its weight scale(s): the tensor's SQNR hides them,
    *  being dominated by the channels kept, but this layer reads them. */
   | { kind: 'input-channels'; text: string; layer: string; zeroed: number; fewLevels: number; channels: number; perChannel: boolean };
@@ -152,10 +154,15 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
         text: `the product multiplies its inputs' relative errors (its inputs are at ${measured.map((m) => m.db.toFixed(1)).join(' and ')} dB)`,
       };
     } else {
+      // Rounding to a grid adds noise of step^2 / 12: what the values' RMS in steps allows.
       const rms = Math.sqrt(e.signal / e.count) * 2 ** q.scaleLog2;
-      cause = rms < 8 || !worst
+      const roundingSqnr = 20 * log10(rms) + 10 * log10(12);
+      cause = !worst || sqnr >= roundingSqnr - 6
         ? { kind: 'rounding', rmsSteps: Math.round(rms * 10) / 10, text: `its values have an RMS of ${rms.toFixed(1)} steps of its ${q.bits}-bit format` }
-        : { kind: 'arithmetic', loss: worst.db - sqnr, text: `its integer arithmetic loses ${(worst.db - sqnr).toFixed(1)} dB against its input` };
+        : {
+          kind: 'arithmetic', loss: worst.db - sqnr, roundingSqnr, input: worst.t,
+          text: `it turns its input's ${worst.db.toFixed(1)} dB into ${sqnr.toFixed(1)} dB, where rounding its output would cost it ${roundingSqnr.toFixed(1)} dB: it amplifies its input's error`,
+        };
     }
     verdicts.push({
       node: node.name, nodes: names, op: node.op, tensor: p, bits: q.bits, sqnr, ...(worst ? { inputSqnr: worst.db } : {}), threshold, cause,
@@ -236,6 +243,14 @@ function remedy(cause: Cause, node: string, bits: number, l: LayerState | undefi
   if (cause.kind === 'product') {
     const producers = cause.inputs.map((t) => state.producersOf(t)[0] ?? t);
     return bits === 16 ? none : { kind: 'sixteen-bit', option: `--sixteen-bit ${producers.join(',')}`, text: `compute its inputs in 16 bits: --sixteen-bit ${producers.join(',')}` };
+  }
+  if (cause.kind === 'arithmetic' && bits !== 16) {
+    // Its input's own format is not the problem (16 bits for it leave its error as is): the error
+    // it carries from the layers before it is.
+    return {
+      kind: 'sixteen-bit', option: '--bits 16',
+      text: `it amplifies the error its input carries from the layers before "${state.producersOf(cause.input)[0] ?? cause.input}": 16 bits for that path (--sixteen-bit on its layers, or --bits 16)`,
+    };
   }
   if (cause.kind === 'weight-clip') {
     return { kind: 'preset', option: '--preset advanced-dw', text: 'a preset without weight clipping: --preset advanced-dw (or simple)' };
