@@ -262,34 +262,26 @@ function perChannel(c: Tensor, m: number, rank: number): ((ch: number) => number
 }
 
 /**
- * Fold a Mul by a constant per-channel vector (a BatchNormalization exported as Mul and Add, as
- * paddle2onnx writes it) into the Conv or ConvTranspose before it: W' = W * c per output channel,
- * b' = b * c. The Add that usually follows is then a bias Add (foldBiasAdds).
+ * Fold every `op` node with one constant operand c into the layer p (constant weights) writing its
+ * other operand x, where x has no other reader and is no model output: `fold` rewrites p's inputs
+ * (and returns true) or leaves it (false); p then writes what the node wrote.
  */
-export function foldScaleMuls(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+function foldIntoLayer(graph: Graph, op: string, fold: (p: Node, w: Tensor, c: Tensor, x: string) => boolean): number {
   let folded = 0;
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const removed = new Set<Node>();
-  for (const mul of graph.nodes) {
-    if (mul.op !== 'Mul') continue;
-    const k = mul.inputs.findIndex((i) => graph.initializers.has(i));
+  for (const n of graph.nodes) {
+    if (n.op !== op) continue;
+    const k = n.inputs.findIndex((i) => graph.initializers.has(i));
     if (k < 0) continue;
-    const x = mul.inputs[1 - k];
+    const x = n.inputs[1 - k];
     const p = prod.get(x);
     if (!p || readers.get(x)!.length !== 1 || graphOutputs.has(x) || !graph.initializers.has(p.inputs[1])) continue;
-    const w = graph.initializers.get(p.inputs[1])!;
-    const layout = convChannels(p, w);
-    const scale = layout && perChannel(graph.initializers.get(mul.inputs[k])!, layout.m, shapeOf(x)?.length ?? 0);
-    const b = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
-    if (!layout || !scale || (p.inputs[2] && !b)) continue;
-    const wName = uniqueName(graph, `${p.inputs[1]}_scaled`);
-    graph.initializers.set(wName, tensor('float32', w.dims, Array.from(w.data, (v, i) => v * scale(layout.channelOf(i)))));
-    p.inputs = [p.inputs[0], wName, ...(b ? [uniqueName(graph, `${p.name || p.inputs[1]}_bias_scaled`)] : [])];
-    if (b) graph.initializers.set(p.inputs[2], tensor('float32', [layout.m], Array.from(b.data, (v, c) => v * scale(c))));
-    p.outputs = [mul.outputs[0]];
-    removed.add(mul);
+    if (!fold(p, graph.initializers.get(p.inputs[1])!, graph.initializers.get(n.inputs[k])!, x)) continue;
+    p.outputs = [n.outputs[0]];
+    removed.add(n);
     folded++;
   }
   graph.nodes = graph.nodes.filter((n) => !removed.has(n));
@@ -298,29 +290,35 @@ export function foldScaleMuls(graph: Graph, shapeOf: (name: string) => number[] 
 }
 
 /**
+ * Fold a Mul by a constant per-channel vector (a BatchNormalization exported as Mul and Add, as
+ * paddle2onnx writes it) into the Conv or ConvTranspose before it: W' = W * c per output channel,
+ * b' = b * c. The Add that usually follows is then a bias Add (foldBiasAdds).
+ */
+export function foldScaleMuls(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+  return foldIntoLayer(graph, 'Mul', (p, w, c, x) => {
+    const layout = convChannels(p, w);
+    const scale = layout && perChannel(c, layout.m, shapeOf(x)?.length ?? 0);
+    const b = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
+    if (!layout || !scale || (p.inputs[2] && !b)) return false;
+    const wName = uniqueName(graph, `${p.inputs[1]}_scaled`);
+    graph.initializers.set(wName, tensor('float32', w.dims, Array.from(w.data, (v, i) => v * scale(layout.channelOf(i)))));
+    p.inputs = [p.inputs[0], wName, ...(b ? [uniqueName(graph, `${p.name || p.inputs[1]}_bias_scaled`)] : [])];
+    if (b) graph.initializers.set(p.inputs[2], tensor('float32', [layout.m], Array.from(b.data, (v, ch) => v * scale(ch))));
+    return true;
+  });
+}
+
+/**
  * Fold an Add of a constant per-channel vector into the layer before it, the form the device
  * runs (one layer with a bias): MatMul(A[M,K], B) + c[N] -> Gemm(A, B, c), and
  * Conv/ConvTranspose(x, W[, b]) + c[1,M,1,1] -> Conv/ConvTranspose(x, W, b + c).
  */
 export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
-  let folded = 0;
-  const readers = consumers(graph);
-  const prod = producers(graph);
-  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-  const removed = new Set<Node>();
-  for (const add of graph.nodes) {
-    if (add.op !== 'Add') continue;
-    const k = add.inputs.findIndex((i) => graph.initializers.has(i));
-    if (k < 0) continue;
-    const x = add.inputs[1 - k];
-    const c = graph.initializers.get(add.inputs[k])!;
-    const p = prod.get(x);
-    if (!p || readers.get(x)!.length !== 1 || graphOutputs.has(x) || !graph.initializers.has(p.inputs[1])) continue;
-    const w = graph.initializers.get(p.inputs[1])!;
+  return foldIntoLayer(graph, 'Add', (p, w, c, x) => {
     const nonUnit = c.dims.filter((d) => d !== 1);
     if (p.op === 'MatMul' && shapeOf(p.inputs[0])?.length === 2 && w.dims.length === 2) {
       const n = w.dims[1];
-      if (nonUnit.length !== 1 || nonUnit[0] !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[1] !== n)) continue;
+      if (nonUnit.length !== 1 || nonUnit[0] !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[1] !== n)) return false;
       const bName = uniqueName(graph, `${p.inputs[1]}_bias`);
       graph.initializers.set(bName, tensor('float32', [n], c.data));
       p.op = 'Gemm';
@@ -330,21 +328,16 @@ export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] |
       const layout = convChannels(p, w);
       // Per-channel only: c broadcast to the output's rank must be [1, M, 1, ...] (or a scalar).
       const shift = layout && perChannel(c, layout.m, shapeOf(x)?.length ?? 0);
-      if (!layout || !shift) continue;
+      if (!layout || !shift) return false;
       const old = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
       const bName = uniqueName(graph, `${p.name || p.inputs[1]}_bias_folded`);
       graph.initializers.set(bName, tensor('float32', [layout.m], Array.from({ length: layout.m }, (_, i) => shift(i) + (old ? old.data[i] : 0))));
       p.inputs = [p.inputs[0], p.inputs[1], bName];
     } else {
-      continue;
+      return false;
     }
-    p.outputs = [add.outputs[0]];
-    removed.add(add);
-    folded++;
-  }
-  graph.nodes = graph.nodes.filter((n) => !removed.has(n));
-  if (folded) removeDead(graph);
-  return folded;
+    return true;
+  });
 }
 
 /** A per-channel affine map of 8-bit pixels: v = (p * scale - mean[c]) / std[c]. */
