@@ -9,9 +9,12 @@ import { fail } from './errors.js';
 import { check, checkBatch, checkCallbacks, checkIterable, options as optionsOf } from './guard.js';
 import { Model, type Feeds } from './model.js';
 import {
-  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
+  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type OutputRanges, type Preset, type ResolvedOptions, type Sample,
+  type Samples,
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
+import { numel } from './graph/ir.js';
+import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
@@ -106,6 +109,8 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t.tensors)) bad('tensors', 'an object');
   for (const [name, e] of Object.entries(t.tensors as object)) {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2 || !(e.range[0] <= e.range[1])) bad(`tensors.${name}.range`, 'two numbers, the lower first');
+    const x = (e as Record<string, unknown>).extremes;
+    if (x !== undefined && (!numbers(x) || x.length !== 2 || !(x[0] <= x[1]))) bad(`tensors.${name}.extremes`, 'two numbers, the lower first');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
   const prov = t.provenance;
@@ -172,6 +177,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
     estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
+    outputRanges: table.outputRanges as OutputRanges | undefined,
   });
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
@@ -307,6 +313,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
     cacheBytes: CACHE_BYTES,
   });
   timings.workers = workers.length;
@@ -350,20 +357,20 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       }
       first.push(index);
       for (const i of observed) {
-        const [lo, hi] = [r[2 * i], r[2 * i + 1]];
+        const [lo, hi, seenLo, seenHi] = [r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]];
         // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
         // of a negative): no power-of-2 format holds that.
-        if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
-          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${lo} to ${hi}, which no fixed-point format holds (an overflow or NaN in the float model)`);
+        if (![lo, hi, seenLo, seenHi].every(Number.isFinite)) {
+          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${seenLo} to ${seenHi}, which no fixed-point format holds (an overflow or NaN in the float model)`);
         }
-        state.ranges.get(points[i])!.update([lo, hi]);
+        state.ranges.get(points[i])!.update([lo, hi], [seenLo, seenHi]);
       }
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
     t = performance.now();
     state.freezeWeights();
-    const { spec, weights } = state.spec();
+    const { spec, weights, formats } = state.spec();
     await Promise.all(workers.map((w) => w.setSpec(spec)));
     timings.spec = performance.now() - t;
 
@@ -375,6 +382,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     const sumF = new Float64Array(length), sumQ = new Float64Array(length);
     const biases = new Float32Array(length);
     const sqnr = new Float64Array(2 * points.length);
+    const clip = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
       const last = pass === Math.max(biasPasses, 1) - 1;
@@ -395,8 +403,9 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       };
       const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
       await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
-        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        const { meansFloat: f, meansFixed: q, sqnr: s, clip: c } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (c) for (let k = 0; k < clip.length; k++) clip[k] += c[k];
         if (!f || !q) return;
         for (let c = 0; c < length; c++) {
           sumF[c] += f[c];
@@ -407,8 +416,17 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       applyBatch();
     }
     const db = new Map<string, number>();
-    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
+    const errors = new Map<string, PointError>();
+    for (const i of observed) {
+      const p = points[i];
+      db.set(p, sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+      errors.set(p, {
+        signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
+        count: numel(inferred.values.get(p)!.shape) * state.images,
+      });
+    }
+    const verdicts = diagnose(state, formats, errors);
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];

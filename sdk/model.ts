@@ -5,7 +5,8 @@ import { WasmRuntime } from './engine/wasm.js';
 import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
-  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
+  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, foldScaleMuls, recognizeHardActivations, removeIdentities,
+  type PixelAffine,
 } from './passes/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 import { check, checkBatch, checkFeeds, isRecord, options as optionsOf } from './guard.js';
@@ -37,7 +38,8 @@ export interface ModelParts {
 /**
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
- * Conv/Gemm and constant bias Adds into Conv/MatMul, recognise hard-sigmoid/hard-swish, and analyse the result.
+ * Conv/Gemm, constant per-channel Muls and bias Adds into Conv/ConvTranspose/MatMul, recognise
+ * hard-sigmoid/hard-swish, and analyse the result.
  */
 export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
@@ -47,6 +49,7 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { g
   removeIdentities(graph);
   cancelTransposes(graph);
   foldBatchNorm(graph);
+  foldScaleMuls(graph, (name) => first.values.get(name)?.shape);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
   const inferred = inferGraph(graph, shapes);

@@ -1,14 +1,33 @@
 /** Small graph-editing helpers shared by the exporters. */
 import { topoSort, type Inferred } from '../passes/infer.js';
-import { tensor, type Graph, type Node } from '../graph/ir.js';
+import { isFloat, tensor, type Graph, type Node } from '../graph/ir.js';
 import { clipBounds, removeDead } from '../passes/transforms.js';
 import { clipOf, type TensorQ } from '../device/spec.js';
 
-export function freshName(g: Graph, base: string): string {
-  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
+/** A name no initializer, node output or input of `g` has, nor any of `reserved` (names handed
+ *  out for nodes not yet in the graph). */
+export function freshName(g: Graph, base: string, reserved?: Set<string>): string {
+  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n) || !!reserved?.has(n);
   let name = base;
   for (let i = 1; taken(name); i++) name = `${base}_${i}`;
   return name;
+}
+
+/** Give the nodes an exporter adds names that no node of `g` (and no other added node) has: the
+ *  model's own node names stay as they are (traces refer to them). */
+export function uniqueNodeNames(g: Graph, added: Node[]): void {
+  const names = new Set(g.nodes.map((n) => n.name));
+  for (const n of added) {
+    const base = n.name;
+    for (let i = 1; names.has(n.name); i++) n.name = `${base}_${i}`;
+    names.add(n.name);
+  }
+}
+
+/** Whether a point holds float values: integer and boolean tensors (a peer int8 model's
+ *  QuantizeLinear outputs, comparisons) take no clip and no Q/DQ pair in the exports. */
+export function holdsFloats(inf: Inferred, tensorName: string): boolean {
+  return isFloat(inf.values.get(tensorName)!.dtype);
 }
 
 /** Static shapes on the graph interface (the prepared graph was folded at these shapes). */

@@ -126,13 +126,25 @@ export function mseClip(hist: Uint32Array, width: number, levels: number): numbe
   return bestC;
 }
 
-/** Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch. */
+/**
+ * Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch; or,
+ * for a point whose peaks the task reads (`peak`), the extremes over all batches. Beside it, the
+ * extremes of the values seen (`seen`), from each batch's min and max.
+ */
 export class RunningRange {
   n = 0;
   min = 0;
   max = 0;
-  update([lo, hi]: [number, number]): void {
+  seen: [number, number] = [Infinity, -Infinity];
+  constructor(readonly peak = false) {}
+  update([lo, hi]: [number, number], [mn, mx]: [number, number] = [lo, hi]): void {
     this.n++;
+    this.seen = [Math.min(this.seen[0], mn), Math.max(this.seen[1], mx)];
+    if (this.peak) {
+      this.min = this.n === 1 ? lo : Math.min(this.min, lo);
+      this.max = this.n === 1 ? hi : Math.max(this.max, hi);
+      return;
+    }
     const f = Math.max(1 / this.n, 0.001);
     this.min = (1 - f) * this.min + f * lo;
     this.max = (1 - f) * this.max + f * hi;
