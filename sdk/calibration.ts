@@ -68,6 +68,9 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t) || t.format !== 'p2calib-calibration' || t.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
   for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
   if (typeof t.bits !== 'number') bad('bits', 'a number');
+  // Tables written before the option existed were calibrated keeping the Clip bounds.
+  if (t.keepClipBounds === undefined) t.keepClipBounds = true;
+  if (typeof t.keepClipBounds !== 'boolean') bad('keepClipBounds', 'true or false');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
   if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
   const input = t.input;
@@ -93,7 +96,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator,
+    estimator: table.estimator, keepClipBounds: table.keepClipBounds,
   });
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
@@ -246,7 +249,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         leftOut.add(index);
         return;
       }
-      for (const i of observed) state.ranges.get(points[i])!.update([r[2 * i], r[2 * i + 1]]);
+      for (const i of observed) state.ranges.get(points[i])!.forEach((range, k) => range.update([r[4 * i + 2 * k], r[4 * i + 2 * k + 1]]));
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);

@@ -4,8 +4,10 @@ import { tensor, type Graph, type Node } from '../graph/ir.js';
 import { clipBounds, removeDead } from '../graph/transforms.js';
 import { clipOf, type TensorQ } from '../quant/spec.js';
 
-export function freshName(g: Graph, base: string): string {
-  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n);
+/** A name no initializer, input or output of a node of g (or of `pending`, nodes not yet in g) has. */
+export function freshName(g: Graph, base: string, pending: readonly Node[] = []): string {
+  const taken = (n: string) => g.initializers.has(n) || g.nodes.some((x) => x.outputs.includes(n)) || g.inputs.some((i) => i.name === n)
+    || pending.some((x) => x.outputs.includes(n));
   let name = base;
   for (let i = 1; taken(name); i++) name = `${base}_${i}`;
   return name;
@@ -18,11 +20,12 @@ export function staticIO(g: Graph, inf: Inferred): void {
 
 /**
  * The bounds an activation point's Clip gets in the exports: the device saturates at the tensor
- * format's range (the PACT2 clip) and, for a Clip, also at its own bounds, so the two intersect.
+ * format's range (the PACT2 clip) and, where the spec keeps clip bounds, also at a Clip's own, so
+ * the two intersect.
  */
-export function pact2Bounds(g: Graph, activation: Node, q: TensorQ): [number, number] {
+export function pact2Bounds(g: Graph, activation: Node, q: TensorQ, keepClipBounds: boolean): [number, number] {
   const [lo, hi] = clipOf(q);
-  const own = activation.op === 'Clip' ? clipBounds(g, activation) ?? [-Infinity, Infinity] : [0, Infinity];
+  const own = activation.op === 'Clip' && keepClipBounds ? clipBounds(g, activation) ?? [-Infinity, Infinity] : [0, Infinity];
   return [Math.max(lo, own[0]), Math.min(hi, own[1])];
 }
 

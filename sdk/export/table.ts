@@ -48,6 +48,8 @@ export interface CalibrationTable {
   sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
+  /** Relu6/Clip saturate at their own bounds too (else only at the PACT2 clip, the seed's rule). */
+  keepClipBounds: boolean;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
   images: number;
@@ -65,7 +67,7 @@ export function buildTable(
   const tensors: Record<string, TensorEntry> = {};
   for (const p of state.placement.points) {
     const q = spec.tensors[p];
-    const r = state.ranges.get(p)!;
+    const r = state.rangeOf(p);
     tensors[p] = {
       range: [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
       ...(extra.sqnr?.has(p) ? { sqnr: extra.sqnr.get(p) } : {}),
@@ -102,6 +104,7 @@ export function buildTable(
     sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
+    keepClipBounds: o.keepClipBounds,
     subsampleSeed: o.subsampleSeed ?? null,
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },

@@ -16,7 +16,7 @@ import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
-import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { DEFAULT_PERCENTILE, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
 import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
 import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
 
@@ -40,6 +40,9 @@ export interface CalibrateOptions {
   /** Overrides the preset's range estimator: 'minmax', 'percentile:<p>', 'entropy', 'mse'. */
   estimator?: Estimator | string;
   biasMode?: BiasMode;
+  /** Saturate Relu6/Clip at their own bounds as well as at the PACT2 clip (default false: the
+   *  seed's rule, a Clip(0,6) is a PACT2 clip whose power-of-2 range is learned; DESIGN.md §4). */
+  keepClipBounds?: boolean;
   /** Bin a stride-2 subsample of 4-D activations, as the devkit does (histogram estimators). */
   subsample?: boolean;
   /** Seeds the subsample's offsets (default 0). */
@@ -79,6 +82,7 @@ export interface ResolvedOptions {
   factor: number;
   biasCalibration: BiasCalibration;
   biasMode: BiasMode;
+  keepClipBounds: boolean;
   /** Seed of the stride-2 subsample, when subsampling. */
   subsampleSeed?: number;
 }
@@ -110,6 +114,7 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     factor,
     biasCalibration,
     biasMode,
+    keepClipBounds: !!o.keepClipBounds,
     subsampleSeed: o.subsample ? o.seed ?? 0 : undefined,
   };
 }
@@ -135,13 +140,14 @@ export interface LayerState {
 /** The model-specific state of a calibration: placement, ranges, layers, biases. */
 export class CalibrationState {
   readonly placement: Placement;
-  readonly ranges = new Map<string, RunningRange>();
+  /** Per point, its running ranges at each of RANGE_BITS (8, 16). */
+  readonly ranges = new Map<string, RunningRange[]>();
   readonly layers: LayerState[] = [];
   images = 0;
 
   constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
-    for (const p of this.placement.points) this.ranges.set(p, new RunningRange());
+    for (const p of this.placement.points) this.ranges.set(p, RANGE_BITS.map(() => new RunningRange()));
     for (const s of options.sixteenBit) {
       if (!inferred.values.has(s) && !graph.nodes.some((n) => n.name === s)) {
         fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);
@@ -183,11 +189,17 @@ export class CalibrationState {
     for (const l of this.layers) l.scaleLog2 = scales.get(l);
   }
 
+  /** A point's range at the bits it is stored in. */
+  rangeOf(point: string): RunningRange {
+    return this.ranges.get(point)![RANGE_BITS.indexOf(this.bitsOf(point))];
+  }
+
   /** Set ranges and biases from a saved calibration table (see export/table.ts). */
   restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
-    for (const [t, r] of this.ranges) {
+    for (const t of this.ranges.keys()) {
       const saved = ranges[t];
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      const r = this.rangeOf(t);
       [r.min, r.max] = saved.range;
       r.n = 1;
     }
@@ -203,7 +215,7 @@ export class CalibrationState {
   }
 
   /** Bits of a stored tensor: the model's, or 16 where mixed precision asks for it. */
-  private bitsOf(tensor: string): Bits {
+  bitsOf(tensor: string): Bits {
     if (this.options.sixteenBit.has(tensor)) return 16;
     const producer = this.inferred.order.find((n) => n.outputs.includes(tensor));
     return producer && this.options.sixteenBit.has(producer.name) ? 16 : this.options.bits;
@@ -218,7 +230,7 @@ export class CalibrationState {
   private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]> } {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
-      const r = this.ranges.get(p)!;
+      const r = this.rangeOf(p);
       tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
         ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
         : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
@@ -247,7 +259,7 @@ export class CalibrationState {
       weights.set(l.node.name, qw);
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
     }
-    return { spec: { tensors, layers, biasMode: this.options.biasMode }, weights };
+    return { spec: { tensors, layers, biasMode: this.options.biasMode, keepClipBounds: this.options.keepClipBounds }, weights };
   }
 }
 

@@ -7,7 +7,7 @@
 import type { FloatPlan } from '../engine/float.js';
 import type { WasmRuntime } from '../engine/wasm.js';
 import { StatsKernels, subsample2Count } from './histogram.js';
-import { batchRange, type Estimator } from './ranges.js';
+import { batchRanges, RANGE_BITS, type Estimator } from './ranges.js';
 
 /** Which tensor to average per layer, and how it is laid out: [outer, channels, inner]. */
 export interface MeanTarget {
@@ -47,8 +47,9 @@ function subsampleOffsets(seed: number, image: number, point: number): [number, 
 }
 
 export interface Observation {
-  /** Out: [lo, hi] of point i at 2i, 2i+1 in `values` (points the plan computes, see `observed`);
-   *  `image`, the image's index in the calibration, seeds the subsample's offsets. */
+  /** Out: [lo, hi] of point i at each of RANGE_BITS, from 4i: [lo8, hi8, lo16, hi16] (points the
+   *  plan computes, see `observed`); `image`, the image's index in the calibration, seeds the
+   *  subsample's offsets. */
   ranges?: { values: Float64Array; image: number };
   /** Out: per-channel means of every target, at meanOffsets. */
   means?: Float64Array;
@@ -103,7 +104,7 @@ export class FloatObserver {
           const shape = this.subsample?.shapeOf(name);
           const sub = shape?.length === 4 ? shape : undefined;
           const [oy, ox] = sub ? subsampleOffsets(this.subsample!.seed, o.ranges.image, i) : [0, 0];
-          const [lo, hi] = batchRange(this.estimator, {
+          const ranges = batchRanges(this.estimator, {
             count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
             minMax: () => this.stats.minMax(loc.ptr, loc.length),
             extremes: sub ? undefined : (m) => this.stats.extremes(loc.ptr, loc.length, m),
@@ -111,9 +112,8 @@ export class FloatObserver {
               ? this.stats.histogramSub2(loc.ptr, sub[0] * sub[1], sub[2], sub[3], oy, ox, lo, hi, bins, absolute)
               : this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),
             tails: (hist, cut) => this.stats.tailsOf(hist, cut),
-          });
-          o.ranges.values[2 * i] = lo;
-          o.ranges.values[2 * i + 1] = hi;
+          }, RANGE_BITS);
+          o.ranges.values.set(ranges.flat(), 2 * RANGE_BITS.length * i);
           if (o.spent) o.spent.ranges += performance.now() - t0;
         }
       }

@@ -17,7 +17,7 @@ import { WasmRuntime } from '../engine/wasm.js';
 import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
-import type { Estimator } from './ranges.js';
+import { RANGE_BITS, type Estimator } from './ranges.js';
 import type { QuantSpec } from './spec.js';
 
 /** What every worker is given once. Plain data, structured-cloneable. */
@@ -101,9 +101,10 @@ export class CalibrationWorker {
     return this.observer.observed;
   }
 
-  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 2i, 2i+1. */
+  /** Pass 1: the ranges each point suggests for image number `image`, [lo, hi] per RANGE_BITS
+   *  from 4i. */
   ranges(feeds: Feeds, image: number): Float64Array {
-    const ranges = new Float64Array(2 * this.setup.points.length);
+    const ranges = new Float64Array(2 * RANGE_BITS.length * this.setup.points.length);
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
     this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
