@@ -30,6 +30,8 @@ const CONFIGS = {
   'advanced-dw, entropy': { preset: 'advanced-dw', estimator: 'entropy' },
   'advanced-dw, mse': { preset: 'advanced-dw', estimator: 'mse' },
   'advanced-dw, 16-bit': { preset: 'advanced-dw', bits: 16 },
+  'advanced, equalized': { preset: 'advanced', equalize: true },
+  'advanced-dw, equalized': { preset: 'advanced-dw', equalize: true },
   'advanced-dw, clip bounds kept': { preset: 'advanced-dw', keepClipBounds: true },
   'advanced-dw, 16-bit, clip bounds kept': { preset: 'advanced-dw', bits: 16, keepClipBounds: true },
 };

@@ -71,6 +71,8 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   // Tables written before the option existed were calibrated keeping the Clip bounds.
   if (t.keepClipBounds === undefined) t.keepClipBounds = true;
   if (typeof t.keepClipBounds !== 'boolean') bad('keepClipBounds', 'true or false');
+  if (t.equalize === undefined) t.equalize = false;
+  if (typeof t.equalize !== 'boolean') bad('equalize', 'true or false');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
   if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
   const input = t.input;
@@ -93,17 +95,23 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
 
 export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
   checkTable(table);
-  const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator, keepClipBounds: table.keepClipBounds,
+    estimator: table.estimator, keepClipBounds: table.keepClipBounds, equalize: table.equalize,
   });
+  const model = calibratedModel(table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   state.restore(table.tensors, table.layers);
   state.images = table.images;
   const { spec, weights } = state.spec();
   return new Calibration(model, state, spec, weights, table);
+}
+
+/** The model a calibration works on: equalized when asked (through Clip(0, hi) too, unless the
+ *  Clip's bounds are kept: they cannot be scaled per channel). */
+function calibratedModel(model: Model, o: ResolvedOptions): Model {
+  return o.equalize && !model.equalize ? model.withEqualization({ clips: !o.keepClipBounds }) : model;
 }
 
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own
@@ -133,8 +141,9 @@ export interface CalibrationRun<I> {
   items(): AsyncIterable<I> | Iterable<I>;
   /** How many images a pass has, when known before the first pass (for progress). */
   count?: number;
-  /** Start the workers (once, before the first pass). */
-  start(setup: WorkerSetup): Promise<WorkerHandle<I>[]>;
+  /** Start the workers (once, before the first pass) on the model calibrated: the one given, or
+   *  its equalized form. */
+  start(setup: WorkerSetup, model: Model): Promise<WorkerHandle<I>[]>;
   /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
    *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
   onItemError?(error: unknown, item: I): void;
@@ -205,9 +214,10 @@ async function inImageOrder<I, R>(
  * by image and updates the biases after each batch (broadcast to every worker); the last pass
  * also sums each point's SQNR terms image by image.
  */
-export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
+export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
   const opts = resolveOptions(options);
   const t0 = performance.now();
+  const model = calibratedModel(source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   const points = state.placement.points;
@@ -217,7 +227,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
-  });
+  }, model);
   timings.workers = workers.length;
   timings.start = performance.now() - t;
   // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
@@ -320,6 +330,6 @@ export async function calibrate(model: Model, samples: Samples, options: Calibra
   return runCalibration(model, {
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
-    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds)],
+    start: async (setup, m) => [new LocalWorker(await CalibrationWorker.create(m, setup), (feeds: Record<string, Float32Array>) => feeds)],
   }, options);
 }

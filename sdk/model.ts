@@ -7,6 +7,7 @@ import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
 } from './graph/transforms.js';
+import { equalizeLayers, type EqualizeOptions } from './graph/equalize.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -29,14 +30,16 @@ export interface ModelParts {
   source: Graph;
   shapes: Map<string, number[]>;
   pixelInput?: PixelAffine;
+  equalize?: EqualizeOptions;
 }
 
 /**
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
- * Conv/Gemm and constant bias Adds into Conv/MatMul, recognise hard-sigmoid/hard-swish, and analyse the result.
+ * Conv/Gemm and constant bias Adds into Conv/MatMul, recognise hard-sigmoid/hard-swish, optionally
+ * equalize consecutive layers (graph/equalize.ts), and analyse the result.
  */
-export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
+export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>, equalize?: EqualizeOptions): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
   const first = inferGraph(graph, shapes);
   foldConstants(graph, first);
@@ -45,6 +48,7 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { g
   foldBatchNorm(graph);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
+  if (equalize) equalizeLayers(graph, equalize);
   return { graph, inferred: inferGraph(graph, shapes) };
 }
 
@@ -62,6 +66,8 @@ export class Model {
     private readonly shapes: Map<string, number[]>,
     /** Set when the model takes raw 0..255 pixels (see withPixelInput). */
     readonly pixelInput?: PixelAffine,
+    /** Set when consecutive layers are equalized (see withEqualization). */
+    readonly equalize?: EqualizeOptions,
   ) {
     const info = (name: string, dtype: DType) => ({ name, shape: inferred.values.get(name)!.shape, dtype });
     this.inputs = graph.inputs.map((v) => info(v.name, v.dtype));
@@ -77,16 +83,26 @@ export class Model {
     if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
     const source = cloneGraph(this.source);
     addPixelInput(source, affine);
-    return Model.fromParts({ source, shapes: this.shapes, pixelInput: affine });
+    return Model.fromParts({ ...this.parts(), source, pixelInput: affine });
+  }
+
+  /**
+   * The same model with consecutive weight layers equalized (cross-layer equalization,
+   * graph/equalize.ts): the same function (with `clips`, Clip(0, hi) between equalized layers
+   * becomes Relu), weights easier to quantize per tensor. Node and tensor names do not change.
+   */
+  withEqualization(options: EqualizeOptions): Model {
+    if (this.equalize) fail('BAD_OPTION', 'the model is already equalized');
+    return Model.fromParts({ ...this.parts(), equalize: options });
   }
 
   parts(): ModelParts {
-    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput };
+    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, equalize: this.equalize };
   }
 
-  static fromParts({ source, shapes, pixelInput }: ModelParts): Model {
-    const { graph, inferred } = prepareGraph(source, shapes);
-    return new Model(source, graph, inferred, shapes, pixelInput);
+  static fromParts({ source, shapes, pixelInput, equalize }: ModelParts): Model {
+    const { graph, inferred } = prepareGraph(source, shapes, equalize);
+    return new Model(source, graph, inferred, shapes, pixelInput, equalize);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */
@@ -120,7 +136,7 @@ export class Model {
   /** The analysed graph at a given batch size. */
   prepared(batch: number): { graph: Graph; inferred: Inferred } {
     if (batch === this.inputs[0]?.shape[0]) return { graph: this.graph, inferred: this.inferred };
-    return prepareGraph(this.source, this.shapesForBatch(batch));
+    return prepareGraph(this.source, this.shapesForBatch(batch), this.equalize);
   }
 
   /** A float execution plan for a batch size, on its own WASM instance. */

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
-import { batchRange, batchRanges, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
+import { batchRange, batchRanges, foldFor, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
 import type { BiasMode, Bits } from '../sdk/quant/spec.js';
@@ -207,6 +207,11 @@ test('running average and power-of-2 clips follow DESIGN.md', () => {
   assert.equal([rr.min, rr.max], [-2, 3]); // f = 1/2
   for (let i = 0; i < 2000; i++) rr.update([0, 10]);
   assert.ok(rr.max > 9.8 && rr.max < 10, `${rr.max}`); // f bottoms out at 0.001
+  // 16 bits fold batches into their extremes: no calibration image is clipped.
+  const wide = new RunningRange(foldFor(16));
+  for (const r of [[-1, 4], [-3, 2], [0, 10], [-2, 1]] as [number, number][]) wide.update(r);
+  assert.equal([wide.min, wide.max], [-3, 10]);
+  assert.is(foldFor(8), 'average');
   assert.equal(pact2Clip(0, 6), { signed: false, clip2: 8 });
   assert.equal(pact2Clip(-3, 2.5), { signed: true, clip2: 4 });
   assert.equal(pact2Clip(0, 0), { signed: false, clip2: 2 ** -16 });

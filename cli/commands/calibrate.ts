@@ -37,6 +37,8 @@ Options:
   --keep-clip-bounds  Relu6/Clip saturate at their own bounds (6·2^s) too; by default they are PACT2
                       clips saturating at the power-of-2 range only (a Clip(0,6) at 8), as the
                       device does in power-of-2 mode
+  --equalize          cross-layer equalization before calibration (data-free; the exported models
+                      carry the equalized weights)
   --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
@@ -74,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
     'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
     'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
-    'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+    'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
     workers: { type: 'string' }, force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
@@ -105,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibrationFactor: factor,
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     keepClipBounds: !!values['keep-clip-bounds'],
+    equalize: values.equalize === undefined ? undefined : !!values.equalize,
     pixelInput: !!values['pixel-input'],
     workers,
     subsample: !!values.subsample,

@@ -50,6 +50,8 @@ export interface CalibrationTable {
   biasMode: string;
   /** Relu6/Clip saturate at their own bounds too (else only at the PACT2 clip, the seed's rule). */
   keepClipBounds: boolean;
+  /** Consecutive layers were equalized before calibration (the exports carry those weights). */
+  equalize: boolean;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
   images: number;
@@ -105,6 +107,7 @@ export function buildTable(
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     keepClipBounds: o.keepClipBounds,
+    equalize: o.equalize,
     subsampleSeed: o.subsampleSeed ?? null,
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },

@@ -16,7 +16,7 @@ import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
-import { DEFAULT_PERCENTILE, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { DEFAULT_PERCENTILE, foldFor, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
 import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
 import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
 
@@ -43,6 +43,9 @@ export interface CalibrateOptions {
   /** Saturate Relu6/Clip at their own bounds as well as at the PACT2 clip (default false: the
    *  seed's rule, a Clip(0,6) is a PACT2 clip whose power-of-2 range is learned; DESIGN.md §4). */
   keepClipBounds?: boolean;
+  /** Cross-layer equalization before calibration (graph/equalize.ts); the exports carry the
+   *  equalized weights. */
+  equalize?: boolean;
   /** Bin a stride-2 subsample of 4-D activations, as the devkit does (histogram estimators). */
   subsample?: boolean;
   /** Seeds the subsample's offsets (default 0). */
@@ -83,6 +86,7 @@ export interface ResolvedOptions {
   biasCalibration: BiasCalibration;
   biasMode: BiasMode;
   keepClipBounds: boolean;
+  equalize: boolean;
   /** Seed of the stride-2 subsample, when subsampling. */
   subsampleSeed?: number;
 }
@@ -115,6 +119,7 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     biasCalibration,
     biasMode,
     keepClipBounds: !!o.keepClipBounds,
+    equalize: !!o.equalize,
     subsampleSeed: o.subsample ? o.seed ?? 0 : undefined,
   };
 }
@@ -147,7 +152,7 @@ export class CalibrationState {
 
   constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
-    for (const p of this.placement.points) this.ranges.set(p, RANGE_BITS.map(() => new RunningRange()));
+    for (const p of this.placement.points) this.ranges.set(p, RANGE_BITS.map((b) => new RunningRange(foldFor(b))));
     for (const s of options.sixteenBit) {
       if (!inferred.values.has(s) && !graph.nodes.some((n) => n.name === s)) {
         fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);

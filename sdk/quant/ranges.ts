@@ -181,17 +181,34 @@ export function mseClip(hist: Uint32Array, width: number, levels: number): numbe
  *  (per-image arrays hold [lo8, hi8, lo16, hi16] per point), so the bits can be chosen after. */
 export const RANGE_BITS: readonly Bits[] = [8, 16];
 
-/** Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch. */
+/**
+ * Batches folded into one range. 'average' (the seed's): the running average f = max(1/n, 0.001),
+ * clip = (1 - f) * clip + f * batch; the images whose activations peak above it are clipped.
+ * 'extremes': the smallest low and largest high, for 16 bits, where rounding noise is so small
+ * that covering every calibration image costs less than clipping some (the same trade as a
+ * batch's paid cut, across batches).
+ */
 export class RunningRange {
   n = 0;
   min = 0;
   max = 0;
+  constructor(readonly fold: 'average' | 'extremes' = 'average') {}
   update([lo, hi]: [number, number]): void {
     this.n++;
+    if (this.fold === 'extremes') {
+      this.min = this.n === 1 ? lo : Math.min(this.min, lo);
+      this.max = this.n === 1 ? hi : Math.max(this.max, hi);
+      return;
+    }
     const f = Math.max(1 / this.n, 0.001);
     this.min = (1 - f) * this.min + f * lo;
     this.max = (1 - f) * this.max + f * hi;
   }
+}
+
+/** How a bit width folds its batches' ranges (see RunningRange). */
+export function foldFor(bits: Bits): RunningRange['fold'] {
+  return bits === 16 ? 'extremes' : 'average';
 }
 
 /** The power-of-2 clip of a range: (-clip2, clip2) when signed, else (0, clip2). */
