@@ -8,7 +8,7 @@ export function heap_base(): usize {
 export { unary_f32_simd } from './float/activation';
 export { binary_f32_simd } from './float/binary';
 export * from './float/conv';
-export { copy_f32_strided } from './float/copy';
+export * from './float/copy';
 export { matmul_f32_packedb_simd } from './float/gemm';
 export * from './float/pool';
 export * from './float/resize';
@@ -23,3 +23,4 @@ export * from './int/gemm16';
 export * from './int/eltwise';
 export * from './int/quantize';
 export * from './int/pool';
+export * from './float/softmax';

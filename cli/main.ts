@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   calibrate: { summary: 'calibrate a float model on images; write QDQ, calibrated float ONNX and calibration.json', load: () => import('./commands/calibrate.js') },
   eval: { summary: 'measure a model\'s accuracy on images (float, and fixed point with --calibration)', load: () => import('./commands/eval.js') },
   simulate: { summary: 'run one image in fixed point and write every layer as TIDL trace files', load: () => import('./commands/simulate.js') },
+  report: { summary: 'write the layer-by-layer HTML report of a calibration (and its table as CSV)', load: () => import('./commands/report.js') },
   compare: { summary: 'compare two folders of TIDL trace files layer by layer', load: () => import('./commands/compare.js') },
 };
 

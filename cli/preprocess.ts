@@ -36,6 +36,32 @@ export const PREPROCESS_HELP = `Preprocessing (a preset or JSON file, then field
   --mean M --std S  one number or three, e.g. 0.485,0.456,0.406
   --layout L        NCHW | NHWC`;
 
+/** One line saying what a spec does, for the commands' reports. */
+export function describeSpec(s: PreprocessSpec): string {
+  const size = s.width && s.height ? ` ${s.width}x${s.height}` : '';
+  const geometry = s.resize === 'crop' ? `crop${size}${s.shortSide ? ` (short side ${s.shortSide})` : ''}`
+    : s.resize === 'letterbox' ? `letterbox${size} (pad ${s.padValue ?? 0}, ${s.align ?? 'center'})` : `${s.resize}${size}`;
+  const list = (v: number[]) => (v.every((x) => x === v[0]) ? `${v[0]}` : v.join(','));
+  return `${geometry}, ${s.interpolation}, ${s.channels}, (x*${+s.scale.toPrecision(6)} - ${list(s.mean)}) / ${list(s.std)}, ${s.layout}`;
+}
+
+/** The spec an image command uses with a calibration: the flags over the recorded spec, with a
+ *  warning on stderr when they make it differ from the one the calibration was made with. */
+export function specForCalibration(values: Record<string, string | boolean | undefined>, recorded: unknown, fallback?: string): PreprocessSpec {
+  const rec = recorded ? parseSpec(recorded, 'calibration.json provenance.preprocessing') : undefined;
+  const spec = unsizedSpecFromFlags(values, fallback, rec);
+  if (rec) {
+    const same = (a: PreprocessSpec, b: PreprocessSpec) => JSON.stringify(sizeLess(a)) === JSON.stringify(sizeLess(b)) && (!a.width || !b.width || (a.width === b.width && a.height === b.height));
+    if (!same(spec, rec)) console.error(`p2calib: warning: this preprocessing (${describeSpec(spec)}) differs from the calibration's (${describeSpec(rec)})`);
+  }
+  return spec;
+}
+
+function sizeLess(s: PreprocessSpec): Record<string, unknown> {
+  const { width: _w, height: _h, ...rest } = s;
+  return Object.fromEntries(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
 function number(text: string, flag: string): number {
   const m = /^\s*(-?[\d.eE+-]+)\s*(?:\/\s*([\d.eE+-]+)\s*)?$/.exec(text);
   const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;
@@ -49,11 +75,14 @@ export function specFromFlags(values: Record<string, string | boolean | undefine
   return sizeSpec(unsizedSpecFromFlags(values, fallback), inputShape);
 }
 
-/** The spec from the flags alone (its size, if any, from the preset, file or --size). */
-export function unsizedSpecFromFlags(values: Record<string, string | boolean | undefined>, fallback?: string): PreprocessSpec {
+/** The spec from the flags alone (its size, if any, from the preset, file or --size). Without
+ *  --preprocess the base is `recorded` (the calibration's), else the `fallback` preset. */
+export function unsizedSpecFromFlags(values: Record<string, string | boolean | undefined>, fallback?: string, recorded?: PreprocessSpec): PreprocessSpec {
   const p = values.preprocess as string | undefined;
   let base: Record<string, unknown>;
-  if (p === undefined) {
+  if (p === undefined && recorded) {
+    base = { ...recorded };
+  } else if (p === undefined) {
     if (!fallback) fail('BAD_OPTION', `--preprocess is required for this task (a preset: ${Object.keys(PRESETS).join(', ')}, or a JSON file)`);
     base = { preset: fallback };
   } else if (p in PRESETS) {

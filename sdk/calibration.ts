@@ -1,7 +1,10 @@
 /** calibrate() and the Calibration it returns: the public face of sdk/quant and sdk/export. */
 import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq, type QdqRounding } from './export/qdq.js';
-import { buildTable, type CalibrationTable } from './export/table.js';
+import { buildProvenance, checkModel, type CalibrationSource } from './export/provenance.js';
+import { buildTable, integersSection, type CalibrationTable } from './export/table.js';
+import { tidlQuantParams, tidlQuantParamsType, toTextFormat } from './export/tidl-proto.js';
+import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
 import {
@@ -9,10 +12,11 @@ import {
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
+import { RANGE_BITS } from './quant/ranges.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
-import type { BiasMode, Bits, QuantSpec } from './quant/spec.js';
+import type { BiasMode, Bits, QuantSpec } from './device/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
 import { log10 } from './util/math.js';
 
@@ -28,6 +32,11 @@ export class Calibration {
     /** Where the time went (absent for a calibration loaded from a table). */
     readonly timings?: CalibrationTimings,
   ) {}
+
+  /** The preprocessing the calibration was made with (calibration.json's provenance), if known. */
+  get preprocessing(): SizedSpec | undefined {
+    return (this.table.provenance?.preprocessing as SizedSpec | null) ?? undefined;
+  }
 
   /** The fixed-point simulation of the device: float feeds in, dequantized outputs out. */
   async run(feeds: Feeds): Promise<Record<string, Float32Array>> {
@@ -55,6 +64,15 @@ export class Calibration {
   toCalibratedOnnx(): Uint8Array {
     return exportCalibrated(this.state, this.spec, this.weights);
   }
+
+  /** TIDL's quantization parameters file (prototxt) with these ranges and biases: point
+   *  `advanced_options:quant_params_proto_path` at it and TIDL uses them instead of calibrating. */
+  toTidlQuantParams(): string {
+    const nodes = this.state.graph.nodes;
+    const producers = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n.op] as const)));
+    const inFloat = new Set(nodes.filter((n) => this.state.floatNodes.has(n.name)).flatMap((n) => n.outputs));
+    return toTextFormat(tidlQuantParamsType(), tidlQuantParams(this.table, producers, inFloat));
+  }
 }
 
 /** Rebuild a saved calibration (calibration.json) for the model it was made from. */
@@ -74,7 +92,13 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (t.equalize === undefined) t.equalize = false;
   if (typeof t.equalize !== 'boolean') bad('equalize', 'true or false');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
-  if (!Array.isArray(t.sixteenBit) || !t.sixteenBit.every((x) => typeof x === 'string')) bad('sixteenBit', 'a list of names');
+  for (const k of ['sixteenBit', 'floatNodes', 'sixteenBitWeights']) {
+    const v = t[k];
+    if ((k === 'sixteenBit' || v !== undefined) && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) bad(k, 'a list of names');
+  }
+  if (t.rules !== undefined && !(obj(t.rules) && ['clipWeights', 'biasCalibration', 'perChannelDepthwise'].every((k) => typeof (t.rules as Record<string, unknown>)[k] === 'boolean'))) {
+    bad('rules', '{"clipWeights", "biasCalibration", "perChannelDepthwise"} booleans');
+  }
   const input = t.input;
   if (!obj(input) || typeof input.pixels !== 'boolean') bad('input', '{"pixels": true|false, ...}');
   const a = (input as Record<string, unknown>).affine;
@@ -87,6 +111,12 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
+  const prov = t.provenance;
+  if (prov !== undefined) {
+    if (!obj(prov) || !obj(prov.model) || !(prov.model.sha256 === null || typeof prov.model.sha256 === 'string')) bad('provenance.model', '{"sha256": "<hex>"}');
+    const pre = (prov as Record<string, unknown>).preprocessing;
+    if (!(pre === null || obj(pre))) bad('provenance.preprocessing', 'a preprocessing spec or null');
+  }
   for (const [name, e] of Object.entries(t.layers as object)) {
     if (!obj(e) || !numbers(e.bias)) bad(`layers.${name}.bias`, 'a list of numbers');
     if (!numbers((e as Record<string, unknown>).weightScaleLog2, true)) bad(`layers.${name}.weightScaleLog2`, 'a list of integers from -64 to 64');
@@ -95,9 +125,11 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
 
 export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
   checkTable(table);
+  checkModel(table.provenance, source);
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
-    estimator: table.estimator, keepClipBounds: table.keepClipBounds, equalize: table.equalize,
+    estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
+    keepClipBounds: table.keepClipBounds, equalize: table.equalize,
   });
   const model = calibratedModel(table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source, opts);
   const { graph, inferred } = model.prepared(1);
@@ -147,7 +179,13 @@ export interface CalibrationRun<I> {
   /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
    *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
   onItemError?(error: unknown, item: I): void;
+  /** The samples' preprocessing and identities (one per item), for calibration.json's provenance. */
+  source?: CalibrationSource;
 }
+
+/** Decoded images each worker keeps from pass 1 for the later passes: 64 MiB hold about 440 of
+ *  MobileNetV2's 224x224 RGB images (the Node loader keeps 8-bit pixels, not float tensors). */
+const CACHE_BYTES = 64 * 2 ** 20;
 
 /** The items of a pass without those the first pass left out (by their position). */
 async function* without<I>(items: AsyncIterable<I> | Iterable<I>, left: Set<number>): AsyncGenerator<I> {
@@ -170,13 +208,15 @@ export interface CalibrationTimings extends WorkerTimings {
 
 /**
  * Run requests for every image of a pass across the workers, at most `window` at a time, and hand
- * the results to `consume` in image order. A request goes to the worker with the fewest
- * outstanding ones; which worker computes an image does not change its result.
+ * the results to `consume` in image order. A request goes to the worker `route` names (the one
+ * holding the image decoded), else to the one with the fewest outstanding requests; which worker
+ * computes an image does not change its result.
  */
 async function inImageOrder<I, R>(
   items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
-  request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>,
+  request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>,
   consume: (result: R, index: number) => void,
+  route?: (index: number) => number | undefined,
 ): Promise<number> {
   const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
   const busy = workers.map(() => 0);
@@ -190,10 +230,14 @@ async function inImageOrder<I, R>(
           ended = true;
           break;
         }
-        let w = 0;
-        for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
+        let w = route?.(dispatched) ?? -1;
+        if (w < 0) {
+          w = 0;
+          for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
+        }
         busy[w]++;
-        const result = request(workers[w], r.value, dispatched++);
+        const result = request(workers[w], r.value, dispatched, w);
+        dispatched++;
         result.then(() => busy[w]--, () => {});
         pending.push(result);
       }
@@ -227,6 +271,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    cacheBytes: CACHE_BYTES,
   }, model);
   timings.workers = workers.length;
   timings.start = performance.now() - t;
@@ -237,13 +282,19 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   const totalPasses = 1 + Math.max(biasPasses, 1);
   const report = (pass: number, done: number) => options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || run.count });
   const leftOut = new Set<number>();
-  const onePass = async <R>(pass: number, request: (w: WorkerHandle<I>, item: I, index: number) => Promise<R>, consume: (r: R, index: number) => void) => {
+  // Per image of the later passes, its index in pass 1 and the worker that loaded it then.
+  const first: number[] = [];
+  const loadedBy: number[] = [];
+  const onePass = async <R>(
+    pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void,
+    route?: (index: number) => number | undefined,
+  ) => {
     const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, (r, index) => {
       const t1 = performance.now();
       consume(r, index);
       timings.merge += performance.now() - t1;
       report(pass, index + 1);
-    });
+    }, route);
     if (n === 0) fail('BAD_INPUT', pass === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
     if (pass > 0 && n !== state.images) fail('BAD_INPUT', `the samples gave ${n} images in pass ${pass + 1} but ${state.images} in the first`);
   };
@@ -251,15 +302,18 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   try {
     // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
     // An item that fails here is reported in image order, and left out (or ends the run).
-    const ranges = (w: WorkerHandle<I>, item: I, index: number) => !run.onItemError ? w.ranges(item, index)
-      : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+    const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
+      loadedBy[index] = worker;
+      return !run.onItemError ? w.ranges(item, index) : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+    };
     await onePass(0, ranges, (r, index) => {
       if (!(r instanceof Float64Array)) {
         run.onItemError!(r.error, r.item);
         leftOut.add(index);
         return;
       }
-      for (const i of observed) state.ranges.get(points[i])!.forEach((range, k) => range.update([r[4 * i + 2 * k], r[4 * i + 2 * k + 1]]));
+      first.push(index);
+      for (const i of observed) state.ranges.get(points[i])!.forEach((range, k) => range.update([r[2 * (RANGE_BITS.length * i + k)], r[2 * (RANGE_BITS.length * i + k) + 1]]));
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
@@ -279,7 +333,8 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     const sqnr = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
-      const req: MeasureRequest = { means: biasPasses > 0, sqnr: pass === Math.max(biasPasses, 1) - 1 };
+      const last = pass === Math.max(biasPasses, 1) - 1;
+      const req: MeasureRequest = { means: biasPasses > 0, sqnr: last };
       let inBatch = 0;
       const applyBatch = () => {
         if (!inBatch || !biasPasses) return;
@@ -294,7 +349,8 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         sumQ.fill(0);
         inBatch = 0;
       };
-      await onePass(1 + pass, (w, item, index) => w.measure(item, biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0, req), (m) => {
+      const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
+      await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
         const { meansFloat: f, meansFixed: q, sqnr: s } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
         if (!f || !q) return;
@@ -303,7 +359,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
           sumQ[c] += q[c];
         }
         if (++inBatch === opts.batchSize) applyBatch();
-      });
+      }, (index) => loadedBy[first[index]]);
       applyBatch();
     }
     const db = new Map<string, number>();
@@ -313,8 +369,12 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];
     }
+    const cal = new Calibration(model, state, spec, weights, table, timings);
+    const source = run.source && { ...run.source, images: run.source.images?.filter((_, i) => !leftOut.has(i)) };
+    table.provenance = await buildProvenance(model, opts, state.images, source);
+    table.integers = integersSection((await cal.fixedPlan(1)).integers(), state, weights);
     timings.total = performance.now() - t0;
-    return new Calibration(model, state, spec, weights, table, timings);
+    return cal;
   } finally {
     if (!closed) await Promise.all(workers.map((w) => w.abort()));
   }
@@ -325,11 +385,14 @@ async function* eachImage(model: Model, samples: Samples): AsyncGenerator<Record
   for await (const sample of samples as AsyncIterable<Sample>) yield* splitImages(model, sample);
 }
 
-/** Calibrate on samples (preprocessed tensors), in this thread. */
-export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions = {}): Promise<Calibration> {
+/** Calibrate on samples (preprocessed tensors), in this thread. `source` tells calibration.json
+ *  where the samples come from (their preprocessing, one identity per image). */
+export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions & { source?: CalibrationSource } = {}): Promise<Calibration> {
   return runCalibration(model, {
+    source: options.source,
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
-    start: async (setup, m) => [new LocalWorker(await CalibrationWorker.create(m, setup), (feeds: Record<string, Float32Array>) => feeds)],
+    // The samples are in memory already: nothing to keep.
+    start: async (setup, m) => [new LocalWorker(await CalibrationWorker.create(m, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
   }, options);
 }

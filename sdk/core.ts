@@ -6,11 +6,12 @@ export { calibrate, loadCalibration, Calibration } from './calibration.js';
 export type { CalibrateOptions, CalibrationProgress, Preset, BiasCalibration, Sample, Samples } from './quant/calibrate.js';
 export type { QdqRounding } from './export/qdq.js';
 export { tableJson, type CalibrationTable } from './export/table.js';
-export type { PixelAffine } from './graph/transforms.js';
+export type { CalibrationSource, ImageIdentity, Provenance } from './export/provenance.js';
+export type { PixelAffine } from './passes/transforms.js';
 export { presetSpec, parseSpec, sizeSpec, pixelAffine, pixelSpec, type PreprocessSpec, type SizedSpec, type PresetName } from './data/preprocess.js';
 // The fixed-point engine and TIDL trace files.
 export { FixedPlan, type FixedPlanOptions, type FixedLayer, type FixedTensor, type IntArray, type MeansOf } from './engine/fixed.js';
-export type { QuantSpec, TensorQ, LayerQ, BiasMode, Bits, QType } from './quant/spec.js';
+export type { QuantSpec, TensorQ, LayerQ, BiasMode, Bits, QType } from './device/spec.js';
 export { captureTraces } from './trace/capture.js';
 export { compareTraces, type TraceComparison, type LayerComparison } from './trace/compare.js';
 export { traceFiles, parseTraceName, DEFAULT_TRACE_BASE, type TraceLayer } from './trace/format.js';

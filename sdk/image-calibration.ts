@@ -98,7 +98,7 @@ export async function calibrateImageSet<T>(
     count: images.length,
     start: async (setup, m) => workers > 1
       ? startWorkers!(workers, { model: m.parts(), setup, loader: load })
-      : [new LocalWorker(await CalibrationWorker.create(m, setup), loader)],
+      : [new LocalWorker(await CalibrationWorker.create(m, setup), loader, setup.cacheBytes)],
   }, { ...job.options, onProgress: report('calibration') });
   const bins = job.histogramBins ?? 256;
   const histograms = bins ? await activationHistograms(cal.model, samples, Object.keys(cal.table.tensors), { bins, onProgress: report('histograms') }) : {};

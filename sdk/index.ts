@@ -3,6 +3,7 @@
  * is the same in browsers (sdk/browser.ts); the rest reads files and images with Node's fs and sharp.
  */
 export * from './core.js';
+export { tidlConfig, readTidlOptions, mapTidlOptions, type TidlMapping } from './tidl-config.js';
 
 // Node only: images, datasets, calibration folders, evaluation.
 export { decodeImage, loadImageTensor } from './node/images.js';

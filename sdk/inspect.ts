@@ -1,6 +1,6 @@
 /** A model's summary for `p2calib inspect`: interface, op counts, parameters, unsupported ops. */
 import { P2Error } from './errors.js';
-import { unsupportedNodes } from './graph/infer.js';
+import { unsupportedNodes } from './passes/infer.js';
 import { attrTensor, isFloat, type Dim, type Graph } from './graph/ir.js';
 import { loadModel, type LoadOptions } from './model.js';
 import { decodeModel } from './onnx/decode.js';

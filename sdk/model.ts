@@ -2,12 +2,12 @@
 import { fail } from './errors.js';
 import { FloatPlan, type FloatPlanOptions } from './engine/float.js';
 import { WasmRuntime } from './engine/wasm.js';
-import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './graph/infer.js';
+import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
-} from './graph/transforms.js';
-import { equalizeLayers, type EqualizeOptions } from './graph/equalize.js';
+} from './passes/transforms.js';
+import { equalizeLayers, type EqualizeOptions } from './passes/equalize.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 
 export interface LoadOptions extends DecodeOptions {
@@ -30,6 +30,7 @@ export interface ModelParts {
   source: Graph;
   shapes: Map<string, number[]>;
   pixelInput?: PixelAffine;
+  sha256?: string;
   equalize?: EqualizeOptions;
 }
 
@@ -66,6 +67,9 @@ export class Model {
     private readonly shapes: Map<string, number[]>,
     /** Set when the model takes raw 0..255 pixels (see withPixelInput). */
     readonly pixelInput?: PixelAffine,
+    /** SHA-256 (hex) of the ONNX file it was loaded from: what a calibration records to name its
+     *  model (a pixel-input model keeps its source's). */
+    readonly sha256?: string,
     /** Set when consecutive layers are equalized (see withEqualization). */
     readonly equalize?: EqualizeOptions,
   ) {
@@ -88,7 +92,7 @@ export class Model {
 
   /**
    * The same model with consecutive weight layers equalized (cross-layer equalization,
-   * graph/equalize.ts): the same function (with `clips`, Clip(0, hi) between equalized layers
+   * passes/equalize.ts): the same function (with `clips`, Clip(0, hi) between equalized layers
    * becomes Relu), weights easier to quantize per tensor. Node and tensor names do not change.
    */
   withEqualization(options: EqualizeOptions): Model {
@@ -97,12 +101,12 @@ export class Model {
   }
 
   parts(): ModelParts {
-    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, equalize: this.equalize };
+    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, sha256: this.sha256, equalize: this.equalize };
   }
 
-  static fromParts({ source, shapes, pixelInput, equalize }: ModelParts): Model {
+  static fromParts({ source, shapes, pixelInput, sha256, equalize }: ModelParts): Model {
     const { graph, inferred } = prepareGraph(source, shapes, equalize);
-    return new Model(source, graph, inferred, shapes, pixelInput, equalize);
+    return new Model(source, graph, inferred, shapes, pixelInput, sha256, equalize);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */
@@ -172,5 +176,12 @@ export async function loadModel(bytes: Uint8Array, options: LoadOptions = {}): P
   const source = decodeModel(bytes, options);
   const shapes = resolveInputShapes(source, options.inputShape);
   const { graph, inferred } = prepareGraph(source, shapes);
-  return new Model(source, graph, inferred, shapes);
+  return new Model(source, graph, inferred, shapes, undefined, await sha256Hex(bytes));
+}
+
+/** SHA-256 of bytes as hex, with the Web Crypto API that Node and browsers share. */
+export async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
+  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { calibrate, loadCalibration, loadModel } from '../sdk/index.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
-import { clipOf } from '../sdk/quant/spec.js';
+import { clipOf } from '../sdk/device/spec.js';
 import { buildModel, diff, floats, node, ortRun, randomArray, randomTensor, smallCnn } from './helpers.js';
 
 const samples = (n: number, seed = 100) => Array.from({ length: n }, (_, i) => randomArray(3 * 12 * 12, seed + i, -1.5, 1.5));

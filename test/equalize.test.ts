@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { calibrate, loadCalibration, loadModel } from '../sdk/index.js';
-import { equalizeLayers } from '../sdk/graph/equalize.js';
+import { equalizeLayers } from '../sdk/passes/equalize.js';
 import { cloneGraph } from '../sdk/graph/ir.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { buildModel, diff, floats, node, ortRun, randomArray, rng } from './helpers.js';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { FixedPlan } from '../sdk/engine/fixed.js';
 import { P2Error } from '../sdk/errors.js';
 import { loadModel, type Model } from '../sdk/model.js';
-import type { QuantSpec } from '../sdk/quant/spec.js';
+import type { QuantSpec } from '../sdk/device/spec.js';
 import { captureTraces } from '../sdk/trace/capture.js';
 import { compareTraces } from '../sdk/trace/compare.js';
 import { traceFiles } from '../sdk/trace/format.js';

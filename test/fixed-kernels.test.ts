@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { QCODE } from '../sdk/ops/fixed.js';
-import { qRange, quantizeValue, roundShift, saturate, type TensorQ } from '../sdk/quant/spec.js';
+import { qRange, quantizeValue, roundShift, saturate, type TensorQ } from '../sdk/device/spec.js';
 
 const TYPES: TensorQ[] = [
   { bits: 8, signed: false, scaleLog2: 0 }, { bits: 8, signed: true, scaleLog2: 0 },

@@ -13,8 +13,8 @@ import { loadModel, type Model } from '../sdk/model.js';
 import {
   avgPoolMultiplier, dequantizeValue, deviceBias, qRange, quantizeValue, rescaleFactor, roundHalfAway, roundShift, saturationBounds,
   type BiasMode, type Bits, type LayerQ, type QuantSpec, type TensorQ,
-} from '../sdk/quant/spec.js';
-import { buildModel, floats, ints, node, rng, type ModelSpec } from './helpers.js';
+} from '../sdk/device/spec.js';
+import { buildModel, floats, ints, node, randomConvTranspose, rng, type ModelSpec } from './helpers.js';
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
@@ -25,7 +25,11 @@ interface SpecOptions {
   /** Largest requantizing shift drawn (weight layers and Mul). */
   maxShift?: number;
   inputBits?: Bits;
+  /** Data-moving ops keep their input's format (their integer kernels run only then). */
+  keepMoves?: boolean;
 }
+
+const MOVES = new Set(['Slice', 'Transpose', 'Resize']);
 
 /** Every runtime tensor a random format; weight layers random full-range integer weights. */
 function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
@@ -37,6 +41,7 @@ function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
   for (const t of runtime) tensors[t] = { bits: o.bits, signed: r() < 0.5, scaleLog2: int(-3, 6) + (o.bits === 16 ? 8 : 0) };
   // Mixed precision: 8-bit model inputs into 16-bit layers.
   if (o.inputBits) for (const v of graph.inputs) tensors[v.name] = { ...tensors[v.name], bits: o.inputBits, scaleLog2: int(-3, 6) };
+  if (o.keepMoves) for (const n of inf.order) if (MOVES.has(n.op)) tensors[n.outputs[0]] = { ...tensors[n.inputs[0]] };
   const readers = consumers(graph);
   const effective = (n: Node) => {
     const next = readers.get(n.outputs[0]) ?? [];
@@ -169,6 +174,51 @@ test('conv 16-bit kernel == reference: 8-bit inputs into 16-bit layers', async (
   for (const cc of [CONVS[0][1], CONVS[3][1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
 });
 
+interface ConvTransposeCase {
+  c: number; m: number; h: number; w: number; k: number[]; stride?: number[]; pads?: number[]; outPad?: number[];
+  group?: number; dil?: number[]; batch?: number; act?: 'Relu';
+}
+
+function convTransposeModel(cc: ConvTransposeCase): ModelSpec {
+  const group = cc.group ?? 1;
+  const r = rng(cc.c * 17 + cc.m);
+  const attrs: Record<string, number[] | number> = { kernel_shape: cc.k, group };
+  if (cc.stride) attrs.strides = cc.stride;
+  if (cc.pads) attrs.pads = cc.pads;
+  if (cc.outPad) attrs.output_padding = cc.outPad;
+  if (cc.dil) attrs.dilations = cc.dil;
+  const wDims = [cc.c, cc.m / group, ...cc.k];
+  return {
+    inputs: [{ name: 'x', dims: [cc.batch ?? 1, cc.c, cc.h, cc.w] }],
+    outputs: [{ name: 'y' }],
+    nodes: cc.act ? [node('ConvTranspose', ['x', 'W', 'B'], ['z'], attrs), node('Relu', ['z'], ['y'])] : [node('ConvTranspose', ['x', 'W', 'B'], ['y'], attrs)],
+    initializers: {
+      W: floats(wDims, Array.from({ length: wDims.reduce((a, b) => a * b) }, () => r(-1, 1))),
+      B: floats([cc.m], Array.from({ length: cc.m }, () => r(-1, 1))),
+    },
+  };
+}
+
+const CONV_TRANSPOSES: [string, ConvTransposeCase][] = [
+  ['2x2 stride 2 (U-Net upsampling), batch 2', { c: 5, m: 3, h: 6, w: 9, k: [2, 2], stride: [2, 2], batch: 2 }],
+  ['3x3 stride 2, pads, output_padding + Relu', { c: 4, m: 6, h: 7, w: 5, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], outPad: [1, 1], act: 'Relu' }],
+  ['7x7 stride 1 (a Conv with full pads)', { c: 3, m: 4, h: 9, w: 11, k: [7, 7] }],
+  ['5x5 stride 3x2, dilation 2, grouped', { c: 4, m: 6, h: 5, w: 6, k: [5, 5], stride: [3, 2], dil: [2, 2], group: 2, pads: [2, 1, 0, 3] }],
+  ['kernel smaller than the stride (outputs that are only bias)', { c: 3, m: 2, h: 4, w: 5, k: [1, 2], stride: [3, 3] }],
+  ['depthwise 3x3 stride 1, pads past the kernel', { c: 5, m: 5, h: 8, w: 9, k: [3, 3], group: 5, pads: [3, 2, 4, 3] }],
+];
+
+for (const [name, cc] of CONV_TRANSPOSES) {
+  test(`ConvTranspose 8-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 8, perChannel: true }));
+}
+test('ConvTranspose 8-bit kernel == reference: random shapes, strides, dilations, groups, pads', async () => {
+  const r = rng(78);
+  for (let i = 0; i < 16; i++) await bitExact(randomConvTranspose(r, i), { bits: 8, perChannel: r() < 0.5 }, [i + 1]);
+});
+for (const [name, cc] of [CONV_TRANSPOSES[1], CONV_TRANSPOSES[3]]) {
+  test(`ConvTranspose 16-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2]));
+}
+
 const fc = (op: 'Gemm' | 'MatMul', transB: boolean, xDims: number[], k: number, n: number): ModelSpec => ({
   inputs: [{ name: 'x', dims: xDims }],
   outputs: [{ name: 'y' }],
@@ -221,6 +271,55 @@ test('moving, pooling, concat and activation ops: kernel == reference, 8 and 16-
     one([node('Flatten', ['x'], ['f']), node('Relu', ['f'], ['y'])], [2, 3, 2, 2]),
   ];
   for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits }, [1, 2, 3, 4]);
+});
+
+test('Slice, Transpose and nearest Resize keeping the format: their integer kernels == reference, 8 and 16-bit', async () => {
+  const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers']): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers,
+  });
+  const cases: ModelSpec[] = [
+    one([node('Resize', ['x', '', '', 'sizes'], ['y'], { mode: 'nearest' })], [1, 3, 5, 7], { sizes: ints([4], [1, 3, 11, 13]) }),
+    one([node('Resize', ['x', '', 'scales'], ['y'], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' })],
+      [2, 2, 4, 3], { scales: floats([4], [1, 1, 2, 2]) }),
+    one([node('Transpose', ['x'], ['t'], { perm: [0, 2, 3, 1] }), node('Slice', ['t', 's', 'e', 'ax', 'st'], ['y'])],
+      [1, 3, 6, 17], { s: ints([2], [1, 15]), e: ints([2], [6, 0]), ax: ints([2], [1, 2]), st: ints([2], [2, -3]) }),
+    one([node('Slice', ['x', 's', 'e', 'ax'], ['y'])], [1, 4, 5, 37], { s: ints([1], [3]), e: ints([1], [36]), ax: ints([1], [3]) }),
+  ];
+  for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits, keepMoves: true }, [1, 2, 3]);
+});
+
+test('float fallbacks with a float kernel (linear Resize, Softmax, Mul by a constant, BatchNormalization) run it: within one step of the reference', async () => {
+  const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers']): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers,
+  });
+  const c = 5;
+  const cases: ModelSpec[] = [
+    one([node('Resize', ['x', '', 'scales'], ['y'], { mode: 'linear' })], [1, c, 6, 7], { scales: floats([4], [1, 1, 2.5, 3]) }),
+    one([node('Softmax', ['x'], ['y'], { axis: 1 })], [2, c, 3, 4], {}),
+    one([node('Mul', ['x', 'k'], ['y'])], [1, c, 9, 10], { k: floats([c, 1, 1], [0.5, -1.25, 3, 0.1, 2]) }),
+    one([node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'])], [1, c, 4, 6], {
+      g: floats([c], [1, 2, 0.5, -1, 3]), b: floats([c], [0.1, 0, -0.3, 1, 2]), m: floats([c], [0, 1, -1, 0.5, 0]), v: floats([c], [1, 4, 0.25, 2, 1]),
+    }),
+  ];
+  for (const spec of cases) {
+    const model = await loadModel(buildModel(spec));
+    for (const bits of [8, 16] as const) {
+      for (const seed of [1, 2]) {
+        const qs = randomSpec(model, seed, { bits });
+        const [fast, ref] = await Promise.all([FixedPlan.create(model, model.inputs[0].shape[0], qs), FixedPlan.create(model, model.inputs[0].shape[0], qs, { referenceOnly: true })]);
+        assert.is(fast.fallbacks.length, 1);
+        const feeds = feedsFor(model, qs, seed + 50);
+        fast.run(feeds);
+        ref.run(feeds);
+        const [a, b] = [Array.from(fast.tensor('y')), Array.from(ref.tensor('y'))];
+        // The kernel and the reference round float32 differently: a value on a rounding boundary
+        // may land on the neighbouring integer, no farther.
+        const worst = a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
+        const same = a.filter((v, i) => v === b[i]).length / a.length;
+        assert.ok(worst <= 1 && same > 0.97, `${spec.nodes[0].op} ${bits}-bit seed ${seed}: worst ${worst}, ${(100 * same).toFixed(1)} % equal`);
+      }
+    }
+  }
 });
 
 test('max pooling kernel: windows over pads and the ceil_mode overhang, all-negative values', async () => {

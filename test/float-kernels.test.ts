@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { numel, type Tensor } from '../sdk/graph/ir.js';
 import { loadModel } from '../sdk/index.js';
-import { buildModel, diff, floats, ints, node, randomArray, randomTensor, rng, type ModelSpec } from './helpers.js';
+import { buildModel, diff, floats, ints, node, randomArray, randomConvTranspose, randomTensor, rng, type ModelSpec } from './helpers.js';
 
 const TOL = 1e-5;
 
@@ -122,6 +122,30 @@ test('Conv kernels: wide rows, many channels, 1-D convs', async () => {
     initializers: { w: randomTensor([6, 5, 3], 3), b: randomTensor([6], 4) },
   };
   await check('conv1d', conv1d, { kernels: ['Conv'] });
+});
+
+test('ConvTranspose kernel equals the reference on random shapes, strides, dilations, groups, pads', async () => {
+  const r = rng(77);
+  let worst = 0;
+  for (let i = 0; i < 40; i++) {
+    const spec = randomConvTranspose(r, i);
+    worst = Math.max(worst, await check(`ConvTranspose ${JSON.stringify(spec.nodes[0].attrs)} x [${spec.inputs[0].dims}]`, spec, { kernels: ['ConvTranspose'], seed: i }));
+  }
+  console.log(`  ConvTranspose: worst ${worst.toExponential(2)}`);
+});
+
+test("ConvTranspose kernel: the shared models' kinds (2x2/2, 3x3/2, 7x7/1 with a fused Relu, depthwise, 1-D)", async () => {
+  const one = (x: number[], w: number[], attrs: Record<string, number | number[]>, act?: string): ModelSpec => ({
+    inputs: [{ name: 'x', dims: x }], outputs: [{ name: 'y' }],
+    initializers: { w: randomTensor(w, 5, -1, 1), b: randomTensor([w[1] * ((attrs.group as number) ?? 1)], 6) },
+    nodes: act ? [node('ConvTranspose', ['x', 'w', 'b'], ['t'], attrs), node(act, ['t'], ['y'])] : [node('ConvTranspose', ['x', 'w', 'b'], ['y'], attrs)],
+  });
+  await check('2x2/2', one([1, 24, 15, 20], [24, 24, 2, 2], { kernel_shape: [2, 2], strides: [2, 2] }), { kernels: ['ConvTranspose'] });
+  await check('3x3/2', one([1, 32, 16, 16], [32, 16, 3, 3], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 0, 0], output_padding: [0, 0] }), { kernels: ['ConvTranspose'] });
+  await check('7x7/1 + Relu', one([1, 16, 30, 30], [16, 8, 7, 7], { kernel_shape: [7, 7] }, 'Relu'), { kernels: ['ConvTranspose'], fused: { ConvTranspose: 'Relu' } });
+  await check('depthwise 3x3/1, pads past the kernel', one([1, 6, 12, 12], [6, 1, 3, 3], { kernel_shape: [3, 3], group: 6, pads: [3, 4, 3, 4] }), { kernels: ['ConvTranspose'] });
+  await check('depthwise 3x3/2', one([2, 6, 9, 7], [6, 1, 3, 3], { kernel_shape: [3, 3], group: 6, strides: [2, 2], pads: [1, 1, 1, 1] }), { kernels: ['ConvTranspose'] });
+  await check('1-D', one([2, 5, 17], [5, 3, 4], { kernel_shape: [4], strides: [3], pads: [1, 2] }), { kernels: ['ConvTranspose'] });
 });
 
 const ACTIVATIONS: { op: string; attrs?: Record<string, number>; inputs?: Record<string, Tensor>; opset?: number }[] = [
@@ -327,6 +351,18 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
       nodes: [node('Upsample', ['x', 'scales'], ['y'], { mode })], initializers: { scales: floats([4], [1, 1, 2, 3]) },
     };
     await check(`Upsample ${mode}`, spec, { kernels: ['Upsample'] });
+  }
+});
+
+test('Softmax and LogSoftmax kernels equal the reference: every axis, long rows, opset 11 flattening, wide ranges', async () => {
+  const one = (op: string, dims: number[], axis: number, opset = 13): ModelSpec => ({
+    inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes: [node(op, ['x'], ['y'], { axis })], opset,
+  });
+  for (const op of ['Softmax', 'LogSoftmax']) {
+    for (const [dims, axis] of [[[2, 6625], -1], [[1, 40, 40], 2], [[2, 7, 3, 5], 1], [[1, 3, 2, 17], 2], [[3, 5, 2], 1], [[2, 3, 4], 0]] as [number[], number][]) {
+      await check(`${op} [${dims}] axis ${axis}`, one(op, dims, axis), { kernels: [op], range: 30 });
+    }
+    await check(`${op} opset 11`, one(op, [2, 3, 4, 5], 1, 11), { kernels: [op], range: 8 });
   }
 });
 

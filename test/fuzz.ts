@@ -11,7 +11,7 @@ import { inspectModel } from '../sdk/inspect.js';
 import { loadModel } from '../sdk/model.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
-import type { QType } from '../sdk/quant/spec.js';
+import type { QType } from '../sdk/device/spec.js';
 import { compareTraces } from '../sdk/trace/compare.js';
 import { LAYER_INFO, traceFiles, type TraceLayer } from '../sdk/trace/format.js';
 import { buildModel, floats, ints, node, randomTensor, rng, type ModelSpec } from './helpers.js';

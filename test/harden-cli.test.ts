@@ -124,7 +124,7 @@ test('outputs: a non-empty --out is refused without --force and left untouched',
   assert.equal(readdirSync(out), ['model.qdq.onnx']);
   const r = await calibrate(path('good'), out, '--force');
   assert.is(r.code, 0, r.stderr);
-  assert.equal(readdirSync(out).sort(), ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx']);
+  assert.equal(readdirSync(out).sort(), ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx', 'tidl_quant_params.prototxt']);
 });
 
 test('outputs: temp files left by a killed run are removed by the next one; live ones are not touched', async () => {
@@ -134,7 +134,7 @@ test('outputs: temp files left by a killed run are removed by the next one; live
   writeFileSync(join(out, `.model.qdq.onnx.${dead}.tmp`), 'half a file');
   const r = await calibrate(path('good'), out);
   assert.is(r.code, 0, r.stderr);
-  assert.equal(readdirSync(out).sort(), ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx']);
+  assert.equal(readdirSync(out).sort(), ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx', 'tidl_quant_params.prototxt']);
   // A temp file of a process that still runs (this one) is someone's write in progress.
   const busy = path('out-live');
   mkdirSync(busy);

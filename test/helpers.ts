@@ -161,3 +161,28 @@ export function smallCnn(opset = 13) {
     },
   });
 }
+
+/** A random ConvTranspose: any stride, dilation, group, pads (also past the kernel's reach, which
+ *  crop the output) and output_padding. */
+export function randomConvTranspose(r: ReturnType<typeof rng>, seed: number): ModelSpec {
+  const int = (lo: number, hi: number) => Math.floor(r(lo, hi + 1));
+  for (;;) {
+    const group = int(1, 3), c = group * int(1, 5), m = group * int(1, 6);
+    const k = [int(1, 5), int(1, 5)], s = [int(1, 3), int(1, 3)], d = [int(1, 2), int(1, 2)];
+    const pads = [0, 0, 0, 0].map(() => (r() < 0.15 ? int(3, 6) : int(0, 2)));
+    const outPad = [0, 1].map((a) => int(0, Math.max(s[a], d[a]) - 1));
+    const n = int(1, 2), h = int(1, 13), w = int(1, 13);
+    const oh = s[0] * (h - 1) + outPad[0] + (k[0] - 1) * d[0] + 1 - pads[0] - pads[2];
+    const ow = s[1] * (w - 1) + outPad[1] + (k[1] - 1) * d[1] + 1 - pads[1] - pads[3];
+    if (oh <= 0 || ow <= 0) continue;
+    const bias = r() < 0.7;
+    const init: Record<string, Tensor> = { w: randomTensor([c, m / group, ...k], seed, -1, 1) };
+    if (bias) init.b = randomTensor([m], seed + 1);
+    return {
+      inputs: [{ name: 'x', dims: [n, c, h, w] }], outputs: [{ name: 'y' }], initializers: init,
+      nodes: [node('ConvTranspose', ['x', 'w', ...(bias ? ['b'] : [])], ['y'], {
+        kernel_shape: k, strides: s, dilations: d, pads, output_padding: outPad, group,
+      })],
+    };
+  }
+}

@@ -78,7 +78,7 @@ test('calibrateImageSet: three workers started from the WorkerInit give the byte
   const startWorkers = async (count: number, init: WorkerInit) => {
     started = count;
     return Promise.all(Array.from({ length: count }, async () =>
-      new LocalWorker(await CalibrationWorker.create(Model.fromParts(init.model), init.setup), (im: RgbImage) => preprocess(im, init.loader as SizedSpec))));
+      new LocalWorker(await CalibrationWorker.create(Model.fromParts(init.model), init.setup), (im: RgbImage) => preprocess(im, init.loader as SizedSpec), init.setup.cacheBytes)));
   };
   const three = await calibrateImageSet(bytes, images, { ...job, workers: 3 }, { decode: async (im) => im, startWorkers });
   assert.is(started, 3);

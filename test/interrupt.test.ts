@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fromTextFormat, tidlQuantParamsType } from '../sdk/export/tidl-proto.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { runCli, stderrLines, type CliResult } from './cli-run.js';
 import { buildModel, node, randomTensor } from './helpers.js';
@@ -20,7 +21,7 @@ import { buildModel, node, randomTensor } from './helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'p2calib-interrupt-'));
 const MODEL = join(dir, 'model.onnx');
 const IMAGES = join(dir, 'images');
-const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx'];
+const FILES = ['calibration.json', 'model.calibrated.onnx', 'model.qdq.onnx', 'tidl_quant_params.prototxt'];
 const calibrate = (out: string, ...extra: string[]) =>
   ['calibrate', MODEL, '--images', IMAGES, '--preprocess', 'imagenet', '--size', '16x16', '--json', '--out', out, ...extra];
 
@@ -34,6 +35,7 @@ let runMs = 0;
 function contents(path: string): string {
   const bytes = readFileSync(path);
   if (path.endsWith('.json')) JSON.parse(bytes.toString('utf8'));
+  else if (path.endsWith('.prototxt')) fromTextFormat(tidlQuantParamsType(), bytes.toString('utf8'));
   else decodeModel(bytes);
   return bytes.toString('base64');
 }
@@ -103,8 +105,8 @@ function state(out: string, signal: NodeJS.Signals): string {
     return which;
   });
   const kinds = [...new Set(each)];
-  if (found.length && signal !== 'SIGKILL') assert.ok(found.length === 3 && kinds.length === 1, `a whole set after ${signal}: ${found} ${each}`);
-  const what = !found.length ? 'nothing' : kinds.length === 1 && found.length === 3 ? kinds[0]! : `mixed (${found.map((f, i) => `${f} ${each[i]}`).join(', ')})`;
+  if (found.length && signal !== 'SIGKILL') assert.ok(found.length === FILES.length && kinds.length === 1, `a whole set after ${signal}: ${found} ${each}`);
+  const what = !found.length ? 'nothing' : kinds.length === 1 && found.length === FILES.length ? kinds[0]! : `mixed (${found.map((f, i) => `${f} ${each[i]}`).join(', ')})`;
   return temps.length ? `${what} + stray ${temps.join(', ')}` : what;
 }
 

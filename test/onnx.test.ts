@@ -6,7 +6,7 @@ import { decodeModel } from '../sdk/onnx/decode.js';
 import { encodeModel } from '../sdk/onnx/encode.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
 import { prepareGraph } from '../sdk/model.js';
-import { resolveInputShapes } from '../sdk/graph/infer.js';
+import { resolveInputShapes } from '../sdk/passes/infer.js';
 import {
   SHARED_MODELS, assetTest, buildModel, diff, floats, ints, node, ortRun, randomArray, randomTensor, readModel,
 } from './helpers.js';

@@ -7,8 +7,9 @@ import { loadModel, type Model } from '../sdk/model.js';
 import { attrNumber } from '../sdk/graph/ir.js';
 import { placePact2, isWeightLayer } from '../sdk/quant/pact2.js';
 import { tensorQ } from '../sdk/quant/ranges.js';
-import type { BiasMode, Bits, LayerQ, QuantSpec, TensorQ } from '../sdk/quant/spec.js';
-import { analyzeWeights, quantizeWeights, weightLayout, weightScales } from '../sdk/quant/weights.js';
+import type { BiasMode, Bits, LayerQ, QuantSpec, TensorQ } from '../sdk/device/spec.js';
+import { analyzeWeights, quantizeWeights, weightScales } from '../sdk/quant/weights.js';
+import { weightLayout } from '../sdk/ops/fixed.js';
 import { randomArray, readModel } from './helpers.js';
 
 export interface NaiveSpecOptions {

@@ -3,9 +3,10 @@ import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
 import { batchRange, batchRanges, foldFor, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
-import { deviceBias, roundHalfAway, roundShift } from '../sdk/quant/spec.js';
-import { analyzeWeights, quantizeWeights, weightClip, weightLayout, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
-import type { BiasMode, Bits } from '../sdk/quant/spec.js';
+import { deviceBias, roundHalfAway, roundShift } from '../sdk/device/spec.js';
+import { analyzeWeights, quantizeWeights, weightClip, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
+import { weightLayout } from '../sdk/ops/fixed.js';
+import type { BiasMode, Bits } from '../sdk/device/spec.js';
 import { tensor } from '../sdk/graph/ir.js';
 import { rng } from './helpers.js';
 

@@ -88,6 +88,13 @@ test('simulate -> compare: the same run matches, one altered byte is found and n
     assert.is(diff.code, 1);
     assert.match(diff.out, new RegExp(`first mismatching layer: ${String(dwId).padStart(4, '0')} Conv_c2\\+Relu_r2 -> r2`));
     assert.match(diff.out, /1 of 512 differ, max \|diff\| 1, first at 5/);
+    // Within one step it matches (and still lists the difference); bit-exact stays the default.
+    const tol = cli('compare', a, b, '--tolerance', '1');
+    assert.is(tol.code, 0, tol.out);
+    assert.match(tol.out, /max \|diff\| 1 \(within 1\)/);
+    assert.match(tol.out, /result: MATCH \(every layer within 1 step\)/);
+    assert.is(JSON.parse(cli('compare', a, b, '--tolerance', '1', '--json').out).tolerance, 1);
+    assert.match(cli('compare', a, b, '--tolerance', '-1').err, /p2calib: error: .*tolerance/);
   }
   const missing = cli('simulate', model, '--image', image, '--trace-dir', join(dir, 'x'));
   assert.is(missing.code, 2);

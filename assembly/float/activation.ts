@@ -13,7 +13,7 @@ export const ACT_TANH: i32 = 6;
 // (truncation error below 1e-8 relative), 2^n assembled in the exponent bits. Inputs are clamped
 // so that 2^n stays a normal float: results saturate at e^-87 and e^88.
 @inline
-function exp4(x: v128): v128 {
+export function exp4(x: v128): v128 {
   const c = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
   const n = f32x4.nearest(f32x4.mul(c, f32x4.splat(1.44269504088896341)));
   // ln2 split in a high part exact in few bits and the rest, so n*ln2 is subtracted without loss.

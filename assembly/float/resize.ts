@@ -2,27 +2,40 @@
 // sdk/ops/resize.ts: for every output row and column its source index (i32) and, for linear, the
 // second source index (i32) and the weight of the second tap (f32).
 
-/** Nearest: out[oy][ox] = in[iy[oy]][ix[ox]]; a row equal to the previous one is copied. */
-export function resize_f32_nearest(
-  x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, iy: usize, ix: usize,
-): void {
-  const rowBytes = <usize>ow << 2;
+/** Nearest: out[oy][ox] = in[iy[oy]][ix[ox]]; a row equal to the previous one is copied. Elements
+ *  of 4, 2 or 1 bytes (float, and the fixed-point engine's integers). */
+@inline
+function resizeNearest<T>(x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, iy: usize, ix: usize): void {
+  const size = <usize>sizeof<T>();
+  const rowBytes = <usize>ow * size;
   for (let p = 0; p < planes; p++) {
-    const xp = x + <usize>p * <usize>h * <usize>w * 4;
+    const xp = x + <usize>p * <usize>h * <usize>w * size;
     let yp = y + <usize>p * <usize>oh * rowBytes;
     for (let oy = 0; oy < oh; oy++) {
       const src = load<i32>(iy + (<usize>oy << 2));
       if (oy > 0 && src == load<i32>(iy + (<usize>(oy - 1) << 2))) {
         memory.copy(yp, yp - rowBytes, rowBytes);
       } else {
-        const r = xp + <usize>src * <usize>w * 4;
+        const r = xp + <usize>src * <usize>w * size;
         for (let ox = 0; ox < ow; ox++) {
-          store<f32>(yp + (<usize>ox << 2), load<f32>(r + (<usize>load<i32>(ix + (<usize>ox << 2)) << 2)));
+          store<T>(yp + <usize>ox * size, load<T>(r + <usize>load<i32>(ix + (<usize>ox << 2)) * size));
         }
       }
       yp += rowBytes;
     }
   }
+}
+
+export function resize_x32_nearest(x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, iy: usize, ix: usize): void {
+  resizeNearest<u32>(x, y, planes, h, w, oh, ow, iy, ix);
+}
+
+export function resize_x16_nearest(x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, iy: usize, ix: usize): void {
+  resizeNearest<u16>(x, y, planes, h, w, oh, ow, iy, ix);
+}
+
+export function resize_x8_nearest(x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32, iy: usize, ix: usize): void {
+  resizeNearest<u8>(x, y, planes, h, w, oh, ow, iy, ix);
 }
 
 /** Interpolate input row r along x into out (ow floats). */

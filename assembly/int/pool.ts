@@ -1,5 +1,5 @@
 // Integer pooling: global average, y = sat(roundShift(sum * m, n)) per plane, m = round(2^F / size)
-// (sdk/quant/spec.ts avgPoolMultiplier), n < 0 a left shift; max pooling; and table lookups.
+// (sdk/device/spec.ts avgPoolMultiplier), n < 0 a left shift; max pooling; and table lookups.
 import { loadQ, roundShift64, storeQ } from './q';
 
 export function global_avgpool_q(x: usize, xt: i32, planes: i32, size: i32, mult: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32): void {

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
@@ -7,11 +8,15 @@ import { calibrateImages } from '../../sdk/node/calibrate-images.js';
 import { saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
 import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
-import type { BiasCalibration, Preset } from '../../sdk/quant/calibrate.js';
+import type { BiasCalibration, CalibrateOptions, Preset } from '../../sdk/quant/calibrate.js';
+import { readText } from '../../sdk/node/datasets.js';
+import { tidlConfig, type TidlMapping } from '../../sdk/tidl-config.js';
+import { withConfigFile } from '../config.js';
+import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
-import type { BiasMode } from '../../sdk/quant/spec.js';
-import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import type { BiasMode } from '../../sdk/device/spec.js';
+import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';
 
 export const help = `Usage: p2calib calibrate MODEL.onnx --images DIR|LIST --out DIR [options]
@@ -43,6 +48,17 @@ Options:
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
                       mean/scale themselves (uint8 input, no loss on the first layer)
+  --float-nodes L     comma-separated nodes kept in float (node names, output tensor names or op
+                      types; TIDL's deny_list): their weights stay float and the QDQ model has
+                      no Q/DQ on them; p2calib's fixed-point engine runs them as float fallback
+  --tidl-config F     edgeai-tidl-tools compile options (JSON, YAML or key = value lines):
+                      tensor_bits, accuracy_level and its advanced_options switches,
+                      calibration_frames/iterations, the 16-bit name lists, deny_list, ...
+                      (README table); one line on stderr per key says what it became or why
+                      it was ignored; the flags here win over it
+  --config F          a JSON object of these options by flag name, e.g. {"preset":
+                      "advanced-dw", "sixteen-bit": ["Conv_0"]}; flags given here win over it
+  --report F          also write the layer-by-layer HTML report (as p2calib report)
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
   --workers N         worker threads decoding and calibrating images in parallel (default: the
                       number of cores, ${availableParallelism()} here; the result does not depend on it)
@@ -55,7 +71,8 @@ ${STRICT_HELP}
   --verbose           stack traces on errors
 
 ${PREPROCESS_HELP}
-  Without --preprocess the imagenet preset is used.
+  Without --preprocess the imagenet preset is used (and said on stderr). The preprocessing goes
+  into calibration.json; eval and simulate use it unless given their own.
 
 Examples:
   p2calib calibrate mobilenetv2-12-fp32.onnx --images imagenet-sample --limit 100 \\
@@ -71,35 +88,54 @@ function choice<T extends string>(v: string | boolean | undefined, name: string,
   return v as T;
 }
 
+const OPTIONS: Options = {
+  images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
+  'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
+  'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
+  'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+  workers: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string' }, 'tidl-config': { type: 'string' }, 'float-nodes': { type: 'string' },
+  report: { type: 'string' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
+};
+
+const list = (v: string | boolean | undefined) => (v as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
+
 export async function run(argv: string[]): Promise<number> {
-  const { values, pos } = parse(argv, {
-    images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
-    'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
-    'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
-    'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
-    workers: { type: 'string' }, force: { type: 'boolean' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
-  }, ['MODEL']);
-  if (values.help) return console.log(help), 0;
+  const parsed = parse(argv, OPTIONS, ['MODEL']);
+  const { pos } = parsed;
+  if (parsed.values.help) return console.log(help), 0;
+  const values = withConfigFile(parsed.values, OPTIONS, parsed.values.config as string | undefined);
+  let tidl: TidlMapping | undefined;
+  if (values['tidl-config'] !== undefined) {
+    const file = values['tidl-config'] as string;
+    tidl = tidlConfig(readText(file, 'TIDL config file'), file);
+    for (const n of tidl.notes) console.error(`p2calib: tidl-config: ${n}`);
+  }
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
   const workers = intOption(values.workers, 'workers');
   const rounding = choice<QdqRounding>(values['qdq-rounding'], 'qdq-rounding', ['onnx', 'device']);
   const outDir = prepareOutputDir(values.out as string, !!values.force);
+  if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
   const { bytes, options } = readModelFile(pos[0]);
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
   const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  // Said on stderr (also with --json): the default is a guess that eval and simulate then follow.
+  if (values.preprocess === undefined) console.error(`p2calib: note: no --preprocess given: using the imagenet preset (${describeSpec(spec)})`);
   const seed = intOption(values.seed, 'seed', 0);
+  const limit = intOption(values.limit, 'limit') ?? tidl?.calibrationFrames;
   const skip = skipPolicy(values);
-  const { files } = openDataset(values.images as string, { limit: intOption(values.limit, 'limit'), seed, ...skip });
+  const { files, root } = openDataset(values.images as string, { limit, seed, ...skip });
   const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
   const bar = progress('calibrating');
   const started = Date.now();
-  const cal = await calibrateImages(model, files, spec, {
+  const bits = choice(values.bits, 'bits', ['8', '16'] as const);
+  const flags: CalibrateOptions = {
     preset: choice(values.preset, 'preset', PRESET_NAMES),
-    bits: choice(values.bits, 'bits', ['8', '16'] as const) === '16' ? 16 : 8,
-    sixteenBit: (values['sixteen-bit'] as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean),
+    bits: bits && (Number(bits) as 8 | 16),
+    sixteenBit: list(values['sixteen-bit']),
+    floatNodes: list(values['float-nodes']),
     iterations: intOption(values.iterations, 'iterations'),
     batchSize: intOption(values.batch, 'batch'),
     estimator: values.estimator as string | undefined,
@@ -108,16 +144,32 @@ export async function run(argv: string[]): Promise<number> {
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     keepClipBounds: !!values['keep-clip-bounds'],
     equalize: values.equalize === undefined ? undefined : !!values.equalize,
+  };
+  const cal = await calibrateImages(model, files, spec, {
+    // The flags win over the TIDL options.
+    ...tidl?.options,
+    ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)),
     pixelInput: !!values['pixel-input'],
     workers,
     subsample: !!values.subsample,
     seed,
     ...skip,
+    imageRoot: root,
+    source: {
+      modelFile: basename(pos[0]),
+      modelPath: resolve(pos[0]),
+      options: {
+        qdqRounding: rounding ?? 'onnx', limit: limit ?? null, imageSeed: seed ?? null,
+        ...(values['tidl-config'] !== undefined ? { tidlConfig: basename(values['tidl-config'] as string) } : {}),
+        ...(values.config !== undefined ? { config: basename(values.config as string) } : {}),
+      },
+    },
     onProgress: (p) => bar.update(p.pass * files.length + p.done, p.passes * files.length),
   });
   bar.done();
   const seconds = (Date.now() - started) / 1000;
   const written = saveCalibration(cal, outDir, { force: true, rounding });
+  if (values.report !== undefined) await writeReport(cal, files.slice(0, 16), basename(pos[0]), resolve(values.report as string));
   if (values.json) {
     console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
     return 0;
@@ -129,10 +181,12 @@ export async function run(argv: string[]): Promise<number> {
     t.input.pixels
       ? 'input: raw 0..255 pixels (uint8); the exported models apply the preprocessing mean/scale themselves'
       : 'input: preprocessed float tensors, as the float model takes them',
+    `preprocessing: ${describeSpec(spec)} (recorded: eval and simulate use it by default)`,
     `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
     'lowest SQNR layers (fixed vs float, dB):',
     ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
+    `      ${written.tidl} (for TIDL: advanced_options:quant_params_proto_path)`,
   ].join('\n'));
   return 0;
 }

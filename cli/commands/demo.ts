@@ -91,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`calibrated (${cal.table.preset}, ${cal.table.bits}-bit) on ${cal.table.images} lines in ${secs(t)}: ${layers} layers, ${points} quantization points`);
     if (out) {
       const files = saveCalibration(cal, join(out, 'calibration-out'), { force: true });
-      console.log(`wrote ${files.qdq}, ${files.calibrated} and ${files.table}`);
+      console.log(`wrote ${files.qdq}, ${files.calibrated}, ${files.table} and ${files.tidl}`);
     }
 
     t = Date.now();

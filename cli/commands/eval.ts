@@ -1,14 +1,16 @@
 import { existsSync } from 'node:fs';
 import { fail } from '../../sdk/errors.js';
-import { loadModel } from '../../sdk/model.js';
+import { loadModel, sha256Hex } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { CLASS_MAPS, parseClassMap, type ClassMap } from '../../sdk/metrics/segmentation.js';
-import { readCalibration } from '../../sdk/node/calibration-files.js';
+import { readCalibration, readCalibrationTable, recordedInputShape } from '../../sdk/node/calibration-files.js';
 import { openDataset, readText } from '../../sdk/node/datasets.js';
+import { imageIdentities } from '../../sdk/node/calibrate-images.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
+import { checkModel } from '../../sdk/export/provenance.js';
 import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, unsizedSpecFromFlags } from '../preprocess.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specForCalibration } from '../preprocess.js';
 import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
 
@@ -41,7 +43,9 @@ ${STRICT_HELP}
   --verbose         stack traces on errors
 
 ${PREPROCESS_HELP}
-  The imagenet task defaults to --preprocess imagenet; the other tasks need --preprocess.
+  With --calibration, the preprocessing and input shape the calibration was made with are the
+  defaults (flags override them, with a warning when the result differs). Otherwise the imagenet
+  task defaults to --preprocess imagenet and the other tasks need --preprocess.
 
 Examples:
   p2calib eval mobilenetv2-12-fp32.onnx --task imagenet --images imagenet-sample \\
@@ -125,11 +129,20 @@ export async function run(argv: string[]): Promise<number> {
   const skip = skipPolicy(values);
   const dataset = openDataset(values.images as string, { limit, seed, ...skip });
   const { bytes, options } = readModelFile(pos[0]);
-  const unsized = unsizedSpecFromFlags(values, task === 'imagenet' ? 'imagenet' : undefined);
-  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
+  const table = values.calibration === undefined ? undefined : readCalibrationTable(values.calibration as string);
+  // Before the recorded input shape meets a model it may not fit.
+  if (table) checkModel(table.provenance, { sha256: await sha256Hex(bytes) });
+  const unsized = specForCalibration(values, table?.provenance?.preprocessing, task === 'imagenet' ? 'imagenet' : undefined);
+  const given = parseInputShape(values['input-shape'] as string | undefined) ?? (table && recordedInputShape(table));
+  const inputShape = imageInputShape(decodeModel(bytes, options), given, unsized);
   const model = await loadModel(bytes, { ...options, inputShape });
   const spec = sizeSpec(unsized, model.inputs[0].shape);
-  const cal = values.calibration === undefined ? undefined : readCalibration(model, values.calibration as string);
+  const cal = table && readCalibration(model, table);
+  const calibrated = new Set(table?.provenance?.images?.files?.map((f) => f.sha256).filter(Boolean));
+  if (calibrated.size) {
+    const shared = imageIdentities(dataset.files).filter((f) => calibrated.has(f.sha256)).length;
+    if (shared) console.error(`p2calib: warning: ${shared} of the ${dataset.files.length} images were also calibration images (same content): the fixed-point figures flatter the calibration`);
+  }
   const bar = values.json ? undefined : progress('eval');
   const result = await evaluate(model, {
     task,

@@ -1,16 +1,17 @@
 import { basename } from 'node:path';
 import { fail } from '../../sdk/errors.js';
-import { loadModel } from '../../sdk/model.js';
-import { pixelSpec } from '../../sdk/data/preprocess.js';
-import { readCalibration } from '../../sdk/node/calibration-files.js';
+import { loadModel, sha256Hex } from '../../sdk/model.js';
+import { pixelSpec, sizeSpec } from '../../sdk/data/preprocess.js';
+import { readCalibration, readCalibrationTable, recordedInputShape } from '../../sdk/node/calibration-files.js';
 import { readModelFile } from '../../sdk/node/files.js';
+import { checkModel } from '../../sdk/export/provenance.js';
 import { loadImageTensor } from '../../sdk/node/images.js';
 import { writeTraceDir } from '../../sdk/node/traces.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { captureTraces } from '../../sdk/trace/capture.js';
 import { DEFAULT_TRACE_BASE, traceFiles } from '../../sdk/trace/format.js';
 import { imageInputShape, parse, parseInputShape } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specFromFlags } from '../preprocess.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specForCalibration } from '../preprocess.js';
 
 export const help = `Usage: p2calib simulate MODEL.onnx --calibration DIR --image IMG --trace-dir DIR [options]
 
@@ -30,8 +31,10 @@ Options:
   --json            print one JSON object {"traceDir","layers","files","fallbacks","outputs"}
 
 ${PREPROCESS_HELP}
-  Use the preprocessing the calibration was made with; without --preprocess the imagenet preset
-  is used. A calibration made with --pixel-input takes raw pixels: only the geometry is applied.
+  The preprocessing and input shape recorded in calibration.json are the defaults (flags override
+  them, with a warning when the result differs; a calibration without them falls back to the
+  imagenet preset). A calibration made with --pixel-input takes raw pixels: only the geometry is
+  applied.
 
 Example:
   p2calib simulate mobilenetv2-12-fp32.onnx --calibration mnv2-calib --image cat.jpg --trace-dir traces/
@@ -45,11 +48,15 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) return console.log(help), 0;
   for (const flag of ['calibration', 'image', 'trace-dir']) if (!values[flag]) fail('BAD_OPTION', `--${flag} is required`);
   const { bytes, options } = readModelFile(pos[0]);
-  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const table = readCalibrationTable(values.calibration as string);
+  checkModel(table.provenance, { sha256: await sha256Hex(bytes) });
+  const unsized = specForCalibration(values, table.provenance?.preprocessing, 'imagenet');
+  const given = parseInputShape(values['input-shape'] as string | undefined) ?? recordedInputShape(table);
+  const inputShape = imageInputShape(decodeModel(bytes, options), given, unsized);
   const source = await loadModel(bytes, { ...options, inputShape });
   if (source.inputs.length !== 1) fail('BAD_OPTION', `simulating an image needs a single-input model; this one has ${source.inputs.length}`);
-  const cal = readCalibration(source, values.calibration as string);
-  const spec = specFromFlags(values, source.inputs[0].shape, 'imagenet');
+  const cal = readCalibration(source, table);
+  const spec = sizeSpec(unsized, source.inputs[0].shape);
   const image = await loadImageTensor(values.image as string, cal.table.input.pixels ? pixelSpec(spec) : spec);
   const plan = await cal.fixedPlan(1);
   const layers = captureTraces(plan, { [cal.model.inputs[0].name]: image });

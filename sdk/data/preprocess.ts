@@ -11,7 +11,7 @@
  *     and layout.
  */
 import { fail } from '../errors.js';
-import type { PixelAffine } from '../graph/transforms.js';
+import type { PixelAffine } from '../passes/transforms.js';
 import { INTERPOLATIONS, resizeRgb, type Interpolation, type RgbImage } from './resize.js';
 
 export type ResizeMode = 'fill' | 'letterbox' | 'crop' | 'height';

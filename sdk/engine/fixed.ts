@@ -1,6 +1,6 @@
 /**
  * The fixed-point executor: runs a prepared graph under a QuantSpec with the device's integer
- * arithmetic (DESIGN.md §5, rules in quant/spec.ts, each op's integer reference in its module).
+ * arithmetic (DESIGN.md §5, rules in device/spec.ts, each op's integer reference in its module).
  *
  *   const plan = await FixedPlan.create(model, batch, spec);   // or new FixedPlan(rt, graph, inferred, spec)
  *   const out = plan.run(feeds);            // float feeds in, dequantized float outputs out
@@ -26,15 +26,14 @@
  * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
-import type { Model } from '../model.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
-import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, ValueMeta } from '../ops/op.js';
+import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
-} from '../quant/spec.js';
+} from '../device/spec.js';
 import { placeTensors, stepViews } from './plan.js';
 import { WasmRuntime } from './wasm.js';
 
@@ -65,6 +64,23 @@ export interface FixedLayer {
 }
 
 export type MeansOf = 'output' | 'accumulator';
+
+/** One step's integers: its runtime tensors' device types and scales, how it computes, and the
+ *  parameters its op derived (a weight layer's device bias and shifts, an Add's factors, ...). */
+export interface StepRecord {
+  ops: string[];
+  inputs: { name: string; type: QType; scaleLog2: number }[];
+  outputs: { name: string; type: QType; scaleLog2: number }[];
+  /** 'integer': the device arithmetic below; 'float fallback': dequantize, float op, requantize;
+   *  'shared buffer': the output is the input's integers reinterpreted. */
+  arithmetic: 'integer' | 'float fallback' | 'shared buffer';
+  params?: StepIntegers;
+}
+
+/** What a plan needs of a model: its prepared graph at a batch size (Model has it). */
+export interface PreparedModel {
+  prepared(batch: number): { graph: Graph; inferred: Inferred };
+}
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
@@ -115,8 +131,8 @@ export class FixedPlan {
   private kernelIns: number[][] = [];
   private kernelOuts: number[][] = [];
 
-  /** A plan for a model at a batch size, on a WASM instance of its own. */
-  static async create(model: Model, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
+  /** A plan for a model (a Model) at a batch size, on a WASM instance of its own. */
+  static async create(model: PreparedModel, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
     const { graph, inferred } = model.prepared(batch);
     return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);
   }
@@ -139,6 +155,7 @@ export class FixedPlan {
       return t;
     };
     const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
+    const floatNodes = new Set(spec.floatNodes ?? []);
     for (const name of Object.keys(spec.layers)) {
       const n = nodeNames.get(name);
       if (!n || !WEIGHT_OPS.has(n.op)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a Conv/ConvTranspose/Gemm/MatMul node of the graph`);
@@ -160,7 +177,7 @@ export class FixedPlan {
       const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
       const layerQ = spec.layers[node.name];
       const weightOp = WEIGHT_OPS.has(node.op) && !isRuntime(node.inputs[1]);
-      let fixed = weightOp && !layerQ ? undefined : mod.fixed;
+      let fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
 
       // A single-reader Relu/Clip becomes the saturation of the op before it.
       const out = node.outputs[0];
@@ -230,6 +247,7 @@ export class FixedPlan {
 
     // Kernels: pack constants now; scratch is one region sized for the largest request.
     const scratches: { ptr: number; bytes: number }[] = [];
+    const floatKernels: Step[] = [];
     if (!options.referenceOnly) {
       const lookup = rt.kernel('lookup_q');
       for (const s of this.steps) {
@@ -242,6 +260,7 @@ export class FixedPlan {
           const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
           s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
         }
+        if (s.kind === 'fallback' && !s.table && s.mod.kernel) floatKernels.push(s);
         if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
         const env: FixedKernelEnv = {
           exports: rt.exports,
@@ -255,6 +274,7 @@ export class FixedPlan {
         };
         s.call = s.fixed!.kernel(s.f, env);
       }
+      this.bindFloatKernels(floatKernels, inf);
       for (const v of this.inputs) this.staging.set(v.name, rt.alloc(numel(v.shape) * 4, `input "${v.name}"`));
       this.quantize = rt.kernel('quantize_f32_q');
       this.channelSums = rt.kernel('channel_sums_q');
@@ -264,6 +284,23 @@ export class FixedPlan {
     this.sumsPtr = rt.alloc(8 * Math.max(0, ...this.steps.map((s) => s.channels?.[1] ?? 0)), 'channel sums');
     this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
     this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
+  }
+
+  /** Every step's integers by its first node's name, in execution order. */
+  integers(): Record<string, StepRecord> {
+    const io = (t: FixedTensor) => ({ name: t.name, type: t.type, scaleLog2: t.q.scaleLog2 });
+    const out: Record<string, StepRecord> = {};
+    for (const s of this.steps) {
+      const params = s.kind === 'fixed' ? s.fixed!.describe?.(s.f) : undefined;
+      out[s.layer.nodes[0].name] = {
+        ops: s.layer.nodes.map((n) => n.op),
+        inputs: s.ins.flatMap((x) => (x && 'name' in x ? [io(this.tensors.get(x.name)!)] : [])),
+        outputs: s.layer.outputs.map(io),
+        arithmetic: s.kind === 'fixed' ? 'integer' : s.kind === 'alias' ? 'shared buffer' : 'float fallback',
+        ...(params && Object.keys(params).length ? { params } : {}),
+      };
+    }
+    return out;
   }
 
   /** Steps that run as float fallback (no documented device arithmetic), by node names. */
@@ -373,6 +410,53 @@ export class FixedPlan {
     }
     const y = this.tensor(t.name);
     for (let i = 0; i < y.length; i++) into[Math.floor(i / inner) % c] += y[i];
+  }
+
+  /**
+   * Float fallbacks whose op has a float kernel run it: dequantize the runtime inputs into float
+   * buffers, the kernel, quantize the outputs (the same steps as runFallback, in WASM). The
+   * buffers are one region that every such step reuses, since steps run one at a time.
+   */
+  private bindFloatKernels(steps: Step[], inf: Inferred): void {
+    const rt = this.rt;
+    const floats = (s: Step) => [...s.ins.map((x) => (x && 'name' in x ? this.tensors.get(x.name)! : undefined)), ...s.outs.map((o) => (o ? this.tensors.get(o)! : undefined))];
+    const bytes = Math.max(0, ...steps.map((s) => floats(s).reduce((n, t) => n + (t ? Math.ceil(numel(t.shape) / 4) * 16 : 0), 0)));
+    const region = rt.alloc(bytes, 'float fallback buffers');
+    const dequantize = rt.kernel('dequantize_q_f32'), quantize = rt.kernel('quantize_f32_q');
+    for (const s of steps) {
+      const ts = floats(s);
+      let at = region;
+      const ptrs = ts.map((t) => {
+        if (!t) return 0;
+        const p = at;
+        at += Math.ceil(numel(t.shape) / 4) * 16;
+        return p;
+      });
+      const node = s.layer.nodes[0];
+      const call = s.mod.kernel!(s.params, {
+        exports: rt.exports,
+        inputs: node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
+        alloc: (b) => rt.alloc(b, `packed weights of node "${node.name}"`),
+        f32: (p, n) => rt.f32(p, n),
+        i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
+      });
+      if (!call) continue;
+      const n = s.ins.length;
+      const [fin, fout] = [ptrs.slice(0, n), ptrs.slice(n)];
+      s.call = (ins, outs) => {
+        for (let k = 0; k < n; k++) {
+          const t = ts[k];
+          if (t) dequantize(ins[k], QCODE[t.type], numel(t.shape), 2 ** -t.q.scaleLog2, fin[k]);
+        }
+        call(fin, fout);
+        for (let k = 0; k < fout.length; k++) {
+          const t = ts[n + k];
+          if (!t) continue;
+          const [lo, hi] = qRange(t.q.bits, t.q.signed);
+          quantize(fout[k], numel(t.shape), 2 ** t.q.scaleLog2, lo, hi, outs[k], QCODE[t.type]);
+        }
+      };
+    }
   }
 
   private runFallback(s: Step, views: { ins: TensorData[]; outs: TensorData[] }): void {

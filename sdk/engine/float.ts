@@ -5,7 +5,7 @@
  * float32; integer-typed tensors (e.g. a peer's QuantizeLinear outputs) hold exact integer values.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
 import type { Activation, KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';

@@ -7,7 +7,7 @@
 import { cloneGraph, tensor, type Graph, type Node } from '../graph/ir.js';
 import { encodeModel } from '../onnx/encode.js';
 import type { CalibrationState } from '../quant/calibrate.js';
-import { clipOf, type QuantSpec } from '../quant/spec.js';
+import { clipOf, type QuantSpec } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
 

@@ -1,8 +1,8 @@
 /** Small graph-editing helpers shared by the exporters. */
-import { topoSort, type Inferred } from '../graph/infer.js';
+import { topoSort, type Inferred } from '../passes/infer.js';
 import { tensor, type Graph, type Node } from '../graph/ir.js';
-import { clipBounds, removeDead } from '../graph/transforms.js';
-import { clipOf, type TensorQ } from '../quant/spec.js';
+import { clipBounds, removeDead } from '../passes/transforms.js';
+import { clipOf, type TensorQ } from '../device/spec.js';
 
 /** A name no initializer, input or output of a node of g (or of `pending`, nodes not yet in g) has. */
 export function freshName(g: Graph, base: string, pending: readonly Node[] = []): string {

@@ -18,11 +18,11 @@
  * 16-bit tensors use Microsoft's QuantizeLinear/DequantizeLinear (int16/uint16) so that the model
  * stays at opset 13/14.
  */
-import { cloneGraph, tensor, type Graph, type Node } from '../graph/ir.js';
+import { cloneGraph, consumers, tensor, type Graph, type Node } from '../graph/ir.js';
 import { encodeModel } from '../onnx/encode.js';
 import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
-import { deviceBias, type QuantSpec, type TensorQ } from '../quant/spec.js';
+import { deviceBias, type QuantSpec, type TensorQ } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
 import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
 
@@ -91,8 +91,15 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   // gets, from the grid of its producer's float result (read before the edits below).
   const tieOffsets = rounding === 'device' ? deviceTieOffsets(g, state.placement.points, spec) : new Map<string, number>();
 
-  // Activations keep their op with the PACT2 bounds; every stored tensor gets a Q/DQ pair.
+  // Activations keep their op with the PACT2 bounds; every stored tensor gets a Q/DQ pair, but for
+  // the outputs of float nodes that only float nodes (or the model's caller) read.
+  const readers = consumers(g);
+  const inFloat = (p: string) => {
+    const producer = g.nodes.find((n) => n.outputs.includes(p));
+    return !!producer && state.floatNodes.has(producer.name) && (readers.get(p) ?? []).every((n) => state.floatNodes.has(n.name));
+  };
   for (const p of state.placement.points) {
+    if (inFloat(p)) continue;
     const q = spec.tensors[p];
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q, !!spec.keepClipBounds));

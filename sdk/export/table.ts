@@ -3,11 +3,13 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
-import type { PixelAffine } from '../graph/transforms.js';
-import type { CalibrationState } from '../quant/calibrate.js';
+import type { StepRecord } from '../engine/fixed.js';
+import type { PixelAffine } from '../passes/transforms.js';
+import { PRESETS, type CalibrationState } from '../quant/calibrate.js';
 import { estimatorName } from '../quant/ranges.js';
-import { clipOf, deviceBias, type QuantSpec } from '../quant/spec.js';
-import type { QuantizedWeights } from '../quant/weights.js';
+import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
+import { biasCapReason, type QuantizedWeights } from '../quant/weights.js';
+import type { Provenance } from './provenance.js';
 
 export interface TensorEntry {
   range: [number, number];
@@ -54,11 +56,52 @@ export interface CalibrationTable {
   equalize: boolean;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
+  /** Present when set: nodes kept in float, layers with 16-bit weights only, and the preset's
+   *  rules as overridden (what loadCalibration needs beyond the preset to rebuild the weights). */
+  floatNodes?: string[];
+  sixteenBitWeights?: string[];
+  rules?: { clipWeights: boolean; biasCalibration: boolean; perChannelDepthwise: boolean };
   images: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
   tensors: Record<string, TensorEntry>;
   layers: Record<string, LayerEntry>;
+  /** How the calibration was made (absent in files written before it existed). */
+  provenance?: Provenance;
+  /** Every fixed-point step's integers, by its first node, in execution order: enough, with the
+   *  quantized weights of model.qdq.onnx, to recompute each layer's output integers from its
+   *  inputs' (see README, "calibration.json"). */
+  integers?: Record<string, StepIntegersEntry>;
+}
+
+/** A step's record, with, for weight layers, how their weights were quantized. */
+export interface StepIntegersEntry extends StepRecord {
+  weights?: {
+    /** The clip the weight-clipping rule applied (|w| <= clip before quantizing), or null. */
+    clip: number | null;
+    /** The scale exponents max|W| alone gives, before any lowering. */
+    scaleLog2FromWeights: number[];
+    /** Why a weight scale is below scaleLog2FromWeights (null when none is). */
+    lowered: string | null;
+  };
+}
+
+/** The "integers" section from the fixed-point plan's steps and the calibration's weight layers. */
+export function integersSection(steps: Record<string, StepRecord>, state: CalibrationState, weights: Map<string, QuantizedWeights>): Record<string, StepIntegersEntry> {
+  const out: Record<string, StepIntegersEntry> = {};
+  const layers = new Map(state.layers.map((l) => [l.node.name, l]));
+  for (const [name, step] of Object.entries(steps)) {
+    const l = layers.get(name);
+    const qw = weights.get(name);
+    if (!l || !qw) {
+      out[name] = step;
+      continue;
+    }
+    const from = l.scaleFromWeights ?? qw.scaleLog2;
+    const lowered = qw.scaleLog2.some((e, g) => e < from[g]) ? biasCapReason(l.bits, state.options.biasMode) : null;
+    out[name] = { ...step, weights: { clip: qw.clippedTo ?? null, scaleLog2FromWeights: from, lowered } };
+  }
+  return out;
 }
 
 export function buildTable(
@@ -109,6 +152,10 @@ export function buildTable(
     keepClipBounds: o.keepClipBounds,
     equalize: o.equalize,
     subsampleSeed: o.subsampleSeed ?? null,
+    ...(state.floatNodes.size ? { floatNodes: [...state.floatNodes] } : {}),
+    ...(o.sixteenBitWeights.size ? { sixteenBitWeights: [...o.sixteenBitWeights] } : {}),
+    ...(Object.entries(PRESETS[o.preset]).some(([k, v]) => k !== 'estimator' && o.rules[k as keyof typeof o.rules] !== v)
+      ? { rules: { clipWeights: o.rules.clipWeights, biasCalibration: o.rules.biasCalibration, perChannelDepthwise: o.rules.perChannelDepthwise } } : {}),
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
     tensors,

@@ -11,6 +11,7 @@ import { MAX_IMAGE_PIXELS, finishGeometry, normalize, planGeometry, type Geometr
 import { embeddedProfile, toSrgb } from '../data/icc.js';
 import { resizeRgb, type Interpolation, type RgbImage } from '../data/resize.js';
 import { readFileOrFail } from './files.js';
+import type { StagedLoader } from '../quant/worker.js';
 
 /** Decode image bytes (or a file) to 8-bit RGB. `name` is used in error messages. */
 export async function decodeImage(input: Uint8Array | string, name = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
@@ -89,7 +90,12 @@ export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float
   return normalize(image, spec, out, index, plan);
 }
 
-/** A calibration worker's loader for image files (sdk/quant/worker.ts). */
-export function imageLoader(spec: SizedSpec): (path: string) => Promise<Float32Array> {
-  return (path) => loadImageTensor(path, spec);
+/** A calibration worker's loader for image files (sdk/quant/worker.ts): what a worker keeps
+ *  between passes is the image at the model's size in 8-bit RGB, a quarter of the float tensor. */
+export function imageLoader(spec: SizedSpec): StagedLoader<string, { image: RgbImage; plan: GeometryPlan }> {
+  return {
+    decode: async (path) => imageGeometry(await decodeImage(path), spec, 'sharp', path),
+    feeds: ({ image, plan }) => normalize(image, spec, undefined, 0, plan),
+    bytes: ({ image }) => image.data.byteLength,
+  };
 }

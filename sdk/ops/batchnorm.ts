@@ -1,5 +1,5 @@
 /** BatchNormalization in inference form: y = (x - mean) / sqrt(var + eps) * scale + bias, per
- *  channel (axis 1). Folded into a preceding Conv/Gemm where possible (graph/transforms). */
+ *  channel (axis 1). Folded into a preceding Conv/Gemm where possible (passes/transforms). */
 import { attr, input, opError, type OpModule } from './op.js';
 
 export interface BatchNormParams { n: number; c: number; size: number; epsilon: number }

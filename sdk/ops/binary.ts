@@ -2,9 +2,9 @@
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
-import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../device/spec.js';
 import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
-import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule } from './op.js';
+import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule, type StepIntegers } from './op.js';
 
 type Fn = (a: number, b: number) => number;
 
@@ -122,6 +122,10 @@ binary.fixed = {
     checkAccumulator(ctx.node, maxAbs(aq) * ka + maxAbs(bq) * Math.abs(kb) + rnd(n), bits, 'the sum');
     return { p: ctx.params, mul: false, ka, kb, n, lo, hi, q: [aq, bq, yq] };
   },
+  // Mul: y = sat(roundShift(a*b, shift)); Add/Sub: y = sat(roundShift(ka*a + kb*b, shift)), the
+  // sum at the accumulator 2^accLog2.
+  describe: (f): StepIntegers => (f.mul ? { shift: f.n, saturate: [f.lo, f.hi] }
+    : { factors: [f.ka, f.kb], accLog2: f.q[2].scaleLog2 + f.n, shift: f.n, saturate: [f.lo, f.hi] }),
   reference(f, [a, b], [y]) {
     const fin = (acc: number) => saturate(roundShift(acc, f.n), f.lo, f.hi);
     const combine = f.mul ? (x: number, z: number) => fin(x * z) : (x: number, z: number) => fin(f.ka * x + f.kb * z);

@@ -1,5 +1,5 @@
 /** Concat along one axis. */
-import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../device/spec.js';
 import { checkRescale, inputQ, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
 import { attr, axis, input, opError, type FixedOp, type OpModule } from './op.js';
 
@@ -62,6 +62,8 @@ concat.fixed = {
     });
     return { p: ctx.params, rescales, inQ, yq };
   },
+  // Input i: y = sat(roundShift(x * factor_i, shift_i)).
+  describe: (f) => ({ inputs: f.rescales.map((r) => ({ factor: r.k, shift: r.n })), saturate: [f.rescales[0].lo, f.rescales[0].hi] }),
   reference(f, inputs, [y]) {
     const total = f.p.chunks.reduce((a, b) => a + b, 0);
     let offset = 0;

@@ -1,9 +1,9 @@
 /** ConvTranspose (2-D, or 1-D as 2-D with height 1): strides, dilations, pads, output_padding,
  *  output_shape and auto_pad. */
-import { attr, checkRank, input, opError, type OpModule } from './op.js';
-import { MAX_SPATIAL, groupAttr, spatialAttrs } from './conv.js';
-import { weightFixed } from './fixed.js';
-import { weightLayout } from '../quant/weights.js';
+import type { TensorData } from '../graph/ir.js';
+import { attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
+import { MAX_SPATIAL, conv, convKernel, groupAttr, spatialAttrs, type ConvParams } from './conv.js';
+import { bytesOf, weightFixed, weightLayout } from './fixed.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;
@@ -13,8 +13,85 @@ export interface ConvTransposeParams {
   group: number; hasBias: boolean;
 }
 
+/**
+ * One stride phase along one axis: the outputs o = r + s*q (q < count) are a stride-1 convolution
+ * of the input, i = q - pad + t*dil for its taps t, tap t being kernel index taps[t] (kernel
+ * indices in decreasing order: the transpose flips the kernel). No taps: the outputs are the bias.
+ */
+interface AxisPhase { r: number; count: number; taps: number[]; pad: number; dil: number }
+
+function axisPhases(outLen: number, k: number, s: number, d: number, pad: number): AxisPhase[] {
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  const phases: AxisPhase[] = [];
+  for (let r = 0; r < Math.min(s, outLen); r++) {
+    // Output r + s*q meets kernel index kk at input q + (r + pad - kk*d) / s, when that divides.
+    const taps: number[] = [];
+    for (let kk = k - 1; kk >= 0; kk--) if ((((r + pad - kk * d) % s) + s) % s === 0) taps.push(kk);
+    const count = Math.ceil((outLen - r) / s);
+    phases.push(taps.length ? { r, count, taps, pad: -(r + pad - taps[0] * d) / s, dil: d / gcd(s, d) } : { r, count, taps, pad: 0, dil: 1 });
+  }
+  return phases;
+}
+
+/** A phase of the whole op: where its outputs go and the convolution that computes them. */
+interface Phase { y: AxisPhase; x: AxisPhase; conv: ConvParams }
+
+/**
+ * ConvTranspose as sh x sw ordinary convolutions, one per output phase (the outputs that share
+ * oy mod sh and ox mod sw), each with the part of the flipped kernel that reaches it: exactly the
+ * op's multiply-adds, none on inserted zeros, and each output's whole sum in one convolution
+ * (so the fixed-point accumulator is the reference's).
+ */
+function convPhases(p: ConvTransposeParams): Phase[] {
+  const ys = axisPhases(p.oh, p.kh, p.sh, p.dh, p.pt), xs = axisPhases(p.ow, p.kw, p.sw, p.dw, p.pl);
+  return ys.flatMap((y) => xs.map((x) => {
+    const kh = Math.max(1, y.taps.length), kw = Math.max(1, x.taps.length);
+    const conv: ConvParams = {
+      n: p.n, c: p.c, h: p.h, w: p.w, m: p.m, oh: y.count, ow: x.count, kh, kw, sh: 1, sw: 1, dh: y.dil, dw: x.dil,
+      pt: y.pad, pl: x.pad, pb: y.count + (kh - 1) * y.dil - p.h - y.pad, pr: x.count + (kw - 1) * x.dil - p.w - x.pad,
+      group: p.group, hasBias: p.hasBias, rank: 4,
+    };
+    return { y, x, conv };
+  }));
+}
+
+/** A phase's weights in Conv's layout [m][c/group][kh][kw] from ConvTranspose's [c][m/group][kh][kw]. */
+function phaseWeights<T extends TensorData>(p: ConvTransposeParams, ph: Phase, wt: ArrayLike<number>, out: T): T {
+  const cg = p.c / p.group, mg = p.m / p.group;
+  const { kh, kw } = ph.conv;
+  if (!ph.y.taps.length || !ph.x.taps.length) return out;
+  for (let oc = 0; oc < p.m; oc++) {
+    const g = Math.floor(oc / mg), j = oc % mg;
+    for (let ic = 0; ic < cg; ic++) {
+      const src = ((g * cg + ic) * mg + j) * p.kh * p.kw;
+      for (let ty = 0; ty < kh; ty++) {
+        for (let tx = 0; tx < kw; tx++) out[((oc * cg + ic) * kh + ty) * kw + tx] = wt[src + ph.y.taps[ty] * p.kw + ph.x.taps[tx]];
+      }
+    }
+  }
+  return out;
+}
+
+/** Run the phases' convolutions and put their outputs in place: a phase of a strided op writes a
+ *  buffer that `scatter_phase_*` spreads over the output grid. */
+function phaseCall(p: ConvTransposeParams, phases: Phase[], calls: KernelCall[], env: {
+  exports: Record<string, unknown>; alloc(bytes: number): number;
+}, bytes: 1 | 2 | 4): KernelCall {
+  if (phases.length === 1 && p.sh === 1 && p.sw === 1) return calls[0];
+  const planes = p.n * p.m;
+  const buf = env.alloc(Math.max(...phases.map((ph) => planes * ph.conv.oh * ph.conv.ow)) * bytes);
+  const scatter = kernelFn(env, `scatter_phase_x${bytes * 8}`);
+  return ([x], [y]) => {
+    phases.forEach((ph, k) => {
+      calls[k]([x], [buf]);
+      scatter(buf, y + (ph.y.r * p.ow + ph.x.r) * bytes, planes, ph.conv.oh, ph.conv.ow, p.oh * p.ow, p.ow, p.sh, p.sw);
+    });
+  };
+}
+
 export const convTranspose: OpModule<ConvTransposeParams> = {
   ops: ['ConvTranspose'],
+  fusesActivation: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const wt = input(ctx, 1);
@@ -92,9 +169,22 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
       }
     }
   },
+  kernel(p, env) {
+    const wt = env.inputs[1]?.value?.data;
+    if (!wt || (p.hasBias && !env.inputs[2]?.value)) return undefined;
+    const phases = convPhases(p);
+    const calls = phases.map((ph) => {
+      const dims = [p.m, p.c / p.group, ph.conv.kh, ph.conv.kw];
+      const data = phaseWeights(p, ph, wt, new Float32Array(p.m * dims[1] * dims[2] * dims[3]));
+      return conv.kernel!(ph.conv, { ...env, inputs: [env.inputs[0], { dtype: 'float32', shape: dims, value: { dtype: 'float32', dims, data } }, env.inputs[2]] });
+    });
+    if (calls.some((c) => !c)) return undefined;
+    return phaseCall(p, phases, calls as KernelCall[], env, 4);
+  },
 };
 
-/** Fixed point: the TypeScript reference only (no kernel; rare in the CNNs p2calib targets). */
+/** Fixed point: the phases' convolutions run Conv's integer kernels, each output's accumulator
+ *  whole in one of them. */
 convTranspose.fixed = weightFixed<ConvTransposeParams>(convTranspose, ({ params: p, inputs }) => {
   const wt = inputs[1]!;
   const layout = weightLayout('ConvTranspose', wt.value!, false, p.group);
@@ -107,4 +197,13 @@ convTranspose.fixed = weightFixed<ConvTransposeParams>(convTranspose, ({ params:
     outChannel: (i) => Math.floor(i / plane) % p.m,
     outLength: p.n * p.m * plane,
   };
+}, (f, env) => {
+  const p = f.macParams;
+  const phases = convPhases(p);
+  const calls = phases.map((ph) => {
+    const w = phaseWeights(p, ph, f.w, f.w instanceof Int8Array ? new Int8Array(p.m * (p.c / p.group) * ph.conv.kh * ph.conv.kw)
+      : new Int16Array(p.m * (p.c / p.group) * ph.conv.kh * ph.conv.kw));
+    return convKernel({ ...f, macParams: ph.conv, w }, env);
+  });
+  return phaseCall(p, phases, calls, env, bytesOf(f.yq) as 1 | 2);
 });

@@ -76,6 +76,11 @@ export function groupAttr(ctx: CompileContext): number {
   return group;
 }
 
+/** A 1x1 conv whose output is its input's grid: the kernels then read the input planes in place. */
+function isPointwise(p: ConvParams): boolean {
+  return p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt === 0 && p.pl === 0 && p.oh === p.h && p.ow === p.w;
+}
+
 /** Rows of W (one per output channel, `k` values each) packed per group in blocks of 4 rows,
  *  k-major, zero rows completing the last block: the left operand of gemm_f32_packed_simd. */
 function packRowBlocks(wt: TensorData, groups: number, mg: number, k: number): Float32Array {
@@ -205,12 +210,12 @@ export const conv: OpModule<ConvParams> = {
     const bias = p.hasBias ? env.inputs[2]?.value?.data : undefined;
     if (!wt || (p.hasBias && !bias)) return undefined;
     const cg = p.c / p.group, mg = p.m / p.group, k = cg * p.kh * p.kw;
-    if (p.group === p.c && mg === 1) return bindDepthwise(p, env, wt, bias);
+    // Negative pads (only ConvTranspose's phases make them) go through im2col, which crops.
+    if (p.group === p.c && mg === 1 && p.pt >= 0 && p.pl >= 0) return bindDepthwise(p, env, wt, bias);
     const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
     const wp = upload(env, packRowBlocks(wt, p.group, mg, k));
     const bp = upload(env, packBias(bias, p.group, mg));
-    const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt + p.pl + p.pb + p.pr === 0;
-    if (pointwise) {
+    if (isPointwise(p)) {
       const f = kernelFn(env, 'conv_f32_1x1_simd');
       return ([x], [y]) => f(x, wp, bp, y, p.n, p.group, cg, mg, p.h * p.w, code, p0, p1);
     }
@@ -229,7 +234,7 @@ export const conv: OpModule<ConvParams> = {
  * conv is a product of packed weights and the input (pointwise) or its im2col, per group.
  * 16-bit: the direct scalar kernel with an int64 accumulator.
  */
-function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall {
+export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall {
   const p = f.macParams;
   const a = f.arith;
   const cg = p.c / p.group, mg = p.m / p.group, kk = cg * p.kh * p.kw;
@@ -253,7 +258,7 @@ function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall
     };
   }
   const depthwise3x3 = a.bits === 8 && p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw &&
-    (p.sh === 1 || p.sh === 2) && p.dh === 1 && p.dw === 1;
+    (p.sh === 1 || p.sh === 2) && p.dh === 1 && p.dw === 1 && p.pt >= 0 && p.pl >= 0;
   if (depthwise3x3) {
     // Per channel: the pairs (w[ky][0], w[ky][1]) as i16 halves of an i32, then w[ky][2].
     const wPtr = env.alloc(p.c * 24);
@@ -279,7 +284,7 @@ function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall
   // The pair product per group (int32 in 8-bit layers, int64 in 16-bit ones).
   const w = packPairWeights(env, p.group, mg, kk, weightAt);
   const pixels = p.oh * p.ow;
-  const pointwise = p.kh === 1 && p.kw === 1 && p.sh === 1 && p.sw === 1 && p.pt + p.pl + p.pb + p.pr === 0;
+  const pointwise = isPointwise(p);
   const cols = env.scratch(Math.ceil(pixels / 8) * w.half * 32);
   const pack = pairPacker(env, f.xq, pointwise);
   const geometry = [p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow];

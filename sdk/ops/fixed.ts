@@ -2,15 +2,17 @@
  * Helpers the op modules' fixed-point parts share: element type codes for the kernels, the
  * arithmetic of a weight layer (shifts, device biases, accumulator bounds), the integer rescale
  * (requantization between formats) with its kernel binding, and the fixed part of ops that only
- * move data. The device's rules themselves are in quant/spec.ts.
+ * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
-import { numel, type Node, type TensorData } from '../graph/ir.js';
+import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import {
   accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
   type Bits, type QType, type TensorQ,
-} from '../quant/spec.js';
-import { kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type OpModule } from './op.js';
+} from '../device/spec.js';
+import {
+  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule, type StepIntegers,
+} from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
 export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
@@ -138,6 +140,11 @@ export function eltwiseKernel(env: FixedKernelEnv, aq: TensorQ, bq: TensorQ | un
     k(a, ac, ka, b, bc, kb, len, r.n, r.lo, r.hi, y, yc);
 }
 
+/** A rescale as calibration.json records it: y = sat(roundShift(x * factor, shift), saturate). */
+export function describeRescale(r: Rescale): StepIntegers {
+  return { factor: r.k, shift: r.n, saturate: [r.lo, r.hi] };
+}
+
 /** A kernel rescaling `count` elements from one byte offset to another. */
 export function rescaleKernel(env: FixedKernelEnv, xq: TensorQ, yq: TensorQ): (r: Rescale, x: number, y: number, count: number) => void {
   const k = eltwiseKernel(env, xq, undefined, yq);
@@ -162,10 +169,20 @@ export interface MoveFixed<P> {
  * The fixed part of an op whose outputs hold values of its first input (Reshape, Transpose,
  * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
  * is, then each output is requantized if its format differs from the input's. `adapt` lets an
- * op convert float parameters (Pad's constant value) to the input's integer domain.
+ * op convert float parameters (Pad's constant value) to the input's integer domain; `move` binds
+ * the op's data-moving kernel, run on the integers when the format does not change.
  */
-export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P): FixedOp<P, MoveFixed<P>> {
+export function moveFixed<P>(
+  mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P, move?: (p: P, env: MoveEnv) => KernelCall | undefined,
+): FixedOp<P, MoveFixed<P>> {
   return {
+    kernel(f, env) {
+      if (!move || f.rescale) return undefined;
+      return move(f.params, {
+        exports: env.exports, alloc: (bytes) => env.alloc(bytes), bytes: bytesOf(f.xq) as 1 | 2,
+        f32: (p, n) => new Float32Array(env.buffer(), p, n), i32: (p, n) => new Int32Array(env.buffer(), p, n),
+      });
+    },
     compile(ctx) {
       const xq = inputQ(ctx, 0);
       const yq = ctx.outQ[0];
@@ -185,10 +202,36 @@ export function moveFixed<P>(mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P,
       mod.reference(f.params, inputs, wide);
       wide.forEach((w, i) => rescaleRef(f.rescale!, w, outputs[i]));
     },
+    describe: (f) => (f.rescale ? describeRescale(f.rescale) : {}),
   };
 }
 
 // ---- weight layers ----
+
+export interface WeightLayout {
+  /** Number of output channels and how a flat weight index maps to its channel. */
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+/** Output-channel layout of a weight tensor for each weight-layer op. */
+export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
+  const d = w.dims;
+  if (op === 'Conv') {
+    const inner = w.data.length / d[0];
+    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (op === 'ConvTranspose') {
+    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
+    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+  }
+  // Gemm/MatMul: [N, K] with transB, else [K, N].
+  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
+  const n = d[d.length - 1];
+  return { channels: n, channelOf: (i) => i % n };
+}
+
 
 export interface WeightGeometry<P> {
   /** The op's parameters with bias and scaling removed: its float reference then computes the
@@ -231,6 +274,8 @@ export function weightFixed<P>(
       return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
     },
     arith: (f) => f.arith,
+    // acc = sum x*w + bias[c]; y = sat((acc + 2^(shift[c]-1)) >> shift[c]); bias at 2^accLog2[c].
+    describe: ({ arith: a }) => ({ bias: Array.from(a.bias), accLog2: Array.from(a.accLog2), shift: Array.from(a.shift), saturate: [a.lo, a.hi] }),
     reference(f, [x], [y]) {
       mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
       for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
@@ -398,6 +443,7 @@ export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: Te
     reference(f, [x], [y]) {
       rescaleRef(f, x, y);
     },
+    describe: describeRescale,
     kernel(f, env) {
       const k = rescaleKernel(env, f.xq, f.yq);
       return ([x], [y]) => k(f, x, y, f.count);

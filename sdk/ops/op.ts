@@ -10,7 +10,7 @@
  */
 import { fail } from '../errors.js';
 import { checkDims } from '../onnx/tensor.js';
-import type { BiasMode, LayerQ, TensorQ } from '../quant/spec.js';
+import type { BiasMode, LayerQ, TensorQ } from '../device/spec.js';
 import {
   attrNumber, attrNumbers, attrString, numel, type AttrValue, type DType, type Node, type Tensor, type TensorData,
 } from '../graph/ir.js';
@@ -65,6 +65,10 @@ export interface KernelEnv {
   readonly activation?: Activation;
 }
 
+/** What a data-moving kernel binding gets (Slice, Transpose, nearest Resize): the float engine's
+ *  environment or the fixed-point engine's, and the size of the elements it moves. */
+export type MoveEnv = Pick<KernelEnv, 'exports' | 'alloc' | 'f32' | 'i32'> & { readonly bytes: 1 | 2 | 4 };
+
 /** A WASM export by name (kernels take byte offsets, sizes and scalars). */
 export function kernelFn(env: { readonly exports: Record<string, unknown> }, name: string): (...args: number[]) => number {
   const f = env.exports[name];
@@ -80,7 +84,7 @@ export function activationKernel(env: KernelEnv, a: Activation, n: number): Kern
 
 /** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
  *  when it is an Int32Array, as float32 otherwise. */
-export function upload(env: KernelEnv, data: ArrayLike<number>): number {
+export function upload(env: Pick<KernelEnv, 'alloc' | 'f32' | 'i32'>, data: ArrayLike<number>): number {
   const ptr = env.alloc(data.length * 4);
   (data instanceof Int32Array ? env.i32(ptr, data.length) : env.f32(ptr, data.length)).set(data);
   return ptr;
@@ -112,7 +116,7 @@ export interface OpModule<P = unknown> {
   fixed?: FixedOp<P, any>;
 }
 
-// ---- the fixed-point part (DESIGN.md §5; the rules themselves live in quant/spec.ts) ----
+// ---- the fixed-point part (DESIGN.md §5; the rules themselves live in device/spec.ts) ----
 
 /** What the fixed-point engine tells an op about one node. */
 export interface FixedContext<P> {
@@ -174,7 +178,14 @@ export interface FixedOp<P, F> {
   readonly fusesActivation?: boolean;
   /** Weight layers: where compile() put the layer's arithmetic (for setBias and statistics). */
   arith?(f: F): LayerArith;
+  /** The integers compile() derived (factors, multipliers, shifts, device biases, saturation), as
+   *  plain numbers: what recomputing the step from its input integers needs besides the formats
+   *  (calibration.json's "integers" section). */
+  describe?(f: F): StepIntegers;
 }
+
+/** A step's integer parameters, JSON-ready. */
+export type StepIntegers = Record<string, number | number[] | { factor: number; shift: number }[]>;
 
 // ---- helpers shared by op modules ----
 

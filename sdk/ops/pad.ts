@@ -1,6 +1,6 @@
 /** Pad: constant, reflect and edge modes; pads as an attribute (< opset 11) or input (>= 11,
  *  with axes from 18). */
-import { quantizeValue } from '../quant/spec.js';
+import { quantizeValue } from '../device/spec.js';
 import { moveFixed } from './fixed.js';
 import { attr, axis, constInput, input, opError, strides, type OpModule } from './op.js';
 

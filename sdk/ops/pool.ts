@@ -1,9 +1,9 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../quant/spec.js';
+import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
-import { checkAccumulator, formatChange, inputQ, maxAbs, qCode, type Rescale } from './fixed.js';
+import { checkAccumulator, describeRescale, formatChange, inputQ, maxAbs, qCode, type Rescale } from './fixed.js';
 import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type OpModule } from './op.js';
 
 export interface PoolParams {
@@ -146,7 +146,7 @@ function globalWindows(p: GlobalPoolParams, x: TensorData, y: TensorData, finish
  * format differs. Average: the window sum times 1/count as an F-significant-bit multiplier m at
  * shift F + s, sat(roundShift(sum * m, F + s + in - out)) (spec.ts avgPoolMultiplier).
  */
-export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale; xq: TensorQ; yq: TensorQ }
+export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; rescale: Rescale; xq: TensorQ; yq: TensorQ; count: number }
 
 function poolFixed<P extends { max: boolean }>(
   walk: (p: P, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number) => void,
@@ -168,7 +168,15 @@ function poolFixed<P extends { max: boolean }>(
         const bound = maxAbs(xq) * count * (2 ** FRACTION_BITS.avgPool[bits] + 0.5) + (n + shift > 0 ? 2 ** (n + shift - 1) : 0);
         checkAccumulator(ctx.node, bound, bits, 'the window sum');
       }
-      return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq };
+      return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq, count: windowSize(ctx.params) };
+    },
+    // Max: the window's largest integer rescaled. Average: y = sat(roundShift(sum * multiplier,
+    // shift)) for a full window; a window with fewer elements (padding excluded) has its own
+    // multiplier round(2^reciprocalShift / count) and shift, from the same rule.
+    describe(f) {
+      if (f.max) return describeRescale(f.rescale);
+      const { m, shift } = avgPoolMultiplier(f.count, f.bits);
+      return { windowCount: f.count, multiplier: m, reciprocalShift: shift, shift: shift + f.n, saturate: [f.rescale.lo, f.rescale.hi] };
     },
     reference(f, [x], [y]) {
       const { lo, hi } = f.rescale;

@@ -4,7 +4,9 @@
  * the "simple" nearest rule (floor when enlarging, ceil when shrinking), as ONNX Runtime does.
  */
 import { moveFixed } from './fixed.js';
-import { attr, checkOutputShape, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type OpModule } from './op.js';
+import {
+  attr, checkOutputShape, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type KernelCall, type MoveEnv, type OpModule,
+} from './op.js';
 
 type CoordMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
 type NearestMode = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil' | 'simple';
@@ -140,17 +142,13 @@ export const resize: OpModule<ResizeParams> = {
     }
   },
   kernel(p, env) {
-    // Kernels resize the two innermost axes of planes; other axes must keep their size.
+    if (!p.linear) return nearestKernel(p, { ...env, bytes: 4 });
     const rank = p.inShape.length;
-    if (rank < 2 || p.inShape.some((d, a) => a < rank - 2 && d !== p.outShape[a])) return undefined;
+    if (!planar(p)) return undefined;
     const [h, w] = p.inShape.slice(-2), [oh, ow] = p.outShape.slice(-2);
     const planes = p.inShape.slice(0, -2).reduce((a, b) => a * b, 1);
     const iy = upload(env, p.index[rank - 2]);
     const ix = upload(env, p.index[rank - 1]);
-    if (!p.linear) {
-      const f = kernelFn(env, 'resize_f32_nearest');
-      return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, ix);
-    }
     const iy1 = upload(env, p.index1[rank - 2]);
     const ix1 = upload(env, p.index1[rank - 1]);
     const [fy, fx] = [p.frac[rank - 2], p.frac[rank - 1]].map((t) => upload(env, t));
@@ -160,7 +158,25 @@ export const resize: OpModule<ResizeParams> = {
   },
 };
 
+/** Kernels resize the two innermost axes of planes; other axes must keep their size. */
+function planar(p: ResizeParams): boolean {
+  const rank = p.inShape.length;
+  return rank >= 2 && p.inShape.every((d, a) => a >= rank - 2 || d === p.outShape[a]);
+}
+
+/** Nearest: a gather of elements of `env.bytes` bytes. */
+function nearestKernel(p: ResizeParams, env: MoveEnv): KernelCall | undefined {
+  if (!planar(p)) return undefined;
+  const rank = p.inShape.length;
+  const [h, w] = p.inShape.slice(-2), [oh, ow] = p.outShape.slice(-2);
+  const planes = p.inShape.slice(0, -2).reduce((a, b) => a * b, 1);
+  const iy = upload(env, p.index[rank - 2]);
+  const ix = upload(env, p.index[rank - 1]);
+  const f = kernelFn(env, `resize_x${env.bytes * 8}_nearest`);
+  return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, ix);
+}
+
 /** Fixed point: nearest resize moves integers; linear weights have no documented device form
  *  (float fallback). */
-const resizeMove = moveFixed(resize);
+const resizeMove = moveFixed(resize, undefined, nearestKernel);
 resize.fixed = { ...resizeMove, compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)) };

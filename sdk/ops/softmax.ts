@@ -1,6 +1,6 @@
 /** Softmax (and LogSoftmax). Before opset 13 the input is seen as 2-D, flattened at `axis`;
  *  from 13 on it runs along the single axis. */
-import { attr, axis, input, type OpModule } from './op.js';
+import { attr, axis, input, kernelFn, type OpModule } from './op.js';
 import { exp, log } from '../util/math.js';
 
 export interface SoftmaxParams { outer: number; dim: number; inner: number; log: boolean }
@@ -32,5 +32,9 @@ export const softmax: OpModule<SoftmaxParams> = {
         }
       }
     }
+  },
+  kernel(p, env) {
+    const f = kernelFn(env, 'softmax_f32_simd');
+    return ([x], [y]) => f(x, y, p.outer, p.dim, p.inner, +p.log);
   },
 };

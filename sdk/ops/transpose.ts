@@ -1,7 +1,7 @@
 /** Transpose: permute the axes (reversed when perm is absent). */
 import { collapseLoops } from './broadcast.js';
 import { moveFixed } from './fixed.js';
-import { attr, input, kernelFn, opError, strides, type OpModule } from './op.js';
+import { attr, input, kernelFn, opError, strides, type KernelCall, type MoveEnv, type OpModule } from './op.js';
 
 export interface TransposeParams { perm: number[]; inShape: number[]; outShape: number[] }
 
@@ -34,15 +34,18 @@ export const transpose: OpModule<TransposeParams> = {
       }
     }
   },
-  kernel(p, env) {
-    const inStrides = strides(p.inShape);
-    const loops = collapseLoops(p.outShape, [p.perm.map((a) => inStrides[a])], 4);
-    if (!loops) return undefined;
-    const f = kernelFn(env, 'copy_f32_strided');
-    const { dims: [n0, n1, n2, n3], strides: [[s0, s1, s2, s3]] } = loops;
-    return ([x], [y]) => f(x, y, n0, n1, n2, n3, s0, s1, s2, s3);
-  },
+  kernel: (p, env) => transposeKernel(p, { ...env, bytes: 4 }),
 };
 
+/** A strided copy of elements of `env.bytes` bytes. */
+function transposeKernel(p: TransposeParams, env: MoveEnv): KernelCall | undefined {
+  const inStrides = strides(p.inShape);
+  const loops = collapseLoops(p.outShape, [p.perm.map((a) => inStrides[a])], 4);
+  if (!loops) return undefined;
+  const f = kernelFn(env, `copy_x${env.bytes * 8}_strided`);
+  const { dims: [n0, n1, n2, n3], strides: [[s0, s1, s2, s3]] } = loops;
+  return ([x], [y]) => f(x, y, n0, n1, n2, n3, s0, s1, s2, s3);
+}
+
 /** Fixed point: moves integers as they are. */
-transpose.fixed = moveFixed(transpose);
+transpose.fixed = moveFixed(transpose, undefined, transposeKernel);

@@ -11,14 +11,15 @@
  * whether images are processed one by one or sharded across workers.
  */
 import { fail } from '../errors.js';
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
 import { isWeightLayer, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, foldFor, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import type { BiasMode, Bits, QuantSpec, TensorQ } from './spec.js';
-import { analyzeWeights, quantizeWeights, weightLayout, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+import type { BiasMode, Bits, QuantSpec, TensorQ } from '../device/spec.js';
+import { analyzeWeights, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
+import { weightLayout } from '../ops/fixed.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';
 /** 'tidl' (default): compare the quantized outputs after the activation, factor / 10 during
@@ -31,6 +32,18 @@ export interface CalibrateOptions {
   bits?: Bits;
   /** Node or tensor names computed in 16 bits in an 8-bit model (mixed precision). */
   sixteenBit?: string[];
+  /** Weight layers (node or output names) whose weights and bias are 16-bit while their
+   *  activations keep the model's bits (TIDL's params_16bit_names_list). */
+  sixteenBitWeights?: string[];
+  /** Nodes kept in float (node names, output tensor names or op types; TIDL's deny_list): their
+   *  weights are not quantized, the QDQ model has no Q/DQ on their weights or on their outputs
+   *  that only float nodes read, and the fixed-point engine runs them as float fallback. */
+  floatNodes?: string[];
+  /** Overrides of the preset's rules (TIDL's accuracy_level 9 switches). */
+  rules?: Partial<PresetRules>;
+  /** TIDL's mixed_precision_factor: accepted and recorded; the automatic choice of 16-bit
+   *  layers is not implemented yet (see the README). */
+  mixedPrecision?: { factor: number };
   /** Passes over the samples (bias calibration continues across passes). */
   iterations?: number;
   /** Images per bias-calibration update. */
@@ -80,6 +93,9 @@ export interface ResolvedOptions {
   rules: PresetRules;
   bits: Bits;
   sixteenBit: Set<string>;
+  sixteenBitWeights: Set<string>;
+  floatNodes: Set<string>;
+  mixedPrecision?: { factor: number };
   iterations: number;
   batchSize: number;
   factor: number;
@@ -108,11 +124,16 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   const biasMode = o.biasMode ?? 'mma';
   if (biasMode !== 'mma' && biasMode !== 'int16') fail('BAD_OPTION', `biasMode must be "mma" or "int16"`);
   const estimator = o.estimator === undefined ? PRESETS[preset].estimator : typeof o.estimator === 'string' ? parseEstimator(o.estimator) : o.estimator;
+  const rules = { ...PRESETS[preset], ...o.rules };
+  if (o.mixedPrecision !== undefined && !(o.mixedPrecision.factor >= 1)) fail('BAD_OPTION', `mixedPrecision.factor must be at least 1, got ${o.mixedPrecision.factor}`);
   return {
     preset,
-    rules: { ...PRESETS[preset], estimator },
+    rules: { ...rules, estimator: o.estimator === undefined && o.rules?.estimator ? o.rules.estimator : estimator },
     bits,
     sixteenBit: new Set(o.sixteenBit ?? []),
+    sixteenBitWeights: new Set(o.sixteenBitWeights ?? []),
+    floatNodes: new Set(o.floatNodes ?? []),
+    ...(o.mixedPrecision ? { mixedPrecision: { factor: o.mixedPrecision.factor } } : {}),
     iterations: positive(o.iterations, 1, 'iterations'),
     batchSize: positive(o.batchSize, 8, 'batchSize'),
     factor,
@@ -138,6 +159,8 @@ export interface LayerState {
   bias: Float32Array;
   /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
   scaleLog2?: number[];
+  /** What max|W| alone gives, before the bias cap lowered any (set by freezeWeights). */
+  scaleFromWeights?: number[];
   /** Output channels, and the per-channel stride layout of the output tensor. */
   channels: number;
 }
@@ -148,6 +171,8 @@ export class CalibrationState {
   /** Per point, its running ranges at each of RANGE_BITS (8, 16). */
   readonly ranges = new Map<string, RunningRange[]>();
   readonly layers: LayerState[] = [];
+  /** Names of the nodes kept in float (options.floatNodes resolved against the graph). */
+  readonly floatNodes = new Set<string>();
   images = 0;
 
   constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
@@ -158,8 +183,15 @@ export class CalibrationState {
         fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);
       }
     }
+    for (const [what, names] of [['sixteenBitWeights', options.sixteenBitWeights], ['floatNodes', options.floatNodes]] as const) {
+      for (const s of names) {
+        const hit = graph.nodes.filter((n) => n.name === s || n.outputs[0] === s || (what === 'floatNodes' && n.op === s));
+        if (!hit.length) fail('BAD_OPTION', `${what}: "${s}" is neither a node, a node's output nor${what === 'floatNodes' ? ' an op type' : ''} of the model`);
+        if (what === 'floatNodes') for (const n of hit) this.floatNodes.add(n.name);
+      }
+    }
     for (const node of inferred.order) {
-      if (!isWeightLayer(node, inferred)) continue;
+      if (!isWeightLayer(node, inferred) || this.floatNodes.has(node.name)) continue;
       const w = inferred.values.get(node.inputs[1])!.value!;
       const out = node.outputs[0];
       const transB = node.op === 'Gemm' && !!node.attrs.transB?.value;
@@ -172,7 +204,8 @@ export class CalibrationState {
       const bias = new Float32Array(layout.channels);
       if (biasInit) bias.set(biasInit.data.length === 1 ? new Array(layout.channels).fill(biasInit.data[0]) : biasInit.data);
       const stored = this.placement.formatOf.get(out) ?? out;
-      const sixteen = options.sixteenBit.has(node.name) || options.sixteenBit.has(out) || options.sixteenBit.has(stored);
+      const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
+      const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
       this.layers.push({
         node, input: node.inputs[0], output: out, stored,
         bits: sixteen ? 16 : options.bits,
@@ -190,8 +223,11 @@ export class CalibrationState {
    * engine ran with are the ones exported.
    */
   freezeWeights(): void {
-    const { scales } = this.formats();
-    for (const l of this.layers) l.scaleLog2 = scales.get(l);
+    const { scales, fromWeights } = this.formats();
+    for (const l of this.layers) {
+      l.scaleLog2 = scales.get(l);
+      l.scaleFromWeights = fromWeights.get(l);
+    }
   }
 
   /** A point's range at the bits it is stored in. */
@@ -232,7 +268,7 @@ export class CalibrationState {
    * scale cannot be finer than its accumulator scale (the shift n = in + w - out must be >= 0), so
    * it is lowered where needed.
    */
-  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]> } {
+  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]>; fromWeights: Map<LayerState, number[]> } {
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
       const r = this.rangeOf(p);
@@ -241,17 +277,23 @@ export class CalibrationState {
         : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
     }
     const scales = new Map<LayerState, number[]>();
+    const fromWeights = new Map<LayerState, number[]>();
     const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
     for (const l of this.layers) {
       const inQ = tensors[resolve(l.input)];
-      const scaleLog2 = l.scaleLog2 ?? weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode }).scaleLog2;
+      let scaleLog2 = l.scaleLog2;
+      if (!scaleLog2) {
+        const w = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
+        scaleLog2 = w.scaleLog2;
+        fromWeights.set(l, w.fromWeights);
+      }
       scales.set(l, scaleLog2);
       const outQ = tensors[resolve(l.output)];
       const finest = inQ.scaleLog2 + Math.min(...scaleLog2);
       if (outQ.scaleLog2 > finest) tensors[resolve(l.output)] = { ...outQ, scaleLog2: finest };
     }
     for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
-    return { tensors, scales };
+    return { tensors, scales, fromWeights };
   }
 
   /** The QuantSpec for the current ranges and biases, with the quantized weights. */
@@ -264,7 +306,13 @@ export class CalibrationState {
       weights.set(l.node.name, qw);
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
     }
-    return { spec: { tensors, layers, biasMode: this.options.biasMode, keepClipBounds: this.options.keepClipBounds }, weights };
+    return {
+      spec: {
+        tensors, layers, biasMode: this.options.biasMode, keepClipBounds: this.options.keepClipBounds,
+        ...(this.floatNodes.size ? { floatNodes: [...this.floatNodes] } : {}),
+      },
+      weights,
+    };
   }
 }
 

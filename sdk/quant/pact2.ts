@@ -6,7 +6,7 @@
  * activation, the point goes after the activation (the device fuses it). Ops that only move data
  * (Reshape, Transpose, Slice, nearest Resize, ...) pass their input's format through.
  */
-import type { Inferred } from '../graph/infer.js';
+import type { Inferred } from '../passes/infer.js';
 import { consumers, type Graph, type Node } from '../graph/ir.js';
 
 /** Ops whose output holds exactly values of their input (same format on the device). */

@@ -16,7 +16,7 @@
  *   { op: 'ranges', id, item, image }                      Float64Array (pass 1; image: its index)
  *   { op: 'spec', id, spec: QuantSpec }                    undefined (fixed engine ready)
  *   { op: 'bias', version, biases: Float32Array }          none (measures of `version` wait for it)
- *   { op: 'measure', id, item, version, req }              Measured
+ *   { op: 'measure', id, item, image, version, req, last }  Measured (image: its index in pass 1)
  *   { op: 'close', id }                                    WorkerTimings
  *
  *   from the worker: { id, value } or { id, error: { code?, message } }; id -1 reports an error
@@ -43,7 +43,7 @@
 import { P2Error, type ErrorCode } from '../errors.js';
 import { kernelModule, useKernelModule } from '../engine/wasm.js';
 import { Model, type ModelParts } from '../model.js';
-import type { QuantSpec } from './spec.js';
+import type { QuantSpec } from '../device/spec.js';
 import {
   CalibrationWorker, LocalWorker, type Loader, type MeasureRequest, type Measured, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './worker.js';
@@ -72,7 +72,7 @@ type Request =
   | { op: 'ranges'; id: number; item: unknown; image: number }
   | { op: 'spec'; id: number; spec: QuantSpec }
   | { op: 'bias'; version: number; biases: Float32Array }
-  | { op: 'measure'; id: number; item: unknown; version: number; req: MeasureRequest }
+  | { op: 'measure'; id: number; item: unknown; image: number; version: number; req: MeasureRequest; last: boolean }
   | { op: 'close'; id: number };
 
 interface Reply {
@@ -112,12 +112,12 @@ export function serveCalibrationWorker<I>(endpoint: Endpoint, makeLoader: (confi
       case 'init':
         return reply(m.id, (async () => {
           useKernelModule(m.kernels);
-          worker = new LocalWorker(await CalibrationWorker.create(Model.fromParts(m.model), m.setup), makeLoader(m.loader));
+          worker = new LocalWorker(await CalibrationWorker.create(Model.fromParts(m.model), m.setup), makeLoader(m.loader), m.setup.cacheBytes);
           return { observed: worker.observed };
         })());
       case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image));
       case 'spec': return reply(m.id, ready().setSpec(m.spec));
-      case 'measure': return reply(m.id, ready().measure(m.item as I, m.version, m.req));
+      case 'measure': return reply(m.id, ready().measure(m.item as I, m.image, m.version, m.req, m.last));
       case 'close': return reply(m.id, ready().close());
       case 'bias':
         try {
@@ -169,8 +169,8 @@ export class RemoteWorker<I> implements WorkerHandle<I> {
     this.endpoint.post({ op: 'bias', version, biases } satisfies Request);
   }
 
-  measure(item: I, version: number, req: MeasureRequest): Promise<Measured> {
-    return this.request({ op: 'measure', id: 0, item, version, req }) as Promise<Measured>;
+  measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured> {
+    return this.request({ op: 'measure', id: 0, item, image, version, req, last }) as Promise<Measured>;
   }
 
   async close(): Promise<WorkerTimings> {

@@ -6,7 +6,7 @@
 import { fail } from '../errors.js';
 import { binOf, binScale, type Extremes } from './histogram.js';
 import { ceilLog2, floorLog2, log } from '../util/math.js';
-import type { Bits, TensorQ } from './spec.js';
+import type { Bits, TensorQ } from '../device/spec.js';
 
 export type Estimator =
   | { kind: 'minmax' }

@@ -4,32 +4,9 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
+import type { WeightLayout } from '../ops/fixed.js';
 import { ceilLog2, floorLog2 } from '../util/math.js';
-import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from './spec.js';
-
-export interface WeightLayout {
-  /** Number of output channels and how a flat weight index maps to its channel. */
-  channels: number;
-  channelOf: (i: number) => number;
-}
-
-/** Output-channel layout of a weight tensor for each weight-layer op. */
-export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
-  const d = w.dims;
-  if (op === 'Conv') {
-    const inner = w.data.length / d[0];
-    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
-  }
-  if (op === 'ConvTranspose') {
-    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
-    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
-    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
-  }
-  // Gemm/MatMul: [N, K] with transB, else [K, N].
-  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
-  const n = d[d.length - 1];
-  return { channels: n, channelOf: (i) => i % n };
-}
+import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
   bits: Bits;
@@ -87,7 +64,9 @@ export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: bool
  * fit its type. `inLog2` is the input's scale exponent (the bias cap depends on it in 'int16'
  * mode and in 16-bit layers).
  */
-export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, opts: WeightQuantOptions): { scaleLog2: number[]; biasCapped: boolean } {
+export function weightScales(
+  a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, opts: WeightQuantOptions,
+): { scaleLog2: number[]; biasCapped: boolean; fromWeights: number[] } {
   const perChannel = a.maxAbs.length > 1;
   const maxBias = new Float64Array(a.maxAbs.length);
   for (let c = 0; c < bias.length; c++) {
@@ -99,14 +78,22 @@ export function weightScales(a: WeightAnalysis, bias: ArrayLike<number>, inLog2:
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
   let biasCapped = false;
-  const scaleLog2 = Array.from(a.maxAbs, (m, g) => {
-    const fromWeights = opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24));
-    if (maxBias[g] === 0) return fromWeights;
+  const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24)));
+  const scaleLog2 = fromWeights.map((w, g) => {
+    if (maxBias[g] === 0) return w;
     const cap = floorLog2(biasLimit / maxBias[g]) - biasShift;
-    if (cap < fromWeights) biasCapped = true;
-    return Math.min(fromWeights, cap);
+    if (cap < w) biasCapped = true;
+    return Math.min(w, cap);
   });
-  return { scaleLog2, biasCapped };
+  return { scaleLog2, biasCapped, fromWeights };
+}
+
+/** Why weightScales() lowered a scale below what max|W| gives: the bias cap of the layer's form. */
+export function biasCapReason(bits: Bits, biasMode: BiasMode): string {
+  if (bits === 16) return 'the bias must fit an int32 at the accumulator scale 2^(in + w) (16-bit layer)';
+  return biasMode === 'int16'
+    ? 'the bias must fit an int16 at the accumulator scale 2^(in + w) (bias mode int16)'
+    : 'the bias must fit an int16 at the weight scale 2^w (TIDL\'s MMA bias, brought to the accumulator by biasA x biasB)';
 }
 
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */

@@ -10,6 +10,8 @@
  * order they arrive, each image's loading (decoding, preprocessing) starts as soon as its
  * request arrives so that it overlaps the work queued before it, and a bias-calibration request
  * waits until the biases it needs (a version: the number of updates before its batch) are set.
+ * It keeps the images it loads in pass 1, decoded, within `WorkerSetup.cacheBytes`, for the
+ * later passes (the coordinator sends an image to the worker that loaded it).
  */
 import { FixedPlan, type MeansOf } from '../engine/fixed.js';
 import { FloatPlan } from '../engine/float.js';
@@ -18,7 +20,7 @@ import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
 import { RANGE_BITS, type Estimator } from './ranges.js';
-import type { QuantSpec } from './spec.js';
+import type { QuantSpec } from '../device/spec.js';
 
 /** What every worker is given once. Plain data, structured-cloneable. */
 export interface WorkerSetup {
@@ -32,6 +34,8 @@ export interface WorkerSetup {
   meansOf: MeansOf;
   /** Seed of the devkit's stride-2 subsample of 4-D activations, when subsampling. */
   subsampleSeed?: number;
+  /** Bytes of decoded images a worker keeps from pass 1 for the later passes. */
+  cacheBytes: number;
 }
 
 export interface MeasureRequest {
@@ -65,10 +69,12 @@ export interface WorkerTimings {
   sqnr: number;
   /** Images processed, once per pass. */
   images: number;
+  /** Images of later passes taken from the worker's cache instead of being loaded again. */
+  reused: number;
 }
 
 export function noTimings(): WorkerTimings {
-  return { waitImage: 0, waitBias: 0, float: 0, ranges: 0, means: 0, fixed: 0, sqnr: 0, images: 0 };
+  return { waitImage: 0, waitBias: 0, float: 0, ranges: 0, means: 0, fixed: 0, sqnr: 0, images: 0, reused: 0 };
 }
 
 export class CalibrationWorker {
@@ -173,8 +179,27 @@ export class CalibrationWorker {
   }
 }
 
-/** Turns what a worker is sent for an image (feeds, a file path, a decoded bitmap...) into feeds. */
-export type Loader<I> = (item: I) => Promise<Feeds> | Feeds;
+/** Turns what a worker is sent for an image (feeds, a file path, a decoded bitmap...) into feeds:
+ *  a function, or two stages when what the costly one gives is smaller than the feeds (8-bit
+ *  pixels against float tensors), which is then what a worker keeps between passes. */
+export type Loader<I> = ((item: I) => Promise<Feeds> | Feeds) | StagedLoader<I, any>;
+
+export interface StagedLoader<I, D> {
+  /** The costly stage (decoding, resizing). */
+  decode(item: I): Promise<D> | D;
+  /** The cheap one: the same feeds from the same decoded value, every time. */
+  feeds(decoded: D): Feeds;
+  bytes(decoded: D): number;
+}
+
+function staged<I>(load: Loader<I>): StagedLoader<I, unknown> {
+  if (typeof load !== 'function') return load;
+  const bytes = (f: Feeds) => (f instanceof Float32Array ? f.byteLength : Object.values(f).reduce((n, t) => n + t.byteLength, 0));
+  return { decode: load, feeds: (f) => f as Feeds, bytes: (f) => bytes(f as Feeds) };
+}
+
+/** How a request uses the cache of decoded images: pass 1 fills it, the last pass empties it. */
+type CacheUse = 'fill' | 'read' | 'last';
 
 /**
  * The coordinator's view of a worker, in this thread (LocalWorker) or behind messages
@@ -188,7 +213,8 @@ export interface WorkerHandle<I> {
   setSpec(spec: QuantSpec): Promise<void>;
   /** The biases after `version` updates; measure requests for that version wait for them. */
   setBiases(version: number, biases: Float32Array): void;
-  measure(item: I, version: number, req: MeasureRequest): Promise<Measured>;
+  /** A later pass for image number `image` (its number in pass 1); `last`: no pass follows. */
+  measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured>;
   /** Finish the queued work and stop; resolves with the worker's timings. */
   close(): Promise<WorkerTimings>;
   /** Stop now (after a failure), dropping queued work. */
@@ -199,15 +225,20 @@ export class LocalWorker<I> implements WorkerHandle<I> {
   private queue: Promise<unknown> = Promise.resolve();
   private version = 0;
   private readonly waiting: { version: number; resolve: () => void }[] = [];
+  private readonly load: StagedLoader<I, unknown>;
+  private readonly cache = new Map<number, unknown>();
+  private cached = 0;
 
-  constructor(private readonly worker: CalibrationWorker, private readonly load: Loader<I>) {}
+  constructor(private readonly worker: CalibrationWorker, load: Loader<I>, private readonly cacheBytes: number) {
+    this.load = staged(load);
+  }
 
   get observed(): number[] {
     return this.worker.observed;
   }
 
   ranges(item: I, image: number): Promise<Float64Array> {
-    return this.enqueue(item, (feeds) => this.worker.ranges(feeds, image));
+    return this.enqueue(item, image, 'fill', (feeds) => this.worker.ranges(feeds, image));
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {
@@ -222,8 +253,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     }
   }
 
-  measure(item: I, version: number, req: MeasureRequest): Promise<Measured> {
-    return this.enqueue(item, async (feeds) => {
+  measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured> {
+    return this.enqueue(item, image, last ? 'last' : 'read', async (feeds) => {
       if (this.version < version) {
         const t0 = performance.now();
         await new Promise<void>((resolve) => this.waiting.push({ version, resolve }));
@@ -241,14 +272,21 @@ export class LocalWorker<I> implements WorkerHandle<I> {
   /** Work still queued here finishes or waits unobserved; nothing runs outside this thread. */
   async abort(): Promise<void> {}
 
-  private enqueue<T>(item: I, work: (feeds: Feeds) => T | Promise<T>): Promise<T> {
-    const loaded = Promise.resolve().then(() => this.load(item));
+  private enqueue<T>(item: I, image: number, use: CacheUse, work: (feeds: Feeds) => T | Promise<T>): Promise<T> {
+    const kept = use === 'fill' ? undefined : this.cache.get(image);
+    const loaded = kept !== undefined ? Promise.resolve(kept) : Promise.resolve().then(() => this.load.decode(item));
     loaded.catch(() => {}); // its error is reported when its turn comes
     const run = this.queue.then(async () => {
       const t0 = performance.now();
-      const feeds = await loaded;
+      const decoded = await loaded;
       this.worker.timings.waitImage += performance.now() - t0;
-      return work(feeds);
+      if (kept !== undefined) this.worker.timings.reused++;
+      if (use === 'fill' && this.cached + this.load.bytes(decoded) <= this.cacheBytes) {
+        this.cache.set(image, decoded);
+        this.cached += this.load.bytes(decoded);
+      }
+      if (use === 'last' && this.cache.delete(image)) this.cached -= this.load.bytes(decoded);
+      return work(this.load.feeds(decoded));
     });
     this.queue = run.catch(() => {});
     return run;

@@ -3,8 +3,8 @@
  * model departs from the device: the first differing layer). Folders are given as maps of file
  * name to bytes so that this runs anywhere; sdk/node/traces.ts reads them from disk.
  */
-import { oneLine } from '../errors.js';
-import type { QType } from '../quant/spec.js';
+import { fail, oneLine } from '../errors.js';
+import type { QType } from '../device/spec.js';
 import {
   LAYER_INFO, dimsCount, floatTwin, formatDims, parseLayerInfo, parseTraceName, type LayerInfo, type ParsedTraceName,
 } from './format.js';
@@ -31,9 +31,12 @@ export interface TraceComparison {
   layers: LayerComparison[];
   /** Missing, extra, malformed or size-mismatched files, one clear sentence each. */
   problems: string[];
+  /** The first layer beyond the tolerance. */
   firstMismatch?: LayerComparison;
-  /** Every layer bit-exact and no problem. */
+  /** Every layer within the tolerance (bit-exact by default) and no problem. */
   match: boolean;
+  /** The largest |difference| (in integer steps) a layer may have and still match. */
+  tolerance: number;
 }
 
 interface Entry { file: string; parsed: ParsedTraceName; bytes: Uint8Array; width: 1 | 2; floats?: Float32Array }
@@ -92,7 +95,10 @@ function elementType(width: 1 | 2, infos: (LayerInfo | undefined)[], floats: (Fl
   return width === 1 ? (signed ? 'int8' : 'uint8') : signed ? 'int16' : 'uint16';
 }
 
-export function compareTraces(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B']): TraceComparison {
+export function compareTraces(
+  a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B'], tolerance = 0,
+): TraceComparison {
+  if (!(Number.isInteger(tolerance) && tolerance >= 0)) fail('BAD_OPTION', `tolerance must be an integer >= 0, got ${tolerance}`);
   const problems: string[] = [];
   const ea = entries(labels[0], a, problems), eb = entries(labels[1], b, problems);
   const [ia, ib] = [info(a), info(b)];
@@ -140,8 +146,8 @@ export function compareTraces(a: Map<string, Uint8Array>, b: Map<string, Uint8Ar
       bitExact: mismatches === 0, mismatches, maxAbsDiff, firstMismatch: first, values: first >= 0 ? [va[first], vb[first]] : undefined,
     });
   }
-  const firstMismatch = layers.find((l) => !l.bitExact);
+  const firstMismatch = layers.find((l) => l.maxAbsDiff > tolerance);
   // File and layer names come from the folders: each problem and name stays one line.
   for (const l of layers) l.name = oneLine(l.name);
-  return { layers, problems: problems.map(oneLine), firstMismatch, match: !firstMismatch && !problems.length };
+  return { layers, problems: problems.map(oneLine), firstMismatch, match: !firstMismatch && !problems.length, tolerance };
 }

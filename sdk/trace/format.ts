@@ -7,7 +7,7 @@
  * values q / 2^scaleLog2; layer_info.txt maps data ids to layers and ONNX names.
  */
 import type { IntArray } from '../engine/fixed.js';
-import { dequantizeValue, type QType, type TensorQ } from '../quant/spec.js';
+import { dequantizeValue, type QType, type TensorQ } from '../device/spec.js';
 
 export const DEFAULT_TRACE_BASE = 'tidl_trace';
 export const LAYER_INFO = 'layer_info.txt';

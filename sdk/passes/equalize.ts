@@ -18,7 +18,7 @@
  * float model then no longer clips at hi.
  */
 import { clipBounds, removeDead, uniqueName } from './transforms.js';
-import { attrNumber, consumers, producers, tensor, type Graph, type Node, type Tensor } from './ir.js';
+import { attrNumber, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
 
 export interface EqualizeOptions {
   /** Equalize through Clip(0, hi), which becomes a Relu (the seed's PACT2 rule). */

@@ -4,7 +4,7 @@
  * removal. Each takes and mutates a graph the caller owns.
  */
 import type { Inferred } from './infer.js';
-import { attrNumber, attrNumbers, consumers, producers, tensor, type Graph, type Node, type Tensor } from './ir.js';
+import { attrNumber, attrNumbers, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
 
 /** Replace every node whose outputs are all known constants by initializers. */
 export function foldConstants(graph: Graph, inferred: Inferred): void {

@@ -6,7 +6,7 @@
 import { fail } from '../errors.js';
 import { opKey, opModule } from '../ops/index.js';
 import type { Compiled, ValueMeta } from '../ops/op.js';
-import { allocData, numel, type Graph, type Node } from './ir.js';
+import { allocData, numel, type Graph, type Node } from '../graph/ir.js';
 import { checkDims } from '../onnx/tensor.js';
 
 /** Bound on the constants folded at load (shape chains, dequantized or transposed weights). */

@@ -26,7 +26,7 @@ export interface TensorQ {
 /**
  * How the 8-bit MMA adds the bias. 'mma' (default, what TIDL does on C7x): the bias is an int16
  * at the weight scale, multiplied by the input scale factor through the biasA(int8) * biasB
- * split of splitBiasMma(). 'int16': the bias is one int16 at the accumulator scale s_in*s_w.
+ * split of deviceBias(). 'int16': the bias is one int16 at the accumulator scale s_in*s_w.
  * 16-bit layers always use a plain int32 bias at the accumulator scale.
  */
 export type BiasMode = 'mma' | 'int16';
@@ -54,6 +54,8 @@ export interface QuantSpec {
    * at 8·255/256). true: it also saturates at the Clip's own bounds (6·2^s), as p2calib did first.
    */
   keepClipBounds?: boolean;
+  /** Nodes kept in float: the engine runs them as float fallback whatever their op. */
+  floatNodes?: string[];
 }
 
 // ---- the device's arithmetic, in plain code ----
