@@ -8,11 +8,14 @@ import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
 import type { Feeds, Model } from './model.js';
 import {
-  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
+  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type OutputRanges, type Preset, type ResolvedOptions, type Sample,
+  type Samples,
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
+import { numel } from './graph/ir.js';
+import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
-import { RANGE_BITS } from './quant/ranges.js';
+import { RANGE_STRIDE } from './quant/ranges.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
@@ -109,6 +112,8 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t.tensors)) bad('tensors', 'an object');
   for (const [name, e] of Object.entries(t.tensors as object)) {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
+    const x = (e as Record<string, unknown>).extremes;
+    if (x !== undefined && (!numbers(x) || x.length !== 2)) bad(`tensors.${name}.extremes`, 'two numbers');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
   const prov = t.provenance;
@@ -130,6 +135,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
     estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
     keepClipBounds: table.keepClipBounds, equalize: table.equalize,
+    outputRanges: table.outputRanges as OutputRanges | undefined,
   });
   const model = calibratedModel(table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source, opts);
   const { graph, inferred } = model.prepared(1);
@@ -271,6 +277,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
     cacheBytes: CACHE_BYTES,
   }, model);
   timings.workers = workers.length;
@@ -313,13 +320,16 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         return;
       }
       first.push(index);
-      for (const i of observed) state.ranges.get(points[i])!.forEach((range, k) => range.update([r[2 * (RANGE_BITS.length * i + k)], r[2 * (RANGE_BITS.length * i + k) + 1]]));
+      for (const i of observed) {
+        const at = RANGE_STRIDE * i, seen: [number, number] = [r[at + RANGE_STRIDE - 2], r[at + RANGE_STRIDE - 1]];
+        state.ranges.get(points[i])!.forEach((range, k) => range.update([r[at + 2 * k], r[at + 2 * k + 1]], seen));
+      }
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
     t = performance.now();
     state.freezeWeights();
-    const { spec, weights } = state.spec();
+    const { spec, weights, formats } = state.spec();
     await Promise.all(workers.map((w) => w.setSpec(spec)));
     timings.spec = performance.now() - t;
 
@@ -331,6 +341,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     const sumF = new Float64Array(length), sumQ = new Float64Array(length);
     const biases = new Float32Array(length);
     const sqnr = new Float64Array(2 * points.length);
+    const clip = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
       const last = pass === Math.max(biasPasses, 1) - 1;
@@ -351,8 +362,9 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       };
       const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
       await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
-        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        const { meansFloat: f, meansFixed: q, sqnr: s, clip: c } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (c) for (let k = 0; k < clip.length; k++) clip[k] += c[k];
         if (!f || !q) return;
         for (let c = 0; c < length; c++) {
           sumF[c] += f[c];
@@ -363,8 +375,17 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       applyBatch();
     }
     const db = new Map<string, number>();
-    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
+    const errors = new Map<string, PointError>();
+    for (const i of observed) {
+      const p = points[i];
+      db.set(p, sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+      errors.set(p, {
+        signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
+        count: numel(inferred.values.get(p)!.shape) * state.images,
+      });
+    }
+    const verdicts = diagnose(state, formats, errors);
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];

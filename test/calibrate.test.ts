@@ -74,6 +74,26 @@ test("the seed's rule: a Clip(0,6) saturates at its power-of-2 range (8) by defa
   assert.equal(Array.from((await loadCalibration(model, old).run(x)).y1), Array.from(x, (v) => Math.min(0.75 * v, 6)));
 });
 
+test('8-bit ranges average the images, 16-bit ranges cover every calibration image', async () => {
+  const bytes = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: [1, 1, 4, 4] }],
+    outputs: [{ name: 'y', dims: [1, 1, 4, 4] }],
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c'], { kernel_shape: [1, 1] }), node('Relu', ['c'], ['r']),
+      node('Conv', ['r', 'w', 'b'], ['y'], { kernel_shape: [1, 1] }),
+    ],
+    initializers: { w: floats([1, 1, 1, 1], [0.75]), b: floats([1], [0]) },
+  });
+  const model = await loadModel(bytes);
+  // 19 images peak at 0.75 after the first conv, one at 3.
+  const images = Array.from({ length: 20 }, (_, i) => Float32Array.from({ length: 16 }, (_, k) => (k / 15) * (i === 7 ? 4 : 1)));
+  const at8 = await calibrate(model, images, { preset: 'simple' });
+  const at16 = await calibrate(model, images, { preset: 'simple', bits: 16 });
+  assert.equal(clipOf(at8.spec.tensors.r), [0, 1]);
+  assert.equal(clipOf(at16.spec.tensors.r), [0, 4]);
+});
+
 test('calibrate is deterministic and a saved table rebuilds the same calibration', async () => {
   const model = await loadModel(smallCnn());
   const a = await calibrate(model, samples(6), { preset: 'advanced-dw' });

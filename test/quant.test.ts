@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
-import { extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
-import { batchRange, batchRanges, foldFor, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
+import { clipErrorRef, extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
+import { batchRange, batchRanges, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/device/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
 import { weightLayout } from '../sdk/ops/fixed.js';
@@ -72,6 +72,21 @@ test('SQNR sums kernel equals its reference bit for bit for every integer type a
         e += (x[i] - q[i] * 2 ** -scaleLog2) ** 2;
       }
       assert.ok(Math.abs(got[0] - s) <= 1e-12 * s && Math.abs(got[1] - e) <= 1e-9 * s, `${Q.name} n=${n}: ${got} vs ${[s, e]}`);
+    }
+  }
+});
+
+test('clip error kernel equals its reference bit for bit: values outside a clip and their squared excess', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(29);
+  for (const n of [0, 1, 5, 64, 1001]) {
+    const x = Float32Array.from({ length: n }, () => r(-3, 3) ** 3);
+    if (n > 3) [x[0], x[1], x[2]] = [NaN, Infinity, -2.5];
+    const xp = place(rt, x);
+    for (const [lo, hi] of [[-2.5, 2.5], [0, 1 - 2 ** -9], [-Infinity, Infinity], [1, 1]]) {
+      const got = k.clipError(xp, n, lo, hi);
+      assert.equal(got, clipErrorRef(x, lo, hi), `n=${n} [${lo}, ${hi}]`);
+      assert.is(got[0], Array.from(x).filter((v) => v < lo || v > hi).length);
     }
   }
 });
@@ -208,11 +223,6 @@ test('running average and power-of-2 clips follow DESIGN.md', () => {
   assert.equal([rr.min, rr.max], [-2, 3]); // f = 1/2
   for (let i = 0; i < 2000; i++) rr.update([0, 10]);
   assert.ok(rr.max > 9.8 && rr.max < 10, `${rr.max}`); // f bottoms out at 0.001
-  // 16 bits fold batches into their extremes: no calibration image is clipped.
-  const wide = new RunningRange(foldFor(16));
-  for (const r of [[-1, 4], [-3, 2], [0, 10], [-2, 1]] as [number, number][]) wide.update(r);
-  assert.equal([wide.min, wide.max], [-3, 10]);
-  assert.is(foldFor(8), 'average');
   assert.equal(pact2Clip(0, 6), { signed: false, clip2: 8 });
   assert.equal(pact2Clip(-3, 2.5), { signed: true, clip2: 4 });
   assert.equal(pact2Clip(0, 0), { signed: false, clip2: 2 ** -16 });

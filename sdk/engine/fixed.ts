@@ -213,15 +213,17 @@ export class FixedPlan {
       const alias = !!fixed && mod.alias && isRuntime(node.inputs[0]) && sameFormat(inQ[0]!, outT[0]!.q) && !keep.has(outs[0]);
       if (alias) root.set(outs[0], rootOf(node.inputs[0]));
       const step: Step = { layer, mod, params: c.params, ins, outs, kind: alias ? 'alias' : fixed ? 'fixed' : 'fallback', fixed, f };
-      if (fixed?.arith) {
-        step.arith = fixed.arith(f);
+      const arith = fixed?.arith?.(f);
+      if (arith) {
+        step.arith = arith;
         const shape = outT[0]!.shape;
         const axis = node.op === 'Gemm' || node.op === 'MatMul' ? shape.length - 1 : 1;
         step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
         this.weightLayers.push(node.name);
         this.byNode.set(node.name, step);
       }
-      if (!fixed && mod.elementwise && inQ[0] && outT[0]) {
+      // Tabulated where the tensor has more elements than its input format has integers.
+      if (!fixed && mod.elementwise && inQ[0] && outT[0] && numel(outT[0].shape) > 2 ** inQ[0].bits) {
         step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
       } else if (!fixed) {
         step.floats = {

@@ -177,25 +177,29 @@ export function mseClip(hist: Uint32Array, width: number, levels: number): numbe
   return bestC;
 }
 
-/** Bit widths a range is kept for: every point's 8- and 16-bit ranges are estimated together
- *  (per-image arrays hold [lo8, hi8, lo16, hi16] per point), so the bits can be chosen after. */
+/** Bit widths a range is kept for: every point's 8- and 16-bit ranges are estimated together,
+ *  so that the bits can be chosen after. Per image and point, the ranges array holds [lo, hi] at
+ *  each width, then the tensor's min and max: RANGE_STRIDE numbers. */
 export const RANGE_BITS: readonly Bits[] = [8, 16];
+export const RANGE_STRIDE = 2 * RANGE_BITS.length + 2;
 
 /**
- * Batches folded into one range. 'average' (the seed's): the running average f = max(1/n, 0.001),
- * clip = (1 - f) * clip + f * batch; the images whose activations peak above it are clipped.
- * 'extremes': the smallest low and largest high, for 16 bits, where rounding noise is so small
- * that covering every calibration image costs less than clipping some (the same trade as a
- * batch's paid cut, across batches).
+ * Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch; or the
+ * extremes over all batches (`peak`): for a point whose peaks the task reads, and for 16 bits,
+ * where rounding noise is so small that covering every calibration image costs less than clipping
+ * some (the same trade as a batch's paid cut, across batches). Beside it, the extremes of the
+ * values seen (`seen`), from each batch's min and max.
  */
 export class RunningRange {
   n = 0;
   min = 0;
   max = 0;
-  constructor(readonly fold: 'average' | 'extremes' = 'average') {}
-  update([lo, hi]: [number, number]): void {
+  seen: [number, number] = [Infinity, -Infinity];
+  constructor(readonly peak = false) {}
+  update([lo, hi]: [number, number], [mn, mx]: [number, number] = [lo, hi]): void {
     this.n++;
-    if (this.fold === 'extremes') {
+    this.seen = [Math.min(this.seen[0], mn), Math.max(this.seen[1], mx)];
+    if (this.peak) {
       this.min = this.n === 1 ? lo : Math.min(this.min, lo);
       this.max = this.n === 1 ? hi : Math.max(this.max, hi);
       return;
@@ -204,11 +208,6 @@ export class RunningRange {
     this.min = (1 - f) * this.min + f * lo;
     this.max = (1 - f) * this.max + f * hi;
   }
-}
-
-/** How a bit width folds its batches' ranges (see RunningRange). */
-export function foldFor(bits: Bits): RunningRange['fold'] {
-  return bits === 16 ? 'extremes' : 'average';
 }
 
 /** The power-of-2 clip of a range: (-clip2, clip2) when signed, else (0, clip2). */
