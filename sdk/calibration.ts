@@ -16,6 +16,7 @@ import { FixedPlan } from './engine/fixed.js';
 import { numel } from './graph/ir.js';
 import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
+import { RANGE_STRIDE } from './quant/ranges.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
@@ -91,6 +92,11 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t) || t.format !== 'p2calib-calibration' || t.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
   for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
   if (typeof t.bits !== 'number') bad('bits', 'a number');
+  // Tables written before the option existed were calibrated keeping the Clip bounds.
+  if (t.keepClipBounds === undefined) t.keepClipBounds = true;
+  if (typeof t.keepClipBounds !== 'boolean') bad('keepClipBounds', 'true or false');
+  if (t.equalize === undefined) t.equalize = false;
+  if (typeof t.equalize !== 'boolean') bad('equalize', 'true or false');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
   for (const k of ['sixteenBit', 'floatNodes', 'sixteenBitWeights']) {
     const v = t[k];
@@ -173,12 +179,13 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   checkTable(table);
   checkTableHash(table as unknown as Record<string, unknown>);
   checkModel(table.provenance, source);
-  const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
     estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
+    keepClipBounds: table.keepClipBounds, equalize: table.equalize,
     outputRanges: table.outputRanges as OutputRanges | undefined,
   });
+  const model = calibratedModel(table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   state.restore(table.tensors, table.layers);
@@ -186,6 +193,12 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const { spec, weights } = state.spec();
   checkDerived(table, buildTable(state, spec, weights, { pixelInput: model.pixelInput }));
   return new Calibration(model, state, spec, weights, table);
+}
+
+/** The model a calibration works on: equalized when asked (through Clip(0, hi) too, unless the
+ *  Clip's bounds are kept: they cannot be scaled per channel). */
+function calibratedModel(model: Model, o: ResolvedOptions): Model {
+  return o.equalize && !model.equalize ? model.withEqualization({ clips: !o.keepClipBounds }) : model;
 }
 
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own
@@ -215,8 +228,9 @@ export interface CalibrationRun<I> {
   items(): AsyncIterable<I> | Iterable<I>;
   /** How many images a pass has, when known before the first pass (for progress). */
   count?: number;
-  /** Start the workers (once, before the first pass). */
-  start(setup: WorkerSetup): Promise<WorkerHandle<I>[]>;
+  /** Start the workers (once, before the first pass) on the model calibrated: the one given, or
+   *  its equalized form. */
+  start(setup: WorkerSetup, model: Model): Promise<WorkerHandle<I>[]>;
   /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
    *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
   onItemError?(error: unknown, item: I): void;
@@ -300,10 +314,11 @@ async function inImageOrder<I, R>(
  * by image and updates the biases after each batch (broadcast to every worker); the last pass
  * also sums each point's SQNR terms image by image.
  */
-export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
+export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
   checkCallbacks(options, ['onProgress', 'onSkip'], 'calibrating');
   const opts = resolveOptions(options);
   const t0 = performance.now();
+  const model = calibratedModel(source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   const points = state.placement.points;
@@ -315,7 +330,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
     peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
     cacheBytes: CACHE_BYTES,
-  });
+  }, model);
   timings.workers = workers.length;
   timings.start = performance.now() - t;
   // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
@@ -357,13 +372,13 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       }
       first.push(index);
       for (const i of observed) {
-        const [lo, hi, seenLo, seenHi] = [r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]];
+        const at = RANGE_STRIDE * i, seen: [number, number] = [r[at + RANGE_STRIDE - 2], r[at + RANGE_STRIDE - 1]];
         // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
         // of a negative): no power-of-2 format holds that.
-        if (![lo, hi, seenLo, seenHi].every(Number.isFinite)) {
-          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${seenLo} to ${seenHi}, which no fixed-point format holds (an overflow or NaN in the float model)`);
+        if (!r.subarray(at, at + RANGE_STRIDE).every(Number.isFinite)) {
+          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${seen[0]} to ${seen[1]}, which no fixed-point format holds (an overflow or NaN in the float model)`);
         }
-        state.ranges.get(points[i])!.update([lo, hi], [seenLo, seenHi]);
+        state.ranges.get(points[i])!.forEach((range, k) => range.update([r[at + 2 * k], r[at + 2 * k + 1]], seen));
       }
       state.images++;
     });
@@ -469,6 +484,6 @@ export async function calibrate(model: Model, samples: Samples, given?: Calibrat
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
     // The samples are in memory already: nothing to keep.
-    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
+    start: async (setup, m) => [new LocalWorker(await CalibrationWorker.create(m, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
   }, options);
 }

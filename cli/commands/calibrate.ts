@@ -44,6 +44,11 @@ Options:
                       start and end) | devkit (compare the layer's own output)
   --bias-factor F     bias calibration factor, 0 to 1 (default 0.05)
   --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
+  --keep-clip-bounds  Relu6/Clip saturate at their own bounds (6·2^s) too; by default they are PACT2
+                      clips saturating at the power-of-2 range only (a Clip(0,6) at 8), as the
+                      device does in power-of-2 mode
+  --equalize          cross-layer equalization before calibration (data-free; the exported models
+                      carry the equalized weights)
   --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
@@ -94,7 +99,7 @@ const OPTIONS: Options = {
   images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
   'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
   'bias-calibration': { type: 'string' }, 'output-ranges': { type: 'string' }, 'verdict-threshold': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
-  'pixel-input': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+  'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
   workers: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string' }, 'tidl-config': { type: 'string' }, 'float-nodes': { type: 'string' },
   report: { type: 'string' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
 };
@@ -131,6 +136,8 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibrationFactor: numberOption(values['bias-factor'], 'bias-factor', { min: 0, max: 1 }),
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
     outputRanges: choice<OutputRanges>(values['output-ranges'], 'output-ranges', ['peak', 'average']),
+    keepClipBounds: !!values['keep-clip-bounds'],
+    equalize: values.equalize === undefined ? undefined : !!values.equalize,
     verdictThreshold: numberOption(values['verdict-threshold'], 'verdict-threshold', { min: 0, max: 200 }),
   };
   const limit = intOption(values.limit, 'limit') ?? tidl?.calibrationFrames;

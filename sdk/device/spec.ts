@@ -48,6 +48,12 @@ export interface QuantSpec {
   /** Keyed by node name. */
   layers: Record<string, LayerQ>;
   biasMode: BiasMode;
+  /**
+   * false (default, the seed's rule, DESIGN.md §4): a Relu6/Clip is a PACT2 clip; the device
+   * saturates only at its output type's limits (a Clip(0,6) whose range rounds up to 8 saturates
+   * at 8·255/256). true: it also saturates at the Clip's own bounds (6·2^s), as p2calib did first.
+   */
+  keepClipBounds?: boolean;
   /** Nodes kept in float: the engine runs them as float fallback whatever their op. */
   floatNodes?: string[];
 }
@@ -199,8 +205,9 @@ export function layerShift(inLog2: number, wLog2: number, outLog2: number): numb
 
 /**
  * Saturation bounds of an output in its integer domain: the type's range, narrowed by a fused
- * activation. ReLU is the saturation at 0; Clip(min, max) saturates at its bounds converted to
- * fixed point like any float (round half away from zero) at the output scale.
+ * activation's own bounds when the spec keeps them (keepClipBounds). ReLU is the saturation at 0;
+ * Clip(min, max) saturates at its bounds converted to fixed point like any float (round half away
+ * from zero) at the output scale.
  */
 export function saturationBounds(q: TensorQ, clip?: { min: number; max: number }): [number, number] {
   let [lo, hi] = qRange(q.bits, q.signed);

@@ -189,6 +189,9 @@ export class FixedPlan {
       const act = fixed?.fusesActivation && node.outputs.length === 1 && next.length === 1 && !graphOutputs.has(out) &&
         next[0].inputs[0] === out ? next[0] : undefined;
       const clip = act ? activationClip(act, inf.compiled.get(act)!.params) : undefined;
+      // The seed's rule: an activation saturates at its output type's limits only, unless the
+      // spec keeps the Clip's own bounds (its unsigned type is ReLU's saturation at 0 either way).
+      const own = spec.keepClipBounds ? clip ?? activationClip(node, c.params) : undefined;
       const outs = clip ? [act!.outputs[0]] : node.outputs;
       const outT = outs.map((o) => (o ? tensorOf(o) : undefined));
       const inQ = node.inputs.map((i) => (isRuntime(i) ? tensorOf(i).q : undefined));
@@ -197,7 +200,7 @@ export class FixedPlan {
       if (fixed) {
         const ctx: FixedContext<unknown> = {
           node, params: c.params, inputs: metas, inQ, outQ: outT.map((t) => t!.q),
-          bounds: outT.map((t) => saturationBounds(t!.q, clip)), layer: layerQ, biasMode: spec.biasMode,
+          bounds: outT.map((t) => saturationBounds(t!.q, own)), layer: layerQ, biasMode: spec.biasMode,
         };
         f = fixed.compile(ctx);
         if (f === undefined) fixed = undefined;

@@ -44,7 +44,7 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     const bounds = clipOf(spec.tensors[p]);
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer && (producer.op === 'Clip' || producer.op === 'Relu')) {
-      setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p]));
+      setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p], !!spec.keepClipBounds));
       producer.op = 'Clip';
       continue;
     }

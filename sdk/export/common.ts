@@ -37,11 +37,12 @@ export function staticIO(g: Graph, inf: Inferred): void {
 
 /**
  * The bounds an activation point's Clip gets in the exports: the device saturates at the tensor
- * format's range (the PACT2 clip) and, for a Clip, also at its own bounds, so the two intersect.
+ * format's range (the PACT2 clip) and, where the spec keeps clip bounds, also at a Clip's own, so
+ * the two intersect.
  */
-export function pact2Bounds(g: Graph, activation: Node, q: TensorQ): [number, number] {
+export function pact2Bounds(g: Graph, activation: Node, q: TensorQ, keepClipBounds: boolean): [number, number] {
   const [lo, hi] = clipOf(q);
-  const own = activation.op === 'Clip' ? clipBounds(g, activation) ?? [-Infinity, Infinity] : [0, Infinity];
+  const own = activation.op === 'Clip' && keepClipBounds ? clipBounds(g, activation) ?? [-Infinity, Infinity] : [0, Infinity];
   return [Math.max(lo, own[0]), Math.min(hi, own[1])];
 }
 

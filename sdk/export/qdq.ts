@@ -2,8 +2,9 @@
  * QDQ ONNX export (DESIGN.md §6): int8 weights -> DequantizeLinear (per tensor, or per output
  * channel on axis 0), the device bias as int32 -> DequantizeLinear at scale s_in * s_w, and a
  * QuantizeLinear/DequantizeLinear pair with a power-of-2 scale and zero point 0 on every stored
- * tensor (uint8 where unsigned). Relu/Clip nodes are kept, a Clip's bounds intersected with the PACT2 clip (the device saturates at both). This is what
- * ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
+ * tensor (uint8 where unsigned). Relu/Clip nodes are kept with the PACT2 clip as their bounds
+ * (intersected with a Clip's own where the spec keeps them: the device then saturates at both).
+ * This is what ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
  *
  * Rounding differs at exact ties: ONNX QuantizeLinear rounds half to even, the device rounds
  * half away from zero (float-to-fixed) or half up (its requantizing shift). Deep nets amplify
@@ -72,6 +73,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     const perChannel = qw.scaleLog2.length > 1;
     const wq = fresh(`${node.inputs[1]}_quantized`);
     g.initializers.set(wq, { dtype: sixteen ? 'int16' : 'int8', dims: inf.values.get(l.node.inputs[1])!.shape, data: qw.data });
+    // Layers sharing a weight initializer each get their own (their scales may differ).
     const wf = fresh(`${node.inputs[1]}_dequantized`);
     added.push(dq(wq, qw.scaleLog2.map((e) => 2 ** -e), tensor(sixteen ? 'int16' : 'int8', [], [0]), wf, perChannel ? 0 : undefined, sixteen));
     const inQ = spec.tensors[l.input];
@@ -115,7 +117,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     if (inFloat(p) || !holdsFloats(inf, p)) continue;
     const q = spec.tensors[p];
     const producer = g.nodes.find((n) => n.outputs.includes(p));
-    if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
+    if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q, !!spec.keepClipBounds));
     const isInput = !producer;
     const src = isInput ? p : fresh(`${p}_float`);
     let qIn = src;

@@ -61,6 +61,10 @@ export interface CalibrationTable {
   sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
+  /** Relu6/Clip saturate at their own bounds too (else only at the PACT2 clip, the seed's rule). */
+  keepClipBounds: boolean;
+  /** Consecutive layers were equalized before calibration (the exports carry those weights). */
+  equalize: boolean;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
   /** Present when set: nodes kept in float, layers with 16-bit weights only, and the preset's
@@ -130,7 +134,7 @@ export function buildTable(
   const tensors: Record<string, TensorEntry> = {};
   for (const p of state.placement.points) {
     const q = spec.tensors[p];
-    const r = state.ranges.get(p)!;
+    const r = state.rangeOf(p);
     tensors[p] = {
       range: [r.min, r.max], extremes: r.n ? r.seen : [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
       ...(extra.sqnr?.has(p) ? { sqnr: extra.sqnr.get(p) } : {}),
@@ -169,6 +173,8 @@ export function buildTable(
     sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
+    keepClipBounds: o.keepClipBounds,
+    equalize: o.equalize,
     subsampleSeed: o.subsampleSeed ?? null,
     ...(state.floatNodes.size ? { floatNodes: [...state.floatNodes] } : {}),
     ...(o.sixteenBitWeights.size ? { sixteenBitWeights: [...o.sixteenBitWeights] } : {}),

@@ -9,7 +9,7 @@ import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import { floorLog2 } from '../util/math.js';
 import {
   MAX_FACTOR, accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, maxShift, qRange, qType, roundShift, sameFormat, saturate,
-  saturationBounds, type Bits, type QType, type TensorQ,
+  type Bits, type QType, type TensorQ,
 } from '../device/spec.js';
 import {
   kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
@@ -493,7 +493,8 @@ export function activationClip(node: Node, params: unknown): { min: number; max:
   return undefined;
 }
 
-/** A standalone Relu/Clip: requantize to the output format, saturating at the activation's bounds. */
+/** A standalone Relu/Clip: requantize to the output format, saturating at ctx.bounds (the type's
+ *  limits, and the Clip's own bounds where the spec keeps them). */
 export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: TensorQ; count: number }> {
   const limits = (ctx: LimitContext<P>): ScaleLimits | undefined => {
     if (!activationClip(ctx.node, ctx.params)) return undefined;
@@ -506,10 +507,8 @@ export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: Te
       const lim = limits(ctx);
       if (!lim) return undefined;
       checkLimits(ctx, lim);
-      const clip = activationClip(ctx.node, ctx.params)!;
       const xq = inputQ(ctx, 0), yq = ctx.outQ[0];
-      const [lo, hi] = saturationBounds(yq, clip);
-      const r = formatChange(xq, yq, [Math.max(lo, ctx.bounds[0][0]), Math.min(hi, ctx.bounds[0][1])]);
+      const r = formatChange(xq, yq, ctx.bounds[0]);
       checkRescale(ctx.node, r, xq, layerBits(xq.bits, yq.bits));
       return { ...r, xq, yq, count: numel(ctx.inputs[0]!.shape) };
     },

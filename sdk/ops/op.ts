@@ -130,7 +130,8 @@ export interface FixedContext<P> {
   inQ: (TensorQ | undefined)[];
   /** Formats of the outputs (with a fused activation, the activation's output format). */
   outQ: TensorQ[];
-  /** Per output: the saturation range, the format's range narrowed by a fused Relu/Clip. */
+  /** Per output: the saturation range, the format's range (narrowed by the Relu/Clip of the
+   *  step where the spec keeps clip bounds). */
   bounds: [number, number][];
   /** Weight layers: quantized weights and float bias. */
   layer?: LayerQ;

@@ -74,7 +74,7 @@ export function removeIdentities(graph: Graph): void {
   }
 }
 
-function uniqueName(graph: Graph, base: string): string {
+export function uniqueName(graph: Graph, base: string): string {
   let name = base;
   for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
   return name;

@@ -19,7 +19,7 @@ import { maxAbs, weightLayout } from '../ops/fixed.js';
 import { opModule } from '../ops/index.js';
 import type { LimitContext, ValueMeta } from '../ops/op.js';
 import { isWeightLayer, outputFeeds, passesThrough, placePact2, type Placement } from './pact2.js';
-import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
 import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from '../device/spec.js';
 import {
   analyzeWeights, biasCapReason, channelStats, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis,
@@ -61,6 +61,12 @@ export interface CalibrateOptions {
   /** Overrides the preset's range estimator: 'minmax', 'percentile:<p>', 'entropy', 'mse'. */
   estimator?: Estimator | string;
   biasMode?: BiasMode;
+  /** Saturate Relu6/Clip at their own bounds as well as at the PACT2 clip (default false: the
+   *  seed's rule, a Clip(0,6) is a PACT2 clip whose power-of-2 range is learned; DESIGN.md §4). */
+  keepClipBounds?: boolean;
+  /** Cross-layer equalization before calibration (graph/equalize.ts); the exports carry the
+   *  equalized weights. */
+  equalize?: boolean;
   /** Bin a stride-2 subsample of 4-D activations, as the devkit does (histogram estimators). */
   subsample?: boolean;
   /** Seeds the subsample's offsets (default 0). */
@@ -107,6 +113,8 @@ export interface ResolvedOptions {
   factor: number;
   biasCalibration: BiasCalibration;
   biasMode: BiasMode;
+  keepClipBounds: boolean;
+  equalize: boolean;
   /** Seed of the stride-2 subsample, when subsampling. */
   subsampleSeed?: number;
   outputRanges: OutputRanges;
@@ -157,6 +165,8 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     factor,
     biasCalibration,
     biasMode,
+    keepClipBounds: !!o.keepClipBounds,
+    equalize: !!o.equalize,
     subsampleSeed: o.subsample ? o.seed ?? 0 : undefined,
     outputRanges,
     verdictThreshold,
@@ -217,7 +227,8 @@ export interface LayerState {
 /** The model-specific state of a calibration: placement, ranges, layers, biases. */
 export class CalibrationState {
   readonly placement: Placement;
-  readonly ranges = new Map<string, RunningRange>();
+  /** Per point, its running ranges at each of RANGE_BITS (8, 16). */
+  readonly ranges = new Map<string, RunningRange[]>();
   readonly layers: LayerState[] = [];
   /** Names of the nodes kept in float (options.floatNodes resolved against the graph). */
   readonly floatNodes = new Set<string>();
@@ -230,7 +241,7 @@ export class CalibrationState {
   constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
     this.peaks = options.outputRanges === 'peak' ? outputFeeds(graph, inferred, this.placement) : new Set();
-    for (const p of this.placement.points) this.ranges.set(p, new RunningRange(this.peaks.has(p)));
+    for (const p of this.placement.points) this.ranges.set(p, RANGE_BITS.map((b) => new RunningRange(this.peaks.has(p) || b === 16)));
     for (const node of inferred.order) {
       for (const o of node.outputs) {
         const p = o && this.placement.formatOf.get(o);
@@ -291,15 +302,21 @@ export class CalibrationState {
     }
   }
 
+  /** A point's range at the bits it is stored in. */
+  rangeOf(point: string): RunningRange {
+    return this.ranges.get(point)![RANGE_BITS.indexOf(this.bitsOf(point))];
+  }
+
   /**
    * Set ranges and biases from a saved calibration table (see export/table.ts). The weight scales
    * were frozen after the first pass from the ranges and the model's own biases, so the saved ones
    * must be what these give: anything else was edited, or made for another model.
    */
   restore(ranges: Record<string, { range: [number, number]; extremes?: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
-    for (const [t, r] of this.ranges) {
+    for (const t of this.ranges.keys()) {
       const saved = Object.hasOwn(ranges, t) ? ranges[t] : undefined;
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      const r = this.rangeOf(t);
       [r.min, r.max] = saved.range;
       r.seen = saved.extremes ? [...saved.extremes] : [...saved.range];
       r.n = 1;
@@ -321,7 +338,7 @@ export class CalibrationState {
   }
 
   /** Bits of a stored tensor: the model's, or 16 where mixed precision names it or a node computing it. */
-  private bitsOf(tensor: string): Bits {
+  bitsOf(tensor: string): Bits {
     const names = [tensor, ...(this.computedBy.get(tensor) ?? [])];
     return names.some((n) => this.options.sixteenBit.has(n)) ? 16 : this.options.bits;
   }
@@ -337,7 +354,7 @@ export class CalibrationState {
    * range where the statistics' clip would cut values seen (`known` gets the points widened).
    */
   private pointFormat(p: string, opRange: [number, number] | undefined, known: Map<string, [number, number]>): TensorQ {
-    const r = this.ranges.get(p)!;
+    const r = this.rangeOf(p);
     const bits = this.bitsOf(p);
     const [seenMin, seenMax] = r.seen[0] <= r.seen[1] ? r.seen : [r.min, r.max];
     let lo = r.min, hi = r.max;
@@ -499,7 +516,10 @@ export class CalibrationState {
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
     }
     const floatNodes = this.floatNodes.size ? { floatNodes: [...this.floatNodes] } : {};
-    return { spec: { tensors: formats.tensors, layers, biasMode: this.options.biasMode, ...floatNodes }, weights, formats };
+    return {
+      spec: { tensors: formats.tensors, layers, biasMode: this.options.biasMode, keepClipBounds: this.options.keepClipBounds, ...floatNodes },
+      weights, formats,
+    };
   }
 }
 

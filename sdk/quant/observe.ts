@@ -7,7 +7,7 @@
 import type { FloatPlan } from '../engine/float.js';
 import type { WasmRuntime } from '../engine/wasm.js';
 import { StatsKernels, subsample2Count } from './histogram.js';
-import { batchRange, type Estimator } from './ranges.js';
+import { batchRanges, RANGE_BITS, RANGE_STRIDE, type Estimator } from './ranges.js';
 
 /** Which tensor to average per layer, and how it is laid out: [outer, channels, inner]. */
 export interface MeanTarget {
@@ -47,9 +47,9 @@ function subsampleOffsets(seed: number, image: number, point: number): [number, 
 }
 
 export interface Observation {
-  /** Out: [lo, hi] of point i at 4i, 4i+1 in `values` and its min and max at 4i+2, 4i+3 (points
-   *  the plan computes, see `observed`);
-   *  `image`, the image's index in the calibration, seeds the subsample's offsets. */
+  /** Out: per point i, from RANGE_STRIDE * i, [lo, hi] at each of RANGE_BITS, then its min and
+   *  max (points the plan computes, see `observed`); `image`, the image's index in the
+   *  calibration, seeds the subsample's offsets. */
   ranges?: { values: Float64Array; image: number };
   /** Out: per-channel means of every target, at meanOffsets. */
   means?: Float64Array;
@@ -110,7 +110,7 @@ export class FloatObserver {
           const [oy, ox] = sub ? subsampleOffsets(this.subsample!.seed, o.ranges.image, i) : [0, 0];
           // Every estimator reads the tensor's min and max first: kept as its extremes.
           let extremes: [number, number] | undefined;
-          const [lo, hi] = batchRange(this.peaks.has(i) ? { kind: 'minmax' } : this.estimator, {
+          const ranges = batchRanges(this.peaks.has(i) ? { kind: 'minmax' } : this.estimator, {
             count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
             minMax: () => (extremes = this.stats.minMax(loc.ptr, loc.length)),
             extremes: sub ? undefined : (m) => {
@@ -122,9 +122,9 @@ export class FloatObserver {
               ? this.stats.histogramSub2(loc.ptr, sub[0] * sub[1], sub[2], sub[3], oy, ox, lo, hi, bins, absolute)
               : this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),
             tails: (hist, cut) => this.stats.tailsOf(hist, cut),
-          });
+          }, RANGE_BITS);
           const [mn, mx] = extremes ?? this.stats.minMax(loc.ptr, loc.length);
-          o.ranges.values.set([lo, hi, mn, mx], 4 * i);
+          o.ranges.values.set([...ranges.flat(), mn, mx], RANGE_STRIDE * i);
           if (o.spent) o.spent.ranges += performance.now() - t0;
         }
       }

@@ -19,7 +19,7 @@ import { WasmRuntime } from '../engine/wasm.js';
 import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
-import type { Estimator } from './ranges.js';
+import { RANGE_STRIDE, type Estimator } from './ranges.js';
 import { qRange, type QuantSpec } from '../device/spec.js';
 
 /** What every worker is given once. Plain data, structured-cloneable. */
@@ -112,10 +112,10 @@ export class CalibrationWorker {
     return this.observer.observed;
   }
 
-  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 4i, 4i+1, and
-   *  its min and max at 4i+2, 4i+3. */
+  /** Pass 1: the ranges each point suggests for image number `image` (RANGE_STRIDE numbers per
+   *  point, see Observation.ranges). */
   ranges(feeds: Feeds, image: number): Float64Array {
-    const ranges = new Float64Array(4 * this.setup.points.length);
+    const ranges = new Float64Array(RANGE_STRIDE * this.setup.points.length);
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
     this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
