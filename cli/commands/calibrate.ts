@@ -218,7 +218,9 @@ function summary(t: CalibrationTable): string[] {
   const worst = Object.entries(t.layers).filter(([, l]) => l.sqnr !== undefined).sort((a, b) => a[1].sqnr! - b[1].sqnr!).slice(0, 3);
   if (worst.length) lines.push(`lowest SQNR layers: ${worst.map(([name, l]) => `${escapeControl(name)} ${l.sqnr!.toFixed(1)} dB`).join(', ')}`);
   if (inherited.length) {
-    lines.push(`  ${inherited.length} more inherit their error from their inputs: ${inherited.map((v) => `${escapeControl(v.node)} ${v.sqnr.toFixed(1)} dB`).join(', ')}`);
+    const shown = inherited.slice(0, 8).map((v) => `${escapeControl(v.node)} ${v.sqnr.toFixed(1)} dB`);
+    if (inherited.length > shown.length) shown.push(`… (all in calibration.json "diagnostics")`);
+    lines.push(`  ${inherited.length} more inherit their error from their inputs: ${shown.join(', ')}`);
   }
   const compromised = Object.entries(t.compromises ?? {});
   if (compromised.length) {
