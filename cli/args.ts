@@ -51,6 +51,13 @@ export function intOption(v: string | boolean | undefined, name: string, min = 1
   return n;
 }
 
+/** A flag whose value is one of a list. */
+export function choice<T extends string>(v: string | boolean | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) fail('BAD_OPTION', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
 /** Commands that feed images run one image at a time: when no --input-shape is given, a dynamic
  *  batch dim becomes 1 and dynamic image dims come from the preprocessing size, if it has one. */
 export function imageInputShape(

@@ -15,7 +15,7 @@ import { withConfigFile } from '../config.js';
 import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/device/spec.js';
-import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
 import { progress } from '../progress.js';
 
@@ -76,12 +76,6 @@ Examples:
   p2calib calibrate model.onnx --images imgs/ --preprocess spec.json --pixel-input --json --out out/`;
 
 const PRESET_NAMES: Preset[] = ['simple', 'advanced', 'advanced-dw'];
-
-function choice<T extends string>(v: string | boolean | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) fail('BAD_OPTION', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
-  return v as T;
-}
 
 const OPTIONS: Options = {
   images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
