@@ -6,7 +6,7 @@ export function heap_base(): usize {
 }
 
 export { unary_f32_simd } from './float/activation';
-export { binary_f32_simd } from './float/binary';
+export { binary_f32_simd, scale_shift_f32_channels } from './float/binary';
 export * from './float/conv';
 export * from './float/copy';
 export { matmul_f32_packedb_simd } from './float/gemm';

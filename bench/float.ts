@@ -35,7 +35,6 @@ const ms = (t: number) => `${t.toFixed(t < 100 ? 2 : 0)} ms`;
 async function main(): Promise<void> {
   ortWeb.env.wasm.numThreads = 1;
   ortWeb.env.wasm.simd = true;
-  ortNode.env.logLevel = 'error'; // UltraFace's initializers listed as inputs warn per tensor
   console.log(`Float, single-threaded, batch 1; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the start`);
   const ratios: number[] = [];
   for (const bm of selectModels(values.models)) {

@@ -116,9 +116,12 @@ async function bitExact(spec: ModelSpec, o: SpecOptions, seeds = [1, 2, 3]): Pro
 interface ConvCase {
   c: number; m: number; h: number; w: number; k: number[]; stride?: number[]; pads?: number[]; group?: number;
   dil?: number[]; batch?: number; act?: 'Relu' | 'Clip';
+  /** ConvTranspose only. */
+  outPad?: number[];
 }
 
-function convModel(cc: ConvCase): ModelSpec {
+/** A Conv (or ConvTranspose, whose weight is [c, m/group, kh, kw]) with random weights and bias. */
+function convModel(cc: ConvCase, op: 'Conv' | 'ConvTranspose' = 'Conv'): ModelSpec {
   const [kh, kw] = cc.k;
   const group = cc.group ?? 1;
   const r = rng(cc.c * 31 + cc.m);
@@ -126,10 +129,11 @@ function convModel(cc: ConvCase): ModelSpec {
   if (cc.stride) attrs.strides = cc.stride;
   if (cc.pads) attrs.pads = cc.pads;
   if (cc.dil) attrs.dilations = cc.dil;
-  const nodes = [node('Conv', ['x', 'W', 'B'], [cc.act ? 'z' : 'y'], attrs)];
+  if (cc.outPad) attrs.output_padding = cc.outPad;
+  const nodes = [node(op, ['x', 'W', 'B'], [cc.act ? 'z' : 'y'], attrs)];
   if (cc.act === 'Relu') nodes.push(node('Relu', ['z'], ['y']));
   if (cc.act === 'Clip') nodes.push(node('Clip', ['z', 'lo', 'hi'], ['y']));
-  const wDims = [cc.m, cc.c / group, kh, kw];
+  const wDims = op === 'Conv' ? [cc.m, cc.c / group, kh, kw] : [cc.c, cc.m / group, kh, kw];
   return {
     inputs: [{ name: 'x', dims: [cc.batch ?? 1, cc.c, cc.h, cc.w] }],
     outputs: [{ name: 'y' }],
@@ -174,32 +178,7 @@ test('conv 16-bit kernel == reference: 8-bit inputs into 16-bit layers', async (
   for (const cc of [CONVS[0][1], CONVS[3][1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
 });
 
-interface ConvTransposeCase {
-  c: number; m: number; h: number; w: number; k: number[]; stride?: number[]; pads?: number[]; outPad?: number[];
-  group?: number; dil?: number[]; batch?: number; act?: 'Relu';
-}
-
-function convTransposeModel(cc: ConvTransposeCase): ModelSpec {
-  const group = cc.group ?? 1;
-  const r = rng(cc.c * 17 + cc.m);
-  const attrs: Record<string, number[] | number> = { kernel_shape: cc.k, group };
-  if (cc.stride) attrs.strides = cc.stride;
-  if (cc.pads) attrs.pads = cc.pads;
-  if (cc.outPad) attrs.output_padding = cc.outPad;
-  if (cc.dil) attrs.dilations = cc.dil;
-  const wDims = [cc.c, cc.m / group, ...cc.k];
-  return {
-    inputs: [{ name: 'x', dims: [cc.batch ?? 1, cc.c, cc.h, cc.w] }],
-    outputs: [{ name: 'y' }],
-    nodes: cc.act ? [node('ConvTranspose', ['x', 'W', 'B'], ['z'], attrs), node('Relu', ['z'], ['y'])] : [node('ConvTranspose', ['x', 'W', 'B'], ['y'], attrs)],
-    initializers: {
-      W: floats(wDims, Array.from({ length: wDims.reduce((a, b) => a * b) }, () => r(-1, 1))),
-      B: floats([cc.m], Array.from({ length: cc.m }, () => r(-1, 1))),
-    },
-  };
-}
-
-const CONV_TRANSPOSES: [string, ConvTransposeCase][] = [
+const CONV_TRANSPOSES: [string, ConvCase][] = [
   ['2x2 stride 2 (U-Net upsampling), batch 2', { c: 5, m: 3, h: 6, w: 9, k: [2, 2], stride: [2, 2], batch: 2 }],
   ['3x3 stride 2, pads, output_padding + Relu', { c: 4, m: 6, h: 7, w: 5, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], outPad: [1, 1], act: 'Relu' }],
   ['7x7 stride 1 (a Conv with full pads)', { c: 3, m: 4, h: 9, w: 11, k: [7, 7] }],
@@ -209,14 +188,14 @@ const CONV_TRANSPOSES: [string, ConvTransposeCase][] = [
 ];
 
 for (const [name, cc] of CONV_TRANSPOSES) {
-  test(`ConvTranspose 8-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 8, perChannel: true }));
+  test(`ConvTranspose 8-bit kernel == reference: ${name}`, () => bitExact(convModel(cc, 'ConvTranspose'), { bits: 8, perChannel: true }));
 }
 test('ConvTranspose 8-bit kernel == reference: random shapes, strides, dilations, groups, pads', async () => {
   const r = rng(78);
   for (let i = 0; i < 16; i++) await bitExact(randomConvTranspose(r, i), { bits: 8, perChannel: r() < 0.5 }, [i + 1]);
 });
 for (const [name, cc] of [CONV_TRANSPOSES[1], CONV_TRANSPOSES[3]]) {
-  test(`ConvTranspose 16-bit kernel == reference: ${name}`, () => bitExact(convTransposeModel(cc), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2]));
+  test(`ConvTranspose 16-bit kernel == reference: ${name}`, () => bitExact(convModel(cc, 'ConvTranspose'), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2]));
 }
 
 const fc = (op: 'Gemm' | 'MatMul', transB: boolean, xDims: number[], k: number, n: number): ModelSpec => ({
@@ -249,6 +228,11 @@ for (const bits of [8, 16] as const) {
     await bitExact(eltwise('Add', [1, 3, 4, 4], [1, 3, 1, 1]), { bits });
     await bitExact(eltwise('Mul', [1, 6, 2, 2], [1, 6, 1, 1]), { bits });
     await bitExact(eltwise('Mul', [2, 5, 3, 7], [2, 5, 3, 7], 'Relu'), { bits, maxShift: bits === 8 ? 16 : 31 }, [1, 2, 3, 4, 5, 6]);
+    // Broadcasts with runs of 16 or more: per channel (SE blocks), across channels, a row.
+    await bitExact(eltwise('Mul', [1, 6, 5, 9], [1, 6, 1, 1]), { bits });
+    await bitExact(eltwise('Add', [2, 3, 4, 20], [2, 1, 4, 20], 'Relu'), { bits });
+    await bitExact(eltwise('Sub', [1, 1, 4, 33], [1, 5, 4, 33]), { bits });
+    await bitExact(eltwise('Mul', [2, 4, 17], [17]), { bits });
   });
 }
 

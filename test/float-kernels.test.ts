@@ -114,6 +114,10 @@ test('Conv kernels: wide rows, many channels, 1-D convs', async () => {
     { n: 1, c: 16, m: 16, h: 31, w: 66, group: 16, k: [3, 3], s: [2, 2], d: [1, 1], pads: [0, 1, 1, 0], bias: false },
     { n: 1, c: 7, m: 7, h: 20, w: 33, group: 7, k: [3, 3], s: [1, 1], d: [4, 4], pads: [4, 4, 4, 4], bias: true },
     { n: 1, c: 5, m: 11, h: 40, w: 37, group: 1, k: [3, 3], s: [2, 2], d: [1, 1], pads: [1, 1, 1, 1], bias: true },
+    // Stride 1: tiles inside the image read it in place, the others gather (pads, row ends).
+    { n: 2, c: 7, m: 13, h: 12, w: 45, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true },
+    { n: 1, c: 6, m: 10, h: 9, w: 70, group: 2, k: [5, 3], s: [1, 1], d: [2, 1], pads: [4, 0, 2, 3], bias: false },
+    { n: 1, c: 16, m: 3, h: 20, w: 33, group: 1, k: [7, 7], s: [1, 1], d: [1, 1], pads: [3, 3, 3, 3], bias: true },
   ];
   for (const [i, cc] of cases.entries()) await check(JSON.stringify(cc), convSpec(cc, i), { kernels: ['Conv'] });
   const conv1d: ModelSpec = {
@@ -351,6 +355,18 @@ test('Resize / Upsample kernels equal the reference: nearest and linear, every c
       nodes: [node('Upsample', ['x', 'scales'], ['y'], { mode })], initializers: { scales: floats([4], [1, 1, 2, 3]) },
     };
     await check(`Upsample ${mode}`, spec, { kernels: ['Upsample'] });
+  }
+});
+
+test('BatchNormalization kernel (not folded: after a ConvTranspose, or alone) equals the reference', async () => {
+  for (const dims of [[2, 5, 7, 9], [1, 3, 11], [1, 4]]) {
+    const c = dims[1];
+    const spec: ModelSpec = {
+      inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }],
+      nodes: [node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'], { epsilon: 1e-3 })],
+      initializers: { g: randomTensor([c], 1), b: randomTensor([c], 2), m: randomTensor([c], 3), v: randomTensor([c], 4, 0.1, 3) },
+    };
+    await check(`BatchNormalization [${dims}]`, spec, { kernels: ['BatchNormalization'], range: 5 });
   }
 });
 

@@ -80,3 +80,19 @@ export function binary_f32_simd(
     }
   }
 }
+
+/** y = x * s[c] + t[c] over an [outer][c][inner] tensor: an inference BatchNormalization that
+ *  could not be folded. */
+export function scale_shift_f32_channels(x: usize, y: usize, outer: i32, c: i32, inner: i32, s: usize, t: usize): void {
+  for (let o = 0; o < outer; o++) {
+    for (let ch = 0; ch < c; ch++) {
+      const sv = v128.load32_splat(s + (<usize>ch << 2)), tv = v128.load32_splat(t + (<usize>ch << 2));
+      const sc = f32x4.extract_lane(sv, 0), tc = f32x4.extract_lane(tv, 0);
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) v128.store(y + (<usize>i << 2), f32x4.add(f32x4.mul(v128.load(x + (<usize>i << 2)), sv), tv));
+      for (; i < inner; i++) store<f32>(y + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * sc + tc);
+      x += <usize>inner << 2;
+      y += <usize>inner << 2;
+    }
+  }
+}

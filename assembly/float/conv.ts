@@ -4,7 +4,7 @@
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
 import { ACT_CLAMP, activate } from './activation';
-import { gemm_f32_packed_simd } from './gemm';
+import { gemm_f32_packed_simd, tile4x8 } from './gemm';
 import { copyFloats, loadStrided, storeLanes } from './util';
 
 /** Columns of a GEMM block so that one block of the right operand (k rows) stays in L2. */
@@ -226,6 +226,55 @@ export function conv_f32_dw_simd(
         storeLanes(yp + (<usize>ox << 2), activate(f32x4.add(a, bias), act, p0, p1), ow - ox);
       }
       yp += <usize>ow << 2;
+    }
+  }
+}
+
+/**
+ * Stride-1 conv (any kernel, dilation, pads, groups) as GEMM straight on the input: for an
+ * output tile of 8 pixels of one row whose taps all fall inside the image, the k = cg*kh*kw rows
+ * of the product are the input read at k fixed offsets from the tile (`rows`, byte offsets
+ * (ic*h + ky*dh)*w + kx*dw), so no im2col copy is made. Tiles touching the pads gather their
+ * k x 8 values, zeros outside, into `panel` first. Every tile's sums are the im2col kernel's.
+ */
+export function conv_f32_shifted_simd(
+  x: usize, wp: usize, bias: usize, y: usize, rows: usize, panel: usize,
+  batch: i32, groups: i32, cg: i32, mg: i32, h: i32, w: i32, oh: i32, ow: i32,
+  kh: i32, kw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  const k = cg * kh * kw;
+  const mgPad = (mg + 3) & ~3;
+  const inPlane = <usize>h * <usize>w * 4;
+  const outPlane = <usize>oh * <usize>ow * 4;
+  const yStride = outPlane;
+  // Output columns [ox0, ox1) and rows [oy0, oy1) have every tap inside the image.
+  const oy0 = pt, oy1 = h - (kh - 1) * dh + pt;
+  const ox0 = pl, ox1 = w - (kw - 1) * dw + pl;
+  for (let b = 0; b < batch; b++) {
+    for (let g = 0; g < groups; g++) {
+      const xg = x + <usize>(b * groups + g) * <usize>cg * inPlane;
+      const yg = y + <usize>(b * groups + g) * <usize>mg * outPlane;
+      const wg = wp + <usize>g * <usize>mgPad * <usize>k * 4;
+      const bg = bias + <usize>g * <usize>mgPad * 4;
+      for (let oy = 0; oy < oh; oy++) {
+        const rowInside = oy >= oy0 && oy < oy1;
+        for (let ox = 0; ox < ow; ox += 8) {
+          const nr = min(8, ow - ox);
+          const yt = yg + (<usize>(oy * ow + ox) << 2);
+          if (rowInside && ox >= ox0 && ox + 8 <= ox1) {
+            const v = xg + (<usize>((oy - pt) * w + ox - pl) << 2);
+            for (let m0 = 0; m0 < mg; m0 += 4) {
+              tile4x8(wg + <usize>m0 * <usize>k * 4, v, 0, k, bg + (<usize>m0 << 2), 0, yt + <usize>m0 * yStride, yStride, min(4, mg - m0), nr, act, p0, p1, rows);
+            }
+          } else {
+            im2col(xg, panel, 8, oy * ow + ox, nr, cg, h, w, ow, kh, kw, 1, 1, dh, dw, pt, pl);
+            for (let m0 = 0; m0 < mg; m0 += 4) {
+              tile4x8(wg + <usize>m0 * <usize>k * 4, panel, 32, k, bg + (<usize>m0 << 2), 0, yt + <usize>m0 * yStride, yStride, min(4, mg - m0), nr, act, p0, p1);
+            }
+          }
+        }
+      }
     }
   }
 }

@@ -11,13 +11,15 @@ import { storeLanes } from './util';
 const CHUNK = 16;
 
 /** The 4x8 micro-kernel. `rowBias` points to 4 per-row values and `colBias` to 8 per-column
- *  values (either may be 0 for none); `mr` x `nr` of the tile are stored, through `act`. */
+ *  values (either may be 0 for none); `mr` x `nr` of the tile are stored, through `act`. Row i
+ *  of V is at v + i * vStride, or, given `rows` (a constant 0 at the other call sites, folded
+ *  away), at v + rows[i] (i32 byte offsets: the shifted input rows of a direct convolution). */
 @inline
 export function tile4x8(
   s: usize, v: usize, vStride: usize, k: i32,
   rowBias: usize, colBias: usize,
   y: usize, yStride: usize, mr: i32, nr: i32,
-  act: i32, p0: f32, p1: f32,
+  act: i32, p0: f32, p1: f32, rows: usize = 0,
 ): void {
   // Sums over chunks of CHUNK k-steps are accumulated into running totals: float32 rounding
   // error then grows with CHUNK + k/CHUNK rather than with k, which keeps deep networks within
@@ -27,8 +29,9 @@ export function tile4x8(
     let b00 = f32x4.splat(0), b01 = b00, b10 = b00, b11 = b00, b20 = b00, b21 = b00, b30 = b00, b31 = b00;
     const kEnd = min(k, k0 + CHUNK);
     for (let i = k0; i < kEnd; i++) {
-      const v0 = v128.load(v);
-      const v1 = v128.load(v, 16);
+      const vi = rows ? v + <usize>load<i32>(rows + (<usize>i << 2)) : v;
+      const v0 = v128.load(vi);
+      const v1 = v128.load(vi, 16);
       let w = v128.load32_splat(s);
       b00 = f32x4.add(b00, f32x4.mul(w, v0));
       b01 = f32x4.add(b01, f32x4.mul(w, v1));

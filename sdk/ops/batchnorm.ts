@@ -1,6 +1,7 @@
 /** BatchNormalization in inference form: y = (x - mean) / sqrt(var + eps) * scale + bias, per
  *  channel (axis 1). Folded into a preceding Conv/Gemm where possible (passes/transforms). */
-import { attr, input, opError, type OpModule } from './op.js';
+import type { TensorData } from '../graph/ir.js';
+import { attr, input, kernelFn, opError, upload, type OpModule } from './op.js';
 
 export interface BatchNormParams { n: number; c: number; size: number; epsilon: number }
 
@@ -20,13 +21,26 @@ export const batchNorm: OpModule<BatchNormParams> = {
     };
   },
   reference(p, [x, scale, bias, mean, variance], [y]) {
+    const { s, t } = channelAffine(p, scale, bias, mean, variance);
     for (let b = 0; b < p.n; b++) {
       for (let c = 0; c < p.c; c++) {
-        const s = scale[c] / Math.sqrt(variance[c] + p.epsilon);
-        const t = bias[c] - mean[c] * s;
         const o = (b * p.c + c) * p.size;
-        for (let i = 0; i < p.size; i++) y[o + i] = x[o + i] * s + t;
+        for (let i = 0; i < p.size; i++) y[o + i] = x[o + i] * s[c] + t[c];
       }
     }
   },
+  kernel(p, env) {
+    const [scale, bias, mean, variance] = env.inputs.slice(1, 5).map((v) => v?.value?.data);
+    if (!scale || !bias || !mean || !variance) return undefined;
+    const { s, t } = channelAffine(p, scale, bias, mean, variance);
+    const [sp, tp] = [upload(env, Float32Array.from(s)), upload(env, Float32Array.from(t))];
+    const f = kernelFn(env, 'scale_shift_f32_channels');
+    return ([x], [y]) => f(x, y, p.n, p.c, p.size, sp, tp);
+  },
 };
+
+/** The per-channel y = x * s + t that the op computes. */
+function channelAffine(p: BatchNormParams, scale: TensorData, bias: TensorData, mean: TensorData, variance: TensorData): { s: number[]; t: number[] } {
+  const s = Array.from({ length: p.c }, (_, c) => scale[c] / Math.sqrt(variance[c] + p.epsilon));
+  return { s, t: s.map((sc, c) => bias[c] - mean[c] * sc) };
+}

@@ -3,8 +3,10 @@
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
 import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../device/spec.js';
-import { checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
-import { NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedOp, type OpModule, type StepIntegers } from './op.js';
+import { bytesOf, checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
+import {
+  NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedKernelEnv, type FixedOp, type OpModule, type StepIntegers,
+} from './op.js';
 
 type Fn = (a: number, b: number) => number;
 
@@ -138,21 +140,54 @@ binary.fixed = {
     });
   },
   kernel(f, env) {
-    if (!sameShape(f.p.aShape, f.p.bShape)) return undefined;
-    const len = numel(f.p.outShape);
-    if (f.mul) {
-      const [aq, bq, yq] = f.q;
-      if (layerBits(aq.bits, bq.bits, yq.bits) === 8) {
-        const k = kernelFn(env, 'mul_q8_simd');
-        return ([a, b], [y]) => k(a, +aq.signed, b, +bq.signed, len, f.n, f.lo, f.hi, y, +yq.signed);
-      }
-      const k = kernelFn(env, 'mul_q16_scalar');
-      return ([a, b], [y]) => k(a, qCode(aq), b, qCode(bq), len, f.n, f.lo, f.hi, y, qCode(yq));
+    const run = sameShapeKernel(f, env);
+    if (sameShape(f.p.aShape, f.p.bShape)) {
+      const len = numel(f.p.outShape);
+      return ([a, b], [y]) => run(a, b, y, len);
     }
-    const k = eltwiseKernel(env, ...f.q);
-    return ([a, b], [y]) => k(a, f.ka, b, f.kb, len, f, y);
+    // Broadcast: the innermost loop's runs through the same kernel, an operand that repeats one
+    // value along it written out into scratch first. Short runs stay with the reference.
+    const loops = collapseBroadcast(f.p.outShape, [f.p.aShape, f.p.bShape], 4);
+    if (!loops || loops.dims[3] < 16) return undefined;
+    const { dims: [n0, n1, n2, n3], strides: [sa, sb] } = loops;
+    const [aq, bq, yq] = f.q;
+    const [ab, bb, yb] = [aq, bq, yq].map(bytesOf);
+    const repeated = env.scratch(n3 * 2);
+    const repeat = (p: number, bytes: number) => {
+      const View = bytes === 1 ? Uint8Array : Uint16Array;
+      const buf = env.buffer();
+      new View(buf, repeated.ptr, n3).fill(new View(buf, p, 1)[0]);
+      return repeated.ptr;
+    };
+    return ([a, b], [y]) => {
+      let yo = y;
+      for (let i0 = 0; i0 < n0; i0++) {
+        for (let i1 = 0; i1 < n1; i1++) {
+          for (let i2 = 0; i2 < n2; i2++) {
+            const pa = a + (i0 * sa[0] + i1 * sa[1] + i2 * sa[2]) * ab, pb = b + (i0 * sb[0] + i1 * sb[1] + i2 * sb[2]) * bb;
+            run(sa[3] ? pa : repeat(pa, ab), sb[3] ? pb : repeat(pb, bb), yo, n3);
+            yo += n3 * yb;
+          }
+        }
+      }
+    };
   },
 } satisfies FixedOp<BinaryParams, BinaryFixed>;
+
+/** The kernel of `len` same-shape elements at byte offsets a, b -> y. */
+function sameShapeKernel(f: BinaryFixed, env: FixedKernelEnv): (a: number, b: number, y: number, len: number) => void {
+  const [aq, bq, yq] = f.q;
+  if (f.mul) {
+    if (layerBits(aq.bits, bq.bits, yq.bits) === 8) {
+      const k = kernelFn(env, 'mul_q8_simd');
+      return (a, b, y, len) => k(a, +aq.signed, b, +bq.signed, len, f.n, f.lo, f.hi, y, +yq.signed);
+    }
+    const k = kernelFn(env, 'mul_q16_scalar');
+    return (a, b, y, len) => k(a, qCode(aq), b, qCode(bq), len, f.n, f.lo, f.hi, y, qCode(yq));
+  }
+  const k = eltwiseKernel(env, ...f.q);
+  return (a, b, y, len) => k(a, f.ka, b, f.kb, len, f, y);
+}
 
 export interface WhereParams { shapes: number[][]; outShape: number[] }
 

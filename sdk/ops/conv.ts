@@ -219,6 +219,18 @@ export const conv: OpModule<ConvParams> = {
       const f = kernelFn(env, 'conv_f32_1x1_simd');
       return ([x], [y]) => f(x, wp, bp, y, p.n, p.group, cg, mg, p.h * p.w, code, p0, p1);
     }
+    if (p.sh === 1 && p.sw === 1) {
+      const rows = new Int32Array(k);
+      for (let ic = 0; ic < cg; ic++) {
+        for (let ky = 0; ky < p.kh; ky++) for (let kx = 0; kx < p.kw; kx++) rows[(ic * p.kh + ky) * p.kw + kx] = 4 * ((ic * p.h + ky * p.dh) * p.w + kx * p.dw);
+      }
+      const rp = upload(env, rows);
+      const panel = env.alloc(k * 32);
+      const f = kernelFn(env, 'conv_f32_shifted_simd');
+      return ([x], [y]) => f(
+        x, wp, bp, y, rp, panel, p.n, p.group, cg, mg, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.dh, p.dw, p.pt, p.pl, code, p0, p1,
+      );
+    }
     const nb = panelColumns(k, p.oh * p.ow);
     const panel = env.alloc(k * nb * 4);
     const f = kernelFn(env, 'conv_f32_im2col_simd');
