@@ -16,7 +16,8 @@ import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/device/spec.js';
 import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, unsizedSpecFromFlags } from '../preprocess.js';
+import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
 
 export const help = `Usage: p2calib calibrate MODEL.onnx --images DIR|LIST --out DIR [options]
@@ -106,10 +107,11 @@ export async function run(argv: string[]): Promise<number> {
   const outDir = prepareOutputDir(values.out as string, !!values.force);
   if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
   const { bytes, options } = readModelFile(pos[0]);
-  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const unsized = unsizedSpecFromFlags(values, 'imagenet');
+  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
-  const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  const spec = sizeSpec(unsized, model.inputs[0].shape);
   // Said on stderr (also with --json): the default is a guess that eval and simulate then follow.
   if (values.preprocess === undefined) console.error(`p2calib: note: no --preprocess given: using the imagenet preset (${describeSpec(spec)})`);
   const seed = intOption(values.seed, 'seed', 0);
