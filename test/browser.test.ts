@@ -226,7 +226,7 @@ browserTest('browser: a preprocessing that does not fit the model is refused as 
     assert.is(v.problem, await cli(nchw, '--preprocess', 'deeplab', '--size', '10x12'));
     assert.match(v.problem, /is NCHW .* set the layout to NCHW$/);
     assert.ok(v.disabled);
-    assert.match(v.status, /^The preprocessing does not fit the model: /);
+    assert.is(v.status, 'The preprocessing does not fit the model: see the red box under Preprocessing.');
     await page.selectOption('#pp-layout', 'NCHW');
     v = await view();
     assert.equal([v.problem, v.disabled], ['', false]);
@@ -260,6 +260,12 @@ browserTest('browser: a preprocessing that does not fit the model is refused as 
     v = await view();
     assert.equal([v.shape, v.problem, v.disabled], ['1,3,8,64', '', false]);
 
+    // A file that is not a model: the old model's misfit goes with it.
+    await page.selectOption('#pp-layout', 'NHWC');
+    assert.ok(await page.locator('#pp-error').isVisible());
+    await page.setInputFiles('#model-file', image);
+    await page.waitForFunction(() => document.body.dataset.state === 'error');
+    assert.ok(await page.locator('#pp-error').isHidden());
     // No message on the page names a CLI flag.
     for (const text of await page.locator('#status, #pp-error, #model-info').allTextContents()) assert.not.match(text, /--[a-z]/, text);
   } finally {

@@ -43,7 +43,7 @@ function setState(state: 'empty' | 'ready' | 'running' | 'done' | 'error', messa
 function settle(): void {
   if (!model) return setState('empty', 'Choose an ONNX model.');
   if (!images.length) return setState('empty', 'Now add images.');
-  if (misfit) return setState('error', `The preprocessing does not fit the model: ${misfit}`);
+  if (misfit) return setState('error', 'The preprocessing does not fit the model: see the red box under Preprocessing.');
   setState('ready', 'Ready to calibrate.');
 }
 
@@ -99,6 +99,8 @@ async function setModel(file: File): Promise<void> {
   } catch (e) {
     info.classList.add('error');
     info.textContent = `${file.name} cannot be calibrated: ${(e as Error).message}\nChoose an ONNX model file.`;
+    // The fit of the preprocessing was the old model's.
+    checkFit();
     return setState('error', `${file.name} is not a model p2calib can read; choose an ONNX model.`);
   }
   checkFit();
