@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 /** p2calib command line: dispatches to a command module, maps errors to exit codes
  *  (2: the user's input, 1: a bug in p2calib). */
-import { P2Error } from '../sdk/errors.js';
+import { format } from 'node:util';
+import { escapeControl, oneLine, P2Error } from '../sdk/errors.js';
+import { TOOL_VERSION } from '../sdk/version.js';
+import { nearest } from './args.js';
 
 interface Command { help: string; run(argv: string[]): Promise<number> }
 
@@ -18,6 +21,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 const USAGE = `p2calib — power-of-2 post-training calibration for TI TIDL deployment
 
 Usage: p2calib <command> [options]    (p2calib <command> --help for details)
+       p2calib --version
 
 Commands:
 ${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`).join('\n')}`;
@@ -28,20 +32,39 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) throw new P2Error('BAD_OPTION', `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
-  return (await cmd.load()).run(rest);
+  if (name === '--version') {
+    console.log(`p2calib ${TOOL_VERSION}`);
+    return 0;
+  }
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    const near = nearest(name, Object.keys(COMMANDS));
+    throw new P2Error('BAD_OPTION', `unknown command "${name}" (${near ? `did you mean ${near}? ` : ''}commands: ${Object.keys(COMMANDS).join(', ')})`);
+  }
+  const code = await (await cmd.load()).run(rest);
+  // A signal that came during the last synchronous stretch (the output renames) is waiting in
+  // the event loop, whose turns run the handler below (it reports the signal and exits) instead
+  // of the process ending with 0 as if none had come. Its callback can take a second turn to run
+  // (measured with worker threads just ended); three leave a margin.
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  return code;
 }
 
-// Ctrl-C and kill end the run between two steps instead of wherever the signal lands: output
-// files are written synchronously (sdk/node/files.ts), so an interrupted run leaves the old files
-// or the complete new set, never a partial file or a stray temp file.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+// Ctrl-C, kill and a closed terminal end the run between two steps instead of wherever the signal
+// lands: output files are written synchronously (sdk/node/files.ts), so an interrupted run leaves
+// the old files or the complete new set, never a partial file, a stray temp file or its lock.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   process.on(signal, () => {
     console.error(`p2calib: interrupted (${signal})`);
     process.exit(code);
   });
 }
+
+// Everything the commands print goes through console.log, and names in models and folders can
+// carry terminal escape codes or carriage returns: they reach the terminal as \u escapes (JSON
+// strings stay valid JSON, whose \u escapes are the same characters).
+const print = console.log;
+console.log = (...args: unknown[]) => print(escapeControl(format(...args), true));
 
 const verbose = process.argv.includes('--verbose');
 main(process.argv.slice(2)).then(
@@ -53,7 +76,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else {
       const err = e as Error;
-      console.error(`p2calib: internal error: ${err?.message ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}`);
+      console.error(`p2calib: internal error: ${oneLine(String(err?.message ?? e))}${verbose ? '' : ' (run with --verbose for details)'}`);
       if (verbose) console.error(err?.stack);
       process.exitCode = 1;
     }

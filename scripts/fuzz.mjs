@@ -1,15 +1,20 @@
 // The long fuzz run (npm run fuzz): seeded mutations of the generated models and, when
 // ../shared/assets exists, of the shared models, thrown at the ONNX reader, loadModel,
-// inspectModel and a float run; then mutated trace folders thrown at the trace comparison
-// (test/fuzz.ts). Prints every finding (an exception that is not a one-line P2Error; for traces,
-// any exception) with the seed and iteration that repeat it:
+// inspectModel and a float run; mutated trace folders thrown at the trace comparison, in memory
+// and as hostile folders on disk (links out, dangling links, loops, FIFOs, devices, folders,
+// sparse giants); and calibration folders whose calibration.json is edited (half the time with
+// its hash recomputed), cut, or replaced by such entries, thrown at readCalibration, a
+// fixed-point run and the QDQ export (test/fuzz.ts). Prints every finding (an exception that is
+// not a one-line P2Error; for traces, any exception) with the seed and iteration that repeat it:
 //   node scripts/fuzz.mjs --target models --seed S --only I
 // The fuzzing runs in a worker under a watchdog: an iteration that takes longer than --hang
 // seconds is reported as a hang, and the run goes on from the next iteration in a new worker.
 //
 // Flags: --seed N (default 1)  --iterations N (models, default 20000)  --trace-iterations N
-//        (default 100000)  --seconds N (time limit per target)  --target models|traces (one only)
-//        --only I (one iteration)  --hang S (default 30)  --no-shared  --verbose (full stacks)
+//        (default 100000)  --trace-folder-iterations N (default 5000)  --calibration-iterations N
+//        (default 5000)  --seconds N (time limit per target)  --target
+//        models|traces|trace-folders|calibrations (one only)  --only I (one iteration)
+//        --hang S (default 30)  --no-shared  --verbose (full stacks)
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +26,8 @@ if (isMainThread) {
       seed: { type: 'string', default: '1' },
       iterations: { type: 'string', default: '20000' },
       'trace-iterations': { type: 'string', default: '100000' },
+      'trace-folder-iterations': { type: 'string', default: '5000' },
+      'calibration-iterations': { type: 'string', default: '5000' },
       target: { type: 'string' },
       seconds: { type: 'string' },
       only: { type: 'string' },
@@ -32,7 +39,10 @@ if (isMainThread) {
   const seed = Number(values.seed);
   const only = values.only === undefined ? undefined : Number(values.only);
   const hangMs = Number(values.hang) * 1000;
-  const targets = [['models', Number(values.iterations)], ['traces', Number(values['trace-iterations'])]]
+  const targets = [
+    ['models', Number(values.iterations)], ['traces', Number(values['trace-iterations'])],
+    ['trace-folders', Number(values['trace-folder-iterations'])], ['calibrations', Number(values['calibration-iterations'])],
+  ]
     .filter(([t]) => !values.target || values.target === t);
   let failed = false;
   for (const [target, iterations] of targets) failed = (await fuzzTarget(target, iterations)) || failed;
@@ -107,14 +117,16 @@ if (isMainThread) {
     return total.findings > 0 || total.hangs.length > 0;
   }
 } else {
-  const { fuzzModels, fuzzTraces, generatedSeeds, traceSeeds } = await import('../dist/test/fuzz.js');
+  const fuzz = await import('../dist/test/fuzz.js');
   const { SHARED_MODELS, MODELS, HAVE_ASSETS } = await import('../dist/test/helpers.js');
   const { target, seed, first, last, deadline, only, shared } = workerData;
   let seeds;
-  if (target === 'traces') {
-    seeds = traceSeeds();
+  if (target === 'traces' || target === 'trace-folders') {
+    seeds = fuzz.traceSeeds();
+  } else if (target === 'calibrations') {
+    seeds = await fuzz.calibrationSeeds();
   } else {
-    seeds = generatedSeeds();
+    seeds = fuzz.generatedSeeds();
     if (HAVE_ASSETS && shared) {
       for (const m of SHARED_MODELS) {
         const path = join(MODELS, m.file);
@@ -123,7 +135,8 @@ if (isMainThread) {
     }
   }
   parentPort.postMessage({ type: 'ready', seeds: seeds.length });
-  const stats = await (target === 'traces' ? fuzzTraces : fuzzModels)(seeds, {
+  const run = { models: fuzz.fuzzModels, traces: fuzz.fuzzTraces, 'trace-folders': fuzz.fuzzTraceFolders, calibrations: fuzz.fuzzCalibrations }[target];
+  const stats = await run(seeds, {
     seed, first, only,
     iterations: last + 1,
     seconds: deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000),

@@ -2,11 +2,12 @@
 import { exportCalibrated } from './export/calibrated.js';
 import { exportQdq, type QdqRounding } from './export/qdq.js';
 import { buildProvenance, checkModel, type CalibrationSource } from './export/provenance.js';
-import { buildTable, integersSection, type CalibrationTable } from './export/table.js';
+import { buildTable, checkTableHash, integersSection, type CalibrationTable } from './export/table.js';
 import { tidlQuantParams, tidlQuantParamsType, toTextFormat } from './export/tidl-proto.js';
 import type { SizedSpec } from './data/preprocess.js';
 import { fail } from './errors.js';
-import type { Feeds, Model } from './model.js';
+import { check, checkBatch, checkCallbacks, checkIterable, options as optionsOf } from './guard.js';
+import { Model, type Feeds } from './model.js';
 import {
   CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
 } from './quant/calibrate.js';
@@ -45,6 +46,7 @@ export class Calibration {
 
   /** The fixed-point engine for a batch size, made once and reused. */
   fixedPlan(batch: number): Promise<FixedPlan> {
+    checkBatch(batch, this.model, 'fixedPlan');
     let p = this.plans.get(batch);
     if (!p) {
       p = FixedPlan.create(this.model, batch, this.spec);
@@ -55,8 +57,10 @@ export class Calibration {
 
   /** QDQ ONNX: what ONNX Runtime runs and TIDL imports as a pre-quantized model. `rounding:
    *  'device'` makes ONNX Runtime round ties up as the device does (not for TIDL import). */
-  toQdqOnnx(options: { rounding?: QdqRounding } = {}): Uint8Array {
-    return exportQdq(this.state, this.spec, this.weights, options.rounding);
+  toQdqOnnx(options?: { rounding?: QdqRounding }): Uint8Array {
+    const rounding = optionsOf(options, 'toQdqOnnx').rounding;
+    check(rounding === undefined || rounding === 'onnx' || rounding === 'device', 'toQdqOnnx', 'rounding must be "onnx" or "device"');
+    return exportQdq(this.state, this.spec, this.weights, rounding);
   }
 
   /** The folded float model with PACT2 clips and calibrated weights and biases. */
@@ -74,7 +78,6 @@ export class Calibration {
   }
 }
 
-/** Rebuild a saved calibration (calibration.json) for the model it was made from. */
 /** The fields loadCalibration reads, checked: a corrupt or hand-edited calibration.json is a
  *  BAD_INPUT naming the field, never a TypeError further on. */
 function checkTable(t: unknown): asserts t is CalibrationTable {
@@ -102,7 +105,7 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   }
   if (!obj(t.tensors)) bad('tensors', 'an object');
   for (const [name, e] of Object.entries(t.tensors as object)) {
-    if (!obj(e) || !numbers(e.range) || e.range.length !== 2) bad(`tensors.${name}.range`, 'two numbers');
+    if (!obj(e) || !numbers(e.range) || e.range.length !== 2 || !(e.range[0] <= e.range[1])) bad(`tensors.${name}.range`, 'two numbers, the lower first');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
   const prov = t.provenance;
@@ -117,8 +120,53 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   }
 }
 
+/** The fields of calibration.json that follow from its ranges and biases, the model and the
+ *  device's rules: recomputed at load and compared. */
+const DERIVED = {
+  tensors: ['clip', 'scale', 'scaleLog2', 'bits', 'signed'],
+  layers: ['op', 'input', 'output', 'weightBits', 'weightScale', 'shift', 'weightClip', 'biasMode', 'biasA', 'biasB'],
+} as const;
+
+/** Where two JSON values first differ: '' when they are equal, else a path suffix and both values. */
+function firstDifference(a: unknown, b: unknown, path = ''): { path: string; a: unknown; b: unknown } | undefined {
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+    for (let i = 0; i < a.length; i++) {
+      const d = firstDifference(a[i], b[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? undefined : { path, a, b };
+}
+
+function checkDerived(given: CalibrationTable, fresh: CalibrationTable): void {
+  for (const kind of ['tensors', 'layers'] as const) {
+    type Entries = Record<string, Record<string, unknown>>;
+    const g = given[kind] as unknown as Entries, f = fresh[kind] as unknown as Entries;
+    for (const name of Object.keys(g)) {
+      if (!Object.hasOwn(f, name)) fail('BAD_INPUT', `calibration.json: "${kind}.${name}" is not a ${kind === 'tensors' ? 'quantized tensor' : 'weight layer'} of this model: the calibration was made for another model`);
+    }
+    for (const [name, entry] of Object.entries(f)) {
+      for (const k of DERIVED[kind]) {
+        const d = firstDifference(g[name][k], entry[k]);
+        if (d) {
+          fail('BAD_INPUT', `calibration.json: "${kind}.${name}.${k}${d.path}" is ${JSON.stringify(d.a) ?? 'missing'}, but this model and the device's rules give ${JSON.stringify(d.b) ?? 'none'} (the file was edited, or made for another model)`);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Rebuild a saved calibration (calibration.json) for the model it was made from. A table that
+ * records its hash (every file p2calib writes) must match it; every field derived from the
+ * ranges and biases (formats, clips, shifts, bias forms) must be what this model and the
+ * device's rules give.
+ */
 export function loadCalibration(source: Model, table: CalibrationTable): Calibration {
+  check(source instanceof Model, 'loadCalibration', 'the first argument must be a Model (from loadModel)');
   checkTable(table);
+  checkTableHash(table as unknown as Record<string, unknown>);
   checkModel(table.provenance, source);
   const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
@@ -130,6 +178,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   state.restore(table.tensors, table.layers);
   state.images = table.images;
   const { spec, weights } = state.spec();
+  checkDerived(table, buildTable(state, spec, weights, { pixelInput: model.pixelInput }));
   return new Calibration(model, state, spec, weights, table);
 }
 
@@ -246,6 +295,7 @@ async function inImageOrder<I, R>(
  * also sums each point's SQNR terms image by image.
  */
 export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
+  checkCallbacks(options, ['onProgress', 'onSkip'], 'calibrating');
   const opts = resolveOptions(options);
   const t0 = performance.now();
   const { graph, inferred } = model.prepared(1);
@@ -299,7 +349,15 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
         return;
       }
       first.push(index);
-      for (const i of observed) state.ranges.get(points[i])!.update([r[2 * i], r[2 * i + 1]]);
+      for (const i of observed) {
+        const [lo, hi] = [r[2 * i], r[2 * i + 1]];
+        // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
+        // of a negative): no power-of-2 format holds that.
+        if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
+          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${lo} to ${hi}, which no fixed-point format holds (an overflow or NaN in the float model)`);
+        }
+        state.ranges.get(points[i])!.update([lo, hi]);
+      }
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
@@ -366,14 +424,28 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   }
 }
 
-/** Split each sample (one image, or a batch of images) into single-image feeds. */
+/** Split each sample (one image, or a batch of images) into single-image feeds, refusing values
+ *  that no range can be taken of. */
 async function* eachImage(model: Model, samples: Samples): AsyncGenerator<Record<string, Float32Array>> {
-  for await (const sample of samples as AsyncIterable<Sample>) yield* splitImages(model, sample);
+  let index = 0;
+  for await (const sample of samples as AsyncIterable<Sample>) {
+    for (const feeds of splitImages(model, sample)) {
+      index++;
+      for (const [name, data] of Object.entries(feeds)) {
+        const i = data.findIndex((v) => !Number.isFinite(v));
+        if (i >= 0) fail('BAD_INPUT', `calibration sample ${index}: input "${name}" holds ${data[i]} at index ${i}; samples must be finite`);
+      }
+      yield feeds;
+    }
+  }
 }
 
 /** Calibrate on samples (preprocessed tensors), in this thread. `source` tells calibration.json
  *  where the samples come from (their preprocessing, one identity per image). */
-export async function calibrate(model: Model, samples: Samples, options: CalibrateOptions & { source?: CalibrationSource } = {}): Promise<Calibration> {
+export async function calibrate(model: Model, samples: Samples, given?: CalibrateOptions & { source?: CalibrationSource }): Promise<Calibration> {
+  check(model instanceof Model, 'calibrate', 'the first argument must be a Model (from loadModel)');
+  checkIterable(samples, 'calibrate', 'samples');
+  const options = optionsOf(given, 'calibrate');
   return runCalibration(model, {
     source: options.source,
     items: () => eachImage(model, samples),

@@ -20,8 +20,18 @@ export type ErrorCode =
 /** Messages quote names taken from the user's files: control characters in them are escaped
  *  so that a message stays one line, and a message listing very many items is cut short. */
 const MAX_MESSAGE = 1000;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g;
+const escapeChar = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** Control characters (terminal escape codes among them) as \u escapes; `keepLines` leaves
+ *  line feeds and tabs, for text made of several lines. */
+export function escapeControl(text: string, keepLines = false): string {
+  return text.replace(keepLines ? CONTROL_BUT_LINES : CONTROL, escapeChar);
+}
+
 export function oneLine(message: string): string {
-  const s = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const s = escapeControl(message);
   return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 3)}...` : s;
 }
 

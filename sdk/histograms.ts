@@ -5,6 +5,7 @@
  * range over all of them, then the counts over that range.
  */
 import { fail } from './errors.js';
+import { check, checkCallbacks, checkIterable, checkModel, options as optionsOf } from './guard.js';
 import type { Model } from './model.js';
 import { splitImages, type CalibrationProgress, type Sample, type Samples } from './quant/calibrate.js';
 import { StatsKernels } from './quant/histogram.js';
@@ -27,8 +28,13 @@ export interface HistogramOptions {
 }
 
 export async function activationHistograms(
-  model: Model, samples: Samples, tensors: readonly string[], options: HistogramOptions = {},
+  model: Model, samples: Samples, tensors: readonly string[], given?: HistogramOptions,
 ): Promise<Record<string, TensorHistogram>> {
+  checkModel(model, 'activationHistograms');
+  checkIterable(samples, 'activationHistograms', 'samples');
+  check(Array.isArray(tensors) && tensors.every((t) => typeof t === 'string'), 'activationHistograms', 'tensors must be a list of tensor names');
+  const options = optionsOf(given, 'activationHistograms');
+  checkCallbacks(options, ['onProgress'], 'activationHistograms');
   const bins = options.bins ?? 256;
   if (!Number.isInteger(bins) || bins < 2 || bins > 2048) fail('BAD_OPTION', `bins must be an integer in 2..2048, got ${bins}`);
   const { plan, rt } = await model.floatPlan(1, { observe: tensors });

@@ -10,6 +10,7 @@ import { runCalibration } from './calibration.js';
 import { checkImageLayout, parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
 import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
+import { check, checkCallbacks, isRecord } from './guard.js';
 import type { ImageIdentity } from './export/provenance.js';
 import type { QdqRounding } from './export/qdq.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
@@ -81,6 +82,11 @@ function classificationOutput(outputs: { name: string; shape: number[] }[]): str
 export async function calibrateImageSet<T>(
   modelBytes: Uint8Array, images: readonly T[], job: ImageCalibrationJob, platform: ImagePlatform<T>,
 ): Promise<ImageCalibrationResult> {
+  check(modelBytes instanceof Uint8Array, 'calibrateImageSet', 'the model must be the bytes of an ONNX file (a Uint8Array)');
+  check(Array.isArray(images), 'calibrateImageSet', 'images must be an array');
+  check(isRecord(job), 'calibrateImageSet', 'the job must be an object');
+  check(isRecord(platform) && typeof platform.decode === 'function', 'calibrateImageSet', 'the platform must be an object with a decode function');
+  checkCallbacks(platform, ['onProgress', 'startWorkers'], 'calibrateImageSet');
   if (!images.length) fail('BAD_INPUT', 'no calibration images were given');
   const workers = Math.min(job.workers ?? 1, images.length);
   if (!Number.isInteger(workers) || workers < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${job.workers}`);

@@ -4,6 +4,7 @@ import { unsupportedNodes } from './passes/infer.js';
 import { attrTensor, isFloat, type Dim, type Graph } from './graph/ir.js';
 import { loadModel, type LoadOptions } from './model.js';
 import { decodeModel } from './onnx/decode.js';
+import { checkParameters } from './passes/validate.js';
 
 export interface InspectReport {
   inputs: { name: string; shape: Dim[]; type: string }[];
@@ -43,7 +44,11 @@ export async function inspectModel(bytes: Uint8Array, options: LoadOptions = {})
     opset: g.opset,
     producer: g.producer,
   };
-  if (report.unsupported.length) return { ...report, shapeNote: 'shapes not inferred: the model has unsupported ops' };
+  if (report.unsupported.length) {
+    // Not loaded: the numbers a load would refuse are still checked, on the initializers.
+    checkParameters(g, (name) => g.initializers.get(name));
+    return { ...report, shapeNote: 'shapes not inferred: the model has unsupported ops' };
+  }
   try {
     const model = await loadModel(bytes, options);
     report.inputs = model.inputs.map((v) => ({ name: v.name, shape: v.shape, type: v.dtype }));

@@ -8,6 +8,8 @@ import {
   addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
 } from './passes/transforms.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
+import { check, checkBatch, checkFeeds, isRecord, options as optionsOf } from './guard.js';
+import { checkFoldedWeights, checkParameters } from './passes/validate.js';
 
 export interface LoadOptions extends DecodeOptions {
   /** Input shape(s): one array for single-input models, or by input name. Required where the
@@ -40,13 +42,16 @@ export interface ModelParts {
 export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
   const first = inferGraph(graph, shapes);
+  checkParameters(graph, (name) => first.values.get(name)?.value);
   foldConstants(graph, first);
   removeIdentities(graph);
   cancelTransposes(graph);
   foldBatchNorm(graph);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
-  return { graph, inferred: inferGraph(graph, shapes) };
+  const inferred = inferGraph(graph, shapes);
+  checkFoldedWeights(graph, inferred);
+  return { graph, inferred };
 }
 
 export class Model {
@@ -77,6 +82,9 @@ export class Model {
    * its first layer, so that the device quantizes the input losslessly as uint8 (DESIGN.md §4).
    */
   withPixelInput(affine: PixelAffine): Model {
+    const numbers = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isFinite(x));
+    check(isRecord(affine) && Number.isFinite(affine.scale) && numbers(affine.mean) && numbers(affine.std) && (affine.layout === 'NCHW' || affine.layout === 'NHWC'),
+      'withPixelInput', 'give a pixel affine map {scale, mean: number[], std: number[], layout: "NCHW" | "NHWC"} (pixelAffine(spec))');
     if (this.pixelInput) fail('BAD_OPTION', 'the model already takes pixels');
     if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
     const source = cloneGraph(this.source);
@@ -95,6 +103,7 @@ export class Model {
 
   /** Normalize feeds to a record and find the batch size they carry. */
   feedsToRecord(feeds: Feeds): { record: Record<string, Float32Array>; batch: number } {
+    checkFeeds(feeds, 'running a model');
     const record = feeds instanceof Float32Array ? this.singleInput(feeds) : feeds;
     let batch = 0;
     for (const inp of this.inputs) {
@@ -129,6 +138,7 @@ export class Model {
 
   /** A float execution plan for a batch size, on its own WASM instance. */
   floatPlan(batch: number, options: FloatPlanOptions = {}): Promise<{ plan: FloatPlan; rt: WasmRuntime }> {
+    checkBatch(batch, this, 'floatPlan');
     const key = JSON.stringify([batch, [...(options.keep ?? [])], [...(options.observe ?? [])], !!options.referenceOnly]);
     let p = this.plans.get(key);
     if (!p) {
@@ -156,7 +166,8 @@ export class Model {
   }
 }
 
-export async function loadModel(bytes: Uint8Array, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(bytes: Uint8Array, given?: LoadOptions): Promise<Model> {
+  const options = optionsOf(given, 'loadModel');
   const source = decodeModel(bytes, options);
   const shapes = resolveInputShapes(source, options.inputShape);
   const { graph, inferred } = prepareGraph(source, shapes);

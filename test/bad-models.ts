@@ -64,6 +64,43 @@ function small(): Uint8Array {
   return buildModel({ ...image, nodes: [node('Conv', ['x', 'w', 'b'], ['c'], { pads: [1, 1, 1, 1] }), node('Relu', ['c'], ['y'])], initializers: { w: randomTensor([4, 3, 3, 3], 1), b: randomTensor([4], 2) } });
 }
 
+/** A Conv (weight w [2,3,3,3], bias b) followed by BatchNormalization, with one value replaced. */
+function convBn(edit: { w?: [number, number]; b?: number; variance?: number; epsilon?: number; wDims?: number[] }): Uint8Array {
+  const wDims = edit.wDims ?? [2, 3, 3, 3];
+  const w = randomTensor(wDims, 1);
+  if (edit.w) w.data[edit.w[0]] = edit.w[1];
+  const b = randomTensor([wDims[0]], 2);
+  if (edit.b !== undefined) b.data[1] = edit.b;
+  const v = randomTensor([wDims[0]], 3, 0.5, 1);
+  if (edit.variance !== undefined) v.data[1] = edit.variance;
+  return buildModel({
+    ...image,
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c'], { pads: [1, 1, 1, 1] }),
+      node('BatchNormalization', ['c', 'g', 'bb', 'm', 'v'], ['y'], { epsilon: edit.epsilon ?? 1e-5 }),
+    ],
+    initializers: { w, b, g: randomTensor([wDims[0]], 4, 0.5, 2), bb: randomTensor([wDims[0]], 5), m: randomTensor([wDims[0]], 6), v },
+  });
+}
+
+/** Numbers no calibration survives: named with the tensor, the value and its position. */
+function badParameters(): BadModel[] {
+  return [
+    { name: 'a NaN weight', bytes: () => convBn({ w: [29, NaN] }), code: 'BAD_MODEL', message: /initializer "w" holds NaN at \[1,0,0,2\]/ },
+    { name: 'an infinite weight', bytes: () => convBn({ w: [0, Infinity] }), code: 'BAD_MODEL', message: /Conv "Conv_c": weight "w" holds Infinity at \[0,0,0,0\]; weights and biases must be finite and below 2\^64/ },
+    { name: 'a 3e38 weight', bytes: () => convBn({ w: [5, -3e38] }), code: 'BAD_MODEL', message: /Conv "Conv_c": weight "w" holds -3e\+38 at \[0,0,1,2\]/ },
+    { name: 'a NaN bias', bytes: () => convBn({ b: NaN }), code: 'BAD_MODEL', message: /initializer "b" holds NaN at \[1\]/ },
+    { name: 'a negative BatchNormalization variance', bytes: () => convBn({ variance: -0.5 }), code: 'BAD_MODEL', message: /BatchNormalization "BatchNormalization_y": variance \+ epsilon is -0\.49999 at channel 1 \(variance "v" -0\.5, epsilon 0\.00001\); it must be positive/ },
+    { name: 'a BatchNormalization variance + epsilon of 0', bytes: () => convBn({ variance: -0.25, epsilon: 0.25 }), code: 'BAD_MODEL', message: /variance \+ epsilon is 0 at channel 1/ },
+    { name: 'a weight of dims [0,3,3,3]', bytes: () => convBn({ wDims: [0, 3, 3, 3] }), code: 'BAD_MODEL', message: /weight "w" has no elements \(dims \[0,3,3,3\]\)/ },
+    {
+      name: 'a NaN in a Constant node',
+      bytes: () => buildModel({ ...relu, nodes: [node('Constant', [], ['k'], { value: floats([4], [1, NaN, 2, 3]) }), node('Add', ['x', 'k'], ['y'])] }),
+      code: 'BAD_MODEL', message: /Constant "Constant_k"'s value holds NaN at \[1\]/,
+    },
+  ];
+}
+
 export const BAD_MODELS: BadModel[] = [
   { name: 'an empty file', bytes: () => new Uint8Array(0), code: 'NOT_ONNX', message: /the file is empty/ },
   { name: 'random bytes', bytes: () => noise(4096, 3), code: 'NOT_ONNX', message: /not an ONNX model/ },
@@ -213,6 +250,12 @@ export const BAD_MODELS: BadModel[] = [
     bytes: () => proto({ ...reluGraph(), input: [valueInfo('x', [1, 4]), valueInfo('x', [1, 4])] }),
     code: 'BAD_MODEL', message: /graph input "x" is listed twice/,
   },
+  {
+    name: 'a graph without outputs',
+    bytes: () => proto({ ...reluGraph(), output: [] }),
+    code: 'BAD_MODEL', message: /the graph has no outputs/,
+  },
+  ...badParameters(),
   {
     name: 'a tensor name with a line break',
     bytes: () => proto({ ...reluGraph(), node: [{ op_type: 'Add', input: ['x', 'gh\nost'], output: ['y'] }] }),

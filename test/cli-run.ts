@@ -13,10 +13,19 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  /** Node flags before the script (e.g. --import of a fault-injection module). */
+  nodeArgs?: string[];
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
 /** Start the CLI; `onStart` gets the child (e.g. to kill it at some point). */
-export function runCli(args: string[], onStart?: (child: ChildProcess) => void): Promise<CliResult> {
+export function runCli(args: string[], onStart?: (child: ChildProcess) => void, options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: options.env ? { ...process.env, ...options.env } : process.env,
+    });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });
     child.stderr.on('data', (d) => { stderr += d; });

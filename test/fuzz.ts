@@ -6,9 +6,18 @@
  * comparison (which reports problems and never throws). Findings name the seed and iteration
  * that repeat them.
  */
+import { execFileSync } from 'node:child_process';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calibrate } from '../sdk/calibration.js';
 import { P2Error, type ErrorCode } from '../sdk/errors.js';
+import { tableHash, tableJson } from '../sdk/export/table.js';
+import { MAX_TABLE_BYTES, readCalibration } from '../sdk/node/calibration-files.js';
+import { MAX_TRACE_BYTES, readTraceDir } from '../sdk/node/traces.js';
+import type { CalibrateOptions } from '../sdk/quant/calibrate.js';
 import { inspectModel } from '../sdk/inspect.js';
-import { loadModel } from '../sdk/model.js';
+import { loadModel, type Model } from '../sdk/model.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
 import type { QType } from '../sdk/device/spec.js';
@@ -601,4 +610,268 @@ async function exerciseTraces(files: Map<string, Uint8Array>, seed: TraceSeed, o
 /** Fuzz the trace reader and comparison. */
 export function fuzzTraces(seeds: TraceSeed[], o: FuzzOptions): Promise<FuzzStats> {
   return fuzzLoop(seeds, { mutate: mutateTraces, exercise: exerciseTraces }, o);
+}
+
+// ---- hostile folders on disk: calibration folders and trace folders ----
+
+/** What a fuzzed folder holds: files, and entries that are not plain files. */
+type Entry =
+  | { kind: 'file'; data: Uint8Array }
+  | { kind: 'link'; target: string }
+  | { kind: 'fifo' }
+  | { kind: 'dir' }
+  /** A sparse file of this many bytes (beyond every read limit, at no cost on disk). */
+  | { kind: 'sparse'; size: number };
+type Folder = Map<string, Entry>;
+
+const filesOf = (files: Map<string, Uint8Array>): Folder => new Map([...files].map(([k, data]) => [k, { kind: 'file', data } as Entry]));
+
+let fuzzRoot: string | undefined;
+let folderCount = 0;
+/** A fresh folder for one iteration, in a root beside one file outside every folder. */
+function freshFolder(): string {
+  if (!fuzzRoot) {
+    fuzzRoot = mkdtempSync(join(tmpdir(), 'p2calib-fuzz-'));
+    writeFileSync(join(fuzzRoot, 'outside.bin'), new Uint8Array(4096).fill(7));
+    // One FIFO, hard-linked wherever a folder gets one (no process per FIFO).
+    execFileSync('mkfifo', [join(fuzzRoot, 'fifo')]);
+  }
+  const d = join(fuzzRoot, `f${folderCount++}`);
+  mkdirSync(d);
+  return d;
+}
+
+function writeFolder(d: string, folder: Folder): void {
+  for (const [name, e] of folder) {
+    if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) continue;
+    const p = join(d, name);
+    if (e.kind === 'file') writeFileSync(p, e.data);
+    else if (e.kind === 'link') symlinkSync(e.target === 'OUTSIDE' ? join(fuzzRoot!, 'outside.bin') : e.target, p);
+    else if (e.kind === 'fifo') linkSync(join(fuzzRoot!, 'fifo'), p);
+    else if (e.kind === 'dir') mkdirSync(p);
+    else { writeFileSync(p, ''); truncateSync(p, e.size); }
+  }
+}
+
+/** Replace an entry by something that is not a plain file; sparse files get one of `sizes`
+ *  (just beyond the reader's limit, and far beyond). */
+function hostileEntry(folder: Folder, name: string, r: Rng, limit: number): string {
+  const kinds: [string, Entry][] = [
+    ['link to /dev/zero', { kind: 'link', target: '/dev/zero' }], ['dangling link', { kind: 'link', target: 'nowhere' }],
+    ['link loop', { kind: 'link', target: name }], ['link outside', { kind: 'link', target: 'OUTSIDE' }],
+    ['link to /etc/passwd', { kind: 'link', target: '/etc/passwd' }], ['link to the folder', { kind: 'link', target: '.' }],
+    ['fifo', { kind: 'fifo' }], ['folder', { kind: 'dir' }], ['sparse 3 GiB', { kind: 'sparse', size: 3 * 2 ** 30 }],
+    ['sparse, one byte over the limit', { kind: 'sparse', size: limit + 1 }],
+  ];
+  const others = [...folder.keys()].filter((k) => k !== name && folder.get(k)!.kind === 'file');
+  if (others.length && r() < 0.15) {
+    folder.set(name, { kind: 'link', target: pick(r, others) });
+    return `${name}: link to a sibling`;
+  }
+  const [what, entry] = pick(r, kinds);
+  folder.set(name, entry);
+  return `${name}: ${what}`;
+}
+
+export interface CalibrationSeed {
+  name: string;
+  model: Model;
+  files: Map<string, Uint8Array>;
+  table: Record<string, unknown>;
+  feeds: Record<string, Float32Array>;
+}
+
+/** Small models calibrated with different options, saved as the three files of a folder. */
+export async function calibrationSeeds(): Promise<CalibrationSeed[]> {
+  const conv = buildModel({
+    inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: 'y' }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1] }), node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { group: 4, pads: [1, 1, 1, 1] }), node('Clip', ['c2', 'lo', 'hi'], ['r2']),
+      node('Add', ['r2', 'r1'], ['s']), node('GlobalAveragePool', ['s'], ['g']), node('Flatten', ['g'], ['f']),
+      node('Gemm', ['f', 'fw', 'fb'], ['y'], { transB: 1 }),
+    ],
+    initializers: {
+      w1: randomTensor([4, 3, 3, 3], 1), b1: randomTensor([4], 2), wd: randomTensor([4, 1, 3, 3], 3), bd: randomTensor([4], 4),
+      lo: floats([], [0]), hi: floats([], [6]), fw: randomTensor([5, 4], 5), fb: randomTensor([5], 6),
+    },
+  });
+  const model = await loadModel(conv);
+  const samples = [0, 1, 2].map((s) => Float32Array.from({ length: 192 }, (_, i) => Math.sin(i * 0.3 + s) * 2));
+  const seeds: CalibrationSeed[] = [];
+  const configs: [string, CalibrateOptions, boolean][] = [
+    ['advanced 8-bit', {}, false], ['advanced-dw 16-bit int16 bias', { preset: 'advanced-dw', bits: 16, biasMode: 'int16' }, false],
+    ['simple mixed precision', { preset: 'simple', sixteenBit: ['c2'] }, false], ['pixel input', { preset: 'simple' }, true],
+  ];
+  for (const [name, options, pixels] of configs) {
+    const m = pixels ? model.withPixelInput({ scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], layout: 'NCHW' }) : model;
+    const cal = await calibrate(m, pixels ? samples.map((s) => s.map((v) => Math.round((v + 2) * 60))) : samples, options);
+    const json = tableJson(cal.table);
+    seeds.push({
+      name, model, table: JSON.parse(json), feeds: { x: samples[0] },
+      files: new Map([['calibration.json', new TextEncoder().encode(json)], ['model.qdq.onnx', cal.toQdqOnnx()], ['model.calibrated.onnx', cal.toCalibratedOnnx()]]),
+    });
+  }
+  return seeds;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+const JSON_VALUES: Json[] = [
+  0, -1, 1, 0.5, -0.5, 7, 64, 65, -65, 1e308, -1e308, 5e-324, 2 ** 31, -(2 ** 31), 2 ** 53 + 2, 1e-30, null, true, false, '', 'x',
+  'NaN', '\u001b[2J\n', [], {}, [1, 2, 3], [null], { range: [0, 1] }, 'p2calib-calibration', 'simple', 'advanced', 'int16', 'mma',
+];
+
+/** A random value: interesting ones, long arrays and strings, deep nesting. */
+function jsonValue(r: Rng): Json {
+  switch (int(r, 0, 9)) {
+    case 0: return Array.from({ length: int(r, 0, 3000) }, () => r(-1e6, 1e6));
+    case 1: { let v: Json = 1; for (let i = int(r, 10, 3000); i > 0; i--) v = [v]; return v; }
+    case 2: return 'x'.repeat(int(r, 0, 100000));
+    case 3: return r(-1e9, 1e9);
+    default: return structuredClone(pick(r, JSON_VALUES));
+  }
+}
+
+/** A random place in a JSON value: [parent, key] pairs from the root. */
+function randomPath(v: Json, r: Rng): (string | number)[] {
+  const path: (string | number)[] = [];
+  let at = v;
+  while (at !== null && typeof at === 'object' && r() < 0.8) {
+    const keys: (string | number)[] = Array.isArray(at) ? at.map((_, i) => i) : Object.keys(at);
+    if (!keys.length) break;
+    const k = pick(r, keys);
+    path.push(k);
+    at = (at as Record<string | number, Json>)[k];
+  }
+  return path;
+}
+
+function mutateJson(table: Json, r: Rng, what: string[]): Json {
+  const root = structuredClone(table);
+  for (let k = int(r, 1, 3); k > 0; k--) {
+    const path = randomPath(root, r);
+    if (!path.length) continue;
+    let parent = root as Record<string | number, Json>;
+    for (const p of path.slice(0, -1)) parent = parent[p] as Record<string | number, Json>;
+    const key = path[path.length - 1];
+    const old = parent[key];
+    const label = path.join('.');
+    const op = int(r, 0, 5);
+    if (op === 1 && typeof old === 'number') {
+      parent[key] = pick(r, [old + 1, old - 1, -old, old * 2 ** int(r, -40, 40), Math.round(old) + 0.5]);
+      what.push(`nudge ${label}`);
+      continue;
+    }
+    switch (op) {
+      case 0: delete parent[key]; what.push(`delete ${label}`); break;
+      case 1: case 2: parent[key] = jsonValue(r); what.push(`replace ${label}`); break;
+      case 3: if (!Array.isArray(parent)) { parent[`${key}x`] = old; what.push(`copy ${label} to a new key`); } break;
+      case 4: if (Array.isArray(old)) { parent[key] = [...old, ...old]; what.push(`double ${label}`); } break;
+      default: if (Array.isArray(old)) { parent[key] = old.slice(0, int(r, 0, old.length)); what.push(`cut ${label}`); }
+    }
+  }
+  return root;
+}
+
+function mutateCalibration(seed: CalibrationSeed, r: Rng): { input: Folder; what: string[] } {
+  const folder = filesOf(seed.files);
+  const what: string[] = [];
+  const choice = r();
+  if (choice < 0.15) {
+    what.push(hostileEntry(folder, 'calibration.json', r, MAX_TABLE_BYTES));
+  } else if (choice < 0.3) {
+    const text = seed.files.get('calibration.json')!;
+    const b = mutateBytes(text, r);
+    folder.set('calibration.json', { kind: 'file', data: b.bytes });
+    what.push(`text: ${b.what}`);
+  } else {
+    const t = mutateJson(seed.table as Json, r, what) as Record<string, unknown>;
+    // Half the edits carry a recomputed hash, to reach the checks behind it.
+    const rehash = r() < 0.5 && t !== null && typeof t === 'object' && !Array.isArray(t);
+    if (rehash) {
+      try {
+        t.integrity = tableHash(t);
+        what.push('rehashed');
+      } catch {
+        // Nesting too deep to hash: the loader refuses it the same way.
+      }
+    }
+    folder.set('calibration.json', { kind: 'file', data: new TextEncoder().encode(JSON.stringify(t)) });
+  }
+  return { input: folder, what };
+}
+
+/** readCalibration on the folder, then a fixed-point run and the exports of what loads. */
+async function exerciseCalibration(folder: Folder, seed: CalibrationSeed, onStage: (s: string) => void): Promise<string> {
+  const d = freshFolder();
+  try {
+    writeFolder(d, folder);
+    onStage('readCalibration');
+    const cal = readCalibration(seed.model, d);
+    onStage('run');
+    const out = await cal.run(seed.feeds);
+    if (!Object.keys(out).length) throw new Error('a loaded calibration ran with no outputs');
+    onStage('export');
+    cal.toQdqOnnx();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof P2Error && CODES.includes(e.code) && e.message && !e.message.includes('\n')) return e.code;
+    throw e;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+function withCleanup(run: Promise<FuzzStats>): Promise<FuzzStats> {
+  return run.finally(() => {
+    if (fuzzRoot) rmSync(fuzzRoot, { recursive: true, force: true });
+    fuzzRoot = undefined;
+  });
+}
+
+/** Fuzz calibration folders: edited, truncated and replaced calibration.json files. */
+export function fuzzCalibrations(seeds: CalibrationSeed[], o: FuzzOptions): Promise<FuzzStats> {
+  return withCleanup(fuzzLoop(seeds, { mutate: mutateCalibration, exercise: exerciseCalibration }, o));
+}
+
+function mutateTraceFolder(seed: TraceSeed, r: Rng): { input: Folder; what: string[] } {
+  const { input, what } = r() < 0.7 ? mutateTraces(seed, r) : { input: new Map(seed.files), what: [] };
+  const folder = filesOf(input);
+  for (let k = int(r, r() < 0.4 ? 0 : 1, 3); k > 0; k--) {
+    const names = [...folder.keys()];
+    what.push(hostileEntry(folder, r() < 0.2 ? `tidl_trace9${int(r, 0, 999)}_0001_0001_00001_00001_00004x00001.y` : pick(r, names), r, MAX_TRACE_BYTES));
+  }
+  return { input: folder, what };
+}
+
+/** Both folders from disk (problems listed, never thrown) compared both ways. */
+async function exerciseTraceFolder(folder: Folder, seed: TraceSeed, onStage: (s: string) => void): Promise<string> {
+  const [da, db] = [freshFolder(), freshFolder()];
+  try {
+    writeFolder(da, filesOf(seed.files));
+    writeFolder(db, folder);
+    onStage('readTraceDir');
+    const problems: string[] = [];
+    const [a, b] = [readTraceDir(da, problems), readTraceDir(db, problems)];
+    let kind = '';
+    for (const [stage, x, y] of [['original vs folder', a, b], ['folder vs original', b, a]] as const) {
+      onStage(stage);
+      const c = compareTraces(x, y, [da, db], 0, problems);
+      for (const line of [...c.problems, ...c.layers.map((l) => l.name)]) {
+        if (line.includes('\n')) throw new Error(`a problem or layer name spans lines: ${JSON.stringify(line)}`);
+      }
+      if (c.match && c.problems.length) throw new Error('a match with problems');
+      kind ||= c.match ? 'match' : problems.length ? 'unreadable' : c.problems.length ? 'problems' : 'mismatch';
+    }
+    return kind;
+  } finally {
+    rmSync(da, { recursive: true, force: true });
+    rmSync(db, { recursive: true, force: true });
+  }
+}
+
+/** Fuzz trace folders on disk: mutated files and entries that are not files. */
+export function fuzzTraceFolders(seeds: TraceSeed[], o: FuzzOptions): Promise<FuzzStats> {
+  return withCleanup(fuzzLoop(seeds, { mutate: mutateTraceFolder, exercise: exerciseTraceFolder }, o));
 }

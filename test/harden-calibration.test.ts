@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { calibrate, loadCalibration } from '../sdk/calibration.js';
 import { P2Error } from '../sdk/errors.js';
-import type { CalibrationTable } from '../sdk/export/table.js';
+import { tableHash, type CalibrationTable } from '../sdk/export/table.js';
 import { loadModel } from '../sdk/model.js';
 import { noise } from './bad-models.js';
 import { assertUserError, runCli } from './cli-run.js';
@@ -74,7 +74,9 @@ test('eval --calibration with a corrupt calibration.json: one line, exit 2', asy
     const args = ['eval', join(dir, 'model.onnx'), '--task', 'generic', '--images', join(dir, 'images'), '--preprocess', 'imagenet', '--size', '8x8', '--calibration', join(dir, 'cal')];
     mkdirSync(join(dir, 'cal'));
     const name = Object.keys(table.layers)[0];
-    writeFileSync(join(dir, 'cal', 'calibration.json'), JSON.stringify({ ...table, layers: { ...table.layers, [name]: { ...table.layers[name], bias: 'zero' } } }));
+    // With its hash recomputed, the edit reaches the field checks.
+    const edited = JSON.parse(JSON.stringify({ ...table, layers: { ...table.layers, [name]: { ...table.layers[name], bias: 'zero' } } }));
+    writeFileSync(join(dir, 'cal', 'calibration.json'), JSON.stringify({ ...edited, integrity: tableHash(edited) }));
     assertUserError(await runCli(args), new RegExp(`calibration\\.json: "layers\\.${name}\\.bias" must be a list of numbers`));
     writeFileSync(join(dir, 'cal', 'calibration.json'), '{"format": "p2calib-calibr');
     assertUserError(await runCli(args), /calibration\.json is not valid JSON/);

@@ -99,7 +99,8 @@ test('files: devices, folders, external data outside the model folder or not a f
       return loadModel(bytes, options);
     };
     // A sibling folder whose name starts like the model's folder is still outside it.
-    await rejects(() => load('../model2/w.bin'), 'EXTERNAL_DATA', /external file "..\/model2\/w.bin", which was not found next to the model/);
+    await rejects(() => load('../model2/w.bin'), 'EXTERNAL_DATA', /external file "..\/model2\/w.bin": external data file .*model2\/w.bin resolves to .*, outside .*model$/);
+    await rejects(() => load('../nowhere/w.bin'), 'EXTERNAL_DATA', /external file "..\/nowhere\/w.bin", which was not found next to the model/);
     await rejects(() => load('weights.bin'), 'EXTERNAL_DATA', /external file "weights.bin"/);
     await rejects(() => load('ok.bin', '-8'), 'EXTERNAL_DATA', /invalid offset "-8"/);
     assert.equal(Array.from((await (await load('ok.bin')).run(floats([4], [1, 2, 3, 4]).data as Float32Array)).y), [1, 2, 3, 4]);

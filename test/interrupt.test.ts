@@ -3,8 +3,8 @@
  * (starting up, calibrating, writing its files over an older calibration) and the --out folder
  * must then hold nothing, the old files, or the complete new ones (each JSON parsed, each ONNX
  * decoded, compared with an uninterrupted run): never a partial file. After SIGINT/SIGTERM no
- * temp file remains and the set is whole (all old or all new); after SIGKILL a hidden temp file
- * may remain, and the next run removes it.
+ * temp file (nor the folder's lock) remains and the set is whole (all old or all new); after
+ * SIGKILL a hidden temp file and the lock may remain, and the next run removes them.
  */
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
@@ -92,7 +92,10 @@ function interrupted(out: string, signal: NodeJS.Signals, point: Point): Promise
 /** What the folder holds: 'nothing', 'old', 'new', or a mix (SIGKILL only); asserts that every
  *  file is complete and, after SIGINT/SIGTERM, that no temp file remains. */
 function state(out: string, signal: NodeJS.Signals): string {
-  const names = existsSync(out) ? readdirSync(out) : [];
+  const all = existsSync(out) ? readdirSync(out) : [];
+  // The folder's lock goes with the process, unless SIGKILL gives it no chance.
+  if (signal !== 'SIGKILL') assert.not.ok(all.includes('.p2calib.lock'), `lock left after ${signal}`);
+  const names = all.filter((n) => n !== '.p2calib.lock');
   const temps = names.filter((n) => n.endsWith('.tmp'));
   if (signal !== 'SIGKILL') assert.equal(temps, [], `temp files left after ${signal}`);
   assert.ok(temps.every((n) => n.startsWith('.')), 'temp files are hidden');

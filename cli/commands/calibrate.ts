@@ -1,21 +1,21 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { calibrateImages } from '../../sdk/node/calibrate-images.js';
-import { saveCalibration } from '../../sdk/node/calibration-files.js';
+import { prepareCalibrationDir, saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
-import { prepareOutputDir, readModelFile } from '../../sdk/node/files.js';
-import type { BiasCalibration, CalibrateOptions, Preset } from '../../sdk/quant/calibrate.js';
+import { readModelFile } from '../../sdk/node/files.js';
+import { MAX_ITERATIONS, type BiasCalibration, type CalibrateOptions, type Preset } from '../../sdk/quant/calibrate.js';
 import { readText } from '../../sdk/node/datasets.js';
 import { tidlConfig, type TidlMapping } from '../../sdk/tidl-config.js';
 import { withConfigFile } from '../config.js';
 import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { BiasMode } from '../../sdk/device/spec.js';
-import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, parse, parseInputShape, skipPolicy, type Options } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn, type Options } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, unsizedSpecFromFlags } from '../preprocess.js';
 import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
@@ -33,12 +33,12 @@ Options:
   --preset P          simple | advanced (default) | advanced-dw
   --bits B            8 (default) | 16
   --sixteen-bit L     comma-separated node or tensor names computed in 16 bits (mixed precision)
-  --iterations N      bias-calibration passes over the images (default 1)
+  --iterations N      bias-calibration passes over the images (default 1, at most ${MAX_ITERATIONS})
   --batch N           images per bias update (default 8)
   --estimator E       range estimator: minmax | percentile:<p> | entropy | mse (default: the preset's)
   --bias-calibration V  tidl (default: compare outputs after the activation, factor/10 at the
                       start and end) | devkit (compare the layer's own output)
-  --bias-factor F     bias calibration factor (default 0.05)
+  --bias-factor F     bias calibration factor, 0 to 1 (default 0.05)
   --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
   --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
@@ -56,14 +56,15 @@ Options:
                       "advanced-dw", "sixteen-bit": ["Conv_0"]}; flags given here win over it
   --report F          also write the layer-by-layer HTML report (as p2calib report)
   --input-shape S     model input shape when it has dynamic dims, e.g. 1,3,224,224
-  --workers N         worker threads decoding and calibrating images in parallel (default: the
-                      number of cores, ${availableParallelism()} here; the result does not depend on it)
+  --workers N         worker threads decoding and calibrating images in parallel (default and
+                      at most: the number of cores, ${availableParallelism()} here, and of images; the
+                      result does not depend on it)
   --subsample         bin a stride-2 subsample of 4-D activations at seeded offsets (the devkit's)
   --limit N           use the first N images (after --seed shuffling)
   --seed N            shuffle the images with this seed before --limit; also seeds --subsample
 ${STRICT_HELP}
   --force             overwrite the files in a non-empty --out
-  --json              print one JSON object: {"preset","images","seconds","files":{...}}
+  --json              print one JSON object: {"preset","images","workers","seconds","files":{...}}
   --verbose           stack traces on errors
 
 ${PREPROCESS_HELP}
@@ -102,10 +103,26 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.images) fail('BAD_OPTION', '--images is required');
   if (!values.out) fail('BAD_OPTION', '--out is required');
-  const workers = intOption(values.workers, 'workers');
+  // Every flag is checked before anything is created.
+  const requested = intOption(values.workers, 'workers');
   const rounding = choice<QdqRounding>(values['qdq-rounding'], 'qdq-rounding', ['onnx', 'device']);
-  const outDir = prepareOutputDir(values.out as string, !!values.force);
+  const seed = intOption(values.seed, 'seed', 0);
+  const bits = choice(values.bits, 'bits', ['8', '16'] as const);
+  const flags: CalibrateOptions = {
+    preset: choice(values.preset, 'preset', PRESET_NAMES),
+    bits: bits && (Number(bits) as 8 | 16),
+    sixteenBit: list(values['sixteen-bit']),
+    floatNodes: list(values['float-nodes']),
+    iterations: intOption(values.iterations, 'iterations', 1, MAX_ITERATIONS),
+    batchSize: intOption(values.batch, 'batch'),
+    estimator: values.estimator as string | undefined,
+    biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
+    biasCalibrationFactor: numberOption(values['bias-factor'], 'bias-factor', { min: 0, max: 1 }),
+    biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
+  };
+  const limit = intOption(values.limit, 'limit') ?? tidl?.calibrationFrames;
   if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
+  const outDir = prepareCalibrationDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
   const unsized = unsizedSpecFromFlags(values, 'imagenet');
   const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
@@ -114,32 +131,19 @@ export async function run(argv: string[]): Promise<number> {
   const spec = sizeSpec(unsized, model.inputs[0].shape);
   // Said on stderr (also with --json): the default is a guess that eval and simulate then follow.
   if (values.preprocess === undefined) console.error(`p2calib: note: no --preprocess given: using the imagenet preset (${describeSpec(spec)})`);
-  const seed = intOption(values.seed, 'seed', 0);
-  const limit = intOption(values.limit, 'limit') ?? tidl?.calibrationFrames;
   const skip = skipPolicy(values);
   const { files, root } = openDataset(values.images as string, { limit, seed, ...skip });
-  const factor = values['bias-factor'] === undefined ? undefined : Number(values['bias-factor']);
+  // More workers than cores only adds memory and contention (each has its own engines and model).
+  const cores = availableParallelism();
+  if (requested !== undefined && requested > cores) warn(`--workers ${requested} is more than the ${cores} cores; using ${cores}`);
   const bar = progress('calibrating');
   const started = Date.now();
-  const bits = choice(values.bits, 'bits', ['8', '16'] as const);
-  const flags: CalibrateOptions = {
-    preset: choice(values.preset, 'preset', PRESET_NAMES),
-    bits: bits && (Number(bits) as 8 | 16),
-    sixteenBit: list(values['sixteen-bit']),
-    floatNodes: list(values['float-nodes']),
-    iterations: intOption(values.iterations, 'iterations'),
-    batchSize: intOption(values.batch, 'batch'),
-    estimator: values.estimator as string | undefined,
-    biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
-    biasCalibrationFactor: factor,
-    biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
-  };
   const cal = await calibrateImages(model, files, spec, {
     // The flags win over the TIDL options.
     ...tidl?.options,
     ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)),
     pixelInput: !!values['pixel-input'],
-    workers,
+    workers: Math.min(requested ?? cores, cores),
     subsample: !!values.subsample,
     seed,
     ...skip,
@@ -160,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
   const written = saveCalibration(cal, outDir, { force: true, rounding });
   if (values.report !== undefined) await writeReport(cal, files.slice(0, 16), basename(pos[0]), resolve(values.report as string));
   if (values.json) {
-    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, seconds, files: written }));
+    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, workers: cal.timings!.workers, seconds, files: written }));
     return 0;
   }
   const t = cal.table;
@@ -173,7 +177,7 @@ export async function run(argv: string[]): Promise<number> {
     `preprocessing: ${describeSpec(spec)} (recorded: eval and simulate use it by default)`,
     `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
     'lowest SQNR layers (fixed vs float, dB):',
-    ...worst.map(([name, l]) => `  ${name.padEnd(32)} ${l.sqnr!.toFixed(1)}`),
+    ...worst.map(([name, l]) => `  ${escapeControl(name).padEnd(32)} ${l.sqnr!.toFixed(1)}`),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
     `      ${written.tidl} (for TIDL: advanced_options:quant_params_proto_path)`,
   ].join('\n'));

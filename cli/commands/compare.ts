@@ -8,7 +8,8 @@ Compare two folders of TIDL trace files (from p2calib simulate, TIDL's PC emulat
 device with debug_level=3) layer by layer: bit-exact or not, how many elements differ, the
 largest difference and the first differing element; then name the first mismatching layer.
 Both trace name forms are read (with and without dim1/dim2). Missing, extra, malformed and
-size-mismatched files are listed.
+size-mismatched files are listed, and so are files that cannot be read (dangling links, FIFOs,
+devices, folders, links to files outside their folder).
 
 Exit code: 0 when every layer matches bit for bit (or within --tolerance) and no file is
 missing or malformed, 1 when they differ, 2 on bad input (a folder that does not exist).
@@ -26,7 +27,8 @@ export async function run(argv: string[]): Promise<number> {
   const { values, pos } = parse(argv, { tolerance: { type: 'string' } }, ['DIR_A', 'DIR_B']);
   if (values.help) return console.log(help), 0;
   const tolerance = intOption(values.tolerance, 'tolerance', 0) ?? 0;
-  const r = compareTraces(readTraceDir(pos[0]), readTraceDir(pos[1]), [pos[0], pos[1]], tolerance);
+  const unreadable: string[] = [];
+  const r = compareTraces(readTraceDir(pos[0], unreadable), readTraceDir(pos[1], unreadable), [pos[0], pos[1]], tolerance, unreadable);
   if (values.json) {
     console.log(JSON.stringify(r));
     return r.match ? 0 : 1;

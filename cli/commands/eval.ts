@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel, sha256Hex } from '../../sdk/model.js';
 import { decodeModel } from '../../sdk/onnx/decode.js';
 import { CLASS_MAPS, parseClassMap } from '../../sdk/metrics/segmentation.js';
@@ -12,7 +12,7 @@ import { imageIdentities } from '../../sdk/node/calibrate-images.js';
 import { evaluate, TASKS, type EvalResult, type Metrics, type Task } from '../../sdk/node/evaluate.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { checkModel } from '../../sdk/export/provenance.js';
-import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, parse, parseInputShape, skipPolicy } from '../args.js';
+import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, specForCalibration } from '../preprocess.js';
 import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
@@ -42,8 +42,8 @@ Options:
   --limit N         evaluate the first N images (after --seed shuffling)
   --seed N          shuffle the images with this seed before --limit
 ${STRICT_HELP}
-  --workers N       worker threads running the models (default: the number of cores,
-                    ${availableParallelism()} here, at most one per image; the result does not depend on it)
+  --workers N       worker threads running the models (default and most: the number of
+                    cores, ${availableParallelism()} here; at most one per image; the result does not depend on it)
   --head H          detection: ${HEAD_KINDS.join(' | ')}; default: prior-box when two outputs pair as
                     [1,N,classes] scores and [1,N,4] boxes (SSD, UltraFace), else yolox
   --priors P        detection, prior-box: the boxes are offsets against these priors (SSD):
@@ -105,7 +105,7 @@ function report(r: EvalResult): string {
   f.forEach(([k, v], i) => out.push(`${k.padEnd(10)}${v.padStart(9)}${q[i][1].padStart(9)}`));
   if (r.boxes) out.push(boxLine(r.boxes));
   if (r.agreement !== undefined) out.push(`float/fixed agreement: ${r.agreement.toFixed(1)} % (${r.task === 'imagenet' ? 'top-1 class' : 'pixel classes'})`);
-  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output "${name}": SQNR ${fmt(db)} dB, cosine similarity ${r.fixed.cosine![name].toFixed(4)}`);
+  for (const [name, db] of Object.entries(r.fixed.sqnr ?? {})) out.push(`output "${escapeControl(name)}": SQNR ${fmt(db)} dB, cosine similarity ${r.fixed.cosine![name].toFixed(4)}`);
   return out.join('\n');
 }
 
@@ -120,13 +120,6 @@ function builtinOrJson<T>(v: string | undefined, flag: string, builtins: Record<
     if (e instanceof SyntaxError) fail('BAD_OPTION', `--${flag} ${v}: not valid JSON (${e.message})`);
     throw e;
   }
-}
-
-function number(v: string | boolean | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) fail('BAD_OPTION', `--${flag} must be a non-negative number, got "${v}"`);
-  return n;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -156,7 +149,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!TASKS.includes(task)) fail('BAD_OPTION', `--task "${task}" is not one of ${TASKS.join(', ')}`);
   if (!values.images) fail('BAD_OPTION', '--images is required (a folder or a list file)');
   const limit = intOption(values.limit, 'limit');
-  const workers = intOption(values.workers, 'workers') ?? availableParallelism();
+  // Capped as calibrate caps it: more workers than cores only add memory and contention.
+  const requested = intOption(values.workers, 'workers');
+  const cores = availableParallelism();
+  if (requested !== undefined && requested > cores) warn(`--workers ${requested} is more than the ${cores} cores; using ${cores}`);
+  const workers = Math.min(requested ?? cores, cores);
   const head = choice<HeadKind>(values.head, 'head', HEAD_KINDS);
   const boxScores = choice<BoxScores>(values['box-scores'], 'box-scores', BOX_SCORES);
   const background = choice(values.background, 'background', ['first', 'none'] as const);
@@ -189,8 +186,9 @@ export async function run(argv: string[]): Promise<number> {
     detection: {
       head, scores: boxScores, background: background === undefined ? undefined : background === 'first',
       priors: builtinOrJson(values.priors as string | undefined, 'priors', PRIOR_PRESETS, 'prior spec', parsePriorSpec),
-      scoreThreshold: number(values['score-threshold'], 'score-threshold'), nmsIou: number(values['nms-iou'], 'nms-iou'),
-      agreementScore: number(values['agreement-score'], 'agreement-score'),
+      scoreThreshold: numberOption(values['score-threshold'], 'score-threshold', { min: 0 }),
+      nmsIou: numberOption(values['nms-iou'], 'nms-iou', { min: 0 }),
+      agreementScore: numberOption(values['agreement-score'], 'agreement-score', { min: 0 }),
     },
     calibration: cal,
     workers,

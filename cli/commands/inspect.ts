@@ -1,3 +1,4 @@
+import { escapeControl } from '../../sdk/errors.js';
 import { inspectModel } from '../../sdk/inspect.js';
 import { readModelFile } from '../../sdk/node/files.js';
 import { parse, parseInputShape } from '../args.js';
@@ -16,7 +17,9 @@ Examples:
   p2calib inspect mobilenetv2-12-fp32.onnx --input-shape 1,3,224,224
   p2calib inspect yolox-nano.onnx --json`;
 
-const fmt = (s: (number | string)[]) => `[${s.join(', ')}]`;
+// Names come from the model: a line feed or an escape code in one must not reach the terminal.
+const esc = (name: string) => escapeControl(name);
+const fmt = (s: (number | string)[]) => `[${s.map((d) => esc(String(d))).join(', ')}]`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, pos } = parse(argv, { 'input-shape': { type: 'string' } }, ['MODEL']);
@@ -28,15 +31,15 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const lines = [
-    `opset ${r.opset}${r.producer ? `, produced by ${r.producer}` : ''}`,
-    'inputs:', ...r.inputs.map((v) => `  ${v.name} ${v.type} ${fmt(v.shape)}`),
-    'outputs:', ...r.outputs.map((v) => `  ${v.name} ${v.type} ${fmt(v.shape)}`),
+    `opset ${r.opset}${r.producer ? `, produced by ${esc(r.producer)}` : ''}`,
+    'inputs:', ...r.inputs.map((v) => `  ${esc(v.name)} ${v.type} ${fmt(v.shape)}`),
+    'outputs:', ...r.outputs.map((v) => `  ${esc(v.name)} ${v.type} ${fmt(v.shape)}`),
     `ops (${Object.values(r.ops).reduce((a, b) => a + b, 0)} nodes):`,
-    ...Object.entries(r.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${op.padEnd(28)} ${n}`),
+    ...Object.entries(r.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${esc(op).padEnd(28)} ${n}`),
     `parameters: ${r.params.toLocaleString('en-US')}`,
-    r.arenaBytes !== undefined ? `activation arena: ${(r.arenaBytes / 2 ** 20).toFixed(2)} MiB` : `note: ${r.shapeNote}`,
+    r.arenaBytes !== undefined ? `activation arena: ${(r.arenaBytes / 2 ** 20).toFixed(2)} MiB` : `note: ${esc(r.shapeNote ?? '')}`,
     r.unsupported.length
-      ? `unsupported ops (${r.unsupported.length}):\n${r.unsupported.map((u) => `  ${u.op} (node "${u.node}")`).join('\n')}`
+      ? `unsupported ops (${r.unsupported.length}):\n${r.unsupported.map((u) => `  ${esc(u.op)} (node "${esc(u.node)}")`).join('\n')}`
       : 'unsupported ops: none',
   ];
   console.log(lines.join('\n'));

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { escapeControl, fail } from '../../sdk/errors.js';
 import { loadModel, sha256Hex } from '../../sdk/model.js';
 import { pixelSpec, sizeSpec } from '../../sdk/data/preprocess.js';
 import { readCalibration, readCalibrationTable, recordedInputShape } from '../../sdk/node/calibration-files.js';
@@ -47,6 +47,8 @@ export async function run(argv: string[]): Promise<number> {
   }, ['MODEL']);
   if (values.help) return console.log(help), 0;
   for (const flag of ['calibration', 'image', 'trace-dir']) if (!values[flag]) fail('BAD_OPTION', `--${flag} is required`);
+  const base = (values['trace-base'] as string | undefined) ?? DEFAULT_TRACE_BASE;
+  if (/[/\\\0]/.test(base)) fail('BAD_OPTION', `--trace-base must be a file name prefix (no "/"), got "${base}"`);
   const { bytes, options } = readModelFile(pos[0]);
   const table = readCalibrationTable(values.calibration as string);
   checkModel(table.provenance, { sha256: await sha256Hex(bytes) });
@@ -60,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   const image = await loadImageTensor(values.image as string, cal.table.input.pixels ? pixelSpec(spec) : spec);
   const plan = await cal.fixedPlan(1);
   const layers = captureTraces(plan, { [cal.model.inputs[0].name]: image });
-  const files = traceFiles(layers, (values['trace-base'] as string | undefined) ?? DEFAULT_TRACE_BASE);
+  const files = traceFiles(layers, base);
   const dir = writeTraceDir(values['trace-dir'] as string, files, !!values.force);
   const outputs = plan.outputs.map((o) => ({ name: o.name, shape: o.shape, type: o.type }));
   if (values.json) {
@@ -70,8 +72,8 @@ export async function run(argv: string[]): Promise<number> {
   console.log([
     `simulated ${basename(pos[0])} on ${basename(values.image as string)} in fixed point (${cal.table.bits}-bit, ${cal.table.input.pixels ? 'raw pixel' : 'float'} input)`,
     `wrote ${layers.length} layer traces (${files.size} files with the float twins and layer_info.txt) to ${dir}`,
-    ...outputs.map((o) => `output ${o.name} [${o.shape.join('x')}] ${o.type}`),
-    plan.fallbacks.length ? `float fallback (no documented device arithmetic): ${plan.fallbacks.join(', ')}` : 'float fallback: none',
+    ...outputs.map((o) => `output ${escapeControl(o.name)} [${o.shape.join('x')}] ${o.type}`),
+    plan.fallbacks.length ? `float fallback (no documented device arithmetic): ${escapeControl(plan.fallbacks.join(', '))}` : 'float fallback: none',
   ].join('\n'));
   return 0;
 }

@@ -11,6 +11,7 @@
  *     and layout.
  */
 import { fail } from '../errors.js';
+import { check, isRecord } from '../guard.js';
 import type { PixelAffine } from '../passes/transforms.js';
 import { INTERPOLATIONS, resizeRgb, type Interpolation, type RgbImage } from './resize.js';
 
@@ -183,6 +184,8 @@ export function imageInputShape(dims: readonly (number | string)[], spec?: Pick<
  * width and height), which the CLI's flags and the page's fields both carry.
  */
 export function sizeSpec(spec: PreprocessSpec, inputShape?: readonly number[]): SizedSpec {
+  check(isRecord(spec), 'sizeSpec', 'the spec must be a preprocessing spec (parseSpec or presetSpec)');
+  check(inputShape === undefined || (Array.isArray(inputShape) && inputShape.every(Number.isSafeInteger)), 'sizeSpec', 'the input shape must be a list of integers');
   let { width, height } = spec;
   if (inputShape) {
     const [c, h, w] = spec.layout === 'NCHW' ? inputShape.slice(1, 4) : [inputShape[3], inputShape[1], inputShape[2]];
@@ -291,14 +294,21 @@ export function affine(spec: PreprocessSpec): { mul: number[]; add: number[]; so
   };
 }
 
+function checkSized(spec: unknown, where: string): void {
+  check(isRecord(spec) && Array.isArray(spec.mean) && Array.isArray(spec.std) && Number.isInteger(spec.width) && Number.isInteger(spec.height),
+    where, 'the spec must be a sized preprocessing spec (sizeSpec or presetSpec)');
+}
+
 /** The spec's per-channel affine map in the model's channel order, for a model that takes raw
  *  0..255 pixels and applies it itself (Model.withPixelInput). */
 export function pixelAffine(spec: SizedSpec): PixelAffine {
+  checkSized(spec, 'pixelAffine');
   return { scale: spec.scale, mean: [...spec.mean], std: [...spec.std], layout: spec.layout };
 }
 
 /** The spec that loads raw pixels: its geometry, without the affine map (the model applies it). */
 export function pixelSpec(spec: SizedSpec): SizedSpec {
+  checkSized(spec, 'pixelSpec');
   return { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
 }
 

@@ -26,6 +26,7 @@
  * device arithmetic run as "float fallback": dequantize, the float reference, requantize.
  */
 import { fail } from '../errors.js';
+import { check, checkBatch, checkFeeds, isRecord } from '../guard.js';
 import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { QCODE, activationClip } from '../ops/fixed.js';
@@ -133,6 +134,9 @@ export class FixedPlan {
 
   /** A plan for a model (a Model) at a batch size, on a WASM instance of its own. */
   static async create(model: PreparedModel, batch: number, spec: QuantSpec, options: FixedPlanOptions = {}): Promise<FixedPlan> {
+    check(isRecord(model) && typeof model.prepared === 'function', 'FixedPlan.create', 'the model must be a Model (from loadModel)');
+    checkBatch(batch, model, 'FixedPlan.create');
+    check(isRecord(spec) && isRecord(spec.tensors) && isRecord(spec.layers), 'FixedPlan.create', 'the spec must be a QuantSpec {tensors, layers, biasMode} (calibration.spec)');
     const { graph, inferred } = model.prepared(batch);
     return new FixedPlan(await WasmRuntime.create(), graph, inferred, spec, options);
   }
@@ -335,6 +339,8 @@ export class FixedPlan {
 
   /** Quantize the feeds, run every step, return the dequantized outputs. */
   run(feeds: Record<string, Float32Array>, onLayer?: (layer: FixedLayer) => void): Record<string, Float32Array> {
+    checkFeeds(feeds, 'FixedPlan.run');
+    check(!(feeds instanceof Float32Array), 'FixedPlan.run', 'feeds must be a record of Float32Arrays by input name');
     for (const v of this.inputs) {
       const data = feeds[v.name];
       const n = numel(v.shape);

@@ -3,6 +3,10 @@
  * rebuild it exactly: per tensor its observed range, PACT2 clip, scale, bits and signedness; per
  * layer its shift(s), weight scale(s), bias form and calibrated float bias.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { fail } from '../errors.js';
+import { check, isRecord } from '../guard.js';
 import type { StepRecord } from '../engine/fixed.js';
 import type { PixelAffine } from '../passes/transforms.js';
 import { PRESETS, type CalibrationState } from '../quant/calibrate.js';
@@ -68,6 +72,8 @@ export interface CalibrationTable {
    *  quantized weights of model.qdq.onnx, to recompute each layer's output integers from its
    *  inputs' (see README, "calibration.json"). */
   integers?: Record<string, StepIntegersEntry>;
+  /** "sha256:<hex>" of the file's other content (written by tableJson). */
+  integrity?: string;
 }
 
 /** A step's record, with, for weight layers, how their weights were quantized. */
@@ -157,7 +163,47 @@ export function buildTable(
   };
 }
 
-/** calibration.json's text, the same bytes wherever it is written (Node, browser). */
+/** The field of calibration.json that holds the hash of the rest of its content. */
+export const INTEGRITY_FIELD = 'integrity';
+
+const MAX_DEPTH = 64;
+
+/** A JSON value's canonical text: object keys sorted, no white space, values as JSON writes them;
+ *  the same for any key order or layout of the file. */
+function canonicalJson(v: unknown, depth = 0): string {
+  if (depth > MAX_DEPTH) fail('BAD_INPUT', `calibration.json: values nest deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x, depth + 1)).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k], depth + 1)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** "sha256:<hex>" of a parsed calibration.json's canonical text, without its integrity field:
+ *  every field counts, whichever fields a version of p2calib writes. */
+export function tableHash(json: Record<string, unknown>): string {
+  const { [INTEGRITY_FIELD]: _, ...content } = json;
+  return `sha256:${bytesToHex(sha256(utf8ToBytes(canonicalJson(content))))}`;
+}
+
+/** calibration.json's text, the same bytes wherever it is written (Node, browser), ending with
+ *  the hash of its content (checked by loadCalibration). */
 export function tableJson(table: CalibrationTable): string {
-  return `${JSON.stringify(table, null, 1)}\n`;
+  check(isRecord(table), 'tableJson', 'give a calibration table (calibration.table)');
+  // The hash is taken over the values as they read back from the text (undefined fields gone,
+  // Infinity as null), which is what a reader checks.
+  const content = JSON.parse(JSON.stringify(table)) as Record<string, unknown>;
+  delete content[INTEGRITY_FIELD];
+  return `${JSON.stringify({ ...content, [INTEGRITY_FIELD]: tableHash(content) }, null, 1)}\n`;
+}
+
+/** Refuse a table whose recorded hash does not match its content. A table without one (built in
+ *  memory) passes; readCalibration requires it of files. */
+export function checkTableHash(json: Record<string, unknown>): void {
+  const recorded = json[INTEGRITY_FIELD];
+  if (recorded === undefined) return;
+  if (typeof recorded !== 'string' || recorded !== tableHash(json)) {
+    fail('BAD_INPUT', `calibration.json was modified after p2calib wrote it: its content does not match its "${INTEGRITY_FIELD}" hash (recalibrate rather than edit it)`);
+  }
 }

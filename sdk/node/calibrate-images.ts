@@ -2,17 +2,18 @@
  *  through (inside the worker threads when there are several), a few at a time, so that memory
  *  does not grow with their number. */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import { runCalibration, type Calibration } from '../calibration.js';
 import { pixelAffine, pixelSpec, type SizedSpec } from '../data/preprocess.js';
 import { fail } from '../errors.js';
+import { check, checkModel, isRecord, options as optionsOf } from '../guard.js';
 import type { Model } from '../model.js';
 import type { CalibrationSource, ImageIdentity } from '../export/provenance.js';
 import type { CalibrateOptions } from '../quant/calibrate.js';
 import { CalibrationWorker, LocalWorker } from '../quant/worker.js';
 import { skipImage, type SkipPolicy } from './datasets.js';
+import { readFileOrFail } from './files.js';
 import { imageLoader } from './images.js';
 import { startNodeWorkers } from './pool.js';
 
@@ -34,7 +35,8 @@ export function imageIdentities(files: readonly string[], root = '.'): ImageIden
   return files.map((f) => {
     let sha256 = '';
     try {
-      sha256 = createHash('sha256').update(readFileSync(f)).digest('hex');
+      // Regular files only: a FIFO or /dev/zero in the folder must not block or fill memory here.
+      sha256 = createHash('sha256').update(readFileOrFail(f, 'image')).digest('hex');
     } catch {
       // reported by the worker that reads it
     }
@@ -42,7 +44,11 @@ export function imageIdentities(files: readonly string[], root = '.'): ImageIden
   });
 }
 
-export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, options: ImageCalibrateOptions = {}): Promise<Calibration> {
+export async function calibrateImages(model: Model, files: readonly string[], spec: SizedSpec, given?: ImageCalibrateOptions): Promise<Calibration> {
+  checkModel(model, 'calibrateImages');
+  check(Array.isArray(files) && files.every((f) => typeof f === 'string'), 'calibrateImages', 'files must be a list of image paths (openDataset(...).files)');
+  check(isRecord(spec), 'calibrateImages', 'the spec must be a sized preprocessing spec (sizeSpec or presetSpec)');
+  const options = optionsOf(given, 'calibrateImages');
   const requested = options.workers ?? availableParallelism();
   if (!Number.isInteger(requested) || requested < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${options.workers}`);
   const workers = Math.max(1, Math.min(requested, files.length));

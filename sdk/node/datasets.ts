@@ -6,8 +6,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fail, P2Error } from '../errors.js';
+import { checkCallbacks, checkPath, options as optionsOf } from '../guard.js';
 import { labelsFromList, parseClassList } from '../data/labels.js';
-import { readFileOrFail } from './files.js';
+import { ioReason, readFileOrFail } from './files.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'];
 
@@ -63,11 +64,22 @@ export function shuffle<T>(items: T[], seed: number): T[] {
 
 const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-function walk(dir: string, out: string[], others: string[]): void {
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => byPath(a.name, b.name))) {
+/** Image files under a folder, sorted; other files go to `others`, sub-folders that cannot be
+ *  listed to `unreadable`. Links to folders are not followed (no loops); links to files are,
+ *  when the image is read. */
+function walk(dir: string, out: string[], others: string[], unreadable: string[], top = true): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if (top) fail('IO', `cannot read the images folder ${dir}: ${ioReason(e)}`);
+    unreadable.push(`cannot read the folder ${dir}: ${ioReason(e)}`);
+    return;
+  }
+  for (const e of entries.sort((a, b) => byPath(a.name, b.name))) {
     if (e.name.startsWith('.')) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory()) walk(p, out, others);
+    if (e.isDirectory()) walk(p, out, others, unreadable, false);
     else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p);
     else others.push(p);
   }
@@ -77,15 +89,22 @@ function walk(dir: string, out: string[], others: string[]): void {
  * The images of a folder (recursive, hidden entries skipped) or of a list file (one path per line,
  * relative to the list file's folder; blank lines and lines starting with # are skipped).
  */
-export function openDataset(source: string, options: DatasetOptions = {}): Dataset {
+export function openDataset(source: string, given?: DatasetOptions): Dataset {
+  checkPath(source, 'openDataset', 'the images');
+  const options = optionsOf(given, 'openDataset');
+  checkCallbacks(options, ['onSkip'], 'openDataset');
   const abs = resolve(source);
   if (!existsSync(abs)) fail('IO', `images not found: ${source}`);
   let root: string, files: string[];
   if (statSync(abs).isDirectory()) {
     root = abs;
     files = [];
-    const others: string[] = [];
-    walk(abs, files, others);
+    const others: string[] = [], unreadable: string[] = [];
+    walk(abs, files, others, unreadable);
+    for (const message of unreadable) {
+      if (options.strict) fail('BAD_IMAGE', message);
+      options.onSkip?.(`${message} (skipped)`);
+    }
     if (others.length) {
       const names = others.slice(0, 3).map((f) => relative(abs, f)).join(', ');
       if (options.strict) fail('BAD_IMAGE', `${join(source, relative(abs, others[0]))} is not an image file (${IMAGE_EXTENSIONS.join(' ')})`);

@@ -7,6 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
+import { check, checkCallbacks, checkModel, isRecord } from '../guard.js';
 import { placement, type SizedSpec } from '../data/preprocess.js';
 import type { Model } from '../model.js';
 import { sameTop1, TopKAccuracy } from '../metrics/classification.js';
@@ -210,6 +211,10 @@ function detection(model: Model, o: EvaluateOptions, labelDir: string | undefine
 }
 
 export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalResult> {
+  checkModel(model, 'evaluate');
+  check(isRecord(o) && isRecord(o.dataset) && Array.isArray(o.dataset.files) && isRecord(o.spec), 'evaluate', 'options need a task, a dataset (openDataset) and a sized spec');
+  checkCallbacks(o, ['onProgress', 'onSkip'], 'evaluate');
+  check(o.fixed === undefined || (isRecord(o.fixed) && typeof o.fixed.run === 'function'), 'evaluate', 'fixed must be {run(feeds)} (a Calibration)');
   if (model.inputs.length !== 1) fail('UNSUPPORTED', `eval feeds images to one input; the model has ${model.inputs.length}`);
   const files = o.dataset.files.map((file, index) => ({ file, index }));
   if (o.fixed && o.calibration) fail('BAD_OPTION', 'give the fixed-point model as a calibration or as a runner, not both');

@@ -7,6 +7,7 @@
  */
 import sharp from 'sharp';
 import { fail, P2Error } from '../errors.js';
+import { check, checkPath, isRecord } from '../guard.js';
 import { MAX_IMAGE_PIXELS, finishGeometry, normalize, planGeometry, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
 import { embeddedProfile, toSrgb } from '../data/icc.js';
 import { resizeRgb, type Interpolation, type RgbImage } from '../data/resize.js';
@@ -15,7 +16,18 @@ import type { StagedLoader } from '../quant/worker.js';
 
 /** Decode image bytes (or a file) to 8-bit RGB. `name` is used in error messages. */
 export async function decodeImage(input: Uint8Array | string, name = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
-  const bytes = typeof input === 'string' ? readFileOrFail(input, 'image') : input;
+  let bytes = input as Uint8Array;
+  if (typeof input === 'string') {
+    try {
+      bytes = readFileOrFail(input, 'image');
+    } catch (e) {
+      // An entry of an image folder that cannot be read (a dangling link, a loop, a FIFO, a
+      // device, no permission) is an unusable image like an undecodable one: skipped unless strict.
+      if (e instanceof P2Error) fail('BAD_IMAGE', e.message);
+      throw e;
+    }
+  }
+  if (!(bytes instanceof Uint8Array)) fail('BAD_INPUT', 'decodeImage: give a file path or the bytes of an image (Uint8Array)');
   if (bytes.byteLength === 0) fail('BAD_IMAGE', `cannot decode image ${name}: the file is empty`);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS, ignoreIcc: true })
@@ -86,6 +98,10 @@ export async function decodeMask(path: string): Promise<{ width: number; height:
 
 /** Decode, preprocess and return the model-ready tensor (or write it into sample `index` of `out`). */
 export async function loadImageTensor(path: string, spec: SizedSpec, out?: Float32Array, index = 0, resizer: Resizer = 'sharp'): Promise<Float32Array> {
+  checkPath(path, 'loadImageTensor', 'the image');
+  check(isRecord(spec), 'loadImageTensor', 'the spec must be a sized preprocessing spec (sizeSpec or presetSpec)');
+  check(out === undefined || (out instanceof Float32Array && Number.isInteger(index) && index >= 0), 'loadImageTensor', 'out must be a Float32Array and index a sample position');
+  check(resizer === 'sharp' || resizer === 'portable', 'loadImageTensor', 'the resizer must be "sharp" or "portable"');
   const { image, plan } = await imageGeometry(await decodeImage(path), spec, resizer, path);
   return normalize(image, spec, out, index, plan);
 }

@@ -1,6 +1,7 @@
 /** ONNX bytes -> graph IR. Same code in Node and browsers (protobufjs on a Uint8Array). */
 import { fail, P2Error } from '../errors.js';
 import type { AttrValue, Dim, Graph, Node, Tensor, ValueInfo } from '../graph/ir.js';
+import { check, options as optionsOf } from '../guard.js';
 import { ATTR, ModelProto } from './schema.js';
 import { checkDims, decodeTensor, dtypeFromOnnx, int64, type Int64, type TensorProtoLike } from './tensor.js';
 
@@ -95,7 +96,10 @@ function decodeValueInfo(v: ValueInfoProto, what: string): ValueInfo {
   return { name, dtype, dims };
 }
 
-export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Graph {
+export function decodeModel(bytes: Uint8Array, given?: DecodeOptions): Graph {
+  check(bytes instanceof Uint8Array, 'loading a model', 'the model must be the bytes of an ONNX file (a Uint8Array)');
+  const options = optionsOf(given, 'loading a model');
+  check(options.externalData === undefined || typeof options.externalData === 'function', 'loading a model', 'externalData must be a function');
   const m = parseModel(bytes);
   const g = m.graph!;
 
@@ -138,6 +142,7 @@ export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Gra
   // Old PyTorch exports list every initializer as a graph input too; those are not runtime inputs.
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'graph input'));
   const outputs = (g.output ?? []).map((v) => decodeValueInfo(v, 'graph output'));
+  if (!outputs.length) fail('BAD_MODEL', 'the graph has no outputs: nothing to compute');
   const seen = new Set<string>();
   for (const v of inputs) {
     if (seen.has(v.name)) fail('BAD_MODEL', `graph input "${v.name}" is listed twice`);

@@ -1,5 +1,5 @@
 /** TensorProto <-> IR Tensor, for every element type CNN exporters write. */
-import { fail } from '../errors.js';
+import { fail, P2Error } from '../errors.js';
 import { DTYPE_BYTES, allocData, numel, type DType, type Tensor } from '../graph/ir.js';
 
 /** TensorProto.DataType code -> IR dtype (float16/bfloat16 widen to float32 on reading). */
@@ -107,7 +107,13 @@ export function decodeTensor(
   if (t.data_location === 1) {
     const entries = new Map((t.external_data ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = entries.get('location') ?? '';
-    const file = external?.(location);
+    let file: Uint8Array | undefined;
+    try {
+      file = external?.(location);
+    } catch (e) {
+      if (e instanceof P2Error) fail('EXTERNAL_DATA', `${what}: external file "${location}": ${e.message}`);
+      throw e;
+    }
     if (!file) fail('EXTERNAL_DATA', `${what}: data is stored in external file "${location}", which was not found next to the model`);
     const offset = Number(entries.get('offset') ?? 0);
     const length = entries.has('length') ? Number(entries.get('length')) : file.byteLength - offset;

@@ -85,7 +85,11 @@ export function topoSort(graph: Graph): Node[] {
 export function resolveInputShapes(graph: Graph, given?: InputShapes): Map<string, number[]> {
   const out = new Map<string, number[]>();
   const byName: Record<string, number[]> =
-    given === undefined ? {} : Array.isArray(given) ? (graph.inputs[0] ? { [graph.inputs[0].name]: given } : {}) : given;
+    given === undefined || given === null ? {} : Array.isArray(given) ? (graph.inputs[0] ? { [graph.inputs[0].name]: given } : {}) : given;
+  const isShape = (s: unknown) => Array.isArray(s) && s.every((d) => Number.isSafeInteger(d));
+  if (typeof byName !== 'object' || !Object.values(byName).every(isShape)) {
+    fail('SHAPE', 'inputShape must be a list of integers (one input) or a record of them by input name');
+  }
   for (const name of Object.keys(byName)) {
     if (!graph.inputs.some((v) => v.name === name)) {
       fail('SHAPE', `an input shape was given for "${name}", but the model's inputs are ${graph.inputs.map((v) => `"${v.name}"`).join(', ')}`);

@@ -99,14 +99,18 @@ export interface ResolvedOptions {
   subsampleSeed?: number;
 }
 
+/** At most this many passes over the samples: TIDL's own default is 50; beyond a thousand a run
+ *  only burns time. */
+export const MAX_ITERATIONS = 1000;
+
 export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   const preset = o.preset ?? 'advanced';
   if (!(preset in PRESETS)) fail('BAD_OPTION', `unknown preset "${preset}" (simple, advanced, advanced-dw)`);
   const bits = o.bits ?? 8;
   if (bits !== 8 && bits !== 16) fail('BAD_OPTION', `bits must be 8 or 16, got ${bits}`);
-  const positive = (v: number | undefined, d: number, name: string) => {
+  const positive = (v: number | undefined, d: number, name: string, max = Number.MAX_SAFE_INTEGER) => {
     const x = v ?? d;
-    if (!Number.isInteger(x) || x < 1) fail('BAD_OPTION', `${name} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(x) || x < 1 || x > max) fail('BAD_OPTION', `${name} must be a positive integer${max < Number.MAX_SAFE_INTEGER ? ` (at most ${max})` : ''}, got ${v}`);
     return x;
   };
   const factor = o.biasCalibrationFactor ?? 0.05;
@@ -126,7 +130,7 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     sixteenBitWeights: new Set(o.sixteenBitWeights ?? []),
     floatNodes: new Set(o.floatNodes ?? []),
     ...(o.mixedPrecision ? { mixedPrecision: { factor: o.mixedPrecision.factor } } : {}),
-    iterations: positive(o.iterations, 1, 'iterations'),
+    iterations: positive(o.iterations, 1, 'iterations', MAX_ITERATIONS),
     batchSize: positive(o.batchSize, 8, 'batchSize'),
     factor,
     biasCalibration,
@@ -219,19 +223,28 @@ export class CalibrationState {
     }
   }
 
-  /** Set ranges and biases from a saved calibration table (see export/table.ts). */
+  /**
+   * Set ranges and biases from a saved calibration table (see export/table.ts). The weight scales
+   * were frozen after the first pass from the ranges and the model's own biases, so the saved ones
+   * must be what these give: anything else was edited, or made for another model.
+   */
   restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
     for (const [t, r] of this.ranges) {
-      const saved = ranges[t];
+      const saved = Object.hasOwn(ranges, t) ? ranges[t] : undefined;
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
       [r.min, r.max] = saved.range;
       r.n = 1;
     }
+    const { scales } = this.formats();
     for (const l of this.layers) {
-      const saved = layers[l.node.name];
+      const saved = Object.hasOwn(layers, l.node.name) ? layers[l.node.name] : undefined;
       if (!saved || saved.bias.length !== l.bias.length) fail('BAD_INPUT', `the calibration has no bias for layer "${l.node.name}": it was made for another model`);
       if (saved.weightScaleLog2.length !== 1 && saved.weightScaleLog2.length !== l.bias.length) {
         fail('BAD_INPUT', `the calibration has ${saved.weightScaleLog2.length} weight scales for layer "${l.node.name}", which has ${l.bias.length} channels`);
+      }
+      const expected = scales.get(l)!;
+      if (saved.weightScaleLog2.join() !== expected.join()) {
+        fail('BAD_INPUT', `calibration.json: "layers.${l.node.name}.weightScaleLog2" is [${saved.weightScaleLog2}], but this model's weights and the saved ranges give [${expected}] (the file was edited, or made for another model)`);
       }
       l.bias.set(saved.bias);
       l.scaleLog2 = [...saved.weightScaleLog2];

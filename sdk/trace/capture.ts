@@ -1,8 +1,10 @@
 /** Run a fixed-point plan once and keep a copy of every layer's integer output, as traces. */
-import type { FixedPlan } from '../engine/fixed.js';
+import { FixedPlan } from '../engine/fixed.js';
+import { check } from '../guard.js';
 import type { TraceLayer } from './format.js';
 
 export function captureTraces(plan: FixedPlan, feeds: Record<string, Float32Array>): TraceLayer[] {
+  check(plan instanceof FixedPlan, 'captureTraces', 'the plan must be a FixedPlan (calibration.fixedPlan(1))');
   const inputs: TraceLayer[] = [];
   const layers: TraceLayer[] = [];
   const takeInputs = () => {

@@ -4,6 +4,7 @@
  * name to bytes so that this runs anywhere; sdk/node/traces.ts reads them from disk.
  */
 import { fail, oneLine } from '../errors.js';
+import { check } from '../guard.js';
 import type { QType } from '../device/spec.js';
 import {
   LAYER_INFO, dimsCount, floatTwin, formatDims, parseLayerInfo, parseTraceName, type LayerInfo, type ParsedTraceName,
@@ -95,11 +96,16 @@ function elementType(width: 1 | 2, infos: (LayerInfo | undefined)[], floats: (Fl
   return width === 1 ? (signed ? 'int8' : 'uint8') : signed ? 'int16' : 'uint16';
 }
 
+/** `unreadable`: problems found while reading the folders (files that could not be read), listed
+ *  first. */
 export function compareTraces(
-  a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B'], tolerance = 0,
+  a: Map<string, Uint8Array>, b: Map<string, Uint8Array>, labels: [string, string] = ['A', 'B'], tolerance = 0, unreadable: string[] = [],
 ): TraceComparison {
+  check(a instanceof Map && b instanceof Map, 'compareTraces', 'give two trace folders as maps of file name to bytes (readTraceDir)');
+  check([...a.values(), ...b.values()].every((v) => v instanceof Uint8Array), 'compareTraces', 'every file must be a Uint8Array');
+  check(Array.isArray(labels) && labels.length === 2 && Array.isArray(unreadable), 'compareTraces', 'labels must be two names, unreadable a list');
   if (!(Number.isInteger(tolerance) && tolerance >= 0)) fail('BAD_OPTION', `tolerance must be an integer >= 0, got ${tolerance}`);
-  const problems: string[] = [];
+  const problems: string[] = [...unreadable];
   const ea = entries(labels[0], a, problems), eb = entries(labels[1], b, problems);
   const [ia, ib] = [info(a), info(b)];
   const single = ea.bases.size <= 1 && eb.bases.size <= 1;

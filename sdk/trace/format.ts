@@ -7,6 +7,7 @@
  * values q / 2^scaleLog2; layer_info.txt maps data ids to layers and ONNX names.
  */
 import type { IntArray } from '../engine/fixed.js';
+import { check } from '../guard.js';
 import { dequantizeValue, type QType, type TensorQ } from '../device/spec.js';
 
 export const DEFAULT_TRACE_BASE = 'tidl_trace';
@@ -74,6 +75,7 @@ const SHORT = /^(|.*\D)(\d{4,})_(\d{4,})_(\d{5,})_(\d{5,})x(\d{5,})\.y$/;
 
 /** Both name forms; undefined when the name is neither. */
 export function parseTraceName(file: string): ParsedTraceName | undefined {
+  if (typeof file !== 'string') return undefined;
   let m = LONG.exec(file);
   if (m) {
     const [base, id, batch, dim1, dim2, channels, width, height] = [m[1], ...m.slice(2).map(Number)];
@@ -129,6 +131,8 @@ export function parseLayerInfo(text: string): Map<number, LayerInfo> {
 
 /** Every file of a trace folder: the .y files, their float twins and layer_info.txt. */
 export function traceFiles(layers: TraceLayer[], base = DEFAULT_TRACE_BASE): Map<string, Uint8Array> {
+  check(Array.isArray(layers), 'traceFiles', 'layers must be the array captureTraces returns');
+  check(typeof base === 'string' && !/[/\\\0]/.test(base), 'traceFiles', 'the base must be a file name prefix (no "/")');
   const files = new Map<string, Uint8Array>();
   for (const l of layers) {
     const name = traceName(base, l.dataId, traceDims(l.shape));
