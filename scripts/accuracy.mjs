@@ -4,6 +4,8 @@
 //   npm run accuracy                      print the table
 //   npm run accuracy -- --write           also replace the table in README.md
 //   npm run accuracy -- mobilenetv2       only some models
+//   npm run accuracy -- --config advanced-dw --config 'advanced-dw, 16-bit'   only some configurations
+//   npm run accuracy -- --no-qdq          skip the QDQ models in onnxruntime (quicker, for development)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -28,6 +30,10 @@ const CONFIGS = {
   'advanced-dw, entropy': { preset: 'advanced-dw', estimator: 'entropy' },
   'advanced-dw, mse': { preset: 'advanced-dw', estimator: 'mse' },
   'advanced-dw, 16-bit': { preset: 'advanced-dw', bits: 16 },
+  'advanced, equalized': { preset: 'advanced', equalize: true },
+  'advanced-dw, equalized': { preset: 'advanced-dw', equalize: true },
+  'advanced-dw, clip bounds kept': { preset: 'advanced-dw', keepClipBounds: true },
+  'advanced-dw, 16-bit, clip bounds kept': { preset: 'advanced-dw', bits: 16, keepClipBounds: true },
 };
 const MODELS = {
   mobilenetv2: {
@@ -49,8 +55,18 @@ const MODELS = {
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');
-const names = args.filter((a) => !a.startsWith('--'));
+const noQdq = args.includes('--no-qdq');
+const valueAt = new Set(args.flatMap((a, i) => (a === '--config' ? [i + 1] : [])));
+const only = valueAt.size ? [...valueAt].map((i) => args[i]) : undefined;
+const names = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i));
+for (const c of only ?? []) {
+  if (!CONFIGS[c]) {
+    console.error(`unknown configuration "${c}" (configurations: ${Object.keys(CONFIGS).join(', ')})`);
+    process.exit(2);
+  }
+}
 const rows = [];
+const f = (v) => (v === undefined ? '–' : v.toFixed(1));
 const status = (text) => process.stderr.isTTY && process.stderr.write(`\r${text}\x1b[K`);
 
 for (const name of names.length ? names : Object.keys(MODELS)) {
@@ -67,14 +83,14 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
     task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed: { run: fixed },
     onProgress: (d, t) => status(`${name}: evaluating ${d}/${t}`),
   });
-  for (const config of m.configs) {
+  for (const config of m.configs.filter((c) => !only || only.includes(c))) {
     status(`${name} ${config}: calibrating`);
     const started = Date.now();
     const cal = await calibrateImages(model, calibration, spec, CONFIGS[config]);
     const seconds = (Date.now() - started) / 1000;
     const fixed = await evaluate(model, evalOptions((x) => cal.run(x)));
     const qdq = {};
-    for (const rounding of ['onnx', 'device']) {
+    for (const rounding of noQdq ? [] : ['onnx', 'device']) {
       const session = await ort.InferenceSession.create(cal.toQdqOnnx({ rounding }), { logSeverityLevel: 3 });
       qdq[rounding] = (await evaluate(model, evalOptions(async (x) => {
         const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, m.shape) });
@@ -90,20 +106,20 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
       fixed: fixed.fixed[m.metric],
       qdq: qdq.onnx,
       qdqDevice: qdq.device,
+      agreement: fixed.agreement,
       sqnr: sqnr.length ? Math.min(...sqnr) : undefined,
       seconds,
     });
     status('');
     const r = rows.at(-1);
-    console.error(`${name} ${config}: float ${r.float.toFixed(1)} fixed ${r.fixed.toFixed(1)} qdq ${r.qdq.toFixed(1)} / ${r.qdqDevice.toFixed(1)} (${seconds.toFixed(1)} s)`);
+    console.error(`${name} ${config}: float ${f(r.float)} fixed ${f(r.fixed)} qdq ${f(r.qdq)} / ${f(r.qdqDevice)} agreement ${f(r.agreement)} sqnr ${f(r.sqnr)} (${seconds.toFixed(1)} s)`);
   }
 }
 
-const f = (v) => (v === undefined ? '–' : v.toFixed(1));
 const table = [
-  '| model (metric) | preset | float | p2calib fixed point | QDQ in onnxruntime | QDQ, device rounding | output SQNR dB | calibration s |',
-  '|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.qdq)} | ${f(r.qdqDevice)} | ${f(r.sqnr)} | ${f(r.seconds)} |`),
+  '| model (metric) | preset | float | p2calib fixed point | agreement with float % | output SQNR dB | QDQ in onnxruntime | QDQ, device rounding | calibration s |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.agreement)} | ${f(r.sqnr)} | ${f(r.qdq)} | ${f(r.qdqDevice)} | ${f(r.seconds)} |`),
 ].join('\n');
 console.log(table);
 if (write) {

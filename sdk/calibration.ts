@@ -9,10 +9,14 @@ import { fail } from './errors.js';
 import { check, checkBatch, checkCallbacks, checkIterable, options as optionsOf } from './guard.js';
 import { Model, type Feeds } from './model.js';
 import {
-  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type Preset, type ResolvedOptions, type Sample, type Samples,
+  CalibrationState, resolveOptions, splitImages, type CalibrateOptions, type LayerState, type OutputRanges, type Preset, type ResolvedOptions, type Sample,
+  type Samples,
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
+import { numel } from './graph/ir.js';
+import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
+import { RANGE_STRIDE } from './quant/ranges.js';
 import {
   CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
@@ -88,6 +92,11 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t) || t.format !== 'p2calib-calibration' || t.version !== 1) fail('BAD_INPUT', 'not a p2calib calibration.json (format/version missing)');
   for (const k of ['preset', 'estimator', 'biasMode']) if (typeof t[k] !== 'string') bad(k, 'a string');
   if (typeof t.bits !== 'number') bad('bits', 'a number');
+  // Tables written before the option existed were calibrated keeping the Clip bounds.
+  if (t.keepClipBounds === undefined) t.keepClipBounds = true;
+  if (typeof t.keepClipBounds !== 'boolean') bad('keepClipBounds', 'true or false');
+  if (t.equalize === undefined) t.equalize = false;
+  if (typeof t.equalize !== 'boolean') bad('equalize', 'true or false');
   if (!Number.isInteger(t.images) || (t.images as number) < 0) bad('images', 'a count');
   for (const k of ['sixteenBit', 'floatNodes', 'sixteenBitWeights']) {
     const v = t[k];
@@ -106,6 +115,8 @@ function checkTable(t: unknown): asserts t is CalibrationTable {
   if (!obj(t.tensors)) bad('tensors', 'an object');
   for (const [name, e] of Object.entries(t.tensors as object)) {
     if (!obj(e) || !numbers(e.range) || e.range.length !== 2 || !(e.range[0] <= e.range[1])) bad(`tensors.${name}.range`, 'two numbers, the lower first');
+    const x = (e as Record<string, unknown>).extremes;
+    if (x !== undefined && (!numbers(x) || x.length !== 2 || !(x[0] <= x[1]))) bad(`tensors.${name}.extremes`, 'two numbers, the lower first');
   }
   if (!obj(t.layers)) bad('layers', 'an object');
   const prov = t.provenance;
@@ -168,11 +179,13 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   checkTable(table);
   checkTableHash(table as unknown as Record<string, unknown>);
   checkModel(table.provenance, source);
-  const model = table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source;
   const opts = resolveOptions({
     preset: table.preset as Preset, bits: table.bits as Bits, sixteenBit: table.sixteenBit, biasMode: table.biasMode as BiasMode,
     estimator: table.estimator, floatNodes: table.floatNodes, sixteenBitWeights: table.sixteenBitWeights, rules: table.rules,
+    keepClipBounds: table.keepClipBounds, equalize: table.equalize,
+    outputRanges: table.outputRanges as OutputRanges | undefined,
   });
+  const model = calibratedModel(table.input.pixels && !source.pixelInput ? source.withPixelInput(table.input.affine!) : source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   state.restore(table.tensors, table.layers);
@@ -180,6 +193,12 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
   const { spec, weights } = state.spec();
   checkDerived(table, buildTable(state, spec, weights, { pixelInput: model.pixelInput }));
   return new Calibration(model, state, spec, weights, table);
+}
+
+/** The model a calibration works on: equalized when asked (through Clip(0, hi) too, unless the
+ *  Clip's bounds are kept: they cannot be scaled per channel). */
+function calibratedModel(model: Model, o: ResolvedOptions): Model {
+  return o.equalize && !model.equalize ? model.withEqualization({ clips: !o.keepClipBounds }) : model;
 }
 
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own
@@ -209,8 +228,9 @@ export interface CalibrationRun<I> {
   items(): AsyncIterable<I> | Iterable<I>;
   /** How many images a pass has, when known before the first pass (for progress). */
   count?: number;
-  /** Start the workers (once, before the first pass). */
-  start(setup: WorkerSetup): Promise<WorkerHandle<I>[]>;
+  /** Start the workers (once, before the first pass) on the model calibrated: the one given, or
+   *  its equalized form. */
+  start(setup: WorkerSetup, model: Model): Promise<WorkerHandle<I>[]>;
   /** An item that failed in the first pass (e.g. an undecodable image): returning leaves it out
    *  of every pass, throwing ends the calibration. Without it, any failure ends it. */
   onItemError?(error: unknown, item: I): void;
@@ -294,10 +314,11 @@ async function inImageOrder<I, R>(
  * by image and updates the biases after each batch (broadcast to every worker); the last pass
  * also sums each point's SQNR terms image by image.
  */
-export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
+export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
   checkCallbacks(options, ['onProgress', 'onSkip'], 'calibrating');
   const opts = resolveOptions(options);
   const t0 = performance.now();
+  const model = calibratedModel(source, opts);
   const { graph, inferred } = model.prepared(1);
   const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
   const points = state.placement.points;
@@ -307,8 +328,9 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
   let t = performance.now();
   const workers = await run.start({
     points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+    peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
     cacheBytes: CACHE_BYTES,
-  });
+  }, model);
   timings.workers = workers.length;
   timings.start = performance.now() - t;
   // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
@@ -350,20 +372,20 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       }
       first.push(index);
       for (const i of observed) {
-        const [lo, hi] = [r[2 * i], r[2 * i + 1]];
+        const at = RANGE_STRIDE * i, seen: [number, number] = [r[at + RANGE_STRIDE - 2], r[at + RANGE_STRIDE - 1]];
         // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
         // of a negative): no power-of-2 format holds that.
-        if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
-          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${lo} to ${hi}, which no fixed-point format holds (an overflow or NaN in the float model)`);
+        if (!r.subarray(at, at + RANGE_STRIDE).every(Number.isFinite)) {
+          fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${seen[0]} to ${seen[1]}, which no fixed-point format holds (an overflow or NaN in the float model)`);
         }
-        state.ranges.get(points[i])!.update([lo, hi]);
+        state.ranges.get(points[i])!.forEach((range, k) => range.update([r[at + 2 * k], r[at + 2 * k + 1]], seen));
       }
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
     t = performance.now();
     state.freezeWeights();
-    const { spec, weights } = state.spec();
+    const { spec, weights, formats } = state.spec();
     await Promise.all(workers.map((w) => w.setSpec(spec)));
     timings.spec = performance.now() - t;
 
@@ -375,6 +397,7 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
     const sumF = new Float64Array(length), sumQ = new Float64Array(length);
     const biases = new Float32Array(length);
     const sqnr = new Float64Array(2 * points.length);
+    const clip = new Float64Array(2 * points.length);
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
       const last = pass === Math.max(biasPasses, 1) - 1;
@@ -395,8 +418,9 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       };
       const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
       await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
-        const { meansFloat: f, meansFixed: q, sqnr: s } = m;
+        const { meansFloat: f, meansFixed: q, sqnr: s, clip: c } = m;
         if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
+        if (c) for (let k = 0; k < clip.length; k++) clip[k] += c[k];
         if (!f || !q) return;
         for (let c = 0; c < length; c++) {
           sumF[c] += f[c];
@@ -407,8 +431,17 @@ export async function runCalibration<I>(model: Model, run: CalibrationRun<I>, op
       applyBatch();
     }
     const db = new Map<string, number>();
-    for (const i of observed) db.set(points[i], sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput });
+    const errors = new Map<string, PointError>();
+    for (const i of observed) {
+      const p = points[i];
+      db.set(p, sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+      errors.set(p, {
+        signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
+        count: numel(inferred.values.get(p)!.shape) * state.images,
+      });
+    }
+    const verdicts = diagnose(state, formats, errors);
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];
@@ -451,6 +484,6 @@ export async function calibrate(model: Model, samples: Samples, given?: Calibrat
     items: () => eachImage(model, samples),
     count: Array.isArray(samples) ? samples.reduce((n: number, s: Sample) => n + model.feedsToRecord(s).batch, 0) : undefined,
     // The samples are in memory already: nothing to keep.
-    start: async (setup) => [new LocalWorker(await CalibrationWorker.create(model, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
+    start: async (setup, m) => [new LocalWorker(await CalibrationWorker.create(m, setup), (feeds: Record<string, Float32Array>) => feeds, 0)],
   }, options);
 }

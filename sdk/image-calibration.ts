@@ -115,12 +115,12 @@ export async function calibrateImageSet<T>(
     },
     items: () => images,
     count: images.length,
-    start: async (setup) => workers > 1
-      ? startWorkers!(workers, { model: model.parts(), setup, loader: load })
-      : [new LocalWorker(await CalibrationWorker.create(model, setup), loader, setup.cacheBytes)],
+    start: async (setup, m) => workers > 1
+      ? startWorkers!(workers, { model: m.parts(), setup, loader: load })
+      : [new LocalWorker(await CalibrationWorker.create(m, setup), loader, setup.cacheBytes)],
   }, { ...job.options, onProgress: report('calibration') });
   const bins = job.histogramBins ?? 256;
-  const histograms = bins ? await activationHistograms(model, samples, Object.keys(cal.table.tensors), { bins, onProgress: report('histograms') }) : {};
+  const histograms = bins ? await activationHistograms(cal.model, samples, Object.keys(cal.table.tensors), { bins, onProgress: report('histograms') }) : {};
 
   let agreement: ImageCalibrationResult['agreement'];
   const output = job.agreement === false ? undefined : classificationOutput(model.outputs);

@@ -2,7 +2,8 @@
 import { P2Error } from './errors.js';
 import { unsupportedNodes } from './passes/infer.js';
 import { attrTensor, isFloat, type Dim, type Graph } from './graph/ir.js';
-import { loadModel, type LoadOptions } from './model.js';
+import { loadModel, type LoadOptions, type Model } from './model.js';
+import { CalibrationState, resolveOptions } from './quant/calibrate.js';
 import { decodeModel } from './onnx/decode.js';
 import { checkParameters } from './passes/validate.js';
 
@@ -12,6 +13,9 @@ export interface InspectReport {
   ops: Record<string, number>;
   params: number;
   unsupported: { op: string; node: string }[];
+  /** Nodes of the prepared graph without documented integer arithmetic: in fixed point they run
+   *  as float fallback (dequantize, float reference, requantize). Absent when shapes are unknown. */
+  fallback?: { op: string; node: string }[];
   opset: number;
   producer: string;
   /** Planned activation arena at these input shapes; absent when shapes are unknown. */
@@ -29,6 +33,12 @@ function countParams(g: Graph): number {
     if (t && isFloat(t.dtype)) n += t.data.length;
   }
   return n;
+}
+
+/** The nodes a fixed-point run of the model computes as float fallback, whatever the calibration. */
+export function fallbackNodes(model: Model) {
+  const { graph, inferred } = model.prepared(1);
+  return new CalibrationState(graph, inferred, resolveOptions({})).formats().fallbacks;
 }
 
 export async function inspectModel(bytes: Uint8Array, options: LoadOptions = {}): Promise<InspectReport> {
@@ -54,6 +64,7 @@ export async function inspectModel(bytes: Uint8Array, options: LoadOptions = {})
     report.inputs = model.inputs.map((v) => ({ name: v.name, shape: v.shape, type: v.dtype }));
     report.outputs = model.outputs.map((v) => ({ name: v.name, shape: v.shape, type: v.dtype }));
     report.arenaBytes = await model.arenaBytes();
+    report.fallback = fallbackNodes(model).map((n) => ({ op: n.op, node: n.name }));
   } catch (e) {
     if (!(e instanceof P2Error) || e.code !== 'SHAPE' || options.inputShape) throw e;
     report.shapeNote = e.message;

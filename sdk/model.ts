@@ -5,8 +5,10 @@ import { WasmRuntime } from './engine/wasm.js';
 import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
-  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, recognizeHardActivations, removeIdentities, type PixelAffine,
+  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, foldScaleMuls, recognizeHardActivations, removeIdentities,
+  type PixelAffine,
 } from './passes/transforms.js';
+import { equalizeLayers, type EqualizeOptions } from './passes/equalize.js';
 import { decodeModel, type DecodeOptions } from './onnx/decode.js';
 import { check, checkBatch, checkFeeds, isRecord, options as optionsOf } from './guard.js';
 import { checkFoldedWeights, checkParameters } from './passes/validate.js';
@@ -32,14 +34,17 @@ export interface ModelParts {
   shapes: Map<string, number[]>;
   pixelInput?: PixelAffine;
   sha256?: string;
+  equalize?: EqualizeOptions;
 }
 
 /**
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
- * Conv/Gemm and constant bias Adds into Conv/MatMul, recognise hard-sigmoid/hard-swish, and analyse the result.
+ * Conv/Gemm, constant per-channel Muls and bias Adds into Conv/ConvTranspose/MatMul, recognise
+ * hard-sigmoid/hard-swish, optionally equalize consecutive layers (passes/equalize.ts), and analyse
+ * the result.
  */
-export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { graph: Graph; inferred: Inferred } {
+export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>, equalize?: EqualizeOptions): { graph: Graph; inferred: Inferred } {
   const graph = cloneGraph(decoded);
   const first = inferGraph(graph, shapes);
   checkParameters(graph, (name) => first.values.get(name)?.value);
@@ -47,8 +52,10 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>): { g
   removeIdentities(graph);
   cancelTransposes(graph);
   foldBatchNorm(graph);
+  foldScaleMuls(graph, (name) => first.values.get(name)?.shape);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
+  if (equalize) equalizeLayers(graph, equalize);
   const inferred = inferGraph(graph, shapes);
   checkFoldedWeights(graph, inferred);
   return { graph, inferred };
@@ -71,6 +78,8 @@ export class Model {
     /** SHA-256 (hex) of the ONNX file it was loaded from: what a calibration records to name its
      *  model (a pixel-input model keeps its source's). */
     readonly sha256?: string,
+    /** Set when consecutive layers are equalized (see withEqualization). */
+    readonly equalize?: EqualizeOptions,
   ) {
     const info = (name: string, dtype: DType) => ({ name, shape: inferred.values.get(name)!.shape, dtype });
     this.inputs = graph.inputs.map((v) => info(v.name, v.dtype));
@@ -89,16 +98,26 @@ export class Model {
     if (this.inputs.length !== 1) fail('BAD_OPTION', 'pixel input needs a single-input model');
     const source = cloneGraph(this.source);
     addPixelInput(source, affine);
-    return Model.fromParts({ source, shapes: this.shapes, pixelInput: affine, sha256: this.sha256 });
+    return Model.fromParts({ ...this.parts(), source, pixelInput: affine });
+  }
+
+  /**
+   * The same model with consecutive weight layers equalized (cross-layer equalization,
+   * passes/equalize.ts): the same function (with `clips`, Clip(0, hi) between equalized layers
+   * becomes Relu), weights easier to quantize per tensor. Node and tensor names do not change.
+   */
+  withEqualization(options: EqualizeOptions): Model {
+    if (this.equalize) fail('BAD_OPTION', 'the model is already equalized');
+    return Model.fromParts({ ...this.parts(), equalize: options });
   }
 
   parts(): ModelParts {
-    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, sha256: this.sha256 };
+    return { source: this.source, shapes: this.shapes, pixelInput: this.pixelInput, sha256: this.sha256, equalize: this.equalize };
   }
 
-  static fromParts({ source, shapes, pixelInput, sha256 }: ModelParts): Model {
-    const { graph, inferred } = prepareGraph(source, shapes);
-    return new Model(source, graph, inferred, shapes, pixelInput, sha256);
+  static fromParts({ source, shapes, pixelInput, sha256, equalize }: ModelParts): Model {
+    const { graph, inferred } = prepareGraph(source, shapes, equalize);
+    return new Model(source, graph, inferred, shapes, pixelInput, sha256, equalize);
   }
 
   /** Normalize feeds to a record and find the batch size they carry. */
@@ -133,7 +152,7 @@ export class Model {
   /** The analysed graph at a given batch size. */
   prepared(batch: number): { graph: Graph; inferred: Inferred } {
     if (batch === this.inputs[0]?.shape[0]) return { graph: this.graph, inferred: this.inferred };
-    return prepareGraph(this.source, this.shapesForBatch(batch));
+    return prepareGraph(this.source, this.shapesForBatch(batch), this.equalize);
   }
 
   /** A float execution plan for a batch size, on its own WASM instance. */

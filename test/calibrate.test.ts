@@ -25,16 +25,73 @@ test('calibrate: every runtime tensor gets a power-of-2 format; the QDQ and cali
     const d = diff(out.y, ref.y);
     assert.ok(d.max < 0.1 * d.ref + 0.05, `${what}: ${d.max} vs ${d.ref}`);
   }
-  // The calibrated model's clips are the PACT2 powers of 2, within a Clip's own bounds (as the
-  // device saturates at both); the Relu became Clip(0, clip2).
+  // The calibrated model's clips are the PACT2 powers of 2 (the Clip(0,6) too: the seed's rule);
+  // the Relu became Clip(0, clip2).
   const g = decodeModel(cal.toCalibratedOnnx());
   const bound = (out: string) => g.initializers.get(g.nodes.find((n) => n.op === 'Clip' && n.outputs[0] === out)!.inputs[2])!.data[0];
-  assert.is(bound('r2'), Math.min(6, clipOf(cal.spec.tensors.r2)[1]));
+  assert.is(bound('r2'), clipOf(cal.spec.tensors.r2)[1]);
   assert.is(bound('r1'), clipOf(cal.spec.tensors.r1)[1]);
   assert.ok(Number.isInteger(Math.log2(bound('r1'))));
   const qdq = decodeModel(cal.toQdqOnnx());
   assert.ok(qdq.nodes.some((n) => n.op === 'QuantizeLinear'));
   assert.ok(qdq.opset >= 13);
+});
+
+test("the seed's rule: a Clip(0,6) saturates at its power-of-2 range (8) by default, at 6 with keepClipBounds; engine, QDQ and calibrated export alike", async () => {
+  // y1: Clip fused into a Conv; y2: a standalone Clip after a max pool. Both Clips see values in
+  // [0, 7.3125], above 6, and their observed range rounds up to 8 (every value exact in 8 bits).
+  const bytes = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: [1, 1, 4, 10] }],
+    outputs: [{ name: 'y1', dims: [1, 1, 4, 10] }, { name: 'y2', dims: [1, 1, 4, 10] }],
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c1'], { kernel_shape: [1, 1] }), node('Clip', ['c1', 'zero', 'six'], ['y1']),
+      node('Conv', ['x', 'w', 'b'], ['c2'], { kernel_shape: [1, 1] }), node('MaxPool', ['c2'], ['m'], { kernel_shape: [1, 1] }),
+      node('Clip', ['m', 'zero', 'six'], ['y2']),
+    ],
+    initializers: { w: floats([1, 1, 1, 1], [0.75]), b: floats([1], [0]), zero: floats([], [0]), six: floats([], [6]) },
+  });
+  const model = await loadModel(bytes);
+  const x = Float32Array.from({ length: 40 }, (_, i) => i / 4);
+  const feeds = { x: { data: x, dims: [1, 1, 4, 10] } };
+  for (const keepClipBounds of [false, true]) {
+    const cal = await calibrate(model, [x], { preset: 'simple', keepClipBounds });
+    assert.is(cal.table.keepClipBounds, keepClipBounds);
+    const want = Array.from(x, (v) => Math.min(0.75 * v, keepClipBounds ? 6 : 8));
+    for (const out of ['y1', 'y2']) assert.equal(clipOf(cal.spec.tensors[out]), [0, 8], out);
+    const fixed = await cal.run(x);
+    const qdq = await ortRun(cal.toQdqOnnx(), feeds);
+    const calibrated = await ortRun(cal.toCalibratedOnnx(), feeds);
+    for (const [what, y] of [['fixed', fixed], ['qdq', qdq], ['calibrated', calibrated]] as const) {
+      for (const out of ['y1', 'y2']) assert.equal(Array.from(y[out]), want, `${what} ${out}, keepClipBounds ${keepClipBounds}`);
+    }
+    const again = loadCalibration(model, JSON.parse(JSON.stringify(cal.table)));
+    assert.equal(Array.from((await again.run(x)).y1), want);
+  }
+  // A table from before the option existed was calibrated keeping the bounds.
+  const old = JSON.parse(JSON.stringify((await calibrate(model, [x], { preset: 'simple' })).table));
+  delete old.keepClipBounds;
+  assert.equal(Array.from((await loadCalibration(model, old).run(x)).y1), Array.from(x, (v) => Math.min(0.75 * v, 6)));
+});
+
+test('8-bit ranges average the images, 16-bit ranges cover every calibration image', async () => {
+  const bytes = buildModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: [1, 1, 4, 4] }],
+    outputs: [{ name: 'y', dims: [1, 1, 4, 4] }],
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c'], { kernel_shape: [1, 1] }), node('Relu', ['c'], ['r']),
+      node('Conv', ['r', 'w', 'b'], ['y'], { kernel_shape: [1, 1] }),
+    ],
+    initializers: { w: floats([1, 1, 1, 1], [0.75]), b: floats([1], [0]) },
+  });
+  const model = await loadModel(bytes);
+  // 19 images peak at 0.75 after the first conv, one at 3.
+  const images = Array.from({ length: 20 }, (_, i) => Float32Array.from({ length: 16 }, (_, k) => (k / 15) * (i === 7 ? 4 : 1)));
+  const at8 = await calibrate(model, images, { preset: 'simple' });
+  const at16 = await calibrate(model, images, { preset: 'simple', bits: 16 });
+  assert.equal(clipOf(at8.spec.tensors.r), [0, 1]);
+  assert.equal(clipOf(at16.spec.tensors.r), [0, 4]);
 });
 
 test('calibrate is deterministic and a saved table rebuilds the same calibration', async () => {

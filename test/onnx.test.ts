@@ -4,6 +4,7 @@ import { loadModel, P2Error } from '../sdk/index.js';
 import { inspectModel } from '../sdk/inspect.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { encodeModel } from '../sdk/onnx/encode.js';
+import { upgradeOpset } from '../sdk/onnx/opset.js';
 import { ModelProto } from '../sdk/onnx/schema.js';
 import { prepareGraph } from '../sdk/model.js';
 import { resolveInputShapes } from '../sdk/passes/infer.js';
@@ -56,6 +57,53 @@ assetTest(test, 'prepared graphs (folded constants and BatchNorm) still run in o
       const d = diff(b[k], a[k]);
       assert.ok(d.max <= 1e-4 * d.ref, `${file} ${k}: ${d.max} vs ${d.ref}`);
     }
+  }
+});
+
+assetTest(test, 'prepared graphs of the OCR and low-light models (BatchNorm as Mul and Add, ConvTranspose bias Adds folded) run in onnxruntime with the same outputs', async () => {
+  const models: [string, number[]][] = [['ppocrv4-det.onnx', [1, 3, 96, 128]], ['ppocrv4-rec.onnx', [1, 3, 48, 160]], ['tbefn-180x320.onnx', [1, 3, 180, 320]]];
+  for (const [file, shape] of models) {
+    const bytes = readModel(file);
+    const source = decodeModel(bytes);
+    const { graph, inferred } = prepareGraph(source, resolveInputShapes(source, [...shape]));
+    assert.ok(graph.nodes.length <= source.nodes.length, file);
+    upgradeOpset(graph, 14, (t) => inferred.values.get(t)?.shape.length ?? 0); // HardSwish is opset 14
+    const x = randomArray(shape.reduce((a, b) => a * b, 1), 3);
+    const feeds = { [source.inputs[0].name]: { data: x, dims: [...shape] } };
+    const [a, b] = [await ortRun(bytes, feeds), await ortRun(encodeModel(graph), feeds)];
+    for (const k of Object.keys(a)) {
+      const d = diff(b[k], a[k]);
+      // Probabilities: within 1e-4 of the largest, or of 1 when all are tiny (a Sigmoid far out).
+      assert.ok(d.max <= 1e-4 * Math.max(d.ref, 1), `${file} ${k}: ${d.max} vs ${d.ref}`);
+    }
+  }
+});
+
+test('per-channel constant Muls and Adds after a Conv, and bias Adds after a ConvTranspose, fold into the layer', async () => {
+  const bytes = buildModel({
+    inputs: [{ name: 'x', dims: [1, 3, 5, 5] }],
+    outputs: [{ name: 'y' }, { name: 'u' }],
+    nodes: [
+      node('Conv', ['x', 'w', 'cb'], ['c'], { pads: [1, 1, 1, 1] }),
+      node('Mul', ['c', 's'], ['m']),
+      node('Add', ['k', 'm'], ['y']),
+      node('ConvTranspose', ['y', 'wt'], ['t'], { strides: [2, 2] }),
+      node('Mul', ['t', 'half'], ['th']),
+      node('Add', ['th', 'tb'], ['u']),
+    ],
+    initializers: {
+      w: randomTensor([4, 3, 3, 3], 1), cb: randomTensor([4], 2), s: randomTensor([1, 4, 1, 1], 3, -2, 2), k: randomTensor([4, 1, 1], 4),
+      wt: randomTensor([4, 2, 2, 2], 5), half: floats([], [0.5]), tb: randomTensor([1, 2, 1, 1], 6),
+    },
+  });
+  const model = await loadModel(bytes);
+  assert.equal(model.graph.nodes.map((n) => n.op), ['Conv', 'ConvTranspose']);
+  const x = randomArray(75, 7);
+  const ours = await model.run(x);
+  const ref = await ortRun(bytes, { x: { data: x, dims: [1, 3, 5, 5] } });
+  for (const k of ['y', 'u']) {
+    const d = diff(ours[k], ref[k]);
+    assert.ok(d.max <= 1e-5 * Math.max(1, d.ref), `${k}: ${d.max}`);
   }
 });
 

@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
-import { extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
-import { batchRange, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
+import { clipErrorRef, extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsKernels, subsample2Count, subsample2Ref, tailsRef } from '../sdk/quant/histogram.js';
+import { batchRange, batchRanges, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/device/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
 import { weightLayout } from '../sdk/ops/fixed.js';
@@ -72,6 +72,21 @@ test('SQNR sums kernel equals its reference bit for bit for every integer type a
         e += (x[i] - q[i] * 2 ** -scaleLog2) ** 2;
       }
       assert.ok(Math.abs(got[0] - s) <= 1e-12 * s && Math.abs(got[1] - e) <= 1e-9 * s, `${Q.name} n=${n}: ${got} vs ${[s, e]}`);
+    }
+  }
+});
+
+test('clip error kernel equals its reference bit for bit: values outside a clip and their squared excess', async () => {
+  const { rt, k } = await kernels();
+  const r = rng(29);
+  for (const n of [0, 1, 5, 64, 1001]) {
+    const x = Float32Array.from({ length: n }, () => r(-3, 3) ** 3);
+    if (n > 3) [x[0], x[1], x[2]] = [NaN, Infinity, -2.5];
+    const xp = place(rt, x);
+    for (const [lo, hi] of [[-2.5, 2.5], [0, 1 - 2 ** -9], [-Infinity, Infinity], [1, 1]]) {
+      const got = k.clipError(xp, n, lo, hi);
+      assert.equal(got, clipErrorRef(x, lo, hi), `n=${n} [${lo}, ${hi}]`);
+      assert.is(got[0], Array.from(x).filter((v) => v < lo || v > hi).length);
     }
   }
 });
@@ -178,6 +193,15 @@ test('range estimators: minmax keeps outliers, percentile cuts 0.01 % tails, mse
   assert.ok(mhi <= 16 && Number.isInteger(Math.log2(mhi)), `mse clip ${mhi}`);
   const [elo, ehi] = batchRange({ kind: 'entropy' }, statsOf(x));
   assert.ok(ehi < 10 && ehi >= 1 && elo === -ehi, `entropy ${elo} ${ehi}`); // clips the outlier, keeps the bell
+  // At 16 bits the percentile's cut costs the outlier more than rounding the bell on a clip of 64.
+  assert.equal(batchRange(parseEstimator('percentile:99.99'), statsOf(x), 16), minMaxRef(x));
+  assert.equal(batchRanges({ kind: 'minmax' }, statsOf(x), [8, 16]), [minMaxRef(x), minMaxRef(x)]);
+  const [m8, m16] = batchRanges({ kind: 'mse' }, statsOf(x), [8, 16]);
+  assert.ok(m16[1] > m8[1], `mse clips ${m8} at 8 bits, ${m16} at 16`);
+  // A cut worth its error stays at 16 bits: 5 values just past 2 among 10^5 below it.
+  const edge = Float32Array.from({ length: 100_000 }, (_, i) => (i < 5 ? 2.001 : r(0, 1.99)));
+  const [, e16] = batchRange(parseEstimator('percentile:99.99'), statsOf(edge), 16);
+  assert.ok(e16 < 2, `16-bit clip ${e16}`);
   assert.equal(parseEstimator('percentile'), { kind: 'percentile', percentile: 99.99 });
   assert.throws(() => parseEstimator('percentile:20'), /percentile must be/);
   assert.throws(() => parseEstimator('kl'), /unknown range estimator/);

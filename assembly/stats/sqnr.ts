@@ -39,3 +39,21 @@ export function sqnr_sums_f32_q(f: usize, q: usize, t: i32, n: i32, step: f64, o
   store<f64>(out, ((f64x2.extract_lane(s01, 0) + f64x2.extract_lane(s01, 1)) + (f64x2.extract_lane(s23, 0) + f64x2.extract_lane(s23, 1))) + ts);
   store<f64>(out, ((f64x2.extract_lane(e01, 0) + f64x2.extract_lane(e01, 1)) + (f64x2.extract_lane(e23, 0) + f64x2.extract_lane(e23, 1))) + te, 8);
 }
+
+/**
+ * What a clip [lo, hi] cuts of n f32 values: out[0] = how many lie outside it, out[1] = the sum of
+ * (f - clamp(f, lo, hi))^2 in f64, in order (clipErrorRef in sdk/quant/histogram.ts).
+ */
+export function clip_error_f32(f: usize, n: i32, lo: f64, hi: f64, out: usize): void {
+  let count: f64 = 0, err: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const x = <f64>load<f32>(f + (<usize>i << 2));
+    const d = x < lo ? x - lo : x > hi ? x - hi : 0;
+    if (d != 0) {
+      count += 1;
+      err += d * d;
+    }
+  }
+  store<f64>(out, count);
+  store<f64>(out, err, 8);
+}

@@ -8,12 +8,13 @@ import { calibrateImages } from '../../sdk/node/calibrate-images.js';
 import { prepareCalibrationDir, saveCalibration } from '../../sdk/node/calibration-files.js';
 import { openDataset } from '../../sdk/node/datasets.js';
 import { readModelFile } from '../../sdk/node/files.js';
-import { MAX_ITERATIONS, type BiasCalibration, type CalibrateOptions, type Preset } from '../../sdk/quant/calibrate.js';
+import { MAX_ITERATIONS, type BiasCalibration, type CalibrateOptions, type OutputRanges, type Preset } from '../../sdk/quant/calibrate.js';
 import { readText } from '../../sdk/node/datasets.js';
 import { tidlConfig, type TidlMapping } from '../../sdk/tidl-config.js';
 import { withConfigFile } from '../config.js';
 import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
+import type { CalibrationTable } from '../../sdk/export/table.js';
 import type { BiasMode } from '../../sdk/device/spec.js';
 import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn, type Options } from '../args.js';
 import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, unsizedSpecFromFlags } from '../preprocess.js';
@@ -36,10 +37,19 @@ Options:
   --iterations N      bias-calibration passes over the images (default 1, at most ${MAX_ITERATIONS})
   --batch N           images per bias update (default 8)
   --estimator E       range estimator: minmax | percentile:<p> | entropy | mse (default: the preset's)
+  --output-ranges R   peak (default: model outputs and the tensors feeding them keep the extremes
+                      seen over the images, as the task reads their peaks) | average (the running
+                      average of every other point, and the devkit's everywhere)
+  --verdict-threshold DB  layers below this SQNR get a verdict (default 12 at 8 bits, 30 at 16)
   --bias-calibration V  tidl (default: compare outputs after the activation, factor/10 at the
                       start and end) | devkit (compare the layer's own output)
   --bias-factor F     bias calibration factor, 0 to 1 (default 0.05)
   --bias-mode M       mma (default: TIDL's biasA*biasB split) | int16 (plain int16 bias)
+  --keep-clip-bounds  Relu6/Clip saturate at their own bounds (6·2^s) too; by default they are PACT2
+                      clips saturating at the power-of-2 range only (a Clip(0,6) at 8), as the
+                      device does in power-of-2 mode
+  --equalize          cross-layer equalization before calibration (data-free; the exported models
+                      carry the equalized weights)
   --qdq-rounding R    onnx (default: the form TIDL imports; ONNX rounds ties to even) | device
                       (ONNX Runtime rounds ties up as the device does; for evaluating in ORT)
   --pixel-input       the exported models take raw 0..255 pixels and apply the preprocessing's
@@ -64,7 +74,8 @@ Options:
   --seed N            shuffle the images with this seed before --limit; also seeds --subsample
 ${STRICT_HELP}
   --force             overwrite the files in a non-empty --out
-  --json              print one JSON object: {"preset","images","workers","seconds","files":{...}}
+  --json              print one JSON object: {"preset","images","workers","seconds","files":{...},
+                      "thresholds","verdicts":[...],"compromises":{...},"fallbacks":[...]}
   --verbose           stack traces on errors
 
 ${PREPROCESS_HELP}
@@ -82,8 +93,8 @@ const PRESET_NAMES: Preset[] = ['simple', 'advanced', 'advanced-dw'];
 const OPTIONS: Options = {
   images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
   'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
-  'bias-calibration': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
-  'pixel-input': { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
+  'bias-calibration': { type: 'string' }, 'output-ranges': { type: 'string' }, 'verdict-threshold': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
+  'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
   workers: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string' }, 'tidl-config': { type: 'string' }, 'float-nodes': { type: 'string' },
   report: { type: 'string' }, ...STRICT_OPTION, ...PREPROCESS_OPTIONS,
 };
@@ -119,6 +130,10 @@ export async function run(argv: string[]): Promise<number> {
     biasCalibration: choice<BiasCalibration>(values['bias-calibration'], 'bias-calibration', ['tidl', 'devkit']),
     biasCalibrationFactor: numberOption(values['bias-factor'], 'bias-factor', { min: 0, max: 1 }),
     biasMode: choice<BiasMode>(values['bias-mode'], 'bias-mode', ['mma', 'int16']),
+    outputRanges: choice<OutputRanges>(values['output-ranges'], 'output-ranges', ['peak', 'average']),
+    keepClipBounds: !!values['keep-clip-bounds'],
+    equalize: values.equalize === undefined ? undefined : !!values.equalize,
+    verdictThreshold: numberOption(values['verdict-threshold'], 'verdict-threshold', { min: 0, max: 200 }),
   };
   const limit = intOption(values.limit, 'limit') ?? tidl?.calibrationFrames;
   if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
@@ -163,23 +178,53 @@ export async function run(argv: string[]): Promise<number> {
   const seconds = (Date.now() - started) / 1000;
   const written = saveCalibration(cal, outDir, { force: true, rounding });
   if (values.report !== undefined) await writeReport(cal, files.slice(0, 16), basename(pos[0]), resolve(values.report as string));
+  const t = cal.table;
+  const { verdicts, thresholds } = t.diagnostics!;
   if (values.json) {
-    console.log(JSON.stringify({ preset: cal.table.preset, images: cal.table.images, workers: cal.timings!.workers, seconds, files: written }));
+    console.log(JSON.stringify({
+      preset: t.preset, images: t.images, workers: cal.timings!.workers, seconds, files: written, thresholds, verdicts, compromises: t.compromises, fallbacks: t.fallbacks,
+    }));
     return 0;
   }
-  const t = cal.table;
-  const worst = Object.entries(t.layers).filter(([, l]) => l.sqnr !== undefined).sort((a, b) => a[1].sqnr! - b[1].sqnr!).slice(0, 5);
   console.log([
     `calibrated ${basename(pos[0])}: preset ${t.preset} (${t.estimator}), ${t.bits}-bit, ${t.images} images in ${seconds.toFixed(1)} s`,
     t.input.pixels
       ? 'input: raw 0..255 pixels (uint8); the exported models apply the preprocessing mean/scale themselves'
       : 'input: preprocessed float tensors, as the float model takes them',
     `preprocessing: ${describeSpec(spec)} (recorded: eval and simulate use it by default)`,
-    `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}`,
-    'lowest SQNR layers (fixed vs float, dB):',
-    ...worst.map(([name, l]) => `  ${escapeControl(name).padEnd(32)} ${l.sqnr!.toFixed(1)}`),
+    `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}; output ranges: ${t.outputRanges}`,
+    ...summary(t),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
     `      ${written.tidl} (for TIDL: advanced_options:quant_params_proto_path)`,
   ].join('\n'));
   return 0;
+}
+
+/** The verdicts (those whose error is their own in full; the inherited ones by name), the
+ *  compromises and the float fallbacks, in a few lines. */
+function summary(t: CalibrationTable): string[] {
+  const { verdicts, thresholds } = t.diagnostics!;
+  const own = verdicts.filter((v) => v.cause.kind !== 'inherited');
+  const inherited = verdicts.filter((v) => v.cause.kind === 'inherited');
+  const measured = Object.values(t.tensors).filter((e) => e.sqnr !== undefined).length;
+  const lines = [
+    `layers below their SQNR threshold (fixed vs float; ${thresholds[8]} dB at 8 bits, ${thresholds[16]} dB at 16): ${verdicts.length} of ${measured} tensors`,
+    ...own.flatMap((v) => [`  ${escapeControl(v.node)} (${escapeControl(v.op)}) ${v.sqnr.toFixed(1)} dB: ${v.cause.text}`, `      remedy: ${v.remedy.text}`]),
+  ];
+  const worst = Object.entries(t.layers).filter(([, l]) => l.sqnr !== undefined).sort((a, b) => a[1].sqnr! - b[1].sqnr!).slice(0, 3);
+  if (worst.length) lines.push(`lowest SQNR layers: ${worst.map(([name, l]) => `${escapeControl(name)} ${l.sqnr!.toFixed(1)} dB`).join(', ')}`);
+  if (inherited.length) {
+    lines.push(`  ${inherited.length} more inherit their error from their inputs: ${inherited.map((v) => `${escapeControl(v.node)} ${v.sqnr.toFixed(1)} dB`).join(', ')}`);
+  }
+  const compromised = Object.entries(t.compromises ?? {});
+  if (compromised.length) {
+    lines.push(`compromises the device's rules forced on ${compromised.length} nodes (calibration.json "compromises"): ` +
+      compromised.map(([node, cs]) => `${escapeControl(node)} (${[...new Set(cs.map((c) => c.kind))].join(', ')})`).join(', '));
+  }
+  const fallbacks = t.fallbacks ?? [];
+  if (fallbacks.length) {
+    const ops = [...new Set(fallbacks.map((f) => escapeControl(f.op)))];
+    lines.push(`float fallback (no documented device arithmetic): ${fallbacks.length} nodes (${ops.join(', ')})`);
+  }
+  return lines;
 }

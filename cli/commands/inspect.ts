@@ -5,8 +5,9 @@ import { parse, parseInputShape } from '../args.js';
 
 export const help = `Usage: p2calib inspect MODEL.onnx [--input-shape 1,3,224,224] [--json]
 
-Print a model's inputs and outputs with shapes, op counts, parameter count, unsupported ops and
-the activation memory p2calib plans for it.
+Print a model's inputs and outputs with shapes, op counts, parameter count, unsupported ops, the
+activation memory p2calib plans for it and the nodes that run as float fallback in fixed point
+(no documented device arithmetic: dequantized, computed in float, requantized).
 
 Options:
   --input-shape S   shape of the input (needed for dynamic dims): "1,3,224,224", or per input
@@ -38,6 +39,11 @@ export async function run(argv: string[]): Promise<number> {
     ...Object.entries(r.ops).sort((a, b) => b[1] - a[1]).map(([op, n]) => `  ${esc(op).padEnd(28)} ${n}`),
     `parameters: ${r.params.toLocaleString('en-US')}`,
     r.arenaBytes !== undefined ? `activation arena: ${(r.arenaBytes / 2 ** 20).toFixed(2)} MiB` : `note: ${esc(r.shapeNote ?? '')}`,
+    ...(r.fallback
+      ? [r.fallback.length
+        ? `float fallback in fixed point (${r.fallback.length}):\n${r.fallback.map((u) => `  ${esc(u.op)} (node "${esc(u.node)}")`).join('\n')}`
+        : 'float fallback in fixed point: none']
+      : []),
     r.unsupported.length
       ? `unsupported ops (${r.unsupported.length}):\n${r.unsupported.map((u) => `  ${esc(u.op)} (node "${esc(u.node)}")`).join('\n')}`
       : 'unsupported ops: none',

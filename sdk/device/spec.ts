@@ -48,6 +48,12 @@ export interface QuantSpec {
   /** Keyed by node name. */
   layers: Record<string, LayerQ>;
   biasMode: BiasMode;
+  /**
+   * false (default, the seed's rule, DESIGN.md §4): a Relu6/Clip is a PACT2 clip; the device
+   * saturates only at its output type's limits (a Clip(0,6) whose range rounds up to 8 saturates
+   * at 8·255/256). true: it also saturates at the Clip's own bounds (6·2^s), as p2calib did first.
+   */
+  keepClipBounds?: boolean;
   /** Nodes kept in float: the engine runs them as float fallback whatever their op. */
   floatNodes?: string[];
 }
@@ -169,6 +175,20 @@ export function accumulatorLimit(bits: Bits): number {
   return bits === 8 ? 2 ** 31 - 1 : 2 ** 53;
 }
 
+/**
+ * The largest requantizing right shift a layer takes when its accumulator is bounded by `bound`
+ * (bias included): the rounding term 2^(n-1) must keep it inside the word, and the shift must stay
+ * within the word's shift range (31 for int32, 62 for int64). -1 when `bound` alone leaves the word.
+ */
+export function maxShift(bits: Bits, bound: number): number {
+  const room = accumulatorLimit(bits) - bound;
+  if (room < 0) return -1;
+  return Math.min(bits === 8 ? 31 : 62, room < 1 ? 0 : floorLog2(room) + 1);
+}
+
+/** The largest integer factor a rescale or element-wise kernel takes (an int32 argument). */
+export const MAX_FACTOR = 2 ** 31 - 1;
+
 /** A layer runs in 16-bit mode (int64 accumulator, int32 bias) when any operand is 16-bit. */
 export function layerBits(...operands: Bits[]): Bits {
   return operands.includes(16) ? 16 : 8;
@@ -185,8 +205,9 @@ export function layerShift(inLog2: number, wLog2: number, outLog2: number): numb
 
 /**
  * Saturation bounds of an output in its integer domain: the type's range, narrowed by a fused
- * activation. ReLU is the saturation at 0; Clip(min, max) saturates at its bounds converted to
- * fixed point like any float (round half away from zero) at the output scale.
+ * activation's own bounds when the spec keeps them (keepClipBounds). ReLU is the saturation at 0;
+ * Clip(min, max) saturates at its bounds converted to fixed point like any float (round half away
+ * from zero) at the output scale.
  */
 export function saturationBounds(q: TensorQ, clip?: { min: number; max: number }): [number, number] {
   let [lo, hi] = qRange(q.bits, q.signed);
@@ -228,6 +249,17 @@ export function formatShift(from: TensorQ, to: TensorQ): { k: number; n: number 
 export function avgPoolMultiplier(count: number, bits: Bits): { m: number; shift: number } {
   const shift = FRACTION_BITS.avgPool[bits] + Math.max(0, floorLog2(count));
   return { m: roundHalfAway(2 ** shift / count), shift };
+}
+
+/**
+ * The largest |value| deviceBias() can return for an input format: what bias calibration may grow
+ * a bias to, so that a layer whose shift leaves room for it never leaves its word.
+ */
+export function maxDeviceBias(bits: Bits, mode: BiasMode, inQ: TensorQ): number {
+  if (bits === 16) return 2 ** 31;
+  if (mode === 'int16') return 2 ** 15;
+  const f = 2 ** inQ.scaleLog2, bMax = inQ.signed ? 127 : 255;
+  return f > bMax ? 128 * bMax : f > 1 ? 2 ** 15 * f : 2 ** 15;
 }
 
 /** The device bias of every output channel (value at the accumulator scale 2^(in + w_c)). */

@@ -189,6 +189,9 @@ export class FixedPlan {
       const act = fixed?.fusesActivation && node.outputs.length === 1 && next.length === 1 && !graphOutputs.has(out) &&
         next[0].inputs[0] === out ? next[0] : undefined;
       const clip = act ? activationClip(act, inf.compiled.get(act)!.params) : undefined;
+      // The seed's rule: an activation saturates at its output type's limits only, unless the
+      // spec keeps the Clip's own bounds (its unsigned type is ReLU's saturation at 0 either way).
+      const own = spec.keepClipBounds ? clip ?? activationClip(node, c.params) : undefined;
       const outs = clip ? [act!.outputs[0]] : node.outputs;
       const outT = outs.map((o) => (o ? tensorOf(o) : undefined));
       const inQ = node.inputs.map((i) => (isRuntime(i) ? tensorOf(i).q : undefined));
@@ -197,7 +200,7 @@ export class FixedPlan {
       if (fixed) {
         const ctx: FixedContext<unknown> = {
           node, params: c.params, inputs: metas, inQ, outQ: outT.map((t) => t!.q),
-          bounds: outT.map((t) => saturationBounds(t!.q, clip)), layer: layerQ, biasMode: spec.biasMode,
+          bounds: outT.map((t) => saturationBounds(t!.q, own)), layer: layerQ, biasMode: spec.biasMode,
         };
         f = fixed.compile(ctx);
         if (f === undefined) fixed = undefined;
@@ -214,15 +217,17 @@ export class FixedPlan {
       const alias = !!fixed && mod.alias && isRuntime(node.inputs[0]) && sameFormat(inQ[0]!, outT[0]!.q) && !keep.has(outs[0]);
       if (alias) root.set(outs[0], rootOf(node.inputs[0]));
       const step: Step = { layer, mod, params: c.params, ins, outs, kind: alias ? 'alias' : fixed ? 'fixed' : 'fallback', fixed, f };
-      if (fixed?.arith) {
-        step.arith = fixed.arith(f);
+      const arith = fixed?.arith?.(f);
+      if (arith) {
+        step.arith = arith;
         const shape = outT[0]!.shape;
         const axis = node.op === 'Gemm' || node.op === 'MatMul' ? shape.length - 1 : 1;
         step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
         this.weightLayers.push(node.name);
         this.byNode.set(node.name, step);
       }
-      if (!fixed && mod.elementwise && inQ[0] && outT[0]) {
+      // Tabulated where the tensor has more elements than its input format has integers.
+      if (!fixed && mod.elementwise && inQ[0] && outT[0] && numel(outT[0].shape) > 2 ** inQ[0].bits) {
         step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
       } else if (!fixed) {
         step.floats = {

@@ -9,7 +9,7 @@ import { encodeModel } from '../onnx/encode.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { clipOf, type QuantSpec } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
+import { finishEdits, freshName, holdsFloats, pact2Bounds, setClipBounds, staticIO, uniqueNodeNames } from './common.js';
 
 export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>): Uint8Array {
   const g: Graph = cloneGraph(state.graph);
@@ -24,6 +24,14 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     g.initializers.set(wName, w);
     const bName = freshName(g, `${l.node.name}_bias_calibrated`);
     g.initializers.set(bName, tensor('float32', [l.channels], l.bias));
+    if (node.op === 'MatMul' && state.inferred.values.get(node.inputs[0])!.shape.length !== 2) {
+      // Gemm takes 2-D inputs only: a batched A keeps its MatMul, and the bias is added after it.
+      const product = freshName(g, `${node.outputs[0]}_product`);
+      g.nodes.push({ name: `${node.name}_bias`, op: 'Add', domain: '', inputs: [product, bName], outputs: [node.outputs[0]], attrs: {} });
+      node.inputs = [node.inputs[0], wName];
+      node.outputs = [product];
+      continue;
+    }
     node.inputs = [node.inputs[0], wName, bName];
     if (node.op === 'MatMul') {
       node.op = 'Gemm';
@@ -32,10 +40,11 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
   }
   const added: Node[] = [];
   for (const p of state.placement.points) {
+    if (!holdsFloats(state.inferred, p)) continue;
     const bounds = clipOf(spec.tensors[p]);
     const producer = g.nodes.find((n) => n.outputs.includes(p));
     if (producer && (producer.op === 'Clip' || producer.op === 'Relu')) {
-      setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p]));
+      setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p], !!spec.keepClipBounds));
       producer.op = 'Clip';
       continue;
     }
@@ -54,6 +63,7 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     setClipBounds(g, clip, bounds);
     added.push(clip);
   }
+  uniqueNodeNames(g, added);
   g.nodes = [...added, ...g.nodes];
   finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });

@@ -70,6 +70,8 @@ export function recordedOptions(o: ResolvedOptions, extra: Record<string, unknow
     weightClipping: o.rules.clipWeights,
     perChannelDepthwise: o.rules.perChannelDepthwise,
     biasMode: o.biasMode,
+    keepClipBounds: o.keepClipBounds,
+    equalize: o.equalize,
     subsample: o.subsampleSeed !== undefined,
     ...(o.subsampleSeed !== undefined ? { seed: o.subsampleSeed } : {}),
     ...extra,

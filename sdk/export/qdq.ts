@@ -2,8 +2,9 @@
  * QDQ ONNX export (DESIGN.md §6): int8 weights -> DequantizeLinear (per tensor, or per output
  * channel on axis 0), the device bias as int32 -> DequantizeLinear at scale s_in * s_w, and a
  * QuantizeLinear/DequantizeLinear pair with a power-of-2 scale and zero point 0 on every stored
- * tensor (uint8 where unsigned). Relu/Clip nodes are kept, a Clip's bounds intersected with the PACT2 clip (the device saturates at both). This is what
- * ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
+ * tensor (uint8 where unsigned). Relu/Clip nodes are kept with the PACT2 clip as their bounds
+ * (intersected with a Clip's own where the spec keeps them: the device then saturates at both).
+ * This is what ONNX Runtime runs and what TIDL >= 9.1 imports with prequantized_model=1.
  *
  * Rounding differs at exact ties: ONNX QuantizeLinear rounds half to even, the device rounds
  * half away from zero (float-to-fixed) or half up (its requantizing shift). Deep nets amplify
@@ -23,7 +24,7 @@ import { upgradeOpset } from '../onnx/opset.js';
 import type { CalibrationState } from '../quant/calibrate.js';
 import { deviceBias, type QuantSpec, type TensorQ } from '../device/spec.js';
 import type { QuantizedWeights } from '../quant/weights.js';
-import { finishEdits, freshName, pact2Bounds, setClipBounds, staticIO } from './common.js';
+import { finishEdits, freshName, holdsFloats, pact2Bounds, setClipBounds, staticIO, uniqueNodeNames } from './common.js';
 
 function zeroPoint(q: TensorQ) {
   const dtype = q.bits === 16 ? (q.signed ? 'int16' : 'uint16') : q.signed ? 'int8' : 'uint8';
@@ -46,10 +47,17 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   upgradeOpset(g, target, (t) => inf.values.get(t)?.shape.length ?? 0);
   staticIO(g, inf);
   const added: Node[] = [];
+  // The Q/DQ nodes join the graph at the end: the names they take are reserved meanwhile.
+  const reserved = new Set<string>();
+  const fresh = (base: string) => {
+    const name = freshName(g, base, reserved);
+    reserved.add(name);
+    return name;
+  };
   const dq = (input: string, scale: number[], zp: ReturnType<typeof zeroPoint>, out: string, axis?: number, sixteen = false): Node => {
-    const s = freshName(g, `${out}_scale`);
+    const s = fresh(`${out}_scale`);
     g.initializers.set(s, tensor('float32', scale.length === 1 ? [] : [scale.length], scale));
-    const z = freshName(g, `${out}_zero_point`);
+    const z = fresh(`${out}_zero_point`);
     g.initializers.set(z, scale.length === 1 ? zp : tensor(zp.dtype, [scale.length], new Array(scale.length).fill(0)));
     return {
       name: `${out}_DequantizeLinear`, op: 'DequantizeLinear', domain: sixteen ? 'com.microsoft' : '', inputs: [input, s, z], outputs: [out],
@@ -63,9 +71,10 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     const qw = weights.get(l.node.name)!;
     const sixteen = l.bits === 16;
     const perChannel = qw.scaleLog2.length > 1;
-    const wq = freshName(g, `${node.inputs[1]}_quantized`);
+    const wq = fresh(`${node.inputs[1]}_quantized`);
     g.initializers.set(wq, { dtype: sixteen ? 'int16' : 'int8', dims: inf.values.get(l.node.inputs[1])!.shape, data: qw.data });
-    const wf = freshName(g, `${node.inputs[1]}_dequantized`);
+    // Layers sharing a weight initializer each get their own (their scales may differ).
+    const wf = fresh(`${node.inputs[1]}_dequantized`);
     added.push(dq(wq, qw.scaleLog2.map((e) => 2 ** -e), tensor(sixteen ? 'int16' : 'int8', [], [0]), wf, perChannel ? 0 : undefined, sixteen));
     const inQ = spec.tensors[l.input];
     let biasInt = Array.from(l.bias, (b, c) => deviceBias(b, inQ.scaleLog2, qw.scaleLog2[perChannel ? c : 0], l.bits, spec.biasMode, inQ.signed).value);
@@ -74,10 +83,18 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
       biasInt = biasInt.map((v) => 2 * v + 1);
       biasScales = biasScales.map((x) => x / 2);
     }
-    const bq = freshName(g, `${l.node.name}_bias_quantized`);
+    const bq = fresh(`${l.node.name}_bias_quantized`);
     g.initializers.set(bq, tensor('int32', [l.channels], biasInt));
-    const bf = freshName(g, `${l.node.name}_bias_dequantized`);
+    const bf = fresh(`${l.node.name}_bias_dequantized`);
     added.push(dq(bq, biasScales, tensor('int32', [], [0]), bf, perChannel ? 0 : undefined));
+    if (node.op === 'MatMul' && inf.values.get(node.inputs[0])!.shape.length !== 2) {
+      // Gemm takes 2-D inputs only: a batched A keeps its MatMul, and the bias is added after it.
+      const product = fresh(`${node.outputs[0]}_product`);
+      added.push({ name: `${node.name}_bias`, op: 'Add', domain: '', inputs: [product, bf], outputs: [node.outputs[0]], attrs: {} });
+      node.inputs = [node.inputs[0], wf];
+      node.outputs = [product];
+      continue;
+    }
     if (node.op === 'MatMul') {
       node.op = 'Gemm';
       node.attrs = {};
@@ -97,27 +114,28 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
     return !!producer && state.floatNodes.has(producer.name) && (readers.get(p) ?? []).every((n) => state.floatNodes.has(n.name));
   };
   for (const p of state.placement.points) {
-    if (inFloat(p)) continue;
+    if (inFloat(p) || !holdsFloats(inf, p)) continue;
     const q = spec.tensors[p];
     const producer = g.nodes.find((n) => n.outputs.includes(p));
-    if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q));
+    if (producer?.op === 'Clip') setClipBounds(g, producer, pact2Bounds(g, producer, q, !!spec.keepClipBounds));
     const isInput = !producer;
-    const src = isInput ? p : freshName(g, `${p}_float`);
+    const src = isInput ? p : fresh(`${p}_float`);
     let qIn = src;
     const offset = tieOffsets.get(p);
     if (offset !== undefined) {
-      const c = freshName(g, `${p}_tie_offset`);
+      const c = fresh(`${p}_tie_offset`);
       g.initializers.set(c, tensor('float32', [], [offset]));
-      qIn = freshName(g, `${p}_ties_up`);
+      qIn = fresh(`${p}_ties_up`);
       added.push({ name: `${p}_TiesUp`, op: 'Add', domain: '', inputs: [src, c], outputs: [qIn], attrs: {} });
     }
-    const mid = freshName(g, `${p}_quantized`);
-    const out = isInput ? freshName(g, `${p}_dequantized`) : p;
+    const mid = fresh(`${p}_quantized`);
+    const out = isInput ? fresh(`${p}_dequantized`) : p;
+    reserved.add(out);
     if (producer) producer.outputs = producer.outputs.map((o) => (o === p ? src : o));
     else for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === p ? out : i));
-    const s = freshName(g, `${p}_scale`);
+    const s = fresh(`${p}_scale`);
     g.initializers.set(s, tensor('float32', [], [2 ** -q.scaleLog2]));
-    const z = freshName(g, `${p}_zero_point`);
+    const z = fresh(`${p}_zero_point`);
     g.initializers.set(z, zeroPoint(q));
     const domain = q.bits === 16 ? 'com.microsoft' : '';
     added.push(
@@ -128,6 +146,7 @@ export function exportQdq(state: CalibrationState, spec: QuantSpec, weights: Map
   if (added.some((n) => n.domain === 'com.microsoft') && !g.extraOpsets.some((o) => o.domain === 'com.microsoft')) {
     g.extraOpsets.push({ domain: 'com.microsoft', version: 1 });
   }
+  uniqueNodeNames(g, added);
   g.nodes = [...added, ...g.nodes];
   finishEdits(g);
   return encodeModel(g, { producer: 'p2calib' });

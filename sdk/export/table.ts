@@ -9,7 +9,8 @@ import { fail } from '../errors.js';
 import { check, isRecord } from '../guard.js';
 import type { StepRecord } from '../engine/fixed.js';
 import type { PixelAffine } from '../passes/transforms.js';
-import { PRESETS, type CalibrationState } from '../quant/calibrate.js';
+import { PRESETS, VERDICT_THRESHOLD, type CalibrationState, type Compromise, type Formats } from '../quant/calibrate.js';
+import type { Verdict } from '../quant/diagnose.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import { biasCapReason, type QuantizedWeights } from '../quant/weights.js';
@@ -17,6 +18,8 @@ import type { Provenance } from './provenance.js';
 
 export interface TensorEntry {
   range: [number, number];
+  /** The smallest and largest values seen over the images (what a clip of `range` may cut). */
+  extremes: [number, number];
   clip: [number, number];
   scale: number;
   scaleLog2: number;
@@ -24,6 +27,10 @@ export interface TensorEntry {
   signed: boolean;
   /** SQNR (dB) of the fixed-point tensor against the float one, on the calibration samples. */
   sqnr?: number;
+  /** The op's known output range, which the clip covers (Sigmoid, Softmax [0, 1], Tanh [-1, 1]). */
+  knownRange?: [number, number];
+  /** The range is the extremes over the images (a model output or what feeds it), not their average. */
+  peak?: true;
 }
 
 export interface LayerEntry {
@@ -54,6 +61,10 @@ export interface CalibrationTable {
   sixteenBit: string[];
   biasCalibration: string;
   biasMode: string;
+  /** Relu6/Clip saturate at their own bounds too (else only at the PACT2 clip, the seed's rule). */
+  keepClipBounds: boolean;
+  /** Consecutive layers were equalized before calibration (the exports carry those weights). */
+  equalize: boolean;
   /** The seed of the devkit's stride-2 subsample of 4-D activations, when it was used. */
   subsampleSeed: number | null;
   /** Present when set: nodes kept in float, layers with 16-bit weights only, and the preset's
@@ -64,6 +75,8 @@ export interface CalibrationTable {
   images: number;
   /** pixels: the exported models take raw 0..255 pixels and apply `affine` themselves. */
   input: { pixels: boolean; affine?: PixelAffine };
+  /** How the ranges of model outputs and what feeds them fold over the images: 'peak' or 'average'. */
+  outputRanges?: string;
   tensors: Record<string, TensorEntry>;
   layers: Record<string, LayerEntry>;
   /** How the calibration was made (absent in files written before it existed). */
@@ -72,6 +85,12 @@ export interface CalibrationTable {
    *  quantized weights of model.qdq.onnx, to recompute each layer's output integers from its
    *  inputs' (see README, "calibration.json"). */
   integers?: Record<string, StepIntegersEntry>;
+  /** By node name: what the device's rules forced on its formats or weights, with the reason. */
+  compromises?: Record<string, Compromise[]>;
+  /** Nodes without documented integer arithmetic: dequantize, float reference, requantize. */
+  fallbacks?: { node: string; op: string }[];
+  /** Verdicts on the layers below their SQNR threshold (dB, by bits). */
+  diagnostics?: { thresholds: Record<string, number>; verdicts: Verdict[] };
   /** "sha256:<hex>" of the file's other content (written by tableJson). */
   integrity?: string;
 }
@@ -100,7 +119,8 @@ export function integersSection(steps: Record<string, StepRecord>, state: Calibr
       continue;
     }
     const from = l.scaleFromWeights ?? qw.scaleLog2;
-    const lowered = qw.scaleLog2.some((e, g) => e < from[g]) ? biasCapReason(l.bits, state.options.biasMode) : null;
+    const reasons = [...new Set((l.weightCompromises ?? []).filter((c) => c.kind === 'weight-scale-lowered').map((c) => c.reason))];
+    const lowered = qw.scaleLog2.some((e, g) => e < from[g]) ? reasons.join('; ') || biasCapReason(l.bits, state.options.biasMode) : null;
     out[name] = { ...step, weights: { clip: qw.clippedTo ?? null, scaleLog2FromWeights: from, lowered } };
   }
   return out;
@@ -108,16 +128,18 @@ export function integersSection(steps: Record<string, StepRecord>, state: Calibr
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine },
+  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine; formats?: Formats; verdicts?: Verdict[] },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
   for (const p of state.placement.points) {
     const q = spec.tensors[p];
-    const r = state.ranges.get(p)!;
+    const r = state.rangeOf(p);
     tensors[p] = {
-      range: [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
+      range: [r.min, r.max], extremes: r.n ? r.seen : [r.min, r.max], clip: clipOf(q), scale: 2 ** q.scaleLog2, scaleLog2: q.scaleLog2, bits: q.bits, signed: q.signed,
       ...(extra.sqnr?.has(p) ? { sqnr: extra.sqnr.get(p) } : {}),
+      ...(extra.formats?.known.has(p) ? { knownRange: extra.formats.known.get(p) } : {}),
+      ...(state.peaks.has(p) ? { peak: true as const } : {}),
     };
   }
   const layers: Record<string, LayerEntry> = {};
@@ -151,6 +173,8 @@ export function buildTable(
     sixteenBit: [...o.sixteenBit],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
+    keepClipBounds: o.keepClipBounds,
+    equalize: o.equalize,
     subsampleSeed: o.subsampleSeed ?? null,
     ...(state.floatNodes.size ? { floatNodes: [...state.floatNodes] } : {}),
     ...(o.sixteenBitWeights.size ? { sixteenBitWeights: [...o.sixteenBitWeights] } : {}),
@@ -158,8 +182,15 @@ export function buildTable(
       ? { rules: { clipWeights: o.rules.clipWeights, biasCalibration: o.rules.biasCalibration, perChannelDepthwise: o.rules.perChannelDepthwise } } : {}),
     images: state.images,
     input: extra.pixelInput ? { pixels: true, affine: extra.pixelInput } : { pixels: false },
+    outputRanges: o.outputRanges,
     tensors,
     layers,
+    compromises: Object.fromEntries(extra.formats?.compromises ?? []),
+    fallbacks: (extra.formats?.fallbacks ?? []).map((n) => ({ node: n.name, op: n.op })),
+    diagnostics: {
+      thresholds: o.verdictThreshold === undefined ? { ...VERDICT_THRESHOLD } : { 8: o.verdictThreshold, 16: o.verdictThreshold },
+      verdicts: extra.verdicts ?? [],
+    },
   };
 }
 

@@ -66,8 +66,8 @@ export async function calibrateImages(model: Model, files: readonly string[], sp
     count: files.length,
     // Undecodable, empty or oversized images are skipped (reported) unless strict.
     onItemError: (error) => skipImage(options, error),
-    start: async (setup) => workers === 1
-      ? [new LocalWorker(await CalibrationWorker.create(m, setup), imageLoader(load), setup.cacheBytes)]
-      : startNodeWorkers(workers, { model: m.parts(), setup, loader: load }),
+    start: async (setup, calibrated) => workers === 1
+      ? [new LocalWorker(await CalibrationWorker.create(calibrated, setup), imageLoader(load), setup.cacheBytes)]
+      : startNodeWorkers(workers, { model: calibrated.parts(), setup, loader: load }),
   }, options);
 }

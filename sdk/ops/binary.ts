@@ -2,10 +2,11 @@
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
-import { FRACTION_BITS, layerBits, rescaleFactor, roundShift, saturate, type TensorQ } from '../device/spec.js';
-import { bytesOf, checkAccumulator, eltwiseKernel, inputQ, maxAbs, qCode, specError } from './fixed.js';
+import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, maxShift, rescaleFactor, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
+import { bytesOf, checkAccumulator, checkLimits, eltwiseKernel, inputQ, maxAbs, qCode } from './fixed.js';
 import {
-  NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedKernelEnv, type FixedOp, type OpModule, type StepIntegers,
+  NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedKernelEnv, type FixedOp, type LimitContext, type OpModule, type ScaleLimits,
+  type StepIntegers,
 } from './op.js';
 
 type Fn = (a: number, b: number) => number;
@@ -99,21 +100,55 @@ export interface BinaryFixed {
   q: [TensorQ, TensorQ, TensorQ];
 }
 
+/**
+ * The output scales of a product a*b at 2^(in_a + in_b) (Mul, MatMul of two activations) whose
+ * accumulator is bounded by `bound`: no left shift (out <= in_a + in_b), and a right shift the
+ * word takes.
+ */
+export function productLimits(aq: TensorQ, bq: TensorQ, bits: Bits, bound: number): ScaleLimits {
+  const acc = aq.scaleLog2 + bq.scaleLog2;
+  const n = maxShift(bits, bound);
+  return {
+    finest: acc, finestReason: `the product's scale 2^${acc} (input 2^${aq.scaleLog2} x 2^${bq.scaleLog2}): the device cannot shift left`,
+    coarsest: acc - n, coarsestReason: `a right shift of at most ${n}`,
+  };
+}
+
+/** The largest output scale at which the Add/Sub sum of the inputs at their factors fits the word. */
+function sumFinest(q: TensorQ[], bits: Bits): ScaleLimits {
+  const F = FRACTION_BITS.eltwise[bits];
+  const fits = (out: number) => {
+    const ks = q.map((x) => rescaleFactor(x.scaleLog2, out + F));
+    return ks.every((k) => k <= MAX_FACTOR) && ks.reduce((t, k, i) => t + maxAbs(q[i]) * k, 0) + 2 ** (F - 1) <= accumulatorLimit(bits);
+  };
+  // Finer than every input by the word's width, nothing fits; step down from there.
+  let out = Math.max(...q.map((x) => x.scaleLog2)) + 64;
+  while (!fits(out)) out--;
+  return { finest: out, finestReason: `the inputs at 2^${q.map((x) => x.scaleLog2).join(', 2^')} brought to the accumulator 2^(out + ${F}) must fit the ${bits === 8 ? 'int32' : 'int64'} word` };
+}
+
+function binaryLimits(ctx: LimitContext<BinaryParams>): ScaleLimits | undefined {
+  const op = ctx.node.op;
+  if ((op !== 'Add' && op !== 'Sub' && op !== 'Mul') || !ctx.inQ[0] || !ctx.inQ[1]) return undefined;
+  const [aq, bq, yq] = [ctx.inQ[0], ctx.inQ[1], ctx.outQ[0]];
+  const bits = layerBits(aq.bits, bq.bits, yq.bits);
+  return op === 'Mul' ? productLimits(aq, bq, bits, maxAbs(aq) * maxAbs(bq)) : sumFinest([aq, bq], bits);
+}
+
 binary.fixed = {
   fusesActivation: true,
+  limits: binaryLimits,
   compile(ctx): BinaryFixed | undefined {
+    const limits = binaryLimits(ctx);
+    if (!limits) return undefined;
+    checkLimits(ctx, limits);
     const op = ctx.node.op;
-    if ((op !== 'Add' && op !== 'Sub' && op !== 'Mul') || !ctx.inQ[0] || !ctx.inQ[1]) return undefined;
     const [aq, bq, yq] = [inputQ(ctx, 0), inputQ(ctx, 1), ctx.outQ[0]];
     const bits = layerBits(aq.bits, bq.bits, yq.bits);
     const [lo, hi] = ctx.bounds[0];
     const rnd = (n: number) => (n > 0 ? 2 ** (n - 1) : 0);
     if (op === 'Mul') {
       const n = aq.scaleLog2 + bq.scaleLog2 - yq.scaleLog2;
-      if (n < 0) {
-        specError(ctx.node, `the output scale 2^${yq.scaleLog2} is finer than the product's 2^${aq.scaleLog2 + bq.scaleLog2}; ` +
-          'calibration must keep out.scaleLog2 <= in_a.scaleLog2 + in_b.scaleLog2');
-      }
       checkAccumulator(ctx.node, maxAbs(aq) * maxAbs(bq) + rnd(n), bits, 'the product');
       return { p: ctx.params, mul: true, ka: 1, kb: 1, n, lo, hi, q: [aq, bq, yq] };
     }

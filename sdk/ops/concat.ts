@@ -1,7 +1,7 @@
 /** Concat along one axis. */
-import { FRACTION_BITS, layerBits, rescaleFactor, type TensorQ } from '../device/spec.js';
-import { checkRescale, inputQ, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
-import { attr, axis, input, opError, type FixedOp, type OpModule } from './op.js';
+import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, rescaleFactor, type TensorQ } from '../device/spec.js';
+import { checkLimits, checkRescale, inputQ, intersectLimits, maxAbs, rescaleKernel, rescaleRef, type Rescale } from './fixed.js';
+import { attr, axis, input, opError, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
 export interface ConcatParams {
   /** Product of dims before the axis. */
@@ -48,9 +48,29 @@ export const concat: OpModule<ConcatParams> = {
  */
 export interface ConcatFixed { p: ConcatParams; rescales: Rescale[]; inQ: TensorQ[]; yq: TensorQ }
 
+/** Each input's factor into the accumulator 2^(out + F) must keep it inside the word. */
+function concatLimits(ctx: LimitContext<ConcatParams>): ScaleLimits | undefined {
+  if (ctx.inQ.some((q) => !q)) return undefined;
+  const yq = ctx.outQ[0];
+  return intersectLimits(ctx.inQ.map((xq) => {
+    const bits = layerBits(xq!.bits, yq.bits);
+    const F = FRACTION_BITS.concat[bits];
+    const fits = (out: number) => {
+      const k = rescaleFactor(xq!.scaleLog2, out + F);
+      return k <= MAX_FACTOR && maxAbs(xq!) * k + 2 ** (F - 1) <= accumulatorLimit(bits);
+    };
+    let out = xq!.scaleLog2 + 64;
+    while (!fits(out)) out--;
+    return { finest: out, finestReason: `the input at 2^${xq!.scaleLog2} brought to the accumulator 2^(out + ${F}) must fit the ${bits === 8 ? 'int32' : 'int64'} word` };
+  }));
+}
+
 concat.fixed = {
+  limits: concatLimits,
   compile(ctx) {
-    if (ctx.inQ.some((q) => !q)) return undefined;
+    const limits = concatLimits(ctx);
+    if (!limits) return undefined;
+    checkLimits(ctx, limits);
     const yq = ctx.outQ[0];
     const inQ = ctx.inputs.map((_, i) => inputQ(ctx, i));
     const rescales = inQ.map((xq) => {

@@ -6,12 +6,14 @@
  */
 import { fail } from '../errors.js';
 import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
+import { floorLog2 } from '../util/math.js';
 import {
-  accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, qRange, qType, roundShift, sameFormat, saturate,
-  saturationBounds, type Bits, type QType, type TensorQ,
+  MAX_FACTOR, accumulatorLimit, deviceBiases, formatShift, layerBits, layerShift, maxShift, qRange, qType, roundShift, sameFormat, saturate,
+  type Bits, type QType, type TensorQ,
 } from '../device/spec.js';
 import {
-  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type MoveEnv, type OpModule, type StepIntegers,
+  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
+  type ScaleLimits, type StepIntegers,
 } from './op.js';
 
 /** Element type codes of the integer kernels (assembly/int/q.ts). */
@@ -36,10 +38,47 @@ export function specError(node: Node, message: string): never {
 }
 
 /** The runtime input i's format; the engine guarantees it for runtime inputs. */
-export function inputQ(ctx: FixedContext<unknown>, i: number): TensorQ {
+export function inputQ(ctx: Pick<LimitContext<unknown>, 'inQ' | 'node'>, i: number): TensorQ {
   const q = ctx.inQ[i];
   if (!q) specError(ctx.node, `input ${i} must be computed at run time in fixed point`);
   return q;
+}
+
+/** Refuse an output format outside the scales the op's arithmetic takes (ScaleLimits). */
+export function checkLimits(ctx: LimitContext<unknown>, limits: ScaleLimits): void {
+  const out = ctx.outQ[0].scaleLog2;
+  if (limits.finest !== undefined && out > limits.finest) {
+    specError(ctx.node, `the output scale 2^${out} is finer than 2^${limits.finest}, the finest its integer arithmetic takes (${limits.finestReason}); ` +
+      'calibration lowers such scales');
+  }
+  if (limits.coarsest !== undefined && out < limits.coarsest) {
+    specError(ctx.node, `the output scale 2^${out} is coarser than 2^${limits.coarsest}, the coarsest its integer arithmetic takes (${limits.coarsestReason})`);
+  }
+}
+
+/**
+ * Output scales of a format change from `xq` (formatShift) in a `bits` word: finer outputs
+ * multiply by k = 2^(out - in), which must keep max|x| * k inside the word and k inside an int32
+ * kernel argument; coarser ones shift right by n = in - out, at most maxShift.
+ */
+export function rescaleLimits(xq: TensorQ, bits: Bits): ScaleLimits {
+  const up = floorLog2(Math.min(MAX_FACTOR, accumulatorLimit(bits) / maxAbs(xq)));
+  const down = maxShift(bits, maxAbs(xq));
+  return {
+    finest: xq.scaleLog2 + up, coarsest: xq.scaleLog2 - down,
+    finestReason: `the rescale factor 2^${up} of the input at 2^${xq.scaleLog2} must fit the ${bits === 8 ? 'int32' : 'int64'} word`,
+    coarsestReason: `a right shift of at most ${down}`,
+  };
+}
+
+/** The intersection of several limits (the tighter bound and its reason on each side). */
+export function intersectLimits(all: ScaleLimits[]): ScaleLimits {
+  const out: ScaleLimits = {};
+  for (const l of all) {
+    if (l.finest !== undefined && (out.finest === undefined || l.finest < out.finest)) [out.finest, out.finestReason] = [l.finest, l.finestReason];
+    if (l.coarsest !== undefined && (out.coarsest === undefined || l.coarsest > out.coarsest)) [out.coarsest, out.coarsestReason] = [l.coarsest, l.coarsestReason];
+  }
+  return out;
 }
 
 /** Fail unless an accumulator bound stays inside the layer's word (see accumulatorLimit). */
@@ -160,49 +199,70 @@ export function checkRescale(node: Node, r: Rescale, xq: TensorQ, bits: Bits): v
 
 export interface MoveFixed<P> {
   params: P;
-  /** Set when the output format differs from the input's. */
-  rescale?: Rescale;
+  /** Per output: set when its format differs from the input's. */
+  rescales: (Rescale | undefined)[];
   xq: TensorQ;
 }
 
 /**
  * The fixed part of an op whose outputs hold values of its first input (Reshape, Transpose,
  * Slice, Split, Pad, Gather, nearest Resize, ...): the float reference runs on the integers as
- * is, then each output is requantized if its format differs from the input's. `adapt` lets an
- * op convert float parameters (Pad's constant value) to the input's integer domain; `move` binds
- * the op's data-moving kernel, run on the integers when the format does not change.
+ * is, then each output is requantized if its format differs from the input's (a Split output
+ * that is also a model output has a format of its own). `adapt` lets an op convert float
+ * parameters (Pad's constant value) to the input's integer domain; `move` binds the op's
+ * data-moving kernel, run on the integers when no format changes. Other runtime inputs (Gather's
+ * indices computed at run time) are not values of the tensor: such nodes run as float fallback.
  */
 export function moveFixed<P>(
   mod: Pick<OpModule<P>, 'reference'>, adapt?: (p: P, xq: TensorQ) => P, move?: (p: P, env: MoveEnv) => KernelCall | undefined,
 ): FixedOp<P, MoveFixed<P>> {
+  const limits = (ctx: LimitContext<P>): ScaleLimits | undefined => {
+    if (ctx.inQ.some((q, i) => i > 0 && q)) return undefined;
+    const xq = inputQ(ctx, 0);
+    return intersectLimits(ctx.outQ.map((yq) => rescaleLimits(xq, layerBits(xq.bits, yq.bits))));
+  };
   return {
+    limits,
     kernel(f, env) {
-      if (!move || f.rescale) return undefined;
+      if (!move || f.rescales.some((r) => r)) return undefined;
       return move(f.params, {
         exports: env.exports, alloc: (bytes) => env.alloc(bytes), bytes: bytesOf(f.xq) as 1 | 2,
         f32: (p, n) => new Float32Array(env.buffer(), p, n), i32: (p, n) => new Int32Array(env.buffer(), p, n),
       });
     },
     compile(ctx) {
+      const lim = limits(ctx);
+      if (!lim) return undefined;
       const xq = inputQ(ctx, 0);
-      const yq = ctx.outQ[0];
-      if (ctx.outQ.some((q) => !sameFormat(q, yq))) specError(ctx.node, 'all outputs must share one format');
       const params = adapt ? adapt(ctx.params, xq) : ctx.params;
       const [lo, hi] = qRange(xq.bits, xq.signed);
-      const [blo, bhi] = ctx.bounds[0];
-      if (sameFormat(xq, yq) && blo <= lo && bhi >= hi) return { params, xq };
-      const rescale = formatChange(xq, yq, ctx.bounds[0]);
-      checkRescale(ctx.node, rescale, xq, layerBits(xq.bits, yq.bits));
-      return { params, rescale, xq };
+      const rescales = ctx.outQ.map((yq, i) => {
+        const [blo, bhi] = ctx.bounds[i];
+        if (sameFormat(xq, yq) && blo <= lo && bhi >= hi) return undefined;
+        checkLimits({ ...ctx, outQ: [yq] }, lim);
+        const rescale = formatChange(xq, yq, ctx.bounds[i]);
+        checkRescale(ctx.node, rescale, xq, layerBits(xq.bits, yq.bits));
+        return rescale;
+      });
+      return { params, rescales, xq };
     },
     reference(f, inputs, outputs) {
-      if (!f.rescale) return mod.reference(f.params, inputs, outputs);
-      // Run on wide integers, then requantize: the output type may be narrower than the input's.
+      if (f.rescales.every((r) => !r)) return mod.reference(f.params, inputs, outputs);
+      // Run on wide integers, then requantize: an output type may be narrower than the input's.
       const wide = outputs.map((o) => new Int32Array(o.length));
       mod.reference(f.params, inputs, wide);
-      wide.forEach((w, i) => rescaleRef(f.rescale!, w, outputs[i]));
+      wide.forEach((w, i) => {
+        const r = f.rescales[i];
+        if (r) rescaleRef(r, w, outputs[i]);
+        else outputs[i].set(w);
+      });
     },
-    describe: (f) => (f.rescale ? describeRescale(f.rescale) : {}),
+    // One output (or several sharing one format change): its rescale; else each output's, by index.
+    describe: (f) => {
+      const changed = f.rescales.flatMap((r, i) => (r ? [[i, r] as const] : []));
+      if (changed.length === f.rescales.length && changed.every(([, r]) => r.k === changed[0][1].k && r.n === changed[0][1].n)) return describeRescale(changed[0][1]);
+      return Object.fromEntries(changed.flatMap(([i, r]) => Object.entries(describeRescale(r)).map(([k, v]) => [`${k}${i}`, v])));
+    },
   };
 }
 
@@ -267,7 +327,11 @@ export function weightFixed<P>(
 ): FixedOp<P, WeightFixed<P>> {
   return {
     fusesActivation: true,
+    // Calibration chooses weight layers' output and weight scales together (quant/calibrate.ts).
+    limits: () => undefined,
     compile(ctx) {
+      // Without a LayerQ (runtime weights, a transposed A) the node runs as float fallback.
+      if (!ctx.layer) return undefined;
       const g = geometry(ctx);
       const arith = weightArith(ctx, g.weightShape, g.channels, g.weightChannel);
       const w = ctx.layer!.weights;
@@ -429,15 +493,22 @@ export function activationClip(node: Node, params: unknown): { min: number; max:
   return undefined;
 }
 
-/** A standalone Relu/Clip: requantize to the output format, saturating at the activation's bounds. */
+/** A standalone Relu/Clip: requantize to the output format, saturating at ctx.bounds (the type's
+ *  limits, and the Clip's own bounds where the spec keeps them). */
 export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: TensorQ; count: number }> {
+  const limits = (ctx: LimitContext<P>): ScaleLimits | undefined => {
+    if (!activationClip(ctx.node, ctx.params)) return undefined;
+    const xq = inputQ(ctx, 0);
+    return rescaleLimits(xq, layerBits(xq.bits, ctx.outQ[0].bits));
+  };
   return {
+    limits,
     compile(ctx) {
-      const clip = activationClip(ctx.node, ctx.params);
-      if (!clip) return undefined;
+      const lim = limits(ctx);
+      if (!lim) return undefined;
+      checkLimits(ctx, lim);
       const xq = inputQ(ctx, 0), yq = ctx.outQ[0];
-      const [lo, hi] = saturationBounds(yq, clip);
-      const r = formatChange(xq, yq, [Math.max(lo, ctx.bounds[0][0]), Math.min(hi, ctx.bounds[0][1])]);
+      const r = formatChange(xq, yq, ctx.bounds[0]);
       checkRescale(ctx.node, r, xq, layerBits(xq.bits, yq.bits));
       return { ...r, xq, yq, count: numel(ctx.inputs[0]!.shape) };
     },

@@ -1,8 +1,10 @@
 /** MatMul with numpy semantics: 1-D operands promoted, batch dimensions broadcast. */
+import { layerBits, roundShift, saturate, type TensorQ } from '../device/spec.js';
+import { productLimits } from './binary.js';
 import { broadcastShape, broadcastStrides } from './broadcast.js';
 import { bindPackedB } from './gemm.js';
-import { fcKernel, weightFixed } from './fixed.js';
-import { input, numel, opError, type OpModule } from './op.js';
+import { checkAccumulator, checkLimits, fcKernel, inputQ, maxAbs, weightFixed, type WeightFixed } from './fixed.js';
+import { input, numel, opError, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
 export interface MatMulParams {
   m: number; k: number; n: number;
@@ -66,7 +68,7 @@ export const matmul: OpModule<MatMulParams> = {
 };
 
 /** MatMul with constant 2-D weights B [K, N]: a fully connected layer over the rows of A. */
-matmul.fixed = weightFixed<MatMulParams>(matmul, ({ node, params: p, inputs }) => {
+const weightMatMul = weightFixed<MatMulParams>(matmul, ({ node, params: p, inputs }) => {
   if (inputs[1]?.shape.length !== 2) opError(node, 'fixed point needs constant 2-D weights [K, N]');
   return {
     macParams: p,
@@ -80,3 +82,60 @@ matmul.fixed = weightFixed<MatMulParams>(matmul, ({ node, params: p, inputs }) =
   const p = f.macParams;
   return fcKernel(f, env, p.batch * p.m, p.k, p.n, (t, j) => f.w[t * p.n + j]);
 });
+
+/**
+ * MatMul of two activations (attention's Q·Kᵀ and scores·V) with Mul's arithmetic: every output
+ * is an int32 (int64 when an operand is 16-bit) sum of K products a*b at 2^(in_a + in_b), then
+ * out = sat(roundShift(acc, in_a + in_b - out)). Where K products could leave the word, the node
+ * runs as float fallback.
+ */
+export interface ActMatMulFixed { p: MatMulParams; n: number; lo: number; hi: number; acc: Float64Array }
+
+function actLimits(ctx: LimitContext<MatMulParams>): ScaleLimits | undefined {
+  const [aq, bq, yq] = [ctx.inQ[0], ctx.inQ[1], ctx.outQ[0]];
+  if (!aq || !bq) return undefined;
+  const bits = layerBits(aq.bits, bq.bits, yq.bits);
+  const limits = productLimits(aq, bq, bits, ctx.params.k * maxAbs(aq) * maxAbs(bq));
+  return limits.coarsest! > limits.finest! ? undefined : limits;
+}
+
+const activationMatMul: FixedOp<MatMulParams, ActMatMulFixed> = {
+  limits: actLimits,
+  compile(ctx) {
+    const limits = actLimits(ctx);
+    if (!limits) return undefined;
+    checkLimits(ctx, limits);
+    const [aq, bq, yq]: TensorQ[] = [inputQ(ctx, 0), inputQ(ctx, 1), ctx.outQ[0]];
+    const n = aq.scaleLog2 + bq.scaleLog2 - yq.scaleLog2;
+    checkAccumulator(ctx.node, ctx.params.k * maxAbs(aq) * maxAbs(bq) + (n > 0 ? 2 ** (n - 1) : 0), layerBits(aq.bits, bq.bits, yq.bits), 'the sum of products');
+    const [lo, hi] = ctx.bounds[0];
+    return { p: ctx.params, n, lo, hi, acc: new Float64Array(ctx.params.batch * ctx.params.m * ctx.params.n) };
+  },
+  // acc = sum a*b at 2^(in_a + in_b); y = sat((acc + 2^(shift-1)) >> shift).
+  describe: (f) => ({ shift: f.n, saturate: [f.lo, f.hi] }),
+  reference(f, [a, b], [y]) {
+    // The float reference on integers is exact: every partial sum is an integer below 2^53.
+    matmul.reference(f.p, [Float64Array.from(a), Float64Array.from(b)], [f.acc]);
+    for (let i = 0; i < y.length; i++) y[i] = saturate(roundShift(f.acc[i], f.n), f.lo, f.hi);
+  },
+};
+
+type MatMulFixed = { weights: WeightFixed<MatMulParams> } | { product: ActMatMulFixed };
+
+/** Constant B: the weight layer; B computed at run time: the product of two activations. */
+matmul.fixed = {
+  fusesActivation: true,
+  limits: (ctx) => (ctx.inQ[1] ? actLimits(ctx) : undefined),
+  compile(ctx) {
+    if (ctx.inQ[1]) {
+      const product = activationMatMul.compile(ctx);
+      return product && { product };
+    }
+    const weights = weightMatMul.compile(ctx);
+    return weights && { weights };
+  },
+  reference: (f, inputs, outputs) => ('weights' in f ? weightMatMul.reference(f.weights, inputs, outputs) : activationMatMul.reference(f.product, inputs, outputs)),
+  kernel: (f, env) => ('weights' in f ? weightMatMul.kernel!(f.weights, env) : undefined),
+  arith: (f) => ('weights' in f ? f.weights.arith : undefined),
+  describe: (f) => ('weights' in f ? weightMatMul.describe!(f.weights) : activationMatMul.describe!(f.product)),
+} satisfies FixedOp<MatMulParams, MatMulFixed>;

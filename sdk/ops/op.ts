@@ -103,6 +103,9 @@ export interface OpModule<P = unknown> {
   /** y[i] = f(x[i]) over one runtime input: a fixed-point float fallback can then be tabulated
    *  exactly over the input's integer range. */
   readonly elementwise?: boolean;
+  /** The interval every output value lies in whatever the input (Sigmoid [0, 1], Tanh [-1, 1]):
+   *  calibration clips there where statistics would cut it. */
+  outputRange?(params: P): [number, number] | undefined;
   /** Never constant-fold (e.g. ops whose result must stay visible to calibration). */
   readonly noFold?: boolean;
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
@@ -127,7 +130,8 @@ export interface FixedContext<P> {
   inQ: (TensorQ | undefined)[];
   /** Formats of the outputs (with a fused activation, the activation's output format). */
   outQ: TensorQ[];
-  /** Per output: the saturation range, the format's range narrowed by a fused Relu/Clip. */
+  /** Per output: the saturation range, the format's range (narrowed by the Relu/Clip of the
+   *  step where the spec keeps clip bounds). */
   bounds: [number, number][];
   /** Weight layers: quantized weights and float bias. */
   layer?: LayerQ;
@@ -164,7 +168,29 @@ export interface FixedKernelEnv {
   buffer(): ArrayBuffer;
 }
 
+/** What an op needs to say which output formats its integer arithmetic takes. */
+export type LimitContext<P> = Pick<FixedContext<P>, 'node' | 'params' | 'inputs' | 'inQ' | 'outQ'>;
+
+/**
+ * The output scale exponents an op's integer arithmetic takes for given input formats:
+ * coarsest <= out.scaleLog2 <= finest (either side open when absent). Calibration moves an
+ * output scale that the statistics put outside into this interval; compile() refuses it.
+ */
+export interface ScaleLimits {
+  finest?: number;
+  coarsest?: number;
+  /** Why the finest scale is where it is (recorded with the compromise when calibration lowers a scale). */
+  finestReason?: string;
+  coarsestReason?: string;
+}
+
 export interface FixedOp<P, F> {
+  /**
+   * The output scales this node's arithmetic takes, for its input formats and the output's bits
+   * and signedness; undefined when the node runs as float fallback (compile() returns undefined
+   * exactly then). Weight layers leave it out: calibration chooses their weight scales as well.
+   */
+  limits?(ctx: LimitContext<P>): ScaleLimits | undefined;
   /** Derive the integer parameters (shifts, factors, device biases) and validate the formats;
    *  undefined when this case has no documented device arithmetic (the node runs as float
    *  fallback). */
@@ -176,7 +202,7 @@ export interface FixedOp<P, F> {
   /** The step saturates with `bounds`, so a following single-use Relu/Clip fuses into it. */
   readonly fusesActivation?: boolean;
   /** Weight layers: where compile() put the layer's arithmetic (for setBias and statistics). */
-  arith?(f: F): LayerArith;
+  arith?(f: F): LayerArith | undefined;
   /** The integers compile() derived (factors, multipliers, shifts, device biases, saturation), as
    *  plain numbers: what recomputing the step from its input integers needs besides the formats
    *  (calibration.json's "integers" section). */

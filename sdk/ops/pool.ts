@@ -1,10 +1,10 @@
 /** MaxPool and AveragePool (2-D, or 1-D as 2-D): pads, auto_pad, ceil_mode, dilations,
  *  count_include_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { FRACTION_BITS, avgPoolMultiplier, layerBits, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
+import { FRACTION_BITS, avgPoolMultiplier, layerBits, maxShift, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
-import { checkAccumulator, describeRescale, formatChange, inputQ, maxAbs, qCode, type Rescale } from './fixed.js';
-import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type OpModule } from './op.js';
+import { checkAccumulator, checkLimits, describeRescale, formatChange, inputQ, maxAbs, qCode, rescaleLimits, type Rescale } from './fixed.js';
+import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
 export interface PoolParams {
   max: boolean;
@@ -55,17 +55,7 @@ export const pool: OpModule<PoolParams> = {
     poolWindows(p, x, y, p.max ? (acc) => acc : (acc, count) => acc / count);
   },
   kernel(p, env) {
-    // Cells of the window counted by an average along each axis (the reference's count is their
-    // product): inside the input, or inside input + pads with count_include_pad; never the
-    // ceil_mode overhang.
-    const count = (o: number, s: number, pad: number, k: number, d: number, size: number, end: number) => {
-      let n = 0;
-      for (let t = 0; t < k; t++) {
-        const i = o * s - pad + t * d;
-        if (p.countIncludePad ? i < size + end : i >= 0 && i < size) n++;
-      }
-      return n;
-    };
+    const count = (o: number, s: number, pad: number, k: number, d: number, size: number, end: number) => axisCount(p, o, s, pad, k, d, size, end);
     const owv = Math.ceil(p.ow / 4) * 4;
     const rowCount = upload(env, Float32Array.from({ length: p.oh }, (_, o) => count(o, p.sh, p.pt, p.kh, p.dh, p.h, p.pb)));
     // Lanes past ow divide by 1 (never stored).
@@ -81,6 +71,31 @@ export const pool: OpModule<PoolParams> = {
     );
   },
 };
+
+/**
+ * Cells of a window counted by an average along one axis (the reference's count is the product
+ * over the axes): inside the input, or inside input + pads with count_include_pad; never the
+ * ceil_mode overhang.
+ */
+function axisCount(p: PoolParams, o: number, s: number, pad: number, k: number, d: number, size: number, end: number): number {
+  let n = 0;
+  for (let t = 0; t < k; t++) {
+    const i = o * s - pad + t * d;
+    if (p.countIncludePad ? i < size + end : i >= 0 && i < size) n++;
+  }
+  return n;
+}
+
+/** The smallest and largest count of an average's windows. */
+function windowCounts(p: PoolParams): { min: number; max: number } {
+  const along = (out: number, s: number, pad: number, k: number, d: number, size: number, end: number) => {
+    const c = Array.from({ length: out }, (_, o) => axisCount(p, o, s, pad, k, d, size, end));
+    return [Math.min(...c), Math.max(...c)];
+  };
+  const [ry, Ry] = along(p.oh, p.sh, p.pt, p.kh, p.dh, p.h, p.pb);
+  const [rx, Rx] = along(p.ow, p.sw, p.pl, p.kw, p.dw, p.w, p.pr);
+  return { min: Math.max(1, ry * rx), max: Ry * Rx };
+}
 
 /** Walk every window: acc is the max or the sum of the values inside, count how many count. */
 function poolWindows(p: PoolParams, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number): void {
@@ -150,25 +165,40 @@ export interface PoolFixed<P> { p: P; max: boolean; bits: Bits; n: number; resca
 
 function poolFixed<P extends { max: boolean }>(
   walk: (p: P, x: TensorData, y: TensorData, finish: (acc: number, count: number) => number) => void,
-  windowSize: (p: P) => number,
+  windowCounts: (p: P) => { min: number; max: number },
   kernel?: FixedOp<P, PoolFixed<P>>['kernel'],
 ): FixedOp<P, PoolFixed<P>> {
+  // sum * m <= max|x| * count * (2^(F+s) / count + 1/2) <= max|x| * count * (2^F + 1/2)
+  const sumBound = (xq: TensorQ, count: number, bits: Bits) => maxAbs(xq) * count * (2 ** FRACTION_BITS.avgPool[bits] + 0.5);
+  const limits = (ctx: LimitContext<P>): ScaleLimits => {
+    const [xq, yq] = [inputQ(ctx, 0), ctx.outQ[0]];
+    const bits = layerBits(xq.bits, yq.bits);
+    if (ctx.params.max) return rescaleLimits(xq, bits);
+    // Each window shifts right by F + s + in - out (s = floor(log2 count)), never left.
+    const counts = windowCounts(ctx.params);
+    const sMin = avgPoolMultiplier(counts.min, bits).shift, sMax = avgPoolMultiplier(counts.max, bits).shift;
+    const n = maxShift(bits, sumBound(xq, counts.max, bits));
+    return {
+      finest: xq.scaleLog2 + sMin, finestReason: `the window sums times 1/count at 2^(${xq.scaleLog2} + ${sMin}): the device cannot shift left`,
+      coarsest: xq.scaleLog2 + sMax - n, coarsestReason: `a right shift of at most ${n}`,
+    };
+  };
   return {
     kernel,
+    limits,
     compile(ctx) {
+      checkLimits(ctx, limits(ctx));
       const [xq, yq] = [inputQ(ctx, 0), ctx.outQ[0]];
       const bits = layerBits(xq.bits, yq.bits);
       const rescale = formatChange(xq, yq, ctx.bounds[0]);
       // n: in - out; each window adds its reciprocal's shift.
       const n = xq.scaleLog2 - yq.scaleLog2;
       if (!ctx.params.max) {
-        // sum * m <= max|x| * count * (2^(F+s) / count + 1/2) <= max|x| * count * (2^F + 1/2)
-        const count = windowSize(ctx.params);
+        const count = windowCounts(ctx.params).max;
         const { shift } = avgPoolMultiplier(count, bits);
-        const bound = maxAbs(xq) * count * (2 ** FRACTION_BITS.avgPool[bits] + 0.5) + (n + shift > 0 ? 2 ** (n + shift - 1) : 0);
-        checkAccumulator(ctx.node, bound, bits, 'the window sum');
+        checkAccumulator(ctx.node, sumBound(xq, count, bits) + (n + shift > 0 ? 2 ** (n + shift - 1) : 0), bits, 'the window sum');
       }
-      return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq, count: windowSize(ctx.params) };
+      return { p: ctx.params, max: ctx.params.max, bits, n, rescale, xq, yq, count: windowCounts(ctx.params).max };
     },
     // Max: the window's largest integer rescaled. Average: y = sat(roundShift(sum * multiplier,
     // shift)) for a full window; a window with fewer elements (padding excluded) has its own
@@ -190,7 +220,7 @@ function poolFixed<P extends { max: boolean }>(
   };
 }
 
-pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw, (f, env) => {
+pool.fixed = poolFixed(poolWindows, windowCounts, (f, env) => {
   if (!f.max) return undefined;
   const p = f.p;
   const k = kernelFn(env, 'maxpool_q');
@@ -199,7 +229,7 @@ pool.fixed = poolFixed(poolWindows, (p) => p.kh * p.kw, (f, env) => {
   return ([x], [y]) => k(x, qCode(f.xq), p.n * p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
     mul, n, lo, hi, y, qCode(f.yq), tmp.ptr);
 });
-globalPool.fixed = poolFixed(globalWindows, (p) => p.size, (f, env) => {
+globalPool.fixed = poolFixed(globalWindows, (p) => ({ min: p.size, max: p.size }), (f, env) => {
   if (f.max) return undefined;
   const k = kernelFn(env, 'global_avgpool_q');
   const { m, shift } = avgPoolMultiplier(f.p.size, f.bits);

@@ -179,4 +179,8 @@ function nearestKernel(p: ResizeParams, env: MoveEnv): KernelCall | undefined {
 /** Fixed point: nearest resize moves integers; linear weights have no documented device form
  *  (float fallback). */
 const resizeMove = moveFixed(resize, undefined, nearestKernel);
-resize.fixed = { ...resizeMove, compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)) };
+resize.fixed = {
+  ...resizeMove,
+  limits: (ctx) => (ctx.params.linear ? undefined : resizeMove.limits!(ctx)),
+  compile: (ctx) => (ctx.params.linear ? undefined : resizeMove.compile(ctx)),
+};

@@ -18,6 +18,7 @@ export const softmax: OpModule<SoftmaxParams> = {
       : { outer: prod(x.shape.slice(0, a)), dim: x.shape[a], inner: prod(x.shape.slice(a + 1)) };
     return { params: { ...params, log: ctx.node.op === 'LogSoftmax' }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
   },
+  outputRange: (p) => (p.log ? undefined : [0, 1]),
   reference(p, [x], [y]) {
     for (let o = 0; o < p.outer; o++) {
       for (let i = 0; i < p.inner; i++) {

@@ -28,6 +28,9 @@ const MAKERS: Record<string, (alpha: number, beta: number) => Fn> = {
   Not: () => (x) => +!x,
 };
 
+/** Output intervals that hold whatever the input. */
+const RANGES: Record<string, [number, number]> = { Sigmoid: [0, 1], HardSigmoid: [0, 1], Tanh: [-1, 1] };
+
 export interface UnaryParams { op: string; fn: Fn; alpha: number; beta: number; n: number }
 
 /** The ops WASM kernels apply as activations (see assembly/float/activation.ts). */
@@ -53,6 +56,7 @@ export const unary: OpModule<UnaryParams> = {
     const alpha = attr.float(ctx, 'alpha', da), beta = attr.float(ctx, 'beta', db);
     return { params: { op, fn: MAKERS[op](alpha, beta), alpha, beta, n: numel(x.shape) }, outputs: [{ dtype: x.dtype, shape: x.shape }] };
   },
+  outputRange: (p) => RANGES[p.op],
   reference(p, [x], [y]) {
     const fn = p.fn;
     for (let i = 0; i < y.length; i++) y[i] = fn(x[i]);

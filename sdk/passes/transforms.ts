@@ -74,7 +74,7 @@ export function removeIdentities(graph: Graph): void {
   }
 }
 
-function uniqueName(graph: Graph, base: string): string {
+export function uniqueName(graph: Graph, base: string): string {
   let name = base;
   for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
   return name;
@@ -239,55 +239,105 @@ export function recognizeHardActivations(graph: Graph): number {
 }
 
 /**
- * Fold an Add of a constant per-channel vector into the layer before it, the form the device
- * runs (one layer with a bias): MatMul(A[M,K], B) + c[N] -> Gemm(A, B, c), and
- * Conv(x, W[, b]) + c[1,M,1,1] -> Conv(x, W, b + c).
+ * The output channel of every flat weight index of a Conv ([M, C/g, kh, kw]) or a ConvTranspose
+ * with one group ([C, M, kh, kw]), and M; undefined for a grouped ConvTranspose.
  */
-export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+function convChannels(p: Node, w: Tensor): { m: number; channelOf: (i: number) => number } | undefined {
+  if (p.op === 'Conv') {
+    const inner = w.data.length / w.dims[0];
+    return { m: w.dims[0], channelOf: (i) => Math.floor(i / inner) };
+  }
+  if (p.op !== 'ConvTranspose' || attrNumber(p, 'group', 1) !== 1 || w.dims.length < 2) return undefined;
+  const plane = w.dims.slice(2).reduce((a, b) => a * b, 1);
+  return { m: w.dims[1], channelOf: (i) => Math.floor(i / plane) % w.dims[1] };
+}
+
+/** Per-channel values of a constant that broadcasts onto an NC... output of `m` channels as
+ *  [1, M, 1, ...] (or a scalar); undefined otherwise. */
+function perChannel(c: Tensor, m: number, rank: number): ((ch: number) => number) | undefined {
+  if (c.data.length === 1) return () => c.data[0];
+  if (c.dims.length > rank) return undefined;
+  const padded = [...new Array<number>(rank - c.dims.length).fill(1), ...c.dims];
+  return padded.every((d, i) => (i === 1 ? d === m : d === 1)) ? (ch) => c.data[ch] : undefined;
+}
+
+/**
+ * Fold every `op` node with one constant operand c into the layer p (constant weights) writing its
+ * other operand x, where x has no other reader and is no model output: `fold` rewrites p's inputs
+ * (and returns true) or leaves it (false); p then writes what the node wrote.
+ */
+function foldIntoLayer(graph: Graph, op: string, fold: (p: Node, w: Tensor, c: Tensor, x: string) => boolean): number {
   let folded = 0;
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const removed = new Set<Node>();
-  for (const add of graph.nodes) {
-    if (add.op !== 'Add') continue;
-    const k = add.inputs.findIndex((i) => graph.initializers.has(i));
+  for (const n of graph.nodes) {
+    if (n.op !== op) continue;
+    const k = n.inputs.findIndex((i) => graph.initializers.has(i));
     if (k < 0) continue;
-    const x = add.inputs[1 - k];
-    const c = graph.initializers.get(add.inputs[k])!;
+    const x = n.inputs[1 - k];
     const p = prod.get(x);
     if (!p || readers.get(x)!.length !== 1 || graphOutputs.has(x) || !graph.initializers.has(p.inputs[1])) continue;
-    const w = graph.initializers.get(p.inputs[1])!;
-    const nonUnit = c.dims.filter((d) => d !== 1);
-    if (p.op === 'MatMul' && shapeOf(p.inputs[0])?.length === 2 && w.dims.length === 2) {
-      const n = w.dims[1];
-      if (nonUnit.length !== 1 || nonUnit[0] !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[1] !== n)) continue;
-      const bName = uniqueName(graph, `${p.inputs[1]}_bias`);
-      graph.initializers.set(bName, tensor('float32', [n], c.data));
-      p.op = 'Gemm';
-      p.inputs = [p.inputs[0], p.inputs[1], bName];
-      p.attrs = {};
-    } else if (p.op === 'Conv') {
-      const m = w.dims[0];
-      const rank = shapeOf(x)?.length ?? 0;
-      if (c.dims.length > rank) continue;
-      // Per-channel only: c broadcast to the output's rank must be [1, M, 1, ...].
-      const padded = [...new Array<number>(rank - c.dims.length).fill(1), ...c.dims];
-      if (!padded.every((d, i) => (i === 1 ? d === m : d === 1))) continue;
-      const old = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
-      const bName = uniqueName(graph, `${p.name || p.inputs[1]}_bias_folded`);
-      graph.initializers.set(bName, tensor('float32', [m], Array.from(c.data, (v, i) => v + (old ? old.data[i] : 0))));
-      p.inputs = [p.inputs[0], p.inputs[1], bName];
-    } else {
-      continue;
-    }
-    p.outputs = [add.outputs[0]];
-    removed.add(add);
+    if (!fold(p, graph.initializers.get(p.inputs[1])!, graph.initializers.get(n.inputs[k])!, x)) continue;
+    p.outputs = [n.outputs[0]];
+    removed.add(n);
     folded++;
   }
   graph.nodes = graph.nodes.filter((n) => !removed.has(n));
   if (folded) removeDead(graph);
   return folded;
+}
+
+/**
+ * Fold a Mul by a constant per-channel vector (a BatchNormalization exported as Mul and Add, as
+ * paddle2onnx writes it) into the Conv or ConvTranspose before it: W' = W * c per output channel,
+ * b' = b * c. The Add that usually follows is then a bias Add (foldBiasAdds).
+ */
+export function foldScaleMuls(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+  return foldIntoLayer(graph, 'Mul', (p, w, c, x) => {
+    const layout = convChannels(p, w);
+    const scale = layout && perChannel(c, layout.m, shapeOf(x)?.length ?? 0);
+    const b = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
+    if (!layout || !scale || (p.inputs[2] && !b)) return false;
+    const wName = uniqueName(graph, `${p.inputs[1]}_scaled`);
+    graph.initializers.set(wName, tensor('float32', w.dims, Array.from(w.data, (v, i) => v * scale(layout.channelOf(i)))));
+    p.inputs = [p.inputs[0], wName, ...(b ? [uniqueName(graph, `${p.name || p.inputs[1]}_bias_scaled`)] : [])];
+    if (b) graph.initializers.set(p.inputs[2], tensor('float32', [layout.m], Array.from(b.data, (v, ch) => v * scale(ch))));
+    return true;
+  });
+}
+
+/**
+ * Fold an Add of a constant per-channel vector into the layer before it, the form the device
+ * runs (one layer with a bias): MatMul(A[M,K], B) + c[N] -> Gemm(A, B, c), and
+ * Conv/ConvTranspose(x, W[, b]) + c[1,M,1,1] -> Conv/ConvTranspose(x, W, b + c).
+ */
+export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+  return foldIntoLayer(graph, 'Add', (p, w, c, x) => {
+    const nonUnit = c.dims.filter((d) => d !== 1);
+    if (p.op === 'MatMul' && shapeOf(p.inputs[0])?.length === 2 && w.dims.length === 2) {
+      const n = w.dims[1];
+      if (nonUnit.length !== 1 || nonUnit[0] !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[1] !== n)) return false;
+      const bName = uniqueName(graph, `${p.inputs[1]}_bias`);
+      graph.initializers.set(bName, tensor('float32', [n], c.data));
+      p.op = 'Gemm';
+      p.inputs = [p.inputs[0], p.inputs[1], bName];
+      p.attrs = {};
+    } else if (p.op === 'Conv' || p.op === 'ConvTranspose') {
+      const layout = convChannels(p, w);
+      // Per-channel only: c broadcast to the output's rank must be [1, M, 1, ...] (or a scalar).
+      const shift = layout && perChannel(c, layout.m, shapeOf(x)?.length ?? 0);
+      if (!layout || !shift) return false;
+      const old = p.inputs[2] ? graph.initializers.get(p.inputs[2]) : undefined;
+      const bName = uniqueName(graph, `${p.name || p.inputs[1]}_bias_folded`);
+      graph.initializers.set(bName, tensor('float32', [layout.m], Array.from({ length: layout.m }, (_, i) => shift(i) + (old ? old.data[i] : 0))));
+      p.inputs = [p.inputs[0], p.inputs[1], bName];
+    } else {
+      return false;
+    }
+    return true;
+  });
 }
 
 /** A per-channel affine map of 8-bit pixels: v = (p * scale - mean[c]) / std[c]. */

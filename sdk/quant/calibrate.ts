@@ -15,17 +15,25 @@ import type { Inferred } from '../passes/infer.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
-import { isWeightLayer, placePact2, type Placement } from './pact2.js';
-import { DEFAULT_PERCENTILE, parseEstimator, RunningRange, tensorQ, type Estimator } from './ranges.js';
-import type { BiasMode, Bits, QuantSpec, TensorQ } from '../device/spec.js';
-import { analyzeWeights, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis } from './weights.js';
-import { weightLayout } from '../ops/fixed.js';
+import { maxAbs, weightLayout } from '../ops/fixed.js';
+import { opModule } from '../ops/index.js';
+import type { LimitContext, ValueMeta } from '../ops/op.js';
+import { isWeightLayer, outputFeeds, passesThrough, placePact2, type Placement } from './pact2.js';
+import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from '../device/spec.js';
+import {
+  analyzeWeights, biasCapReason, channelStats, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis,
+} from './weights.js';
 
 export type Preset = 'simple' | 'advanced' | 'advanced-dw';
 /** 'tidl' (default): compare the quantized outputs after the activation, factor / 10 during
  *  the first and last 10 % of updates. 'devkit': compare the layer's own output before its
  *  activation with the constant factor. */
 export type BiasCalibration = 'tidl' | 'devkit';
+/** How the ranges of model outputs (and the tensors feeding them) fold over images: 'peak'
+ *  (default): their extremes, as the task reads their peaks; 'average': the running average, as
+ *  every other point (and the devkit, everywhere). */
+export type OutputRanges = 'peak' | 'average';
 
 export interface CalibrateOptions {
   preset?: Preset;
@@ -53,10 +61,20 @@ export interface CalibrateOptions {
   /** Overrides the preset's range estimator: 'minmax', 'percentile:<p>', 'entropy', 'mse'. */
   estimator?: Estimator | string;
   biasMode?: BiasMode;
+  /** Saturate Relu6/Clip at their own bounds as well as at the PACT2 clip (default false: the
+   *  seed's rule, a Clip(0,6) is a PACT2 clip whose power-of-2 range is learned; DESIGN.md §4). */
+  keepClipBounds?: boolean;
+  /** Cross-layer equalization before calibration (graph/equalize.ts); the exports carry the
+   *  equalized weights. */
+  equalize?: boolean;
   /** Bin a stride-2 subsample of 4-D activations, as the devkit does (histogram estimators). */
   subsample?: boolean;
   /** Seeds the subsample's offsets (default 0). */
   seed?: number;
+  /** Ranges of the model outputs and the tensors feeding them: 'peak' (default) or 'average'. */
+  outputRanges?: OutputRanges;
+  /** Layers whose SQNR is below this (dB) get a verdict: default 12 at 8 bits, 30 at 16 bits. */
+  verdictThreshold?: number;
   onProgress?: (p: CalibrationProgress) => void;
 }
 
@@ -95,13 +113,21 @@ export interface ResolvedOptions {
   factor: number;
   biasCalibration: BiasCalibration;
   biasMode: BiasMode;
+  keepClipBounds: boolean;
+  equalize: boolean;
   /** Seed of the stride-2 subsample, when subsampling. */
   subsampleSeed?: number;
+  outputRanges: OutputRanges;
+  /** The user's verdict threshold (dB); by default VERDICT_THRESHOLD of each layer's bits. */
+  verdictThreshold?: number;
 }
 
 /** At most this many passes over the samples: TIDL's own default is 50; beyond a thousand a run
  *  only burns time. */
 export const MAX_ITERATIONS = 1000;
+
+/** The default verdict thresholds (dB of SQNR, fixed against float) by a layer's bits. */
+export const VERDICT_THRESHOLD = { 8: 12, 16: 30 } as const;
 
 export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   const preset = o.preset ?? 'advanced';
@@ -122,6 +148,10 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   const estimator = o.estimator === undefined ? PRESETS[preset].estimator : typeof o.estimator === 'string' ? parseEstimator(o.estimator) : o.estimator;
   const rules = { ...PRESETS[preset], ...o.rules };
   if (o.mixedPrecision !== undefined && !(o.mixedPrecision.factor >= 1)) fail('BAD_OPTION', `mixedPrecision.factor must be at least 1, got ${o.mixedPrecision.factor}`);
+  const outputRanges = o.outputRanges ?? 'peak';
+  if (outputRanges !== 'peak' && outputRanges !== 'average') fail('BAD_OPTION', `outputRanges must be "peak" or "average", got "${outputRanges}"`);
+  const verdictThreshold = o.verdictThreshold;
+  if (verdictThreshold !== undefined && !Number.isFinite(verdictThreshold)) fail('BAD_OPTION', `verdictThreshold must be a number of dB, got ${verdictThreshold}`);
   return {
     preset,
     rules: { ...rules, estimator: o.estimator === undefined && o.rules?.estimator ? o.rules.estimator : estimator },
@@ -135,8 +165,41 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     factor,
     biasCalibration,
     biasMode,
+    keepClipBounds: !!o.keepClipBounds,
+    equalize: !!o.equalize,
     subsampleSeed: o.subsample ? o.seed ?? 0 : undefined,
+    outputRanges,
+    verdictThreshold,
   };
+}
+
+/** What the device's rules forced on a node's formats or weights (calibration.json "compromises"). */
+export type CompromiseKind = 'output-scale-lowered' | 'output-scale-raised' | 'weight-scale-lowered' | 'weights-zeroed';
+
+export interface Compromise {
+  kind: CompromiseKind;
+  /** The tensor whose format moved (output scales). */
+  tensor?: string;
+  /** The output channels concerned, for per-channel weight scales; absent: the whole layer. */
+  channels?: number[];
+  /** The scale exponent (log2) before and after. */
+  from?: number;
+  to?: number;
+  reason: string;
+}
+
+/** The formats of a calibration and what it took to make the engine accept them. */
+export interface Formats {
+  tensors: Record<string, TensorQ>;
+  scales: Map<LayerState, number[]>;
+  /** What max|W| alone gives, for the layers whose scales were chosen in this call. */
+  fromWeights: Map<LayerState, number[]>;
+  /** By node name, in graph order. */
+  compromises: Map<string, Compromise[]>;
+  /** Nodes without integer arithmetic for their inputs: they run as float fallback. */
+  fallbacks: Node[];
+  /** Points whose clip comes from their op's known output range, with that range. */
+  known: Map<string, [number, number]>;
 }
 
 /** One weight layer under calibration. */
@@ -153,8 +216,10 @@ export interface LayerState {
   bias: Float32Array;
   /** Weight scale exponents, fixed once the input's format is known (freezeWeights). */
   scaleLog2?: number[];
-  /** What max|W| alone gives, before the bias cap lowered any (set by freezeWeights). */
+  /** What max|W| alone gives, before the bias cap or the shift range lowered any (set by freezeWeights). */
   scaleFromWeights?: number[];
+  /** What choosing them took (bias type, shift range), recorded when they were fixed. */
+  weightCompromises?: Compromise[];
   /** Output channels, and the per-channel stride layout of the output tensor. */
   channels: number;
 }
@@ -162,15 +227,28 @@ export interface LayerState {
 /** The model-specific state of a calibration: placement, ranges, layers, biases. */
 export class CalibrationState {
   readonly placement: Placement;
-  readonly ranges = new Map<string, RunningRange>();
+  /** Per point, its running ranges at each of RANGE_BITS (8, 16). */
+  readonly ranges = new Map<string, RunningRange[]>();
   readonly layers: LayerState[] = [];
   /** Names of the nodes kept in float (options.floatNodes resolved against the graph). */
   readonly floatNodes = new Set<string>();
+  /** Points folded by their extremes rather than averaged (outputRanges 'peak'). */
+  readonly peaks: Set<string>;
+  /** For every point, the names of the nodes that compute it (an op and its fused activation). */
+  private readonly computedBy = new Map<string, string[]>();
   images = 0;
 
   constructor(readonly graph: Graph, readonly inferred: Inferred, readonly options: ResolvedOptions, readonly pixelInput = false) {
     this.placement = placePact2(graph, inferred);
-    for (const p of this.placement.points) this.ranges.set(p, new RunningRange());
+    this.peaks = options.outputRanges === 'peak' ? outputFeeds(graph, inferred, this.placement) : new Set();
+    for (const p of this.placement.points) this.ranges.set(p, RANGE_BITS.map((b) => new RunningRange(this.peaks.has(p) || b === 16)));
+    for (const node of inferred.order) {
+      for (const o of node.outputs) {
+        const p = o && this.placement.formatOf.get(o);
+        if (!p || (p !== o && passesThrough(node))) continue;
+        this.computedBy.set(p, [...(this.computedBy.get(p) ?? []), node.name]);
+      }
+    }
     for (const s of options.sixteenBit) {
       if (!inferred.values.has(s) && !graph.nodes.some((n) => n.name === s)) {
         fail('BAD_OPTION', `sixteenBit: "${s}" is neither a tensor nor a node of the model`);
@@ -216,11 +294,17 @@ export class CalibrationState {
    * engine ran with are the ones exported.
    */
   freezeWeights(): void {
-    const { scales, fromWeights } = this.formats();
+    const { scales, fromWeights, compromises } = this.formats();
     for (const l of this.layers) {
       l.scaleLog2 = scales.get(l);
       l.scaleFromWeights = fromWeights.get(l);
+      l.weightCompromises = (compromises.get(l.node.name) ?? []).filter((c) => c.kind === 'weight-scale-lowered' || c.kind === 'weights-zeroed');
     }
+  }
+
+  /** A point's range at the bits it is stored in. */
+  rangeOf(point: string): RunningRange {
+    return this.ranges.get(point)![RANGE_BITS.indexOf(this.bitsOf(point))];
   }
 
   /**
@@ -228,11 +312,13 @@ export class CalibrationState {
    * were frozen after the first pass from the ranges and the model's own biases, so the saved ones
    * must be what these give: anything else was edited, or made for another model.
    */
-  restore(ranges: Record<string, { range: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
-    for (const [t, r] of this.ranges) {
+  restore(ranges: Record<string, { range: [number, number]; extremes?: [number, number] }>, layers: Record<string, { bias: number[]; weightScaleLog2: number[] }>): void {
+    for (const t of this.ranges.keys()) {
       const saved = Object.hasOwn(ranges, t) ? ranges[t] : undefined;
       if (!saved) fail('BAD_INPUT', `the calibration has no range for tensor "${t}": it was made for another model`);
+      const r = this.rangeOf(t);
       [r.min, r.max] = saved.range;
+      r.seen = saved.extremes ? [...saved.extremes] : [...saved.range];
       r.n = 1;
     }
     const { scales } = this.formats();
@@ -251,59 +337,206 @@ export class CalibrationState {
     }
   }
 
-  /** Bits of a stored tensor: the model's, or 16 where mixed precision asks for it. */
-  private bitsOf(tensor: string): Bits {
-    if (this.options.sixteenBit.has(tensor)) return 16;
-    const producer = this.inferred.order.find((n) => n.outputs.includes(tensor));
-    return producer && this.options.sixteenBit.has(producer.name) ? 16 : this.options.bits;
+  /** Bits of a stored tensor: the model's, or 16 where mixed precision names it or a node computing it. */
+  bitsOf(tensor: string): Bits {
+    const names = [tensor, ...(this.computedBy.get(tensor) ?? [])];
+    return names.some((n) => this.options.sixteenBit.has(n)) ? 16 : this.options.bits;
+  }
+
+  /** The nodes computing a point (an op and the activation fused into it), in graph order. */
+  producersOf(point: string): string[] {
+    return this.computedBy.get(point) ?? [];
   }
 
   /**
-   * Every point's format and every layer's weight scales for the current ranges and biases.
-   * Walks the graph in order so that each layer sees its input's final format: a layer's output
-   * scale cannot be finer than its accumulator scale (the shift n = in + w - out must be >= 0), so
-   * it is lowered where needed.
+   * A point's format: the PACT2 clip of its statistics (signed where they are negative, or where
+   * a value seen would round below 0 on the unsigned grid), widened to its op's known output
+   * range where the statistics' clip would cut values seen (`known` gets the points widened).
    */
-  private formats(): { tensors: Record<string, TensorQ>; scales: Map<LayerState, number[]>; fromWeights: Map<LayerState, number[]> } {
+  private pointFormat(p: string, opRange: [number, number] | undefined, known: Map<string, [number, number]>): TensorQ {
+    const r = this.rangeOf(p);
+    const bits = this.bitsOf(p);
+    const [seenMin, seenMax] = r.seen[0] <= r.seen[1] ? r.seen : [r.min, r.max];
+    let lo = r.min, hi = r.max;
+    if (this.placement.unsigned.has(p)) lo = Math.max(0, lo);
+    else if (lo >= 0 && seenMin < 0) {
+      const step = pact2Clip(0, hi).clip2 / 2 ** bits;
+      if (seenMin < -step / 2) lo = Math.max(seenMin, -Math.abs(hi));
+    }
+    let q = tensorQ(lo, hi, bits);
+    const [cl, ch] = clipOf(q);
+    if (opRange && (seenMax > ch || seenMin < cl)) {
+      known.set(p, opRange);
+      q = tensorQ(Math.min(lo, opRange[0]), Math.max(hi, opRange[1]), bits);
+    }
+    return q;
+  }
+
+  /**
+   * Every point's format and every layer's weight scales for the current ranges and biases, in
+   * a form the fixed-point engine accepts whatever the statistics. Walks the graph in order so
+   * that each node sees its inputs' final formats, and moves an output scale into the interval
+   * the node's integer arithmetic takes (ScaleLimits: e.g. no finer than a Mul's product or a
+   * layer's accumulator, since the device's shift cannot be negative), recording each move.
+   */
+  formats(): Formats {
+    const opRanges = new Map<string, [number, number]>();
+    for (const node of this.inferred.order) {
+      const range = opModule(node)?.outputRange?.(this.inferred.compiled.get(node)!.params);
+      const p = range && this.placement.formatOf.get(node.outputs[0]);
+      if (p) opRanges.set(p, range);
+    }
+    const known = new Map<string, [number, number]>();
     const tensors: Record<string, TensorQ> = {};
     for (const p of this.placement.points) {
-      const r = this.ranges.get(p)!;
       tensors[p] = this.pixelInput && this.graph.inputs.some((i) => i.name === p)
         ? { bits: 8, signed: false, scaleLog2: 0 } // raw pixels: exact as uint8
-        : tensorQ(this.placement.unsigned.has(p) ? Math.max(0, r.min) : r.min, r.max, this.bitsOf(p));
+        : this.pointFormat(p, opRanges.get(p), known);
     }
     const scales = new Map<LayerState, number[]>();
     const fromWeights = new Map<LayerState, number[]>();
+    const compromises = new Map<string, Compromise[]>();
+    const note = (node: string, c: Compromise) => compromises.set(node, [...(compromises.get(node) ?? []), c]);
+    const fallbacks: Node[] = [];
     const resolve = (t: string) => this.placement.formatOf.get(t) ?? t;
-    for (const l of this.layers) {
-      const inQ = tensors[resolve(l.input)];
-      let scaleLog2 = l.scaleLog2;
-      if (!scaleLog2) {
-        const w = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
-        scaleLog2 = w.scaleLog2;
-        fromWeights.set(l, w.fromWeights);
+    const isRuntime = (t: string) => !!t && !this.inferred.values.get(t)?.value;
+    const layerOf = new Map(this.layers.map((l) => [l.node, l]));
+    for (const node of this.inferred.order) {
+      if (!node.outputs.some(isRuntime)) continue;
+      const l = layerOf.get(node);
+      if (l) {
+        scales.set(l, this.weightLayer(l, tensors, resolve, (c) => note(node.name, c), (w) => fromWeights.set(l, w)));
+        continue;
       }
-      scales.set(l, scaleLog2);
-      const outQ = tensors[resolve(l.output)];
-      const finest = inQ.scaleLog2 + Math.min(...scaleLog2);
-      if (outQ.scaleLog2 > finest) tensors[resolve(l.output)] = { ...outQ, scaleLog2: finest };
+      const outs = [...new Set(node.outputs.filter(isRuntime).map(resolve))];
+      const ctx: LimitContext<unknown> = {
+        node, params: this.inferred.compiled.get(node)!.params,
+        inputs: node.inputs.map((i) => (i ? this.inferred.values.get(i) : undefined)) as (ValueMeta | undefined)[],
+        inQ: node.inputs.map((i) => (isRuntime(i) ? tensors[resolve(i)] : undefined)),
+        outQ: outs.map((o) => tensors[o]),
+      };
+      const limits = this.floatNodes.has(node.name) ? undefined : opModule(node)?.fixed?.limits?.(ctx);
+      if (!limits) {
+        fallbacks.push(node);
+        continue;
+      }
+      for (const o of outs) {
+        const q = tensors[o];
+        if (limits.finest !== undefined && q.scaleLog2 > limits.finest) {
+          tensors[o] = { ...q, scaleLog2: limits.finest };
+          note(node.name, { kind: 'output-scale-lowered', tensor: o, from: q.scaleLog2, to: limits.finest, reason: limits.finestReason! });
+        } else if (limits.coarsest !== undefined && q.scaleLog2 < limits.coarsest) {
+          tensors[o] = { ...q, scaleLog2: limits.coarsest };
+          note(node.name, { kind: 'output-scale-raised', tensor: o, from: q.scaleLog2, to: limits.coarsest, reason: limits.coarsestReason! });
+        }
+      }
     }
     for (const [t, src] of this.placement.formatOf) tensors[t] = tensors[src];
-    return { tensors, scales, fromWeights };
+    return { tensors, scales, fromWeights, compromises, fallbacks, known };
   }
 
-  /** The QuantSpec for the current ranges and biases, with the quantized weights. */
-  spec(): { spec: QuantSpec; weights: Map<string, QuantizedWeights> } {
-    const { tensors, scales } = this.formats();
+  /**
+   * A weight layer's weight scales, and its output format lowered where needed: the output scale
+   * no finer than the accumulator (shift n = in + w - out >= 0), and each weight scale no finer
+   * than the largest shift its accumulator takes (a dead or denormal channel's scale runs away:
+   * its weights quantize to 0 either way) or than keeps its sums inside the word, whatever bias
+   * calibration makes of the bias.
+   */
+  private weightLayer(
+    l: LayerState, tensors: Record<string, TensorQ>, resolve: (t: string) => string, note: (c: Compromise) => void, onChosen: (fromWeights: number[]) => void,
+  ): number[] {
+    const inQ = tensors[resolve(l.input)];
+    const key = resolve(l.output);
+    let w: number[];
+    if (l.scaleLog2) {
+      w = [...l.scaleLog2];
+      for (const c of l.weightCompromises ?? []) note(c);
+    } else {
+      const ws = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode });
+      w = ws.scaleLog2;
+      onChosen(ws.fromWeights);
+      for (const c of byChange(w.length, (g) => w[g] < ws.fromWeights[g], (g) => ws.fromWeights[g], (g) => w[g])) {
+        note({ kind: 'weight-scale-lowered', ...c, reason: biasCapReason(l.bits, this.options.biasMode) });
+      }
+    }
+    const chosen = [...w];
+    const from = tensors[key].scaleLog2;
+    let outQ = tensors[key];
+    const perChannel = w.length > 1;
+    const why: string[] = [];
+    for (;;) {
+      const finest = inQ.scaleLog2 + Math.min(...w);
+      if (outQ.scaleLog2 > finest) outQ = { ...outQ, scaleLog2: finest };
+      const bits = layerBits(inQ.bits, outQ.bits, l.bits);
+      const stats = channelStats(l.analysis, w, l.bits);
+      const bias = maxDeviceBias(bits, this.options.biasMode, inQ);
+      let changed = false;
+      for (let g = 0; g < w.length; g++) {
+        const sums = perChannel ? stats.absSum[g] : Math.max(...stats.absSum);
+        const nMax = maxShift(bits, sums * maxAbs(inQ) + bias);
+        if (nMax < 0) {
+          w[g]--;
+          why[g] = `the sums of products must fit the ${bits === 8 ? 'int32' : 'int64'} accumulator`;
+          changed = true;
+        } else if (inQ.scaleLog2 + w[g] - outQ.scaleLog2 > nMax) {
+          w[g] = outQ.scaleLog2 - inQ.scaleLog2 + nMax;
+          why[g] ??= `the shift n = in + w - out may not exceed ${nMax} (input 2^${inQ.scaleLog2}, output 2^${outQ.scaleLog2})`;
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+    if (outQ.scaleLog2 < from) {
+      tensors[key] = outQ;
+      note({
+        kind: 'output-scale-lowered', tensor: key, from, to: outQ.scaleLog2,
+        reason: `the accumulator scale 2^${inQ.scaleLog2 + Math.min(...w)} (input 2^${inQ.scaleLog2} x weights 2^${Math.min(...w)}): the device cannot shift left`,
+      });
+    }
+    for (const reason of new Set(why.filter(Boolean))) {
+      for (const c of byChange(w.length, (g) => w[g] < chosen[g] && why[g] === reason, (g) => chosen[g], (g) => w[g])) note({ kind: 'weight-scale-lowered', ...c, reason });
+    }
+    if (perChannel && !l.scaleLog2) {
+      const stats = channelStats(l.analysis, w, l.bits);
+      for (const c of byChange(w.length, (g) => stats.maxAbs[g] > 0 && !stats.nonzero[g])) {
+        note({ kind: 'weights-zeroed', ...c, reason: 'every weight of the channel is below half a step of the finest grid its shift allows' });
+      }
+    }
+    return w;
+  }
+
+  /** The QuantSpec for the current ranges and biases, with the quantized weights and what it took. */
+  spec(): { spec: QuantSpec; weights: Map<string, QuantizedWeights>; formats: Formats } {
+    const formats = this.formats();
     const weights = new Map<string, QuantizedWeights>();
     const layers: QuantSpec['layers'] = {};
     for (const l of this.layers) {
-      const qw = quantizeWeights(l.analysis, scales.get(l)!, l.bits);
+      const qw = quantizeWeights(l.analysis, formats.scales.get(l)!, l.bits);
       weights.set(l.node.name, qw);
       layers[l.node.name] = { weights: qw.data, weightScaleLog2: qw.scaleLog2, bias: l.bias };
     }
-    return { spec: { tensors, layers, biasMode: this.options.biasMode, ...(this.floatNodes.size ? { floatNodes: [...this.floatNodes] } : {}) }, weights };
+    const floatNodes = this.floatNodes.size ? { floatNodes: [...this.floatNodes] } : {};
+    return {
+      spec: { tensors: formats.tensors, layers, biasMode: this.options.biasMode, keepClipBounds: this.options.keepClipBounds, ...floatNodes },
+      weights, formats,
+    };
   }
+}
+
+/**
+ * The groups g < count where `hit(g)`, gathered by their (from, to) pair: one entry per pair, with
+ * its channels when the layer has per-channel scales (count > 1).
+ */
+function byChange(count: number, hit: (g: number) => boolean, from?: (g: number) => number, to?: (g: number) => number) {
+  const out = new Map<string, { channels?: number[]; from?: number; to?: number }>();
+  for (let g = 0; g < count; g++) {
+    if (!hit(g)) continue;
+    const key = `${from?.(g)}:${to?.(g)}`;
+    let e = out.get(key);
+    if (!e) out.set(key, (e = { ...(count > 1 ? { channels: [] } : {}), from: from?.(g), to: to?.(g) }));
+    e.channels?.push(g);
+  }
+  return [...out.values()];
 }
 
 /** One calibration sample: feeds by input name, or a Float32Array for single-input models. */

@@ -94,6 +94,20 @@ export function sqnrSumsRef(x: Float32Array, q: ArrayLike<number>, step: number)
   return [s[0] + s[1] + (s[2] + s[3]) + ts, e[0] + e[1] + (e[2] + e[3]) + te];
 }
 
+/** What a clip [lo, hi] cuts of a tensor: [values outside it, sum of (x - clamp(x))^2], in order. */
+export function clipErrorRef(x: Float32Array, lo: number, hi: number): [number, number] {
+  let count = 0, err = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    const d = v < lo ? v - lo : v > hi ? v - hi : 0;
+    if (d !== 0) {
+      count++;
+      err += d * d;
+    }
+  }
+  return [count, err];
+}
+
 /** The same statistics computed by the WASM kernels on tensors already in WASM memory. */
 export class StatsKernels {
   private readonly scratch: number;
@@ -105,6 +119,7 @@ export class StatsKernels {
   private readonly sums: (x: number, n: number, c: number, size: number, out: number) => void;
   private readonly sqnr: (x: number, q: number, t: number, n: number, step: number, out: number) => void;
   private readonly extreme: (x: number, n: number, m: number, heap: number, out: number) => void;
+  private readonly clipErr: (x: number, n: number, lo: number, hi: number, out: number) => void;
   /** The largest m extremes() takes (its heaps are reserved up front). */
   static readonly maxExtremes = 4096;
   private readonly heap: number;
@@ -124,6 +139,7 @@ export class StatsKernels {
     this.tails = rt.kernel('histogram_tails') as never;
     this.sums = rt.kernel('channel_sums_f32') as never;
     this.sqnr = rt.kernel('sqnr_sums_f32_q') as never;
+    this.clipErr = rt.kernel('clip_error_f32') as never;
   }
 
   minMax(ptr: number, n: number): [number, number] {
@@ -168,6 +184,13 @@ export class StatsKernels {
   /** sqnrSumsRef of n f32 values at `x` and n integers of type code `t` (QCODE) at `q`. */
   sqnrSums(x: number, q: number, t: number, n: number, step: number): [number, number] {
     this.sqnr(x, q, t, n, step, this.scratch);
+    const v = new Float64Array(this.rt.memory.buffer, this.scratch, 2);
+    return [v[0], v[1]];
+  }
+
+  /** clipErrorRef of n f32 values at `x`. */
+  clipError(x: number, n: number, lo: number, hi: number): [number, number] {
+    this.clipErr(x, n, lo, hi, this.scratch);
     const v = new Float64Array(this.rt.memory.buffer, this.scratch, 2);
     return [v[0], v[1]];
   }

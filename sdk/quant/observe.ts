@@ -7,7 +7,7 @@
 import type { FloatPlan } from '../engine/float.js';
 import type { WasmRuntime } from '../engine/wasm.js';
 import { StatsKernels, subsample2Count } from './histogram.js';
-import { batchRange, type Estimator } from './ranges.js';
+import { batchRanges, RANGE_BITS, RANGE_STRIDE, type Estimator } from './ranges.js';
 
 /** Which tensor to average per layer, and how it is laid out: [outer, channels, inner]. */
 export interface MeanTarget {
@@ -47,8 +47,9 @@ function subsampleOffsets(seed: number, image: number, point: number): [number, 
 }
 
 export interface Observation {
-  /** Out: [lo, hi] of point i at 2i, 2i+1 in `values` (points the plan computes, see `observed`);
-   *  `image`, the image's index in the calibration, seeds the subsample's offsets. */
+  /** Out: per point i, from RANGE_STRIDE * i, [lo, hi] at each of RANGE_BITS, then its min and
+   *  max (points the plan computes, see `observed`); `image`, the image's index in the
+   *  calibration, seeds the subsample's offsets. */
   ranges?: { values: Float64Array; image: number };
   /** Out: per-channel means of every target, at meanOffsets. */
   means?: Float64Array;
@@ -65,6 +66,7 @@ export class FloatObserver {
   private readonly targets = new Map<string, { t: MeanTarget; offset: number }[]>();
   /** Indices of the points that are runtime tensors of the plan (the others never get a range). */
   readonly observed: number[] = [];
+  private readonly peaks: Set<number>;
 
   constructor(
     private readonly plan: FloatPlan,
@@ -73,7 +75,10 @@ export class FloatObserver {
     meanTargets: readonly MeanTarget[],
     private readonly estimator: Estimator,
     private readonly subsample?: Subsample,
+    /** Indices of the points whose range is their min and max whatever the estimator. */
+    peaks: readonly number[] = [],
   ) {
+    this.peaks = new Set(peaks);
     this.stats = new StatsKernels(rt, Math.max(0, ...meanTargets.map((t) => t.channels)));
     points.forEach((p, i) => {
       if (!plan.location(p) || this.pointIndex.has(p)) return;
@@ -103,17 +108,23 @@ export class FloatObserver {
           const shape = this.subsample?.shapeOf(name);
           const sub = shape?.length === 4 ? shape : undefined;
           const [oy, ox] = sub ? subsampleOffsets(this.subsample!.seed, o.ranges.image, i) : [0, 0];
-          const [lo, hi] = batchRange(this.estimator, {
+          // Every estimator reads the tensor's min and max first: kept as its extremes.
+          let extremes: [number, number] | undefined;
+          const ranges = batchRanges(this.peaks.has(i) ? { kind: 'minmax' } : this.estimator, {
             count: sub ? subsample2Count(sub[0] * sub[1], sub[2], sub[3], oy, ox) : loc.length,
-            minMax: () => this.stats.minMax(loc.ptr, loc.length),
-            extremes: sub ? undefined : (m) => this.stats.extremes(loc.ptr, loc.length, m),
+            minMax: () => (extremes = this.stats.minMax(loc.ptr, loc.length)),
+            extremes: sub ? undefined : (m) => {
+              const e = this.stats.extremes(loc.ptr, loc.length, m);
+              if (e) extremes = [e.min, e.max];
+              return e;
+            },
             histogram: (lo, hi, bins, absolute) => sub
               ? this.stats.histogramSub2(loc.ptr, sub[0] * sub[1], sub[2], sub[3], oy, ox, lo, hi, bins, absolute)
               : this.stats.histogram(loc.ptr, loc.length, lo, hi, bins, absolute),
             tails: (hist, cut) => this.stats.tailsOf(hist, cut),
-          });
-          o.ranges.values[2 * i] = lo;
-          o.ranges.values[2 * i + 1] = hi;
+          }, RANGE_BITS);
+          const [mn, mx] = extremes ?? this.stats.minMax(loc.ptr, loc.length);
+          o.ranges.values.set([...ranges.flat(), mn, mx], RANGE_STRIDE * i);
           if (o.spent) o.spent.ranges += performance.now() - t0;
         }
       }

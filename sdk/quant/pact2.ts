@@ -8,6 +8,7 @@
  */
 import type { Inferred } from '../passes/infer.js';
 import { consumers, type Graph, type Node } from '../graph/ir.js';
+import { opModule } from '../ops/index.js';
 
 /** Ops whose output holds exactly values of their input (same format on the device). */
 const PASS_THROUGH = new Set([
@@ -22,12 +23,20 @@ export function isWeightLayer(node: Node, inf: Inferred): boolean {
   if (node.op === 'Conv' || node.op === 'ConvTranspose') return !!inf.values.get(node.inputs[1])?.value;
   if (node.op === 'Gemm' || node.op === 'MatMul') {
     const transA = node.op === 'Gemm' && node.attrs.transA?.value;
-    return !transA && !!inf.values.get(node.inputs[1])?.value && !inf.values.get(node.inputs[0])?.value;
+    const w = inf.values.get(node.inputs[1])?.value;
+    // A batched constant B ([.., K, N]) is not one MMA layer: such a MatMul runs as float fallback.
+    return !transA && !!w && w.dims.length === 2 && !inf.values.get(node.inputs[0])?.value;
   }
   return false;
 }
 
-function passesThrough(node: Node): boolean {
+/** An output computed value by value from its input (or along one axis, as Softmax). */
+function pointwise(node: Node): boolean {
+  const mod = opModule(node);
+  return !!mod && (!!mod.elementwise || !!mod.outputRange);
+}
+
+export function passesThrough(node: Node): boolean {
   if (node.op === 'Resize' || node.op === 'Upsample') return (node.attrs.mode?.value ?? 'nearest') === 'nearest';
   if (node.op === 'Pad') return (node.attrs.mode?.value ?? 'constant') === 'constant';
   return PASS_THROUGH.has(node.op);
@@ -90,4 +99,34 @@ export function clipMin(node: Node, inf: Inferred, opset: number): number {
   }
   const v = node.inputs[1] ? inf.values.get(node.inputs[1])?.value : undefined;
   return v ? v.data[0] : -Infinity;
+}
+
+/**
+ * The points whose values the task reads at their peaks: every model output, followed back
+ * through ops that only move or concatenate values (a detection head's Concat of scores, its
+ * Reshapes), and the tensors that feed an element-wise op or Softmax computing them (the logits
+ * of a Sigmoid score). The inputs of a Conv or Gemm computing an output are not read that way.
+ */
+export function outputFeeds(graph: Graph, inf: Inferred, placement: Placement): Set<string> {
+  const producer = new Map<string, Node>();
+  for (const n of inf.order) for (const o of n.outputs) producer.set(o, n);
+  const isRuntime = (t: string) => !!t && !inf.values.get(t)?.value;
+  const found = new Set<string>();
+  const mark = (t: string) => {
+    const p = placement.formatOf.get(t);
+    if (p) found.add(p);
+  };
+  const seen = new Set<string>();
+  const visit = (t: string) => {
+    if (seen.has(t)) return;
+    seen.add(t);
+    mark(t);
+    const n = producer.get(t);
+    if (!n) return;
+    const inputs = n.inputs.filter(isRuntime);
+    if (passesThrough(n) || n.op === 'Concat') inputs.forEach(visit);
+    else if (pointwise(n)) inputs.forEach(mark);
+  };
+  for (const o of graph.outputs) if (isRuntime(o.name)) visit(o.name);
+  return found;
 }

@@ -1,6 +1,7 @@
 /**
  * PACT2 activation ranges (DESIGN.md §4): a per-batch range from an estimator, a running
- * average across batches, then the power-of-2 clip and the 8/16-bit scale it implies.
+ * average across batches, then the power-of-2 clip and the 8/16-bit scale it implies. The
+ * estimators pick clips for the bit width in use: a batch gives one range per bit width.
  */
 import { fail } from '../errors.js';
 import { binOf, binScale, type Extremes } from './histogram.js';
@@ -46,26 +47,82 @@ export interface TensorStats {
 
 const ENTROPY_BINS = 2048;
 
-/** The range one batch suggests for a tensor. */
-export function batchRange(est: Estimator, s: TensorStats): [number, number] {
+/** The range one batch suggests for a tensor at one bit width. */
+export function batchRange(est: Estimator, s: TensorStats, bits: Bits = 8): [number, number] {
+  return batchRanges(est, s, [bits])[0];
+}
+
+/**
+ * The range one batch suggests for a tensor, for each bit width asked, the statistics computed
+ * once. Percentile: the seed's tails, cut from each end; they are the seed's 8-bit rule. At 16
+ * bits, where rounding noise is 2^16 times smaller, a cut that lowers the power-of-2 clip must pay
+ * for itself: the clip kept is the power of 2, from the cut's up to the maximum's, with the least
+ * clipping error plus rounding noise (on a histogram of |x|). (At 8 bits that criterion would let
+ * one far outlier among 10^5 values cost three bits of every other value; the seed's cut ignores
+ * it.) Entropy and MSE: their threshold at the bit width's levels.
+ */
+export function batchRanges(est: Estimator, s: TensorStats, widths: readonly Bits[]): [number, number][] {
   // Percentile: the tail bins are where the cumulative counts from each end reach cut, i.e. the
   // bins of the ceil(cut)-th smallest and largest values when those are at hand.
   const cut = est.kind === 'percentile' ? (s.count * (100 - est.percentile)) / 100 : 0;
   const e = est.kind === 'percentile' ? s.extremes?.(Math.ceil(cut)) : undefined;
   const [mn, mx] = e ? [e.min, e.max] : s.minMax();
-  if (est.kind === 'minmax' || !(mx > mn)) return [mn, mx];
+  if (est.kind === 'minmax' || !(mx > mn)) return widths.map(() => [mn, mx]);
+  const amax = Math.max(Math.abs(mn), Math.abs(mx));
+  const width = amax / (ENTROPY_BINS - 1);
+  let abs: Uint32Array | undefined;
+  const absHist = () => (abs ??= s.histogram(0, amax, ENTROPY_BINS, true));
   if (est.kind === 'percentile') {
     const k = binScale(mn, mx, 256);
     const [i, j] = e ? [binOf(e.low, mn, k, 256), binOf(e.high, mn, k, 256)] : s.tails(s.histogram(mn, mx, 256, false), cut);
     const at = (b: number) => Math.min(mx, Math.max(mn, mn + (b * (mx - mn)) / 255));
-    return [at(i), at(j)];
+    const tails: [number, number] = [at(i), at(j)];
+    return widths.map((bits) => paidCut(tails, mn, mx, bits, absHist, width));
   }
   const signed = mn < 0;
-  const amax = Math.max(Math.abs(mn), Math.abs(mx));
-  const hist = s.histogram(0, amax, ENTROPY_BINS, true);
-  const width = amax / (ENTROPY_BINS - 1);
-  const t = est.kind === 'entropy' ? klThreshold(hist, width, signed ? 128 : 256) : mseClip(hist, width, signed ? 128 : 256);
-  return signed ? [-t, t] : [mn, Math.min(t, mx)];
+  return widths.map((bits) => {
+    const levels = 2 ** (signed ? bits - 1 : bits);
+    const t = est.kind === 'entropy' ? klThreshold(absHist(), width, levels) : mseClip(absHist(), width, levels);
+    return signed ? [-t, t] : [mn, Math.min(t, mx)];
+  });
+}
+
+/** The percentile range, or a wider one where the power-of-2 clip its cut costs is not worth it. */
+function paidCut(
+  tails: [number, number], mn: number, mx: number, bits: Bits, hist: () => Uint32Array, width: number,
+): [number, number] {
+  if (bits === 8) return tails;
+  const [lo, hi] = tails;
+  const signed = lo < 0;
+  const floor = 2 ** -16; // as pact2Clip
+  const from = ceilLog2(Math.max(signed ? Math.max(-lo, hi) : hi, floor));
+  const to = ceilLog2(Math.max(signed ? Math.max(-mn, mx) : mx, floor));
+  if (from >= to) return tails;
+  const levels = 2 ** (signed ? bits - 1 : bits);
+  let best = from, bestErr = clipError(hist(), width, 2 ** from, levels);
+  for (let k = from + 1; k <= to; k++) {
+    const err = clipError(hist(), width, 2 ** k, levels);
+    if (err < bestErr) {
+      best = k;
+      bestErr = err;
+    }
+  }
+  if (best === from) return tails;
+  if (best === to) return signed ? [mn, mx] : [lo, mx];
+  return signed ? [-(2 ** best), 2 ** best] : [lo, 2 ** best];
+}
+
+/** Squared error of a clip c on a histogram of |x| (bin i at i * width): values beyond c are
+ *  clipped, the others get the uniform rounding noise of `levels` steps over c, (c/levels)^2/12. */
+export function clipError(hist: Uint32Array, width: number, c: number, levels: number): number {
+  const noise = (c / levels) ** 2 / 12;
+  let err = 0;
+  for (let b = 0; b < hist.length; b++) {
+    if (!hist[b]) continue;
+    const v = b * width;
+    err += hist[b] * (v > c ? (v - c) ** 2 : noise);
+  }
+  return err;
 }
 
 /**
@@ -114,25 +171,39 @@ export function mseClip(hist: Uint32Array, width: number, levels: number): numbe
   let best = Infinity, bestC = 2 ** top;
   for (let k = top; k >= top - 16; k--) {
     const c = 2 ** k;
-    const noise = (c / levels) ** 2 / 12;
-    let err = 0;
-    for (let b = 0; b < hist.length; b++) {
-      if (!hist[b]) continue;
-      const v = b * width;
-      err += hist[b] * (v > c ? (v - c) ** 2 : noise);
-    }
+    const err = clipError(hist, width, c, levels);
     if (err < best) { best = err; bestC = c; }
   }
   return bestC;
 }
 
-/** Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch. */
+/** Bit widths a range is kept for: every point's 8- and 16-bit ranges are estimated together,
+ *  so that the bits can be chosen after. Per image and point, the ranges array holds [lo, hi] at
+ *  each width, then the tensor's min and max: RANGE_STRIDE numbers. */
+export const RANGE_BITS: readonly Bits[] = [8, 16];
+export const RANGE_STRIDE = 2 * RANGE_BITS.length + 2;
+
+/**
+ * Running average across batches: f = max(1/n, 0.001), clip = (1 - f) * clip + f * batch; or the
+ * extremes over all batches (`peak`): for a point whose peaks the task reads, and for 16 bits,
+ * where rounding noise is so small that covering every calibration image costs less than clipping
+ * some (the same trade as a batch's paid cut, across batches). Beside it, the extremes of the
+ * values seen (`seen`), from each batch's min and max.
+ */
 export class RunningRange {
   n = 0;
   min = 0;
   max = 0;
-  update([lo, hi]: [number, number]): void {
+  seen: [number, number] = [Infinity, -Infinity];
+  constructor(readonly peak = false) {}
+  update([lo, hi]: [number, number], [mn, mx]: [number, number] = [lo, hi]): void {
     this.n++;
+    this.seen = [Math.min(this.seen[0], mn), Math.max(this.seen[1], mx)];
+    if (this.peak) {
+      this.min = this.n === 1 ? lo : Math.min(this.min, lo);
+      this.max = this.n === 1 ? hi : Math.max(this.max, hi);
+      return;
+    }
     const f = Math.max(1 / this.n, 0.001);
     this.min = (1 - f) * this.min + f * lo;
     this.max = (1 - f) * this.max + f * hi;

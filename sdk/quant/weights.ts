@@ -96,6 +96,29 @@ export function biasCapReason(bits: Bits, biasMode: BiasMode): string {
     : 'the bias must fit an int16 at the weight scale 2^w (TIDL\'s MMA bias, brought to the accumulator by biasA x biasB)';
 }
 
+/** Per output channel, at given weight scales: max|W| in float, sum |q| and whether any q is nonzero. */
+export interface ChannelStats {
+  maxAbs: Float64Array;
+  absSum: Float64Array;
+  nonzero: Uint8Array;
+}
+
+export function channelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
+  const [lo, hi] = qRange(bits, true);
+  const channels = a.layout.channels;
+  const out: ChannelStats = { maxAbs: new Float64Array(channels), absSum: new Float64Array(channels), nonzero: new Uint8Array(channels) };
+  const scales = scaleLog2.map((e) => 2 ** e);
+  for (let i = 0; i < a.values.length; i++) {
+    const c = a.layout.channelOf(i);
+    const v = a.values[i];
+    const q = Math.abs(saturate(roundHalfAway(v * scales[scaleLog2.length > 1 ? c : 0]), lo, hi));
+    out.maxAbs[c] = Math.max(out.maxAbs[c], Math.abs(v));
+    out.absSum[c] += q;
+    if (q) out.nonzero[c] = 1;
+  }
+  return out;
+}
+
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
 export function quantizeWeights(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
   const [lo, hi] = qRange(bits, true);

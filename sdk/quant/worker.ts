@@ -19,8 +19,8 @@ import { WasmRuntime } from '../engine/wasm.js';
 import type { Feeds, Model } from '../model.js';
 import { qCode } from '../ops/fixed.js';
 import { FloatObserver, meanOffsets, type MeanTarget } from './observe.js';
-import type { Estimator } from './ranges.js';
-import type { QuantSpec } from '../device/spec.js';
+import { RANGE_STRIDE, type Estimator } from './ranges.js';
+import { qRange, type QuantSpec } from '../device/spec.js';
 
 /** What every worker is given once. Plain data, structured-cloneable. */
 export interface WorkerSetup {
@@ -34,6 +34,8 @@ export interface WorkerSetup {
   meansOf: MeansOf;
   /** Seed of the devkit's stride-2 subsample of 4-D activations, when subsampling. */
   subsampleSeed?: number;
+  /** Indices of the points ranged by their min and max (model outputs and what feeds them). */
+  peaks: number[];
   /** Bytes of decoded images a worker keeps from pass 1 for the later passes. */
   cacheBytes: number;
 }
@@ -51,6 +53,9 @@ export interface Measured {
   meansFixed?: Float64Array;
   /** Per observed point i: sum f^2 at 2i and sum (f - q)^2 at 2i+1. */
   sqnr?: Float64Array;
+  /** Per observed point i, what its format's range cuts of the float values: how many lie
+   *  beyond it at 2i, their squared excess at 2i+1 (with sqnr). */
+  clip?: Float64Array;
 }
 
 /** Milliseconds a worker spent per phase. */
@@ -99,7 +104,7 @@ export class CalibrationWorker {
     // into the activation after it (the devkit's targets are layers' own outputs).
     const plan = new FloatPlan(rt, graph, inferred, { observe: [...setup.points, ...setup.targets.map((t) => t.tensor)] });
     const subsample = setup.subsampleSeed === undefined ? undefined : { seed: setup.subsampleSeed, shapeOf: (t: string) => inferred.values.get(t)!.shape };
-    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator, subsample));
+    return new CalibrationWorker(model, setup, rt, new FloatObserver(plan, rt, setup.points, setup.targets, setup.estimator, subsample, setup.peaks));
   }
 
   /** Indices of the points the float model computes: the only ones with ranges and SQNR. */
@@ -107,9 +112,10 @@ export class CalibrationWorker {
     return this.observer.observed;
   }
 
-  /** Pass 1: the range each point suggests for image number `image`, [lo, hi] at 2i, 2i+1. */
+  /** Pass 1: the ranges each point suggests for image number `image` (RANGE_STRIDE numbers per
+   *  point, see Observation.ranges). */
   ranges(feeds: Feeds, image: number): Float64Array {
-    const ranges = new Float64Array(2 * this.setup.points.length);
+    const ranges = new Float64Array(RANGE_STRIDE * this.setup.points.length);
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
     this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
@@ -151,6 +157,7 @@ export class CalibrationWorker {
     this.timings.fixed += performance.now() - t0;
 
     const sums = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
+    const clip = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
     let sqnrMs = 0;
     const spent = { ranges: 0, means: 0 };
     t0 = performance.now();
@@ -160,7 +167,11 @@ export class CalibrationWorker {
       onPoint: sums && ((i, name, f) => {
         const t1 = performance.now();
         const q = spec.tensors[name];
-        [sums[2 * i], sums[2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, 2 ** -q.scaleLog2);
+        const step = 2 ** -q.scaleLog2;
+        [sums[2 * i], sums[2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, step);
+        // Values beyond half a step past the format's extremes saturate.
+        const [lo, hi] = qRange(q.bits, q.signed);
+        [clip![2 * i], clip![2 * i + 1]] = this.observer.stats.clipError(f.byteOffset, f.length, (lo - 0.5) * step, (hi + 0.5) * step);
         sqnrMs += performance.now() - t1;
       }),
     });
@@ -169,6 +180,7 @@ export class CalibrationWorker {
     this.timings.sqnr += sqnrMs;
     this.timings.images++;
     if (sums) out.sqnr = sums;
+    if (clip) out.clip = clip;
     return out;
   }
 

@@ -1,0 +1,109 @@
+/**
+ * Cross-layer equalization: the same function, equal channel ranges across each pair, names kept,
+ * Clip(0, hi) joints only when asked (they become Relu), and per-tensor weights that quantize
+ * better afterwards.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { calibrate, loadCalibration, loadModel } from '../sdk/index.js';
+import { equalizeLayers } from '../sdk/passes/equalize.js';
+import { cloneGraph } from '../sdk/graph/ir.js';
+import { decodeModel } from '../sdk/onnx/decode.js';
+import { buildModel, diff, floats, node, ortRun, randomArray, rng } from './helpers.js';
+
+/** Pointwise (Relu) -> depthwise (Clip 0..6) -> pointwise, whose channels' weight ranges span
+ *  three orders of magnitude, as folded BatchNorms leave them. */
+function spread(act: 'Clip' | 'Relu' = 'Clip') {
+  const r = rng(11);
+  const w = (dims: number[], scale: (c: number) => number) => {
+    const inner = dims.slice(1).reduce((a, b) => a * b, 1);
+    return floats(dims, Array.from({ length: dims[0] * inner }, (_, i) => r(-1, 1) * scale(Math.floor(i / inner))));
+  };
+  return buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 8, 8] }],
+    outputs: [{ name: 'y', dims: [1, 6, 8, 8] }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { kernel_shape: [1, 1] }), node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'wd', 'bd'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 8 }), act === 'Clip' ? node('Clip', ['c2', 'zero', 'six'], ['r2']) : node('Relu', ['c2'], ['r2']),
+      node('Conv', ['r2', 'w3', 'b3'], ['y'], { kernel_shape: [1, 1] }),
+    ],
+    initializers: {
+      w1: w([8, 4, 1, 1], (c) => 10 ** (c % 3 - 1)), b1: floats([8], Array.from({ length: 8 }, () => r(0, 0.5))),
+      wd: w([8, 1, 3, 3], (c) => 10 ** ((c * 5) % 3 - 1)), bd: floats([8], Array.from({ length: 8 }, () => r(0, 0.5))),
+      w3: w([6, 8, 1, 1], () => 0.5), b3: floats([6], Array.from({ length: 6 }, () => r(-0.1, 0.1))),
+      zero: floats([], [0]), six: floats([], [6]),
+    },
+  });
+}
+
+const inputs = (n: number, seed: number) => Array.from({ length: n }, (_, i) => randomArray(4 * 64, seed + i, -1, 1));
+
+test('equalization keeps the function and the names, and gives each channel the same range in both layers', async () => {
+  const model = await loadModel(spread());
+  // Without clips only the Relu joint is equalized; the Clip(0,6) stays and nothing changes function.
+  const relu = model.withEqualization({ clips: false });
+  const g = cloneGraph(model.graph);
+  const result = equalizeLayers(g, { clips: false });
+  assert.equal(result.pairs, [['Conv_c1', 'Conv_c2']]);
+  assert.equal(result.clips, []);
+  assert.equal(relu.graph.nodes.map((n) => [n.name, n.op, n.outputs]), model.graph.nodes.map((n) => [n.name, n.op, n.outputs]));
+  const range = (m: typeof model, node: string, c: number, input: boolean) => {
+    const n = m.graph.nodes.find((x) => x.name === node)!;
+    const w = m.graph.initializers.get(n.inputs[1])!;
+    const [o, i] = w.dims;
+    const inner = w.data.length / (o * i);
+    let r = 0;
+    w.data.forEach((v, k) => { if ((input ? Math.floor(k / inner) % i : Math.floor(k / (i * inner))) === c) r = Math.max(r, Math.abs(v)); });
+    return r;
+  };
+  for (let c = 0; c < 8; c++) {
+    const [a, b] = [range(relu, 'Conv_c1', c, false), range(relu, 'Conv_c2', c, false)];
+    assert.ok(Math.abs(a - b) < 1e-5 * a, `channel ${c}: ${a} vs ${b}`);
+  }
+  for (const x of inputs(3, 5)) {
+    const d = diff((await relu.run(x)).y, (await model.run(x)).y);
+    assert.ok(d.max < 1e-5 * d.ref, `${d.max} of ${d.ref}`);
+  }
+
+  // With clips the depthwise -> pointwise pair is equalized too, through a Relu in place of the Clip.
+  const both = model.withEqualization({ clips: true });
+  assert.equal(both.graph.nodes.map((n) => n.op), ['Conv', 'Relu', 'Conv', 'Relu', 'Conv']);
+  assert.equal(both.graph.nodes.map((n) => n.name), model.graph.nodes.map((n) => n.name));
+  const relus = await loadModel(spread('Relu'));
+  for (const x of inputs(3, 9)) {
+    const d = diff((await both.run(x)).y, (await relus.run(x)).y);
+    assert.ok(d.max < 1e-5 * d.ref, `${d.max} of ${d.ref}`);
+  }
+});
+
+test('calibrate with equalize: per-tensor weights lose less, the exports carry the equalized weights, the table rebuilds it', async () => {
+  const model = await loadModel(spread('Relu'));
+  const samples = inputs(16, 100);
+  const x = inputs(1, 999)[0];
+  const sqnr = (a: Float32Array, b: Float32Array) => {
+    let s = 0, e = 0;
+    b.forEach((v, i) => { s += v * v; e += (a[i] - v) ** 2; });
+    return 10 * Math.log10(s / e);
+  };
+  const f = (await model.run(x)).y;
+  const plain = await calibrate(model, samples, { preset: 'advanced' });
+  const eq = await calibrate(model, samples, { preset: 'advanced', equalize: true });
+  assert.is(eq.table.equalize, true);
+  assert.is(plain.table.equalize, false);
+  const [sp, se] = [sqnr((await plain.run(x)).y, f), sqnr((await eq.run(x)).y, f)];
+  assert.ok(se > sp + 3, `SQNR ${sp.toFixed(1)} dB without, ${se.toFixed(1)} dB with equalization`);
+  // The calibrated float export holds the equalized weights on their power-of-2 grid.
+  const weightsOf = (g: ReturnType<typeof decodeModel>) => g.initializers.get(g.nodes.find((n) => n.name === 'Conv_c1')!.inputs[1])!.data;
+  const step = 2 ** -eq.table.layers.Conv_c1.weightScaleLog2[0];
+  const [exported, equalized, original] = [weightsOf(decodeModel(eq.toCalibratedOnnx())), weightsOf(eq.model.graph), weightsOf(model.graph)];
+  exported.forEach((v, i) => assert.ok(Math.abs(v - equalized[i]) <= step / 2, `weight ${i}: ${v} vs ${equalized[i]}`));
+  assert.ok(exported.some((v, i) => Math.abs(v - original[i]) > step));
+  const qdq = await ortRun(eq.toQdqOnnx({ rounding: 'device' }), { x: { data: x, dims: [1, 4, 8, 8] } });
+  const fixed = (await eq.run(x)).y;
+  const d = diff(qdq.y, fixed);
+  assert.ok(d.max <= 2 ** -eq.spec.tensors.y.scaleLog2, `QDQ vs fixed ${d.max}`);
+  const again = loadCalibration(model, JSON.parse(JSON.stringify(eq.table)));
+  assert.equal(again.toQdqOnnx(), eq.toQdqOnnx());
+});
+
+test.run();
