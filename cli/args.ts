@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closest, distance } from 'fastest-levenshtein';
 import { fail, oneLine } from '../sdk/errors.js';
 import type { Graph } from '../sdk/graph/ir.js';
+import { checkImageLayout, imageInputShape as imageDims, type PreprocessSpec } from '../sdk/data/preprocess.js';
 import type { SkipPolicy } from '../sdk/node/datasets.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -122,23 +123,21 @@ export function numberOption(v: string | boolean | undefined, name: string, rang
   return n;
 }
 
+/** A flag whose value is one of a list. */
+export function choice<T extends string>(v: string | boolean | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) fail('BAD_OPTION', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
 /** Commands that feed images run one image at a time: when no --input-shape is given, a dynamic
- *  batch dim becomes 1 and dynamic image dims come from the preprocessing size, if it has one. */
-export function imageInputShape(
-  graph: Graph, given: ReturnType<typeof parseInputShape>, image?: { width?: number; height?: number; layout: 'NCHW' | 'NHWC' },
-): ReturnType<typeof parseInputShape> {
-  if (given !== undefined || graph.inputs.length !== 1) return given;
-  const known = (d: number | string) => (typeof d === 'number' && d > 0 ? d : undefined);
-  const out = graph.inputs[0].dims.map(known);
-  if (out.every((d) => d !== undefined)) return undefined;
-  out[0] ??= 1;
-  if (out.length === 4) {
-    const [c, h, w] = image?.layout === 'NHWC' ? [3, 1, 2] : [1, 2, 3];
-    out[c] ??= 3;
-    out[h] ??= image?.height;
-    out[w] ??= image?.width;
-  }
-  return out.every((d) => d !== undefined) ? (out as number[]) : undefined;
+ *  batch dim becomes 1 and dynamic image dims come from the preprocessing size, if it has one
+ *  (sdk/data/preprocess.ts, shared with the page); a layout the model contradicts is refused. */
+export function imageInputShape(graph: Graph, given: ReturnType<typeof parseInputShape>, image?: PreprocessSpec): ReturnType<typeof parseInputShape> {
+  if (graph.inputs.length !== 1) return given;
+  const dims = graph.inputs[0].dims;
+  if (image) checkImageLayout(dims, image.layout);
+  return given ?? imageDims(dims, image);
 }
 
 /** --strict for the commands that read image folders: without it, files that are not images or

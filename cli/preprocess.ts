@@ -2,7 +2,7 @@
  *  overridden field by field by the general flags. */
 import { existsSync } from 'node:fs';
 import { fail } from '../sdk/errors.js';
-import { parseSpec, PRESETS, sizeSpec, type PreprocessSpec, type SizedSpec } from '../sdk/data/preprocess.js';
+import { parseSpec, PRESETS, type PreprocessSpec } from '../sdk/data/preprocess.js';
 import { readText } from '../sdk/node/datasets.js';
 import type { Options } from './args.js';
 
@@ -67,12 +67,6 @@ function number(text: string, flag: string): number {
   const v = m ? Number(m[1]) / (m[2] !== undefined ? Number(m[2]) : 1) : NaN;
   if (!Number.isFinite(v)) fail('BAD_OPTION', `--${flag}: "${text}" is not a number (fractions like 1/255 are fine)`);
   return v;
-}
-
-/** Build the spec from the flags, sized by the model's input shape; `fallback` is the preset used
- *  when --preprocess is absent. */
-export function specFromFlags(values: Record<string, string | boolean | undefined>, inputShape: readonly number[], fallback?: string): SizedSpec {
-  return sizeSpec(unsizedSpecFromFlags(values, fallback), inputShape);
 }
 
 /** The spec from the flags alone (its size, if any, from the preset, file or --size). Without

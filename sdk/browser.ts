@@ -5,5 +5,7 @@ export { decodeImage, loadImageTensor, type ImageInput } from './browser/images.
 export { CalibrationWorker } from './browser/client.js';
 export type { EncodedImage } from './browser/protocol.js';
 export type { InspectReport } from './inspect.js';
-/** The preprocessing presets, for pages that offer them (presetSpec(name) gives one as a spec). */
-export { PRESETS } from './data/preprocess.js';
+/** The preprocessing presets, for pages that offer them (presetSpec(name) gives one as a spec), and
+ *  the checks the CLI makes of a preprocessing against a model's input. */
+export { PRESETS, checkImageLayout, declaredLayout, imageInputShape } from './data/preprocess.js';
+export { sha256Hex } from './model.js';

@@ -7,10 +7,11 @@
  * (createImageBitmap) given the same pixels produce the same bytes, with any number of workers.
  */
 import { runCalibration } from './calibration.js';
-import { parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
+import { checkImageLayout, parseSpec, pixelAffine, pixelSpec, preprocess, sizeSpec, type PreprocessSpec, type SizedSpec } from './data/preprocess.js';
 import type { RgbImage } from './data/resize.js';
 import { fail } from './errors.js';
 import { check, checkCallbacks, isRecord } from './guard.js';
+import type { ImageIdentity } from './export/provenance.js';
 import type { QdqRounding } from './export/qdq.js';
 import { tableJson, type CalibrationTable } from './export/table.js';
 import { activationHistograms, type TensorHistogram } from './histograms.js';
@@ -36,6 +37,11 @@ export interface ImageCalibrationJob {
   workers?: number;
   /** The QDQ model's rounding at ties (Calibration.toQdqOnnx; default 'onnx'). */
   qdqRounding?: QdqRounding;
+  /** For calibration.json's provenance: each image's name and SHA-256 (in image order), the
+   *  folder they were chosen from, the model file's name. */
+  images?: ImageIdentity[];
+  imageRoot?: string;
+  modelFile?: string;
 }
 
 export interface JobProgress extends CalibrationProgress {
@@ -88,7 +94,10 @@ export async function calibrateImageSet<T>(
   if (workers > 1 && !startWorkers) fail('BAD_OPTION', 'more than one worker needs a platform that starts them');
   const source = await loadModel(modelBytes, { inputShape: job.inputShape });
   if (source.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${source.inputs.length}`);
-  const spec = sizeSpec(parseSpec(job.preprocess), source.inputs[0].shape);
+  const unsized = parseSpec(job.preprocess);
+  // The checks the CLI makes: the declared channels against the layout, the size against the shape.
+  checkImageLayout(source.source.inputs[0].dims, unsized.layout);
+  const spec = sizeSpec(unsized, source.inputs[0].shape);
   const model = job.pixelInput ? source.withPixelInput(pixelAffine(spec)) : source;
   const load = job.pixelInput ? pixelSpec(spec) : spec;
   const loader = async (image: T) => preprocess(await platform.decode(image), load);
@@ -100,6 +109,10 @@ export async function calibrateImageSet<T>(
   const report = (stage: JobProgress['stage']) => (p: CalibrationProgress) => platform.onProgress?.({ ...p, total: images.length, stage });
 
   const cal = await runCalibration(model, {
+    source: {
+      preprocessing: spec, images: job.images, imageRoot: job.imageRoot, modelFile: job.modelFile,
+      options: { pixelInput: !!job.pixelInput, qdqRounding: job.qdqRounding ?? 'onnx' },
+    },
     items: () => images,
     count: images.length,
     start: async (setup, m) => workers > 1

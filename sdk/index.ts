@@ -11,4 +11,5 @@ export { openDataset, type Dataset, type DatasetOptions } from './node/datasets.
 export { calibrateImages, type ImageCalibrateOptions } from './node/calibrate-images.js';
 export { saveCalibration, readCalibration, CALIBRATION_FILES, type SaveOptions } from './node/calibration-files.js';
 export { readTraceDir, writeTraceDir } from './node/traces.js';
-export { evaluate, TASKS, type Task, type EvaluateOptions, type EvalResult, type Metrics } from './node/evaluate.js';
+export { evaluate, TASKS, type Task, type EvaluateOptions, type EvalResult, type Metrics, type DetectionOptions, type FixedRunner } from './node/evaluate.js';
+export { PRIOR_PRESETS, parsePriorSpec, type PriorSpec } from './metrics/prior-box.js';

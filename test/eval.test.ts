@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { presetSpec, sizeSpec } from '../sdk/data/preprocess.js';
 import { loadModel, type Model } from '../sdk/model.js';
 import { COCO_PANOPTIC_TO_VOC } from '../sdk/metrics/segmentation.js';
+import { readCalibration } from '../sdk/node/calibration-files.js';
 import { openDataset } from '../sdk/node/datasets.js';
 import { evaluate, type EvaluateOptions } from '../sdk/node/evaluate.js';
 import { ASSETS, MODELS, ROOT, assetTest, buildModel, floats, node } from './helpers.js';
@@ -104,6 +105,65 @@ test('generic task: runs every image, reports no float metric', () => {
   const r = cli('eval', tiny, '--task', 'generic', '--images', images, ...FLAGS, '--json');
   assert.is(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout), { images: 5, float: {} });
+});
+
+test('eval --workers: the same report and the same warnings, in the same order, for 1, 2 and 3 workers', async () => {
+  const cal = join(dir, 'tiny-cal');
+  const c = cli('calibrate', tiny, '--images', images, '--out', cal, ...FLAGS, '--workers', '1');
+  assert.is(c.status, 0, c.stderr);
+  const mixed = join(dir, 'mixed');
+  mkdirSync(mixed, { recursive: true });
+  for (const cls of ['red', 'green', 'blue']) {
+    mkdirSync(join(mixed, cls), { recursive: true });
+    for (const f of ['0.png', '1.png']) {
+      try {
+        writeFileSync(join(mixed, cls, f), readFileSync(join(images, cls, f)));
+      } catch {
+        // green has one image
+      }
+    }
+  }
+  writeFileSync(join(mixed, 'green', 'broken.png'), 'not a png');
+  writeFileSync(join(mixed, 'red', 'empty.jpg'), '');
+  // The CLI caps --workers at the cores (saying so); the SDK does not: 3 threads run here whatever
+  // the machine.
+  const runs = [1, 2, 3].map((n) => cli('eval', tiny, '--task', 'imagenet', '--images', mixed, '--labels', join(dir, 'classes.txt'), '--calibration', cal, '--workers', String(n), '--json'));
+  const warnings = (r: { stderr: string }) => r.stderr.replace(/^p2calib: warning: --workers \d+ is more than the \d+ cores; using \d+\n/, '');
+  for (const r of runs) {
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout, runs[0].stdout);
+    assert.is(warnings(r), warnings(runs[0]));
+  }
+  const j = JSON.parse(runs[0].stdout);
+  assert.is(j.images, 5);
+  assert.is(j.float.top1, 80);
+  assert.match(runs[0].stderr, /broken\.png.*\(skipped\)\n.*empty\.jpg.*\(skipped\)/s);
+  const model = await loadModel(readFileSync(tiny), { inputShape: [1, 3, 8, 8] });
+  const calibration = readCalibration(model, cal);
+  const sdkRuns = await Promise.all([1, 3].map(async (workers) => {
+    const skipped: string[] = [];
+    const r = await evaluate(model, {
+      task: 'imagenet', dataset: openDataset(mixed), spec: sizeSpec(calibration.table.provenance!.preprocessing!, [1, 3, 8, 8]),
+      labels: join(dir, 'classes.txt'), calibration, workers, onSkip: (m) => skipped.push(m),
+    });
+    return JSON.stringify([r, skipped]);
+  }));
+  assert.is(sdkRuns[1], sdkRuns[0]);
+  assert.match(sdkRuns[0], /"agreement":100/);
+  assert.match(cli('eval', tiny, '--task', 'imagenet', '--images', images, ...FLAGS, '--workers', '0').stderr, /--workers must be an integer >= 1/);
+});
+
+test('SDK evaluate: a fixed-point runner function stays in this thread; worker threads need the calibration', async () => {
+  const model = await loadModel(readFileSync(tiny), { inputShape: [1, 3, 8, 8] });
+  const spec = sizeSpec({ ...presetSpec('imagenet'), width: 8, height: 8, resize: 'fill', mean: [0, 0, 0], std: [1, 1, 1] }, [1, 3, 8, 8]);
+  const o = { task: 'imagenet' as const, dataset: openDataset(images), spec, fixed: { run: (x: Float32Array) => model.run(x) } };
+  assert.is((await evaluate(model, o)).agreement, 100);
+  try {
+    await evaluate(model, { ...o, workers: 2 });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /worker threads cannot run a fixed-point runner function/);
+  }
 });
 
 /** The same evaluation with ONNX Runtime in place of p2calib's float engine. */

@@ -52,7 +52,8 @@ test('calibrateImageSet: the calibration of the preprocessed images, their histo
   const model = await loadModel(bytes, { inputShape: [1, 3, 12, 12] });
   const spec = sizeSpec(job.preprocess, [1, 3, 12, 12]);
   const tensors = images.map((im) => preprocess(im, spec));
-  const cal = await calibrate(model, tensors, job.options);
+  // calibrateImageSet records what it knows of its images: the preprocessing and its own options.
+  const cal = await calibrate(model, tensors, { ...job.options, source: { preprocessing: spec, options: { pixelInput: false, qdqRounding: 'onnx' } } });
   assert.equal(r.qdq, cal.toQdqOnnx());
   const device = await calibrateImageSet(bytes, images, { ...job, inputShape: [1, 3, 12, 12], qdqRounding: 'device', histogramBins: 0 }, { decode: async (im) => im });
   assert.equal(device.qdq, cal.toQdqOnnx({ rounding: 'device' }));

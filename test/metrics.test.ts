@@ -1,7 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sameTop1, topK, TopKAccuracy } from '../sdk/metrics/classification.js';
-import { averagePrecision, decodeYolox, DetectionAP, iou, nms, parseYoloLabels, type Box } from '../sdk/metrics/detection.js';
+import { averagePrecision, BoxAgreement, DetectionAP, iou, matchBoxes, nms, parseYoloLabels, type Box } from '../sdk/metrics/detection.js';
+import { detectionHead } from '../sdk/metrics/heads.js';
+import { decodePriorBoxes, parsePriorSpec, PRIOR_PRESETS, priorBoxes } from '../sdk/metrics/prior-box.js';
+import { decodeYolox } from '../sdk/metrics/yolox.js';
 import { ErrorStats } from '../sdk/metrics/error.js';
 import {
   argmaxClasses, COCO_PANOPTIC_TO_VOC, IGNORE, mapMask, MeanIoU, parseClassMap, resizeLabels, type LabelMap,
@@ -83,6 +86,75 @@ test('YOLOX decoding: grid offsets, exp sizes, obj*cls scores, stride order', ()
     assert.instance(e, P2Error);
     assert.match((e as Error).message, /need 84 rows/);
   }
+});
+
+test('matchBoxes: highest score first, best IoU of the same class, each reference once', () => {
+  const ref = [box(0, 0, 10, 10, 0), box(20, 0, 30, 10, 0), box(0, 0, 10, 10, 1)];
+  const dets = [box(1, 0, 11, 10, 0, 0.5), box(0, 0, 10, 10, 0, 0.9), box(21, 0, 31, 10, 0, 0.7), box(0, 0, 10, 10, 2, 0.8)];
+  // 0.9 takes ref 0 (IoU 1); 0.7 takes ref 1; 0.5 overlaps ref 0 only, already taken; class 2 has no reference.
+  assert.equal(matchBoxes(dets, ref, 0.5), [-1, 0, 1, -1]);
+});
+
+test('BoxAgreement by hand: precision over the fixed boxes, recall over the float boxes, 100 when empty', () => {
+  const a = new BoxAgreement(0.5);
+  // Image 1: float has 3 boxes, fixed finds 2 of them (one shifted: IoU 9/11) and one extra.
+  a.add([box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)], [box(1, 0, 11, 10, 0, 0.9), box(20, 0, 30, 10, 0, 0.8), box(60, 60, 70, 70, 0, 0.7)]);
+  // Image 2: neither has a box.
+  a.add([], []);
+  const r = a.result();
+  assert.equal([r.float, r.fixed, r.matched], [3, 3, 2]);
+  close(r.precision, 200 / 3);
+  close(r.recall, 200 / 3);
+  close(r.meanIou, (9 / 11 + 1) / 2);
+  assert.equal(new BoxAgreement().result(), { precision: 100, recall: 100, float: 0, fixed: 0, matched: 0, meanIou: 1 });
+});
+
+test('priors: UltraFace\'s generator (centres (i + 0.5) / cells, sizes min/size, cell by cell) and SSD\'s steps, max sizes and aspect ratios', () => {
+  const uf = priorBoxes(PRIOR_PRESETS.ultraface, 320, 240);
+  // 40x30x3 + 20x15x2 + 10x8x2 + 5x4x3 = 4420 priors, as the shared UltraFace has boxes.
+  assert.is(uf.length / 4, 4420);
+  // Prior 4: stride-8 cell (1, 0), its second size (16 px).
+  [1.5 * 8 / 320, 0.5 * 8 / 240, 16 / 320, 16 / 240].forEach((v, i) => close(uf[16 + i], v, 1e-12));
+  // The last prior: stride 64, the cell (4, 3) of a 5x4 map (ceil(240 / 64) = 4 rows), 256 px;
+  // centres by cells: (4.5 / 5, 3.5 / 4); clipped to 1 high.
+  [4.5 / 5, 3.5 / 4, 256 / 320, 1].forEach((v, i) => close(uf[uf.length - 4 + i], v, 1e-12));
+  // By stride (SSD's step): the same cell is centred at 3.5 * 64 / 240.
+  const bySteps = priorBoxes({ ...PRIOR_PRESETS.ultraface, centers: 'stride' }, 320, 240);
+  close(bySteps[bySteps.length - 3], 3.5 * 64 / 240, 1e-12);
+  const ssd = priorBoxes({ strides: [10], minSizes: [[20]], maxSizes: [[80]], aspectRatios: [[4]], featureMaps: [[1, 1]], clip: true }, 100, 50);
+  // One cell: the square 20, sqrt(20*80) = 40, then 20*2 x 20/2 and 20/2 x 20*2; clipped to [0, 1].
+  const want = [[0.05, 0.1, 0.2, 0.4], [0.05, 0.1, 0.4, 0.8], [0.05, 0.1, 0.4, 0.2], [0.05, 0.1, 0.1, 0.8]];
+  assert.equal(Array.from(ssd).map((v) => Number(v.toFixed(12))), want.flat());
+});
+
+test('prior-box decoding: SSD offsets with variances, decoded corners, per-class candidates, background dropped', () => {
+  const spec = parsePriorSpec({ strides: [16], minSizes: [[16]], centerVariance: 0.1, sizeVariance: 0.2 });
+  // A 32x16 input: 2x1 cells, priors (8, 8, 16, 16) and (24, 8, 16, 16) in pixels.
+  const scores = Float32Array.from([0.2, 0.7, 0.1, /* prior 1 */ 0.1, 0.3, 0.6]);
+  const offsets = Float32Array.from([0, 0, 0, 0, /* prior 1 */ 5, -2.5, Math.log(2) / 0.2, 0]);
+  const boxes = decodePriorBoxes(scores, offsets, { width: 32, height: 16, priors: spec }, 0.25);
+  // Prior 0: class 1 (0.7) -> label class 0, the prior itself. Prior 1: classes 1 (0.3) and 2 (0.6):
+  // centre (24 + 5*0.1*16, 8 - 2.5*0.1*16) = (32, 4), size (32, 16).
+  assert.equal(boxes.map((b) => [b.cls, Number(b.score.toFixed(6)), b.x1, b.y1, b.x2, b.y2].map((v) => Number(v.toFixed(6)))), [
+    [0, 0.7, 0, 0, 16, 16], [0, 0.3, 16, -4, 48, 12], [1, 0.6, 16, -4, 48, 12],
+  ]);
+  // Decoded corners (no priors), normalized; logits through softmax; no background class.
+  const corners = decodePriorBoxes(Float32Array.from([0, Math.log(3)]), Float32Array.from([0.25, 0.5, 0.5, 1]), { width: 32, height: 16, scores: 'softmax', background: false }, 0.5);
+  assert.equal(corners.map((b) => [b.cls, Number(b.score.toFixed(6)), b.x1, b.y1, b.x2, b.y2]), [[1, 0.75, 8, 8, 16, 16]]);
+  assert.throws(() => parsePriorSpec({ strides: [8], minSizes: [[1], [2]] }), /one list per level/);
+  assert.throws(() => parsePriorSpec({ strides: [8], minSizes: [[1]], variance: 1 }), /unknown field "variance"/);
+  assert.throws(() => parsePriorSpec('ssd300'), /no prior preset "ssd300"/);
+});
+
+test('detectionHead: a score/box pair is a prior-box head, a [1,N,5+C] grid output YOLOX; anything else is refused', () => {
+  const uf = detectionHead([{ name: 'scores', shape: [1, 4420, 2] }, { name: 'boxes', shape: [1, 4420, 4] }], 320, 240);
+  assert.is(uf.kind, 'prior-box');
+  assert.match(uf.describe, /scores "scores" \(1 class after the background\), boxes "boxes" \(decoded corners\)/);
+  // Four classes: the box output is told by its name, whatever the order.
+  assert.match(detectionHead([{ name: 'loc', shape: [1, 6, 4] }, { name: 'conf', shape: [1, 6, 4] }], 32, 32).describe, /boxes "loc"/);
+  assert.is(detectionHead([{ name: 'out', shape: [1, 3549, 85] }], 416, 416).kind, 'yolox');
+  assert.throws(() => detectionHead([{ name: 'scores', shape: [1, 4420, 2] }, { name: 'boxes', shape: [1, 4420, 4] }], 320, 240, { priors: { strides: [8], minSizes: [[8]] } }), /lays 1200 priors/);
+  assert.throws(() => detectionHead([{ name: 'out', shape: [1, 1000] }], 224, 224), /no output holds a YOLOX head.*"out" \[1,1000\]/);
 });
 
 test('YOLO label files: normalized centre boxes to pixels; bad lines are user errors', () => {

@@ -4,7 +4,8 @@
  * collects settings, shows progress and renders the result.
  */
 import {
-  CalibrationWorker, PRESETS, parseSpec, type CalibrationTable, type ImageCalibrationJob, type ImageCalibrationResult, type InspectReport,
+  CalibrationWorker, PRESETS, checkImageLayout, declaredLayout, imageInputShape, parseSpec, sha256Hex, sizeSpec,
+  type CalibrationTable, type ImageCalibrationJob, type ImageCalibrationResult, type ImageIdentity, type InspectReport,
   type JobProgress, type PreprocessSpec, type TensorHistogram,
 } from '../sdk/browser.js';
 
@@ -25,6 +26,8 @@ let report: InspectReport | undefined;
 let images: ImageItem[] = [];
 let result: ImageCalibrationResult | undefined;
 let progressEvents = 0;
+/** Why the preprocessing does not fit the model (the CLI's checks), when it does not. */
+let misfit: string | undefined;
 const urls: string[] = [];
 
 function setState(state: 'empty' | 'ready' | 'running' | 'done' | 'error', message?: string): void {
@@ -32,8 +35,26 @@ function setState(state: 'empty' | 'ready' | 'running' | 'done' | 'error', messa
   const status = $('status');
   status.textContent = message ?? status.textContent;
   status.classList.toggle('error', state === 'error');
-  $<HTMLButtonElement>('calibrate').disabled = state === 'running' || !model || !images.length;
+  $<HTMLButtonElement>('calibrate').disabled = state === 'running' || !model || !images.length || misfit !== undefined;
   $<HTMLButtonElement>('cancel').hidden = state !== 'running';
+}
+
+/** Ready when a model, images and a fitting preprocessing are there; else say what is missing. */
+function settle(): void {
+  if (!model) return setState('empty', 'Choose an ONNX model.');
+  if (!images.length) return setState('empty', 'Now add images.');
+  if (misfit) return setState('error', 'The preprocessing does not fit the model: see the red box under Preprocessing.');
+  setState('ready', 'Ready to calibrate.');
+}
+
+/** Results belong to the model they were made with: a new model (or a failed one) removes them. */
+function clearResults(): void {
+  result = undefined;
+  urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+  $('results').hidden = true;
+  $('summary').innerHTML = '';
+  $<HTMLTableElement>('layers').tBodies[0].innerHTML = '';
+  $<HTMLProgressElement>('progress').value = 0;
 }
 
 // ---- inputs ----
@@ -52,15 +73,20 @@ function addImages(items: ImageItem[]): void {
   $('image-info').textContent = images.length
     ? `${images.length} image${images.length > 1 ? 's' : ''} (in this order):\n${shown}${images.length > 6 ? '\n…' : ''}`
     : 'no images (jpg, png, webp, gif, avif, bmp) found';
-  setState(model && images.length ? 'ready' : 'empty', model && images.length ? 'Ready to calibrate.' : undefined);
+  settle();
 }
 
 async function setModel(file: File): Promise<void> {
-  model = file;
+  model = undefined;
   report = undefined;
-  $('model-info').textContent = `${file.name}: reading…`;
+  clearResults();
+  const info = $('model-info');
+  info.classList.remove('error');
+  info.textContent = `${file.name}: reading…`;
+  setState('empty', 'Reading the model…');
   try {
     report = await worker.inspect(file);
+    model = file;
     const io = (v: InspectReport['inputs'][number]) => `${v.name} [${v.shape.join(', ')}] ${v.type}`;
     const ops = Object.values(report.ops).reduce((a, b) => a + b, 0);
     $('model-info').textContent = [
@@ -69,11 +95,15 @@ async function setModel(file: File): Promise<void> {
       `output ${report.outputs.map(io).join(', ')}`,
       ...(report.unsupported.length ? [`unsupported: ${report.unsupported.map((u) => u.op).join(', ')}`] : []),
     ].join('\n');
-    syncShape();
+    fillSizeFromModel();
   } catch (e) {
-    $('model-info').textContent = `${file.name}: ${(e as Error).message}`;
+    info.classList.add('error');
+    info.textContent = `${file.name} cannot be calibrated: ${(e as Error).message}\nChoose an ONNX model file.`;
+    // The fit of the preprocessing was the old model's.
+    checkFit();
+    return setState('error', `${file.name} is not a model p2calib can read; choose an ONNX model.`);
   }
-  setState(images.length ? 'ready' : 'empty', images.length ? 'Ready to calibrate.' : 'Now add images.');
+  checkFit();
 }
 
 /** Files of a dropped directory entry, with their paths. */
@@ -125,7 +155,7 @@ function fillSpec(spec: PreprocessSpec): void {
     field(k).value = v === undefined ? '' : Array.isArray(v) ? v.join(',') : typeof v === 'number' && k === 'scale' ? scaleText(v) : String(v);
   }
   if (!spec.align) field('align').value = '';
-  syncShape();
+  fillSizeFromModel();
 }
 
 /** A number, or a fraction such as 1/255. */
@@ -153,48 +183,109 @@ function specFromForm(): PreprocessSpec {
   return parseSpec(o, 'preprocessing');
 }
 
-/** The model's input dims with dynamic ones filled in: batch 1, channels 3, height and width from the
- *  preprocessing (or, when the model fixes them, the preprocessing's size from the model). */
-function syncShape(): void {
-  const dims = report?.inputs.length === 1 ? report.inputs[0].shape : undefined;
-  if (!dims || dims.length !== 4) return;
-  const nhwc = field('layout').value === 'NHWC';
-  const [hAt, wAt, cAt] = nhwc ? [1, 2, 3] : [2, 3, 1];
-  const fixed = (d: number | string) => typeof d === 'number' && d > 0;
-  if (fixed(dims[hAt])) field('height').value = String(dims[hAt]);
-  if (fixed(dims[wAt])) field('width').value = String(dims[wAt]);
-  const shape = dims.map((d, i) => (fixed(d) ? d : i === 0 ? 1 : i === cAt ? 3 : Number(field(i === hAt ? 'height' : 'width').value) || '?'));
-  $('input-shape').value = shape.join(',');
+const modelDims = () => (report?.inputs.length === 1 ? report.inputs[0].shape : undefined);
+
+/** Width and height from the model where it fixes them, read at the layout its dims show (the
+ *  form's otherwise): what the CLI's size defaults to. Done when a model or a preset is chosen,
+ *  never over what the user typed. */
+function fillSizeFromModel(): void {
+  const dims = modelDims();
+  if (dims?.length === 4) {
+    const nhwc = (declaredLayout(dims) ?? field('layout').value) === 'NHWC';
+    const [h, w] = nhwc ? [dims[1], dims[2]] : [dims[2], dims[3]];
+    if (typeof h === 'number' && h > 0) field('height').value = String(h);
+    if (typeof w === 'number' && w > 0) field('width').value = String(w);
+  }
+  updateInputShape();
+}
+
+/** The input shape the CLI would run the model at: its dims, dynamic ones from the form. */
+function updateInputShape(): void {
+  const dims = modelDims();
+  if (!dims) return;
+  const size = { width: Number(field('width').value) || undefined, height: Number(field('height').value) || undefined };
+  const shape = imageInputShape(dims, { ...size, layout: declaredLayout(dims) ?? (field('layout').value as 'NCHW' | 'NHWC') });
+  $('input-shape').value = (shape ?? dims).map((d) => (typeof d === 'number' && d > 0 ? d : '?')).join(',');
+}
+
+/** The CLI's checks of a preprocessing against the model (sdk/data/preprocess.ts), run on every
+ *  change: a misfit is shown in the preprocessing box and keeps Calibrate disabled. */
+function checkFit(): void {
+  misfit = undefined;
+  try {
+    const spec = specFromForm();
+    const dims = modelDims();
+    if (dims) {
+      checkImageLayout(dims, spec.layout);
+      const shape = inputShapeFromForm();
+      if (shape) sizeSpec(spec, shape);
+    }
+  } catch (e) {
+    misfit = (e as Error).message;
+  }
+  const box = $('pp-error');
+  box.hidden = misfit === undefined;
+  box.textContent = misfit ?? '';
+  if (document.body.dataset.state !== 'running') settle();
+}
+
+function inputShapeFromForm(): number[] | undefined {
+  const text = $('input-shape').value.trim();
+  if (!text) return undefined;
+  const shape = text.split(/[,x\s]+/).map(Number);
+  if (shape.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`the input shape "${text}" is not a list of positive integers`);
+  return shape;
 }
 
 const ppPreset = $<HTMLSelectElement>('pp-preset');
 for (const name of [...Object.keys(PRESETS), 'custom']) ppPreset.add(new Option(name, name, name === 'imagenet', name === 'imagenet'));
-ppPreset.addEventListener('change', () => { if (ppPreset.value !== 'custom') fillSpec(parseSpec({ preset: ppPreset.value })); });
-for (const k of PP_FIELDS) field(k).addEventListener('change', () => { ppPreset.value = 'custom'; if (k === 'layout') syncShape(); });
+ppPreset.addEventListener('change', () => {
+  if (ppPreset.value !== 'custom') fillSpec(parseSpec({ preset: ppPreset.value }));
+  checkFit();
+});
+for (const k of PP_FIELDS) {
+  field(k).addEventListener('change', () => {
+    ppPreset.value = 'custom';
+    if (k === 'width' || k === 'height' || k === 'layout') updateInputShape();
+    checkFit();
+  });
+}
+$('input-shape').addEventListener('change', checkFit);
 fillSpec(parseSpec({ preset: 'imagenet' }));
 // Each worker holds its own copy of the model and engines.
 $('workers').value = String(Math.min(navigator.hardwareConcurrency || 1, 4));
 
-function jobFromForm(): ImageCalibrationJob {
-  const shapeText = $('input-shape').value.trim();
-  const inputShape = shapeText ? shapeText.split(/[,x\s]+/).map(Number) : undefined;
-  if (inputShape?.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`input shape "${shapeText}" is not a list of positive integers`);
-  const int = (id: string) => {
+/** Image names as the CLI records them: relative to the folder chosen or dropped (its name is the
+ *  root), with each file's SHA-256. */
+async function imageIdentities(): Promise<{ images: ImageIdentity[]; imageRoot?: string }> {
+  const top = images[0].path.split('/')[0];
+  const common = images.every((i) => i.path.includes('/') && i.path.split('/')[0] === top);
+  const identities = await Promise.all(images.map(async (i) => ({
+    name: common ? i.path.slice(top.length + 1) : i.path,
+    sha256: await sha256Hex(new Uint8Array(await i.file.arrayBuffer())),
+  })));
+  return { images: identities, ...(common ? { imageRoot: top } : {}) };
+}
+
+async function jobFromForm(): Promise<ImageCalibrationJob> {
+  const int = (id: string, label: string) => {
     const v = Number($(id).value);
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${id} must be a positive integer`);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${label} must be a positive integer`);
     return v;
   };
   return {
-    inputShape,
+    ...(await imageIdentities()),
+    modelFile: model!.name,
+    inputShape: inputShapeFromForm(),
     preprocess: specFromForm(),
     pixelInput: $('pixel-input').checked,
-    workers: int('workers'),
+    workers: int('workers', 'Workers'),
     qdqRounding: $<HTMLSelectElement>('qdq-rounding').value as 'onnx' | 'device',
     options: {
       preset: $<HTMLSelectElement>('preset').value as 'simple' | 'advanced' | 'advanced-dw',
       bits: Number($<HTMLSelectElement>('bits').value) as 8 | 16,
-      iterations: int('iterations'),
-      batchSize: int('batch'),
+      iterations: int('iterations', 'Iterations'),
+      batchSize: int('batch', 'Batch'),
       estimator: $<HTMLSelectElement>('estimator').value || undefined,
       biasCalibration: $<HTMLSelectElement>('bias-calibration').value as 'tidl' | 'devkit',
       biasMode: $<HTMLSelectElement>('bias-mode').value as 'mma' | 'int16',
@@ -216,15 +307,15 @@ function onProgress(p: JobProgress): void {
 }
 
 $('calibrate').addEventListener('click', async () => {
-  if (!model || !images.length) return;
+  if (!model || !images.length || misfit) return;
   let job: ImageCalibrationJob;
   try {
-    job = jobFromForm();
+    job = await jobFromForm();
   } catch (e) {
     return setState('error', (e as Error).message);
   }
   progressEvents = 0;
-  $('results').hidden = true;
+  clearResults();
   setState('running', 'starting the worker…');
   const started = performance.now();
   try {
@@ -258,7 +349,6 @@ function download(id: string, data: BlobPart, type: string): void {
 }
 
 function showResult(r: ImageCalibrationResult, modelName: string, workers: number, seconds: number): void {
-  urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
   const t = r.table;
   const sqnrs = Object.values(t.tensors).map((x) => x.sqnr).filter((x): x is number => x !== undefined && Number.isFinite(x));
   $('summary').innerHTML = '';

@@ -16,8 +16,9 @@ import { writeReport } from './report.js';
 import type { QdqRounding } from '../../sdk/export/qdq.js';
 import type { CalibrationTable } from '../../sdk/export/table.js';
 import type { BiasMode } from '../../sdk/device/spec.js';
-import { STRICT_HELP, STRICT_OPTION, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn, type Options } from '../args.js';
-import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, specFromFlags } from '../preprocess.js';
+import { STRICT_HELP, STRICT_OPTION, choice, imageInputShape, intOption, numberOption, parse, parseInputShape, skipPolicy, warn, type Options } from '../args.js';
+import { PREPROCESS_HELP, PREPROCESS_OPTIONS, describeSpec, unsizedSpecFromFlags } from '../preprocess.js';
+import { sizeSpec } from '../../sdk/data/preprocess.js';
 import { progress } from '../progress.js';
 
 export const help = `Usage: p2calib calibrate MODEL.onnx --images DIR|LIST --out DIR [options]
@@ -89,12 +90,6 @@ Examples:
 
 const PRESET_NAMES: Preset[] = ['simple', 'advanced', 'advanced-dw'];
 
-function choice<T extends string>(v: string | boolean | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) fail('BAD_OPTION', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
-  return v as T;
-}
-
 const OPTIONS: Options = {
   images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
   'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
@@ -144,10 +139,11 @@ export async function run(argv: string[]): Promise<number> {
   if (values.report !== undefined && existsSync(values.report as string) && !values.force) fail('IO', `--report ${values.report} exists; pass --force to overwrite it`);
   const outDir = prepareCalibrationDir(values.out as string, !!values.force);
   const { bytes, options } = readModelFile(pos[0]);
-  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined));
+  const unsized = unsizedSpecFromFlags(values, 'imagenet');
+  const inputShape = imageInputShape(decodeModel(bytes, options), parseInputShape(values['input-shape'] as string | undefined), unsized);
   const model = await loadModel(bytes, { ...options, inputShape });
   if (model.inputs.length !== 1) fail('BAD_OPTION', `calibrating from images needs a single-input model; this one has ${model.inputs.length}`);
-  const spec = specFromFlags(values, model.inputs[0].shape, 'imagenet');
+  const spec = sizeSpec(unsized, model.inputs[0].shape);
   // Said on stderr (also with --json): the default is a guess that eval and simulate then follow.
   if (values.preprocess === undefined) console.error(`p2calib: note: no --preprocess given: using the imagenet preset (${describeSpec(spec)})`);
   const skip = skipPolicy(values);

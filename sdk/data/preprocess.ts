@@ -131,12 +131,57 @@ export function parseSpec(obj: unknown, where = 'preprocessing spec'): Preproces
   set('mean', triple('mean', () => true, 'finite'));
   set('std', triple('std', (v) => v !== 0, 'non-zero'));
   set('layout', oneOf('layout', ['NCHW', 'NHWC'] as const));
-  return spec;
+  return canonical(spec);
+}
+
+const FIELD_ORDER = ['width', 'height', 'resize', 'shortSide', 'padValue', 'align', 'interpolation', 'channels', 'scale', 'mean', 'std', 'layout'] as const;
+
+/** The fields in one order, whatever the spec was built from: the spec calibration.json records
+ *  has the same bytes from the CLI, the SDK and the page. */
+function canonical<T extends PreprocessSpec>(spec: T): T {
+  return Object.fromEntries(FIELD_ORDER.filter((k) => spec[k] !== undefined).map((k) => [k, spec[k]])) as unknown as T;
+}
+
+/** The layout a declared 4-D image input shows: NCHW when dim 1 is fixed at 3 channels and dim 3
+ *  is not, NHWC the other way round; undefined when the dims do not tell. */
+export function declaredLayout(dims: readonly (number | string)[]): Layout | undefined {
+  if (dims.length !== 4) return undefined;
+  const [first, last] = [dims[1] === 3, dims[3] === 3];
+  return first === last ? undefined : first ? 'NCHW' : 'NHWC';
+}
+
+/** Refuse a preprocessing layout that the model's declared input dims contradict. */
+export function checkImageLayout(dims: readonly (number | string)[], layout: Layout): void {
+  const declared = declaredLayout(dims);
+  if (declared && declared !== layout) {
+    fail('BAD_OPTION', `the model input [${dims}] is ${declared} (3 channels in dim ${declared === 'NCHW' ? 1 : 3}) but the preprocessing's layout is ${layout}: set the layout to ${declared}`);
+  }
+}
+
+/**
+ * The shape an image model runs at, one image at a time, from its declared input dims: a dynamic
+ * batch becomes 1, dynamic channels 3, dynamic height and width the preprocessing's size. Undefined
+ * when a dim stays unknown (no size to take it from), or when the dims are all fixed already.
+ * Shared by the CLI and the page, which then size the spec with sizeSpec.
+ */
+export function imageInputShape(dims: readonly (number | string)[], spec?: Pick<PreprocessSpec, 'width' | 'height' | 'layout'>): number[] | undefined {
+  if (spec) checkImageLayout(dims, spec.layout);
+  const out = dims.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
+  if (out.every((d) => d !== undefined)) return undefined;
+  out[0] ??= 1;
+  if (out.length === 4) {
+    const [c, h, w] = (spec?.layout ?? declaredLayout(dims)) === 'NHWC' ? [3, 1, 2] : [1, 2, 3];
+    out[c] ??= 3;
+    out[h] ??= spec?.height;
+    out[w] ??= spec?.width;
+  }
+  return out.every((d) => d !== undefined) ? (out as number[]) : undefined;
 }
 
 /**
  * Fill in the size from a model input shape ([N,3,H,W] for NCHW, [N,H,W,3] for NHWC) and check
- * that the spec agrees with it.
+ * that the spec agrees with it. The messages name what to change in the spec's own terms (layout,
+ * width and height), which the CLI's flags and the page's fields both carry.
  */
 export function sizeSpec(spec: PreprocessSpec, inputShape?: readonly number[]): SizedSpec {
   check(isRecord(spec), 'sizeSpec', 'the spec must be a preprocessing spec (parseSpec or presetSpec)');
@@ -145,16 +190,16 @@ export function sizeSpec(spec: PreprocessSpec, inputShape?: readonly number[]): 
   if (inputShape) {
     const [c, h, w] = spec.layout === 'NCHW' ? inputShape.slice(1, 4) : [inputShape[3], inputShape[1], inputShape[2]];
     if (inputShape.length !== 4 || c !== 3) {
-      fail('BAD_OPTION', `the model input [${inputShape}] is not a 3-channel ${spec.layout} image; check --preprocess (layout) or --input-shape`);
+      fail('BAD_OPTION', `the model input [${inputShape}] is not a 3-channel ${spec.layout} image: check the preprocessing's layout and the input shape`);
     }
     if ((width !== undefined && width !== w) || (height !== undefined && height !== h)) {
-      fail('BAD_OPTION', `preprocessing makes ${width}x${height} images but the model input [${inputShape}] wants ${w}x${h}`);
+      fail('BAD_OPTION', `the preprocessing makes ${width}x${height} images but the model input [${inputShape}] wants ${w}x${h}: set the width and height to ${w}x${h}`);
     }
     width = w;
     height = h;
   }
-  if (width === undefined || height === undefined) fail('BAD_OPTION', 'the preprocessing spec has no width/height and no model input shape gives them');
-  return { ...spec, width, height };
+  if (width === undefined || height === undefined) fail('BAD_OPTION', 'the preprocessing has no width and height, and no model input shape gives them');
+  return canonical({ ...spec, width, height });
 }
 
 /** Elements of one preprocessed image. */

@@ -1,7 +1,8 @@
 /**
- * Object detection: decoding YOLOX-style grid outputs, non-maximum suppression, and mAP@0.5 with
- * all-point interpolated AP (the area under the precision envelope) averaged over the classes
- * present in the ground truth.
+ * Object detection, whatever the head: boxes, non-maximum suppression, mAP@0.5 with all-point
+ * interpolated AP (the area under the precision envelope) averaged over the classes present in the
+ * ground truth, and the agreement of one model's boxes with another's. The heads' decoders are
+ * their own modules (yolox.ts, prior-box.ts; heads.ts picks one from a model's outputs).
  */
 import { fail } from '../errors.js';
 
@@ -24,52 +25,6 @@ export function iou(a: Box, b: Box): number {
   return union > 0 ? inter / union : 0;
 }
 
-export interface YoloxOptions {
-  /** Model input size in pixels. */
-  width: number;
-  height: number;
-  strides?: number[];
-  /** Keep candidates with obj*cls above this (default 0.001). */
-  scoreThreshold?: number;
-}
-
-/**
- * Decode one image's YOLOX output [anchors, 5 + classes]: rows ordered stride by stride, each grid
- * row-major; xy = (p + grid) * stride, wh = exp(p) * stride (centre and size, in input pixels),
- * score = obj * cls (the exported head already applies the sigmoids). Each anchor gives its best
- * class.
- */
-export function decodeYolox(out: ArrayLike<number>, rowLength: number, o: YoloxOptions): Box[] {
-  const strides = o.strides ?? [8, 16, 32];
-  const threshold = o.scoreThreshold ?? 0.001;
-  const classes = rowLength - 5;
-  const grids = strides.map((s) => [Math.floor(o.width / s), Math.floor(o.height / s)]);
-  const rows = grids.reduce((n, [gw, gh]) => n + gw * gh, 0);
-  if (rows * rowLength !== out.length || classes < 1) {
-    fail('BAD_INPUT', `the detection output has ${out.length} values; YOLOX grids (strides ${strides}) of a ${o.width}x${o.height} input need ${rows} rows of 5 + classes`);
-  }
-  const boxes: Box[] = [];
-  let row = 0;
-  for (const [k, s] of strides.entries()) {
-    const [gw, gh] = grids[k];
-    for (let gy = 0; gy < gh; gy++) {
-      for (let gx = 0; gx < gw; gx++, row++) {
-        const p = row * rowLength;
-        const obj = out[p + 4];
-        if (obj <= threshold) continue;
-        let best = 0;
-        for (let c = 1; c < classes; c++) if (out[p + 5 + c] > out[p + 5 + best]) best = c;
-        const score = obj * out[p + 5 + best];
-        if (score <= threshold) continue;
-        const cx = (out[p] + gx) * s, cy = (out[p + 1] + gy) * s;
-        const w = Math.exp(out[p + 2]) * s, h = Math.exp(out[p + 3]) * s;
-        boxes.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, cls: best, score });
-      }
-    }
-  }
-  return boxes;
-}
-
 /** Per-class non-maximum suppression: highest score first, drop boxes overlapping a kept box of
  *  the same class by more than `threshold` IoU. Stable for equal scores. */
 export function nms(boxes: Box[], threshold: number, maxBoxes = Infinity): Box[] {
@@ -80,6 +35,37 @@ export function nms(boxes: Box[], threshold: number, maxBoxes = Infinity): Box[]
     if (kept.every((k) => k.cls !== b.cls || iou(k, b) <= threshold)) kept.push(b);
   }
   return kept;
+}
+
+/** A detection head's decoder: one image's outputs (by name) to boxes in input pixels, candidates
+ *  scoring above `scoreThreshold`, before NMS. */
+export interface DetectionHead {
+  kind: string;
+  /** What it decoded, for reports (e.g. "YOLOX grids, strides 8/16/32"). */
+  describe: string;
+  decode(outputs: Record<string, ArrayLike<number>>, scoreThreshold: number): Box[];
+}
+
+/**
+ * Greedy matching of detections to reference boxes: detections by decreasing score (stable), each
+ * takes the unmatched reference box of its class it overlaps most, when that IoU reaches
+ * `threshold`. Returns, per detection in the given order, the index of its reference box or -1.
+ */
+export function matchBoxes(detections: readonly Box[], reference: readonly Box[], threshold: number): number[] {
+  const match = new Array<number>(detections.length).fill(-1);
+  const used = new Uint8Array(reference.length);
+  const order = detections.map((_, i) => i).sort((a, b) => detections[b].score - detections[a].score || a - b);
+  for (const d of order) {
+    let best = -1, bestIou = threshold;
+    reference.forEach((t, i) => {
+      if (t.cls !== detections[d].cls || used[i]) return;
+      const v = iou(detections[d], t);
+      if (v >= bestIou) [best, bestIou] = [i, v];
+    });
+    if (best >= 0) used[best] = 1;
+    match[d] = best;
+  }
+  return match;
 }
 
 /** All-point interpolated AP from detections sorted by score (true/false positive flags). */
@@ -116,19 +102,13 @@ export class DetectionAP {
    *  truth matches at most one detection (the highest-scoring one overlapping it enough). */
   add(detections: Box[], truth: Box[]): void {
     for (const t of truth) this.positives.set(t.cls, (this.positives.get(t.cls) ?? 0) + 1);
-    const used = new Set<number>();
-    const sorted = [...detections].sort((a, b) => b.score - a.score);
-    for (const d of sorted) {
-      let best = -1, bestIou = this.iouThreshold;
-      truth.forEach((t, i) => {
-        if (t.cls !== d.cls || used.has(i)) return;
-        const v = iou(d, t);
-        if (v >= bestIou) [best, bestIou] = [i, v];
-      });
-      if (best >= 0) used.add(best);
+    const match = matchBoxes(detections, truth, this.iouThreshold);
+    const order = detections.map((_, i) => i).sort((a, b) => detections[b].score - detections[a].score || a - b);
+    for (const i of order) {
+      const d = detections[i];
       let list = this.dets.get(d.cls);
       if (!list) this.dets.set(d.cls, (list = []));
-      list.push({ score: d.score, tp: best >= 0, order: this.n++ });
+      list.push({ score: d.score, tp: match[i] >= 0, order: this.n++ });
     }
   }
 
@@ -142,6 +122,49 @@ export class DetectionAP {
     }
     const map = classes.length ? classes.reduce((s, c) => s + perClass[c], 0) / classes.length : 0;
     return { map, perClass };
+  }
+}
+
+/** How one model's boxes agree with another's (the fixed-point model's with the float model's):
+ *  precision is the share of the fixed boxes that match a float box (same class, IoU at least
+ *  `iou`), recall the share of float boxes matched; each is 100 when there is nothing to match. */
+export interface BoxAgreementResult {
+  precision: number;
+  recall: number;
+  /** Boxes of each model and matched pairs, over all images. */
+  float: number;
+  fixed: number;
+  matched: number;
+  /** Mean IoU of the matched pairs (1 when none). */
+  meanIou: number;
+}
+
+export class BoxAgreement {
+  private float = 0;
+  private fixed = 0;
+  private matched = 0;
+  private iouSum = 0;
+
+  constructor(private readonly iouThreshold = 0.5) {}
+
+  /** One image: the reference (float) boxes and the compared (fixed) boxes, after NMS. */
+  add(float: Box[], fixed: Box[]): void {
+    const match = matchBoxes(fixed, float, this.iouThreshold);
+    this.float += float.length;
+    this.fixed += fixed.length;
+    match.forEach((m, i) => {
+      if (m < 0) return;
+      this.matched++;
+      this.iouSum += iou(fixed[i], float[m]);
+    });
+  }
+
+  result(): BoxAgreementResult {
+    const pct = (n: number, d: number) => (d ? (100 * n) / d : 100);
+    return {
+      precision: pct(this.matched, this.fixed), recall: pct(this.matched, this.float),
+      float: this.float, fixed: this.fixed, matched: this.matched, meanIou: this.matched ? this.iouSum / this.matched : 1,
+    };
   }
 }
 

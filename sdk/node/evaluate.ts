@@ -5,45 +5,58 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
+import type { Calibration } from '../calibration.js';
 import { fail } from '../errors.js';
 import { check, checkCallbacks, checkModel, isRecord } from '../guard.js';
-import { normalize, pixelSpec, placement, type GeometryPlan, type SizedSpec } from '../data/preprocess.js';
-import type { RgbImage } from '../data/resize.js';
+import { placement, type SizedSpec } from '../data/preprocess.js';
 import type { Model } from '../model.js';
 import { sameTop1, TopKAccuracy } from '../metrics/classification.js';
-import { decodeYolox, DetectionAP, nms, parseYoloLabels, type Box } from '../metrics/detection.js';
+import { BoxAgreement, DetectionAP, nms, parseYoloLabels, type Box, type BoxAgreementResult } from '../metrics/detection.js';
 import { ErrorStats } from '../metrics/error.js';
+import { detectionHead, type HeadOptions } from '../metrics/heads.js';
 import { argmaxClasses, mapMask, MeanIoU, resizeLabels, type ClassMap, type LabelMap } from '../metrics/segmentation.js';
 import { classificationLabels, labelFile, readClassList, readText, skipImage, type Dataset, type SkipPolicy } from './datasets.js';
-import { decodeImage, decodeMask, imageGeometry } from './images.js';
+import { imageRunner, startEvalWorkers, type FixedRunner, type ImageOutputs } from './eval-images.js';
+import { decodeMask } from './images.js';
+
+export type { Runner, FixedRunner } from './eval-images.js';
 
 export type Task = 'imagenet' | 'segmentation' | 'detection' | 'generic';
 export const TASKS: readonly Task[] = ['imagenet', 'segmentation', 'detection', 'generic'];
 
-/** Runs one preprocessed image (batch 1) and returns every output by name. */
-export type Runner = (input: Float32Array) => Promise<Record<string, Float32Array>>;
-
-export interface DetectionOptions {
-  /** Candidates kept above this score (obj*cls); default 0.001. */
+export interface DetectionOptions extends HeadOptions {
+  /** mAP: candidates kept above this score; default 0.001. */
   scoreThreshold?: number;
   /** Per-class NMS IoU; default 0.5. */
   nmsIou?: number;
-  strides?: number[];
+  /** Float-vs-fixed box agreement: boxes scoring above this (default 0.5), after NMS, matched at
+   *  IoU 0.5. */
+  agreementScore?: number;
 }
+
+/** IoU at which a fixed-point box matches a float box (as mAP@0.5 matches ground truth). */
+export const AGREEMENT_IOU = 0.5;
 
 export interface EvaluateOptions extends SkipPolicy {
   task: Task;
   dataset: Dataset;
   spec: SizedSpec;
-  /** imagenet: class list file (else class sub-folders); detection: folder of YOLO .txt files;
-   *  segmentation: folder of single-channel PNG masks. */
+  /** imagenet: class list file (else class sub-folders); detection: folder of YOLO .txt files
+   *  (without: only the float-vs-fixed box agreement); segmentation: folder of single-channel PNG
+   *  masks. */
   labels?: string;
   /** segmentation: mask value -> model class. */
   classMap?: ClassMap;
   detection?: DetectionOptions;
-  /** The fixed-point model, when there is one to compare; `pixels`: it takes raw 0..255 pixels
-   *  (the preprocessing's affine map is its first layer). */
-  fixed?: { run: Runner; pixels?: boolean };
+  /** The fixed-point model to compare, as a calibration (worker threads rebuild it from its
+   *  table)... */
+  calibration?: Calibration;
+  /** ... or as a runner of this thread (e.g. ONNX Runtime on a QDQ model). */
+  fixed?: FixedRunner;
+  /** Worker threads running the models, each with its own engines (default 1: this thread; at
+   *  most one per image). Images are scored in their order whatever the number: the result does
+   *  not depend on it. Workers run the model's own engine and need `calibration`, not `fixed`. */
+  workers?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -66,6 +79,10 @@ export interface EvalResult {
   fixed?: Metrics;
   /** imagenet: top-1 agreement; segmentation: pixels with the same class (percent). */
   agreement?: number;
+  /** detection: the fixed model's boxes against the float model's. */
+  boxes?: BoxAgreementResult & { scoreThreshold: number; iou: number };
+  /** detection: the head decoded. */
+  head?: string;
 }
 
 interface ImageInfo {
@@ -75,12 +92,30 @@ interface ImageInfo {
   index: number;
 }
 
+type Outputs = Record<string, Float32Array>;
+
 /** A task: the ground truth of an image (loaded once), a metric per model fed image by image, and
- *  how float and fixed outputs agree (items alike, items compared). */
+ *  how float and fixed outputs agree. */
 interface TaskSpec<T> {
   truth(info: ImageInfo): Promise<T> | T;
-  metric(): { add(outputs: Record<string, Float32Array>, truth: T, info: ImageInfo): void; result(): Metrics };
-  agree?(float: Record<string, Float32Array>, fixed: Record<string, Float32Array>): [number, number];
+  metric(): { add(outputs: Outputs, truth: T, info: ImageInfo): void; result(): Metrics };
+  agreement?(): { add(float: Outputs, fixed: Outputs): void; result(): Pick<EvalResult, 'agreement' | 'boxes'> };
+  head?: string;
+}
+
+/** Agreement as the share of items alike (top-1 classes, pixel classes). */
+function shareAlike(alike: (float: Outputs, fixed: Outputs) => [number, number]): TaskSpec<unknown>['agreement'] {
+  return () => {
+    let same = 0, compared = 0;
+    return {
+      add(f, q) {
+        const [s, n] = alike(f, q);
+        same += s;
+        compared += n;
+      },
+      result: () => ({ agreement: (100 * same) / Math.max(1, compared) }),
+    };
+  };
 }
 
 function firstOutput(model: Model): { name: string; shape: number[] } {
@@ -102,7 +137,7 @@ function classification(model: Model, o: EvaluateOptions): TaskSpec<number> {
       const acc = new TopKAccuracy();
       return { add: (outs, label) => acc.add(outs[out.name], label), result: () => acc.result() };
     },
-    agree: (f, q) => [sameTop1(f[out.name], q[out.name]) ? 1 : 0, 1],
+    agreement: shareAlike((f, q) => [sameTop1(f[out.name], q[out.name]) ? 1 : 0, 1]),
   };
 }
 
@@ -129,35 +164,47 @@ function segmentation(model: Model, o: EvaluateOptions, masks: Map<number, strin
         result: () => ({ miou: miou.result().miou }),
       };
     },
-    agree(f, q) {
+    agreement: shareAlike((f, q) => {
       const [a, b] = [segmentationPrediction(f[out.name], out.shape), segmentationPrediction(q[out.name], out.shape)];
       let same = 0;
       for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
       return [same, a.data.length];
-    },
+    }),
   };
 }
 
-function detection(model: Model, o: EvaluateOptions, labelDir: string): TaskSpec<Box[]> {
-  const out = firstOutput(model);
+/** Detection with any supported head: mAP@0.5 against YOLO labels when there are labels, and the
+ *  fixed model's boxes against the float model's when there is a fixed model. */
+function detection(model: Model, o: EvaluateOptions, labelDir: string | undefined): TaskSpec<Box[]> {
   const { width, height } = o.spec;
   const d = o.detection ?? {};
+  const head = detectionHead(model.outputs, width, height, d);
+  const boxes = (outs: Outputs, threshold: number) => nms(head.decode(outs, threshold), d.nmsIou ?? 0.5);
+  const agreementScore = d.agreementScore ?? 0.5;
   return {
+    head: head.describe,
     truth(info) {
-      const f = labelFile(o.dataset, info.file, labelDir, '.txt');
+      const f = labelDir && labelFile(o.dataset, info.file, labelDir, '.txt');
       // YOLO convention: an image without a label file has no objects.
       return f ? parseYoloLabels(readText(f, 'label file'), info.width, info.height, relative(process.cwd(), f)) : [];
     },
     metric() {
+      if (!labelDir) return { add: () => undefined, result: () => ({}) };
       const ap = new DetectionAP(0.5);
       return {
         add(outs, truth, info) {
-          const rowLength = out.shape[out.shape.length - 1];
-          const boxes = nms(decodeYolox(outs[out.name], rowLength, { width, height, strides: d.strides, scoreThreshold: d.scoreThreshold ?? 0.001 }), d.nmsIou ?? 0.5);
           const p = placement(info.width, info.height, o.spec);
-          ap.add(boxes.map((b) => ({ ...b, x1: (b.x1 - p.dx) / p.sx, x2: (b.x2 - p.dx) / p.sx, y1: (b.y1 - p.dy) / p.sy, y2: (b.y2 - p.dy) / p.sy })), truth);
+          const found = boxes(outs, d.scoreThreshold ?? 0.001);
+          ap.add(found.map((b) => ({ ...b, x1: (b.x1 - p.dx) / p.sx, x2: (b.x2 - p.dx) / p.sx, y1: (b.y1 - p.dy) / p.sy, y2: (b.y2 - p.dy) / p.sy })), truth);
         },
         result: () => ({ map50: ap.result().map }),
+      };
+    },
+    agreement() {
+      const a = new BoxAgreement(AGREEMENT_IOU);
+      return {
+        add: (f, q) => a.add(boxes(f, agreementScore), boxes(q, agreementScore)),
+        result: () => ({ boxes: { ...a.result(), scoreThreshold: agreementScore, iou: AGREEMENT_IOU } }),
       };
     },
   };
@@ -170,6 +217,7 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
   check(o.fixed === undefined || (isRecord(o.fixed) && typeof o.fixed.run === 'function'), 'evaluate', 'fixed must be {run(feeds)} (a Calibration)');
   if (model.inputs.length !== 1) fail('UNSUPPORTED', `eval feeds images to one input; the model has ${model.inputs.length}`);
   const files = o.dataset.files.map((file, index) => ({ file, index }));
+  if (o.fixed && o.calibration) fail('BAD_OPTION', 'give the fixed-point model as a calibration or as a runner, not both');
   const labelDir = (what: string) => {
     if (!o.labels || !existsSync(o.labels) || !statSync(o.labels).isDirectory()) fail('BAD_OPTION', `${o.task} needs --labels DIR, a folder of ${what} named like the images`);
     return o.labels;
@@ -187,8 +235,13 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
       if (!masks.size) fail('BAD_OPTION', `no masks in ${dir} match the images' names`);
       return run(model, o, files.filter((f) => masks.has(f.index)), segmentation(model, o, masks));
     }
-    case 'detection':
-      return run(model, o, files, detection(model, o, labelDir('YOLO .txt files')));
+    case 'detection': {
+      const compared = !!(o.fixed || o.calibration);
+      if (o.labels === undefined && !compared) {
+        fail('BAD_OPTION', 'detection needs --labels DIR, a folder of YOLO .txt files named like the images (for mAP), or a calibration (to compare the fixed-point boxes with the float ones)');
+      }
+      return run(model, o, files, detection(model, o, o.labels === undefined ? undefined : labelDir('YOLO .txt files')));
+    }
     case 'generic':
       return run(model, o, files, { truth: () => undefined, metric: () => ({ add: () => undefined, result: () => ({}) }) });
     default:
@@ -196,47 +249,71 @@ export async function evaluate(model: Model, o: EvaluateOptions): Promise<EvalRe
   }
 }
 
+/** Each image's outputs in image order (or the error that made it unusable), from this thread or
+ *  from worker threads, a few images per worker in flight. */
+async function* imageOutputs(model: Model, o: EvaluateOptions, files: { file: string }[]): AsyncGenerator<ImageOutputs | Error> {
+  const requested = o.workers ?? 1;
+  if (!Number.isInteger(requested) || requested < 1) fail('BAD_OPTION', `workers must be a positive integer, got ${o.workers}`);
+  const count = Math.min(requested, files.length);
+  const cal = o.calibration;
+  const fixed = o.fixed ?? (cal && { run: (x: Float32Array) => cal.run(x), pixels: !!cal.model.pixelInput });
+  const settle = (p: Promise<ImageOutputs>) => p.catch((e: Error) => e);
+  if (count <= 1) {
+    const runImage = imageRunner(model, o.spec, fixed);
+    for (const { file } of files) yield await settle(runImage(file));
+    return;
+  }
+  if (o.fixed) fail('BAD_OPTION', 'worker threads cannot run a fixed-point runner function; pass the calibration, or use one worker');
+  const workers = await startEvalWorkers(count, { model: model.parts(), spec: o.spec, table: cal?.table });
+  try {
+    const queue: Promise<ImageOutputs | Error>[] = [];
+    let next = 0;
+    const submit = () => {
+      const w = workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+      queue.push(settle(w.run(files[next++].file)));
+    };
+    while (next < files.length && queue.length < 2 * count) submit();
+    while (queue.length) {
+      const r = await queue.shift()!;
+      if (next < files.length) submit();
+      yield r;
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+  }
+}
+
 async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; index: number }[], task: TaskSpec<T>): Promise<EvalResult> {
   const floatM = task.metric();
-  const fixedM = o.fixed ? task.metric() : undefined;
+  const compared = !!(o.fixed || o.calibration);
+  const fixedM = compared ? task.metric() : undefined;
+  const agreement = compared ? task.agreement?.() : undefined;
   const errors = new Map(model.outputs.map((v) => [v.name, new ErrorStats()]));
-  let same = 0, compared = 0;
-  const input = new Float32Array(model.inputs[0].shape.slice(1).reduce((a, b) => a * b, 1));
-  const pixels = o.fixed?.pixels ? new Float32Array(input.length) : undefined;
-  const rawPixels = pixelSpec(o.spec);
-  let used = 0;
-  for (const [k, { file, index }] of files.entries()) {
-    let image: RgbImage, plan: GeometryPlan, info: ImageInfo, truth: T;
+  let used = 0, k = 0;
+  for await (const r of imageOutputs(model, o, files)) {
+    const { file, index } = files[k++];
+    let info: ImageInfo, truth: T;
     try {
-      const name = relative(process.cwd(), file);
-      const img = await decodeImage(file, name);
-      ({ image, plan } = await imageGeometry(img, o.spec, 'sharp', name));
-      info = { file, index, width: img.width, height: img.height };
+      if (r instanceof Error) throw r;
+      info = { file, index, width: r.width, height: r.height };
       truth = await task.truth(info);
     } catch (e) {
       skipImage(o, e);
+      o.onProgress?.(k, files.length);
       continue;
     }
     used++;
-    normalize(image, o.spec, input, 0, plan);
-    const f = await model.run(input);
-    floatM.add(f, truth, info);
-    if (o.fixed && fixedM) {
-      if (pixels) normalize(image, rawPixels, pixels, 0, plan);
-      const q = await o.fixed.run(pixels ?? input);
-      fixedM.add(q, truth, info);
-      for (const [name, e] of errors) e.add(f[name], q[name]);
-      if (task.agree) {
-        const [s, n] = task.agree(f, q);
-        same += s;
-        compared += n;
-      }
+    floatM.add(r.float, truth, info);
+    if (fixedM && r.fixed) {
+      fixedM.add(r.fixed, truth, info);
+      for (const [name, e] of errors) e.add(r.float[name], r.fixed[name]);
+      agreement?.add(r.float, r.fixed);
     }
-    o.onProgress?.(k + 1, files.length);
+    o.onProgress?.(k, files.length);
   }
 
   if (!used) fail('BAD_IMAGE', `none of the ${files.length} images could be used`);
-  const result: EvalResult = { task: o.task, images: used, skipped: o.dataset.files.length - used, float: floatM.result() };
+  const result: EvalResult = { task: o.task, images: used, skipped: o.dataset.files.length - used, float: floatM.result(), ...(task.head ? { head: task.head } : {}) };
   if (fixedM) {
     const sqnr: Record<string, number> = {}, cosine: Record<string, number> = {};
     for (const [name, e] of errors) {
@@ -244,7 +321,7 @@ async function run<T>(model: Model, o: EvaluateOptions, files: { file: string; i
       cosine[name] = e.cosine();
     }
     result.fixed = { ...fixedM.result(), sqnr, cosine };
-    if (task.agree) result.agreement = (100 * same) / Math.max(1, compared);
+    Object.assign(result, agreement?.result());
   }
   return result;
 }

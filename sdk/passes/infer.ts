@@ -107,7 +107,7 @@ export function resolveInputShapes(graph: Graph, given?: InputShapes): Map<strin
       out.set(v.name, [...user]);
     } else {
       if (v.dims.some((d) => typeof d !== 'number')) {
-        fail('SHAPE', `input "${v.name}" has dynamic dims ${declared}; give its shape (e.g. --input-shape ${v.dims.map((d) => (typeof d === 'number' ? d : 1)).join(',')})`);
+        fail('SHAPE', `input "${v.name}" has dynamic dims ${declared}; give the input shape (e.g. ${v.dims.map((d) => (typeof d === 'number' ? d : 1)).join(',')})`);
       }
       out.set(v.name, v.dims as number[]);
     }
