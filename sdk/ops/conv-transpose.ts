@@ -3,7 +3,7 @@
 import type { TensorData } from '../graph/ir.js';
 import { attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
 import { MAX_SPATIAL, conv, convKernel, groupAttr, spatialAttrs, type ConvParams } from './conv.js';
-import { bytesOf, weightFixed, weightLayout } from './fixed.js';
+import { bytesOf, weightFixed } from './fixed.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;
@@ -92,6 +92,15 @@ function phaseCall(p: ConvTransposeParams, phases: Phase[], calls: KernelCall[],
 export const convTranspose: OpModule<ConvTransposeParams> = {
   ops: ['ConvTranspose'],
   fusesActivation: true,
+  weights: {
+    layout(p, w) {
+      // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+      const d = w.dims;
+      const mg = d[1], inner = d[2] * d[3], cg = d[0] / p.group;
+      return { channels: mg * p.group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+    },
+    channelAxis: () => 1,
+  },
   compile(ctx) {
     const x = input(ctx, 0);
     const wt = input(ctx, 1);
@@ -187,7 +196,7 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
  *  whole in one of them. */
 convTranspose.fixed = weightFixed<ConvTransposeParams>(convTranspose, ({ params: p, inputs }) => {
   const wt = inputs[1]!;
-  const layout = weightLayout('ConvTranspose', wt.value!, false, p.group);
+  const layout = convTranspose.weights!.layout(p, wt.value!);
   const plane = p.oh * p.ow;
   return {
     macParams: { ...p, hasBias: false },

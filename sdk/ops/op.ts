@@ -48,6 +48,11 @@ export interface Activation { code: number; p0: number; p1: number }
 export const ACT = { NONE: 0, CLAMP: 1, LEAKY: 2, HARDSIGMOID: 3, HARDSWISH: 4, SIGMOID: 5, TANH: 6 } as const;
 export const NO_ACTIVATION: Activation = { code: ACT.NONE, p0: 0, p1: 0 };
 
+/** A Relu's or Clip's clip as the kernels' activation. */
+export function clampActivation(c: Clip): Activation {
+  return { code: ACT.CLAMP, p0: c.min, p1: c.max };
+}
+
 /** What a float kernel binding gets to set itself up (pack weights, pick a kernel). */
 export interface KernelEnv {
   /** The WASM module's exports (kernels take byte offsets into its memory). */
@@ -60,8 +65,8 @@ export interface KernelEnv {
   f32(ptr: number, length: number): Float32Array;
   /** Int32 view of WASM memory, under the same condition. */
   i32(ptr: number, length: number): Int32Array;
-  /** An activation the kernel must apply to its output (the engine fuses it into the op only
-   *  if the op's module offers `fusesActivation`). */
+  /** An activation the kernel must apply to its output (the engine fuses a Relu/Clip into the op
+   *  only if the op's module offers `fusesActivation`). */
   readonly activation?: Activation;
 }
 
@@ -111,12 +116,38 @@ export interface OpModule<P = unknown> {
   reference(params: P, inputs: TensorData[], outputs: TensorData[]): void;
   /** Binding to a WASM float kernel; undefined means the engine runs `reference`. */
   kernel?(params: P, env: KernelEnv): KernelCall | undefined;
-  /** The op as an activation the engine may fuse into its producer's kernel (applied on store). */
-  activation?(params: P): Activation | undefined;
+  /** The op as an activation (Relu, Clip): the clip it applies. Such an activation, the only
+   *  reader of its producer's output, fuses into the producer (fusedActivation in index.ts): the
+   *  device applies it as the layer's saturation, calibration places its point after it, and the
+   *  float engine applies it on store where the producer's kernels can. */
+  clip?(params: P): Clip | undefined;
   /** Its kernels can apply `KernelEnv.activation` to their output. */
   readonly fusesActivation?: boolean;
+  /** Its outputs hold only values of its first input (Reshape, Transpose, Slice, ...), so they
+   *  take the input's format; a function where that depends on the node (nearest Resize). */
+  readonly movesData?: true | ((node: Node) => boolean);
+  /** A weight layer's op (Conv, ConvTranspose, Gemm, MatMul): where its output channels are. */
+  weights?: WeightFacts<P>;
   /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
   fixed?: FixedOp<P, any>;
+}
+
+/** The clip of an activation: y = min(max, max(min, x)). */
+export interface Clip { min: number; max: number }
+
+/** Output-channel layout of a weight tensor: how many channels and a flat index's channel. */
+export interface WeightLayout {
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+export interface WeightFacts<P> {
+  /** How the constant weights (input 1) map to output channels. */
+  layout(params: P, w: Tensor): WeightLayout;
+  /** The axis of an output of rank `rank` that holds the output channels. */
+  channelAxis(rank: number): number;
+  /** Whether the node is one MMA layer on the device; without it, constant weights suffice. */
+  isLayer?(params: P, inputs: readonly (ValueMeta | undefined)[]): boolean;
 }
 
 // ---- the fixed-point part (DESIGN.md §5; the rules themselves live in device/spec.ts) ----

@@ -70,6 +70,7 @@ function readScalesAndSizes(ctx: CompileContext, rank: number): { scales?: numbe
 
 export const resize: OpModule<ResizeParams> = {
   ops: ['Resize', 'Upsample'],
+  movesData: (node) => (node.attrs.mode?.value ?? 'nearest') === 'nearest',
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;

@@ -7,6 +7,7 @@ export interface SliceParams { inShape: number[]; outShape: number[]; starts: nu
 
 export const slice: OpModule<SliceParams> = {
   ops: ['Slice'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;

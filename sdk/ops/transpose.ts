@@ -7,6 +7,7 @@ export interface TransposeParams { perm: number[]; inShape: number[]; outShape: 
 
 export const transpose: OpModule<TransposeParams> = {
   ops: ['Transpose'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
