@@ -8,7 +8,7 @@ import { fail } from '../errors.js';
 import type { Inferred } from '../passes/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
-import { clampActivation, type Activation, type KernelCall, type KernelEnv, type OpModule, type ValueMeta } from '../ops/op.js';
+import type { Activation, KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
 import { placeTensors, stepViews } from './plan.js';
 import type { WasmRuntime } from './wasm.js';
 
@@ -133,8 +133,7 @@ export class FloatPlan {
       const t = s.outs[0];
       if (absorbed.has(s) || !s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t) || readers.get(t) !== 1) continue;
       const a = readerOf.get(t)!;
-      const clip = a.mod.clip?.(a.params);
-      const activation = clip && clampActivation(clip);
+      const activation = a.mod.activation?.(a.params);
       const input = a.ins[0];
       if (!activation || !input || !('name' in input) || input.name !== t) continue;
       s.fused = { node: a.node, mod: a.mod, params: a.params, activation };

@@ -1,6 +1,6 @@
 /** Clip: min/max as attributes before opset 11, as optional constant inputs from 11 on. */
 import { activationFixed } from './fixed.js';
-import { activationKernel, attr, clampActivation, constInput, input, numel, type OpModule } from './op.js';
+import { ACT, activationKernel, attr, constInput, input, numel, type OpModule } from './op.js';
 
 export interface ClipParams { min: number; max: number; n: number }
 
@@ -21,9 +21,10 @@ export const clip: OpModule<ClipParams> = {
   reference({ min, max }, [x], [y]) {
     for (let i = 0; i < y.length; i++) y[i] = Math.min(max, Math.max(min, x[i]));
   },
+  activation: (p) => ({ code: ACT.CLAMP, p0: p.min, p1: p.max }),
   clip: (p) => ({ min: p.min, max: p.max }),
   kernel(p, env) {
-    return activationKernel(env, clampActivation(p), p.n);
+    return activationKernel(env, { code: ACT.CLAMP, p0: p.min, p1: p.max }, p.n);
   },
 };
 

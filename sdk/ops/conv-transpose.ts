@@ -1,7 +1,8 @@
 /** ConvTranspose (2-D, or 1-D as 2-D with height 1): strides, dilations, pads, output_padding,
  *  output_shape and auto_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
+import { BY_WIDTH, attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
+import type { KernelExports } from './kernel-api.js';
 import { MAX_SPATIAL, conv, convKernel, groupAttr, spatialAttrs, type ConvParams } from './conv.js';
 import { bytesOf, weightFixed } from './fixed.js';
 
@@ -75,12 +76,12 @@ function phaseWeights<T extends TensorData>(p: ConvTransposeParams, ph: Phase, w
 /** Run the phases' convolutions and put their outputs in place: a phase of a strided op writes a
  *  buffer that `scatter_phase_*` spreads over the output grid. */
 function phaseCall(p: ConvTransposeParams, phases: Phase[], calls: KernelCall[], env: {
-  exports: Record<string, unknown>; alloc(bytes: number): number;
+  exports: KernelExports; alloc(bytes: number): number;
 }, bytes: 1 | 2 | 4): KernelCall {
   if (phases.length === 1 && p.sh === 1 && p.sw === 1) return calls[0];
   const planes = p.n * p.m;
   const buf = env.alloc(Math.max(...phases.map((ph) => planes * ph.conv.oh * ph.conv.ow)) * bytes);
-  const scatter = kernelFn(env, `scatter_phase_x${bytes * 8}`);
+  const scatter = kernelFn(env, BY_WIDTH.scatter[bytes]);
   return ([x], [y]) => {
     phases.forEach((ph, k) => {
       calls[k]([x], [buf]);

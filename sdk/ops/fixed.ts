@@ -5,6 +5,7 @@
  * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
+import { QCODE as CODES } from './codes.js';
 import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import { floorLog2 } from '../util/math.js';
 import {
@@ -16,8 +17,8 @@ import {
   type ScaleLimits, type StepIntegers, type ValueMeta, type WeightLayout,
 } from './op.js';
 
-/** Element type codes of the integer kernels (assembly/int/q.ts). */
-export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
+/** Element type codes of the integer kernels (assembly/shared.json). */
+export const QCODE: Record<QType, number> = CODES;
 
 export function qCode(q: TensorQ): number {
   return QCODE[qType(q)];
@@ -404,11 +405,13 @@ export function pairs16(xq: TensorQ, channels: number, kk: number, weightAt: (oc
 /** The kernel packing one group's input for the pair products: 8-bit inputs as 8-bit, 16-bit
  *  with the uint16 offset; the input itself (pointwise) or its im2col. */
 export function pairPacker(env: FixedKernelEnv, xq: TensorQ, pointwise: boolean): (xg: number, cg: number, pixels: number, conv: number[], dst: number) => void {
-  const k = kernelFn(env, `${pointwise ? 'pack_pairs' : 'im2col_pairs'}_q${xq.bits}`);
   const flag = xq.bits === 8 ? +xq.signed : pointwise ? +!xq.signed : qCode(xq);
-  return pointwise
-    ? (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst)
-    : (xg, cg, _pixels, conv, dst) => k(xg, flag, cg, ...conv, dst);
+  if (pointwise) {
+    const k = kernelFn(env, xq.bits === 8 ? 'pack_pairs_q8' : 'pack_pairs_q16');
+    return (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst);
+  }
+  const k = kernelFn(env, xq.bits === 8 ? 'im2col_pairs_q8' : 'im2col_pairs_q16');
+  return (xg, cg, _pixels, [h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow], dst) => k(xg, flag, cg, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dst);
 }
 
 /** Copy values into WASM memory as i16 at a fresh allocation. */

@@ -64,6 +64,7 @@ export const unary: OpModule<UnaryParams> = {
   // Of these only Relu fuses into its producer (as Clip does): the activations the device fuses,
   // after which calibration places its points. Fusing the others would remove tensors that
   // calibration observes as they are produced.
+  activation: (p) => (p.op === 'Relu' ? asActivation(p) : undefined),
   clip: (p) => (p.op === 'Relu' ? { min: 0, max: Infinity } : undefined),
   kernel(p, env) {
     const a = asActivation(p);
