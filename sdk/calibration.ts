@@ -14,6 +14,7 @@ import {
 } from './quant/calibrate.js';
 import { FixedPlan } from './engine/fixed.js';
 import { numel } from './graph/ir.js';
+import { weightFacts } from './ops/index.js';
 import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import { RANGE_STRIDE } from './quant/ranges.js';
@@ -208,8 +209,8 @@ export function meanTargets(state: CalibrationState): MeanTarget[] {
   return state.layers.map((l: LayerState) => {
     const tensor = devkit ? l.output : l.stored;
     const shape = state.inferred.values.get(tensor)!.shape;
-    const convLike = l.node.op === 'Conv' || l.node.op === 'ConvTranspose';
-    return { layer: l.node.name, tensor, channels: l.channels, inner: convLike ? shape.slice(2).reduce((a, b) => a * b, 1) : 1 };
+    const axis = weightFacts(l.node)!.channelAxis(shape.length);
+    return { layer: l.node.name, tensor, channels: l.channels, inner: numel(shape.slice(axis + 1)) };
   });
 }
 

@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FixedPlan } from '../sdk/engine/fixed.js';
 import { conv, type ConvParams } from '../sdk/ops/conv.js';
+import { fusedActivation, weightFacts } from '../sdk/ops/index.js';
 import { consumers, type Node } from '../sdk/graph/ir.js';
 import { loadModel, type Model } from '../sdk/model.js';
 import {
@@ -15,8 +16,6 @@ import {
   type BiasMode, type Bits, type LayerQ, type QuantSpec, type TensorQ,
 } from '../sdk/device/spec.js';
 import { buildModel, floats, ints, node, randomConvTranspose, rng, type ModelSpec } from './helpers.js';
-
-const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 interface SpecOptions {
   bits: Bits;
@@ -43,20 +42,18 @@ function randomSpec(model: Model, seed: number, o: SpecOptions): QuantSpec {
   if (o.inputBits) for (const v of graph.inputs) tensors[v.name] = { ...tensors[v.name], bits: o.inputBits, scaleLog2: int(-3, 6) };
   if (o.keepMoves) for (const n of inf.order) if (MOVES.has(n.op)) tensors[n.outputs[0]] = { ...tensors[n.inputs[0]] };
   const readers = consumers(graph);
-  const effective = (n: Node) => {
-    const next = readers.get(n.outputs[0]) ?? [];
-    return next.length === 1 && (next[0].op === 'Relu' || next[0].op === 'Clip') ? next[0].outputs[0] : n.outputs[0];
-  };
+  const outputs = new Set(graph.outputs.map((v) => v.name));
+  const effective = (n: Node) => fusedActivation(n, readers, outputs, (a) => inf.compiled.get(a)!.params)?.node.outputs[0] ?? n.outputs[0];
   const shift = () => (r() < 0.4 ? int(0, 2) : int(0, o.maxShift ?? 12));
   const layers: Record<string, LayerQ> = {};
   for (const n of inf.order) {
     if (n.op === 'Mul' && n.inputs.every((i) => tensors[i])) {
       tensors[effective(n)].scaleLog2 = tensors[n.inputs[0]].scaleLog2 + tensors[n.inputs[1]].scaleLog2 - shift();
     }
-    if (!WEIGHT_OPS.has(n.op)) continue;
+    const facts = weightFacts(n);
+    if (!facts) continue;
     const w = inf.values.get(n.inputs[1])!.value!;
-    const channels = n.op === 'Conv' ? w.dims[0] : n.op === 'ConvTranspose' ? inf.values.get(n.outputs[0])!.shape[1]
-      : inf.values.get(n.outputs[0])!.shape.at(-1)!;
+    const channels = facts.layout(inf.compiled.get(n)!.params, w).channels;
     const [lo, hi] = qRange(o.bits, true);
     // Mostly small weights, some at both ends of the range.
     const weights = o.bits === 16 ? new Int16Array(w.data.length) : new Int8Array(w.data.length);

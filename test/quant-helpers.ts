@@ -4,12 +4,11 @@
  * lowering a layer's output scale where needed (as TIDL's s_out = accScale / 2^n does).
  */
 import { loadModel, type Model } from '../sdk/model.js';
-import { attrNumber } from '../sdk/graph/ir.js';
 import { placePact2, isWeightLayer } from '../sdk/quant/pact2.js';
 import { tensorQ } from '../sdk/quant/ranges.js';
 import type { BiasMode, Bits, LayerQ, QuantSpec, TensorQ } from '../sdk/device/spec.js';
 import { analyzeWeights, quantizeWeights, weightScales } from '../sdk/quant/weights.js';
-import { weightLayout } from '../sdk/ops/fixed.js';
+import { weightFacts } from '../sdk/ops/index.js';
 import { randomArray, readModel } from './helpers.js';
 
 export interface NaiveSpecOptions {
@@ -57,8 +56,7 @@ export function specFromRanges(model: Model, range: Ranges, options: NaiveSpecOp
   for (const node of inf.order) {
     if (!isWeightLayer(node, inf)) continue;
     const w = graph.initializers.get(node.inputs[1])!;
-    const transB = attrNumber(node, 'transB', 0) !== 0;
-    const layout = weightLayout(node.op, w, transB, attrNumber(node, 'group', 1));
+    const layout = weightFacts(node)!.layout(inf.compiled.get(node)!.params, w);
     const b = node.inputs[2] ? graph.initializers.get(node.inputs[2]) : undefined;
     const bias = new Float32Array(layout.channels);
     if (b) bias.set(b.data.length === 1 ? new Array(layout.channels).fill(b.data[0]) : b.data);

@@ -5,7 +5,7 @@ import { clipErrorRef, extremesRef, histogramRef, minMaxRef, sqnrSumsRef, StatsK
 import { batchRange, batchRanges, mseClip, parseEstimator, pact2Clip, RunningRange, tensorQ, type TensorStats } from '../sdk/quant/ranges.js';
 import { deviceBias, roundHalfAway, roundShift } from '../sdk/device/spec.js';
 import { analyzeWeights, quantizeWeights, weightClip, weightScales, type WeightAnalysis } from '../sdk/quant/weights.js';
-import { weightLayout } from '../sdk/ops/fixed.js';
+import { conv, type ConvParams } from '../sdk/ops/conv.js';
 import type { BiasMode, Bits } from '../sdk/device/spec.js';
 import { tensor } from '../sdk/graph/ir.js';
 import { rng } from './helpers.js';
@@ -255,7 +255,7 @@ const quantize = (a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: {
 
 test('weights: power-of-2 scales, per-channel, the clipping rule and the bias cap', () => {
   const w = tensor('float32', [2, 1, 1, 3], [0.5, -0.25, 0.125, 4, -3, 0.01]);
-  const layout = weightLayout('Conv', w, false, 1);
+  const layout = conv.weights!.layout({} as ConvParams, w);
   const bias = Float32Array.from([0, 0]);
   const perTensor = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 8, biasMode: 'mma' });
   assert.equal(perTensor.scaleLog2, [5]); // 128 / 2^ceil(log2 4)

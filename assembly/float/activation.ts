@@ -1,13 +1,7 @@
 // Activations applied element-wise, either fused into the store of a conv/gemm tile or as a kernel
-// of their own. The codes are mirrored by sdk/ops/activation.ts.
-
-export const ACT_NONE: i32 = 0;
-export const ACT_CLAMP: i32 = 1; // Relu (0, +inf) and Clip (lo, hi): p0 = lo, p1 = hi
-export const ACT_LEAKY: i32 = 2; // p0 = alpha
-export const ACT_HARDSIGMOID: i32 = 3; // p0 = alpha, p1 = beta
-export const ACT_HARDSWISH: i32 = 4;
-export const ACT_SIGMOID: i32 = 5;
-export const ACT_TANH: i32 = 6;
+// of their own. The codes (assembly/shared.json) are TypeScript's ACT: CLAMP is Relu (0, +inf) and
+// Clip (p0 = lo, p1 = hi), LEAKY takes p0 = alpha, HARDSIGMOID p0 = alpha and p1 = beta.
+import { ACT_CLAMP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_LEAKY, ACT_NONE, ACT_SIGMOID, ACT_TANH } from '../shared';
 
 // exp(x) for four lanes: x = n*ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
 // (truncation error below 1e-8 relative), 2^n assembled in the exponent bits. Inputs are clamped

@@ -1,10 +1,9 @@
 // Element-wise binary ops with broadcasting. The caller collapses the broadcast to at most four
 // output dims (n0..n3) with per-input element strides; along the innermost dim each input is
 // either contiguous (stride 1) or broadcast (stride 0), which gives the same-shape, scalar and
-// per-channel loops below. Op codes are mirrored by sdk/ops/binary.ts.
+// per-channel loops below. Op codes: assembly/shared.json (TypeScript's OP).
 import { activate, activate1 } from './activation';
-
-const OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3, OP_MAX = 4, OP_MIN = 5, OP_PRELU = 6;
+import { OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_PRELU, OP_SUB } from '../shared';
 
 @inline
 function apply4(op: i32, a: v128, b: v128): v128 {

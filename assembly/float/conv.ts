@@ -3,7 +3,8 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { ACT_CLAMP, activate } from './activation';
+import { activate } from './activation';
+import { ACT_CLAMP } from '../shared';
 import { gemm_f32_packed_simd, tile4x8 } from './gemm';
 import { copyFloats, loadStrided, storeLanes } from './util';
 

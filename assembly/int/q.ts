@@ -1,11 +1,13 @@
 // Shared inline pieces of the integer kernels: element types and the device's requantization
 // (add the rounding term, arithmetic shift right, saturate). Not exported from the module.
 
-/** Element type codes (sdk/ops/fixed.ts QCODE): uint8, int8, uint16, int16. */
-export const U8: i32 = 0;
-export const S8: i32 = 1;
-export const U16: i32 = 2;
-export const S16: i32 = 3;
+import { QCODE_INT16, QCODE_INT8, QCODE_UINT16, QCODE_UINT8 } from '../shared';
+
+/** Element type codes (assembly/shared.json, TypeScript's QCODE): uint8, int8, uint16, int16. */
+export const U8: i32 = QCODE_UINT8;
+export const S8: i32 = QCODE_INT8;
+export const U16: i32 = QCODE_UINT16;
+export const S16: i32 = QCODE_INT16;
 
 @inline export function loadQ(p: usize, i: i32, t: i32): i32 {
   if (t == U8) return <i32>load<u8>(p + <usize>i);

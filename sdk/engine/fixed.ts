@@ -29,8 +29,8 @@ import { fail } from '../errors.js';
 import { check, checkBatch, checkFeeds, isRecord } from '../guard.js';
 import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
-import { QCODE, activationClip } from '../ops/fixed.js';
-import { opModule } from '../ops/index.js';
+import { QCODE } from '../ops/fixed.js';
+import { activationClip, fusedActivation, opModule, weightFacts, weightOps } from '../ops/index.js';
 import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
@@ -82,8 +82,6 @@ export interface StepRecord {
 export interface PreparedModel {
   prepared(batch: number): { graph: Graph; inferred: Inferred };
 }
-
-const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 const VIEWS: Record<QType, new (buffer: ArrayBuffer, offset: number, length: number) => IntArray> = {
   uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
@@ -162,7 +160,7 @@ export class FixedPlan {
     const floatNodes = new Set(spec.floatNodes ?? []);
     for (const name of Object.keys(spec.layers)) {
       const n = nodeNames.get(name);
-      if (!n || !WEIGHT_OPS.has(n.op)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a Conv/ConvTranspose/Gemm/MatMul node of the graph`);
+      if (!n || !weightFacts(n)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a ${weightOps().join('/')} node of the graph`);
     }
 
     // Alias ops share their input's buffer: map every tensor to the root that owns the memory.
@@ -172,6 +170,7 @@ export class FixedPlan {
     const readers = consumers(graph);
     const graphOutputs = new Set(graph.outputs.map((o) => o.name));
     const fused = new Set<Node>();
+    const paramsOf = (n: Node) => inf.compiled.get(n)!.params;
 
     for (const node of inf.order) {
       const c = inf.compiled.get(node)!;
@@ -180,15 +179,13 @@ export class FixedPlan {
       const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[];
       const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
       const layerQ = spec.layers[node.name];
-      const weightOp = WEIGHT_OPS.has(node.op) && !isRuntime(node.inputs[1]);
+      const weightOp = !!mod.weights && !isRuntime(node.inputs[1]);
       let fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
 
       // A single-reader Relu/Clip becomes the saturation of the op before it.
       const out = node.outputs[0];
-      const next = readers.get(out) ?? [];
-      const act = fixed?.fusesActivation && node.outputs.length === 1 && next.length === 1 && !graphOutputs.has(out) &&
-        next[0].inputs[0] === out ? next[0] : undefined;
-      const clip = act ? activationClip(act, inf.compiled.get(act)!.params) : undefined;
+      const fusion = fixed?.fusesActivation && node.outputs.length === 1 ? fusedActivation(node, readers, graphOutputs, paramsOf) : undefined;
+      const act = fusion?.node, clip = fusion?.clip;
       // The seed's rule: an activation saturates at its output type's limits only, unless the
       // spec keeps the Clip's own bounds (its unsigned type is ReLU's saturation at 0 either way).
       const own = spec.keepClipBounds ? clip ?? activationClip(node, c.params) : undefined;
@@ -221,7 +218,7 @@ export class FixedPlan {
       if (arith) {
         step.arith = arith;
         const shape = outT[0]!.shape;
-        const axis = node.op === 'Gemm' || node.op === 'MatMul' ? shape.length - 1 : 1;
+        const axis = mod.weights!.channelAxis(shape.length);
         step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
         this.weightLayers.push(node.name);
         this.byNode.set(node.name, step);

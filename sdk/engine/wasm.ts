@@ -4,7 +4,8 @@
  * __heap_base; kernels receive byte offsets and never allocate.
  */
 import { fail } from '../errors.js';
-import { kernelFn } from '../ops/op.js';
+import type { KernelExports } from '../ops/kernel-api.js';
+import { kernelFn, type KernelName } from '../ops/op.js';
 import { KERNELS_WASM_BASE64 } from './kernels.wasm.js';
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -28,22 +29,19 @@ export function useKernelModule(module: WebAssembly.Module): void {
   compiled = Promise.resolve(module);
 }
 
-/** Kernels are looked up by name; each takes offsets, sizes and scalars. */
-export type KernelFn = (...args: number[]) => number;
-
 const PAGE = 65536;
 /** WASM32 address space, less a margin. */
 const MAX_BYTES = 4 * 1024 * 1024 * 1024 - PAGE * 16;
 
 export class WasmRuntime {
   readonly memory: WebAssembly.Memory;
-  readonly exports: Record<string, unknown>;
+  readonly exports: KernelExports;
   private top: number;
 
   private constructor(instance: WebAssembly.Instance) {
-    this.exports = instance.exports as Record<string, unknown>;
-    this.memory = this.exports.memory as WebAssembly.Memory;
-    this.top = (this.exports.heap_base as () => number)();
+    this.exports = instance.exports as unknown as KernelExports;
+    this.memory = this.exports.memory;
+    this.top = this.exports.heap_base();
   }
 
   static async create(): Promise<WasmRuntime> {
@@ -53,7 +51,7 @@ export class WasmRuntime {
     return new WasmRuntime(instance);
   }
 
-  kernel(name: string): KernelFn {
+  kernel<K extends KernelName>(name: K): KernelExports[K] {
     return kernelFn(this, name);
   }
 

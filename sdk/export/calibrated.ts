@@ -43,7 +43,7 @@ export function exportCalibrated(state: CalibrationState, spec: QuantSpec, weigh
     if (!holdsFloats(state.inferred, p)) continue;
     const bounds = clipOf(spec.tensors[p]);
     const producer = g.nodes.find((n) => n.outputs.includes(p));
-    if (producer && (producer.op === 'Clip' || producer.op === 'Relu')) {
+    if (producer && state.placement.activations.has(p)) {
       setClipBounds(g, producer, pact2Bounds(g, producer, spec.tensors[p], !!spec.keepClipBounds));
       producer.op = 'Clip';
       continue;

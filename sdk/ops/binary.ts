@@ -1,5 +1,6 @@
 /** Element-wise binary ops with multidirectional broadcasting: Add, Sub, Mul, Div, Pow, Max, Min,
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
+import { OP } from './codes.js';
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
 import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, maxShift, rescaleFactor, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
@@ -29,8 +30,8 @@ const COMPARE: Record<string, Fn> = {
   LessOrEqual: (a, b) => +(a <= b),
 };
 
-/** Op codes of assembly/float/binary.ts. */
-const KERNEL_OPS: Record<string, number> = { Add: 0, Sub: 1, Mul: 2, Div: 3, Max: 4, Min: 5, PRelu: 6 };
+/** Op codes of assembly/float/binary.ts (assembly/shared.json). */
+const KERNEL_OPS: Record<string, number> = OP;
 
 export interface BinaryParams {
   op: string;

@@ -22,10 +22,11 @@ export const clip: OpModule<ClipParams> = {
     for (let i = 0; i < y.length; i++) y[i] = Math.min(max, Math.max(min, x[i]));
   },
   activation: (p) => ({ code: ACT.CLAMP, p0: p.min, p1: p.max }),
+  clip: (p) => ({ min: p.min, max: p.max }),
   kernel(p, env) {
     return activationKernel(env, { code: ACT.CLAMP, p0: p.min, p1: p.max }, p.n);
   },
 };
 
 /** Fixed point: saturation at the clip bounds (fused into the layer before it when possible). */
-clip.fixed = activationFixed<ClipParams>();
+clip.fixed = activationFixed(clip);

@@ -77,6 +77,7 @@ export const cast: OpModule<CastParams> = {
 
 export const expand: OpModule<{ inShape: number[]; outShape: number[] }> = {
   ops: ['Expand'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const target = constInput(ctx, 1, 'the shape') ?? [];

@@ -1,9 +1,10 @@
 /** ConvTranspose (2-D, or 1-D as 2-D with height 1): strides, dilations, pads, output_padding,
  *  output_shape and auto_pad. */
 import type { TensorData } from '../graph/ir.js';
-import { attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
+import { BY_WIDTH, attr, checkRank, input, kernelFn, opError, type KernelCall, type OpModule } from './op.js';
+import type { KernelExports } from './kernel-api.js';
 import { MAX_SPATIAL, conv, convKernel, groupAttr, spatialAttrs, type ConvParams } from './conv.js';
-import { bytesOf, weightFixed, weightLayout } from './fixed.js';
+import { bytesOf, weightFixed } from './fixed.js';
 
 export interface ConvTransposeParams {
   n: number; c: number; h: number; w: number;
@@ -75,12 +76,12 @@ function phaseWeights<T extends TensorData>(p: ConvTransposeParams, ph: Phase, w
 /** Run the phases' convolutions and put their outputs in place: a phase of a strided op writes a
  *  buffer that `scatter_phase_*` spreads over the output grid. */
 function phaseCall(p: ConvTransposeParams, phases: Phase[], calls: KernelCall[], env: {
-  exports: Record<string, unknown>; alloc(bytes: number): number;
+  exports: KernelExports; alloc(bytes: number): number;
 }, bytes: 1 | 2 | 4): KernelCall {
   if (phases.length === 1 && p.sh === 1 && p.sw === 1) return calls[0];
   const planes = p.n * p.m;
   const buf = env.alloc(Math.max(...phases.map((ph) => planes * ph.conv.oh * ph.conv.ow)) * bytes);
-  const scatter = kernelFn(env, `scatter_phase_x${bytes * 8}`);
+  const scatter = kernelFn(env, BY_WIDTH.scatter[bytes]);
   return ([x], [y]) => {
     phases.forEach((ph, k) => {
       calls[k]([x], [buf]);
@@ -92,6 +93,15 @@ function phaseCall(p: ConvTransposeParams, phases: Phase[], calls: KernelCall[],
 export const convTranspose: OpModule<ConvTransposeParams> = {
   ops: ['ConvTranspose'],
   fusesActivation: true,
+  weights: {
+    layout(p, w) {
+      // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
+      const d = w.dims;
+      const mg = d[1], inner = d[2] * d[3], cg = d[0] / p.group;
+      return { channels: mg * p.group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
+    },
+    channelAxis: () => 1,
+  },
   compile(ctx) {
     const x = input(ctx, 0);
     const wt = input(ctx, 1);
@@ -187,7 +197,7 @@ export const convTranspose: OpModule<ConvTransposeParams> = {
  *  whole in one of them. */
 convTranspose.fixed = weightFixed<ConvTransposeParams>(convTranspose, ({ params: p, inputs }) => {
   const wt = inputs[1]!;
-  const layout = weightLayout('ConvTranspose', wt.value!, false, p.group);
+  const layout = convTranspose.weights!.layout(p, wt.value!);
   const plane = p.oh * p.ow;
   return {
     macParams: { ...p, hasBias: false },

@@ -145,6 +145,13 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
 export const conv: OpModule<ConvParams> = {
   ops: ['Conv'],
   fusesActivation: true,
+  weights: {
+    layout(_p, w) {
+      const inner = w.data.length / w.dims[0];
+      return { channels: w.dims[0], channelOf: (i) => Math.floor(i / inner) };
+    },
+    channelAxis: () => 1,
+  },
   compile(ctx) {
     const x = input(ctx, 0);
     const wt = input(ctx, 1);

@@ -5,6 +5,7 @@
  * move data. The device's rules themselves are in device/spec.ts.
  */
 import { fail } from '../errors.js';
+import { QCODE as CODES } from './codes.js';
 import { numel, type Node, type Tensor, type TensorData } from '../graph/ir.js';
 import { floorLog2 } from '../util/math.js';
 import {
@@ -13,11 +14,11 @@ import {
 } from '../device/spec.js';
 import {
   kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
-  type ScaleLimits, type StepIntegers,
+  type ScaleLimits, type StepIntegers, type ValueMeta, type WeightLayout,
 } from './op.js';
 
-/** Element type codes of the integer kernels (assembly/int/q.ts). */
-export const QCODE: Record<QType, number> = { uint8: 0, int8: 1, uint16: 2, int16: 3 };
+/** Element type codes of the integer kernels (assembly/shared.json). */
+export const QCODE: Record<QType, number> = CODES;
 
 export function qCode(q: TensorQ): number {
   return QCODE[qType(q)];
@@ -268,30 +269,18 @@ export function moveFixed<P>(
 
 // ---- weight layers ----
 
-export interface WeightLayout {
-  /** Number of output channels and how a flat weight index maps to its channel. */
-  channels: number;
-  channelOf: (i: number) => number;
-}
-
-/** Output-channel layout of a weight tensor for each weight-layer op. */
-export function weightLayout(op: string, w: Tensor, transB: boolean, group: number): WeightLayout {
-  const d = w.dims;
-  if (op === 'Conv') {
-    const inner = w.data.length / d[0];
-    return { channels: d[0], channelOf: (i) => Math.floor(i / inner) };
-  }
-  if (op === 'ConvTranspose') {
-    // [C_in, M/group, kh, kw]: output channel = group * (M/group) + j.
-    const mg = d[1], inner = d[2] * d[3], cg = d[0] / group;
-    return { channels: mg * group, channelOf: (i) => Math.floor(Math.floor(i / (mg * inner)) / cg) * mg + (Math.floor(i / inner) % mg) };
-  }
-  // Gemm/MatMul: [N, K] with transB, else [K, N].
-  if (transB) return { channels: d[0], channelOf: (i) => Math.floor(i / d[1]) };
-  const n = d[d.length - 1];
+/** Gemm's and MatMul's weights [K, N] (the columns are the output channels). */
+export function columnLayout(w: Tensor): WeightLayout {
+  const n = w.dims[w.dims.length - 1];
   return { channels: n, channelOf: (i) => i % n };
 }
 
+/** Gemm and MatMul are one MMA layer when B is a constant matrix and A is computed at run time
+ *  (a batched constant B [.., K, N] runs as float fallback). */
+export function constantB(inputs: readonly (ValueMeta | undefined)[]): boolean {
+  const w = inputs[1]?.value;
+  return !!w && w.dims.length === 2 && !inputs[0]?.value;
+}
 
 export interface WeightGeometry<P> {
   /** The op's parameters with bias and scaling removed: its float reference then computes the
@@ -416,11 +405,13 @@ export function pairs16(xq: TensorQ, channels: number, kk: number, weightAt: (oc
 /** The kernel packing one group's input for the pair products: 8-bit inputs as 8-bit, 16-bit
  *  with the uint16 offset; the input itself (pointwise) or its im2col. */
 export function pairPacker(env: FixedKernelEnv, xq: TensorQ, pointwise: boolean): (xg: number, cg: number, pixels: number, conv: number[], dst: number) => void {
-  const k = kernelFn(env, `${pointwise ? 'pack_pairs' : 'im2col_pairs'}_q${xq.bits}`);
   const flag = xq.bits === 8 ? +xq.signed : pointwise ? +!xq.signed : qCode(xq);
-  return pointwise
-    ? (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst)
-    : (xg, cg, _pixels, conv, dst) => k(xg, flag, cg, ...conv, dst);
+  if (pointwise) {
+    const k = kernelFn(env, xq.bits === 8 ? 'pack_pairs_q8' : 'pack_pairs_q16');
+    return (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst);
+  }
+  const k = kernelFn(env, xq.bits === 8 ? 'im2col_pairs_q8' : 'im2col_pairs_q16');
+  return (xg, cg, _pixels, [h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow], dst) => k(xg, flag, cg, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dst);
 }
 
 /** Copy values into WASM memory as i16 at a fresh allocation. */
@@ -485,19 +476,11 @@ export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number
 
 // ---- activations ----
 
-/** The clip a Relu or Clip node applies, from its compiled params; undefined for other ops. */
-export function activationClip(node: Node, params: unknown): { min: number; max: number } | undefined {
-  if (node.domain) return undefined;
-  if (node.op === 'Relu') return { min: 0, max: Infinity };
-  if (node.op === 'Clip') return params as { min: number; max: number };
-  return undefined;
-}
-
-/** A standalone Relu/Clip: requantize to the output format, saturating at ctx.bounds (the type's
- *  limits, and the Clip's own bounds where the spec keeps them). */
-export function activationFixed<P>(): FixedOp<P, Rescale & { xq: TensorQ; yq: TensorQ; count: number }> {
+/** A standalone Relu/Clip (the module's `clip`): requantize to the output format, saturating at
+ *  ctx.bounds (the type's limits, and the Clip's own bounds where the spec keeps them). */
+export function activationFixed<P>(mod: Pick<OpModule<P>, 'clip'>): FixedOp<P, Rescale & { xq: TensorQ; yq: TensorQ; count: number }> {
   const limits = (ctx: LimitContext<P>): ScaleLimits | undefined => {
-    if (!activationClip(ctx.node, ctx.params)) return undefined;
+    if (!mod.clip?.(ctx.params)) return undefined;
     const xq = inputQ(ctx, 0);
     return rescaleLimits(xq, layerBits(xq.bits, ctx.outQ[0].bits));
   };

@@ -6,6 +6,7 @@ export interface GatherParams { outer: number; axisDim: number; inner: number; c
 
 export const gather: OpModule<GatherParams> = {
   ops: ['Gather'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const idx = input(ctx, 1);

@@ -1,7 +1,7 @@
 /** Gemm: Y = alpha * A' * B' + beta * C, with A' and B' optionally transposed and C broadcast. */
 import { broadcastShape, broadcastWalk } from './broadcast.js';
 import type { TensorData } from '../graph/ir.js';
-import { fcKernel, weightFixed } from './fixed.js';
+import { columnLayout, constantB, fcKernel, weightFixed } from './fixed.js';
 import { NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type KernelCall, type KernelEnv, type OpModule } from './op.js';
 
 export interface GemmParams {
@@ -47,6 +47,12 @@ function columnBias(p: GemmParams, c: TensorData): Float32Array | undefined {
 export const gemm: OpModule<GemmParams> = {
   ops: ['Gemm'],
   fusesActivation: true,
+  weights: {
+    // B is [N, K] with transB, else [K, N].
+    layout: (p, w) => (p.transB ? { channels: w.dims[0], channelOf: (i) => Math.floor(i / w.dims[1]) } : columnLayout(w)),
+    channelAxis: (rank) => rank - 1,
+    isLayer: (p, inputs) => !p.transA && constantB(inputs),
+  },
   compile(ctx) {
     const a = input(ctx, 0);
     const b = input(ctx, 1);

@@ -3,7 +3,7 @@ import { layerBits, roundShift, saturate, type TensorQ } from '../device/spec.js
 import { productLimits } from './binary.js';
 import { broadcastShape, broadcastStrides } from './broadcast.js';
 import { bindPackedB } from './gemm.js';
-import { checkAccumulator, checkLimits, fcKernel, inputQ, maxAbs, weightFixed, type WeightFixed } from './fixed.js';
+import { checkAccumulator, checkLimits, columnLayout, constantB, fcKernel, inputQ, maxAbs, weightFixed, type WeightFixed } from './fixed.js';
 import { input, numel, opError, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
 export interface MatMulParams {
@@ -17,6 +17,7 @@ export interface MatMulParams {
 export const matmul: OpModule<MatMulParams> = {
   ops: ['MatMul'],
   fusesActivation: true,
+  weights: { layout: (_p, w) => columnLayout(w), channelAxis: (rank) => rank - 1, isLayer: (_p, inputs) => constantB(inputs) },
   compile(ctx) {
     const a = input(ctx, 0).shape;
     const b = input(ctx, 1).shape;

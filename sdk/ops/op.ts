@@ -9,6 +9,8 @@
  *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
  */
 import { fail } from '../errors.js';
+import { ACT } from './codes.js';
+import type { KernelExports } from './kernel-api.js';
 import { checkDims } from '../onnx/tensor.js';
 import type { BiasMode, LayerQ, TensorQ } from '../device/spec.js';
 import {
@@ -41,17 +43,16 @@ export interface Compiled<P> {
   outputs: OutputMeta[];
 }
 
-/** An element-wise activation in the form WASM kernels apply it (codes of
- *  assembly/float/activation.ts): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi). */
+/** An element-wise activation in the form WASM kernels apply it (codes ACT of
+ *  assembly/shared.json): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi). */
 export interface Activation { code: number; p0: number; p1: number }
 
-export const ACT = { NONE: 0, CLAMP: 1, LEAKY: 2, HARDSIGMOID: 3, HARDSWISH: 4, SIGMOID: 5, TANH: 6 } as const;
 export const NO_ACTIVATION: Activation = { code: ACT.NONE, p0: 0, p1: 0 };
 
 /** What a float kernel binding gets to set itself up (pack weights, pick a kernel). */
 export interface KernelEnv {
   /** The WASM module's exports (kernels take byte offsets into its memory). */
-  readonly exports: Record<string, unknown>;
+  readonly exports: KernelExports;
   /** Input metadata, constants included. */
   readonly inputs: (ValueMeta | undefined)[];
   /** Reserve `bytes` of WASM memory for the model's lifetime (16-byte aligned, zero-filled). */
@@ -69,11 +70,21 @@ export interface KernelEnv {
  *  environment or the fixed-point engine's, and the size of the elements it moves. */
 export type MoveEnv = Pick<KernelEnv, 'exports' | 'alloc' | 'f32' | 'i32'> & { readonly bytes: 1 | 2 | 4 };
 
-/** A WASM export by name (kernels take byte offsets, sizes and scalars). */
-export function kernelFn(env: { readonly exports: Record<string, unknown> }, name: string): (...args: number[]) => number {
+/** The kernels with one version per element size in bytes, all of one signature. */
+export const BY_WIDTH = {
+  copy: { 1: 'copy_x8_strided', 2: 'copy_x16_strided', 4: 'copy_x32_strided' },
+  scatter: { 1: 'scatter_phase_x8', 2: 'scatter_phase_x16', 4: 'scatter_phase_x32' },
+  resize: { 1: 'resize_x8_nearest', 2: 'resize_x16_nearest', 4: 'resize_x32_nearest' },
+} as const satisfies Record<string, Record<1 | 2 | 4, KernelName>>;
+
+/** The name of a kernel: every function the WASM module exports. */
+export type KernelName = { [K in keyof KernelExports]: KernelExports[K] extends (...args: never[]) => unknown ? K : never }[keyof KernelExports];
+
+/** A WASM export by name, with the signature the compiler declared (kernel-api.ts). */
+export function kernelFn<K extends KernelName>(env: { readonly exports: KernelExports }, name: K): KernelExports[K] {
   const f = env.exports[name];
   if (typeof f !== 'function') throw new Error(`kernel ${name} is missing from the WASM module`);
-  return f as (...args: number[]) => number;
+  return f;
 }
 
 /** The element-wise kernel of an activation over `n` floats. */
@@ -113,10 +124,37 @@ export interface OpModule<P = unknown> {
   kernel?(params: P, env: KernelEnv): KernelCall | undefined;
   /** The op as an activation the engine may fuse into its producer's kernel (applied on store). */
   activation?(params: P): Activation | undefined;
+  /** The op as an activation the device fuses (Relu, Clip): the clip it applies. The only reader
+   *  of its producer's output, it fuses into the producer (fusedActivation in index.ts): the
+   *  device applies it as the layer's saturation, and calibration places its point after it. */
+  clip?(params: P): Clip | undefined;
   /** Its kernels can apply `KernelEnv.activation` to their output. */
   readonly fusesActivation?: boolean;
+  /** Its outputs hold only values of its first input (Reshape, Transpose, Slice, ...), so they
+   *  take the input's format; a function where that depends on the node (nearest Resize). */
+  readonly movesData?: true | ((node: Node) => boolean);
+  /** A weight layer's op (Conv, ConvTranspose, Gemm, MatMul): where its output channels are. */
+  weights?: WeightFacts<P>;
   /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
   fixed?: FixedOp<P, any>;
+}
+
+/** The clip of an activation: y = min(max, max(min, x)). */
+export interface Clip { min: number; max: number }
+
+/** Output-channel layout of a weight tensor: how many channels and a flat index's channel. */
+export interface WeightLayout {
+  channels: number;
+  channelOf: (i: number) => number;
+}
+
+export interface WeightFacts<P> {
+  /** How the constant weights (input 1) map to output channels. */
+  layout(params: P, w: Tensor): WeightLayout;
+  /** The axis of an output of rank `rank` that holds the output channels. */
+  channelAxis(rank: number): number;
+  /** Whether the node is one MMA layer on the device; without it, constant weights suffice. */
+  isLayer?(params: P, inputs: readonly (ValueMeta | undefined)[]): boolean;
 }
 
 // ---- the fixed-point part (DESIGN.md §5; the rules themselves live in device/spec.ts) ----
@@ -159,7 +197,7 @@ export interface LayerArith {
 
 /** A fixed-point kernel binding gets this to pack its constants and reserve scratch memory. */
 export interface FixedKernelEnv {
-  readonly exports: Record<string, unknown>;
+  readonly exports: KernelExports;
   /** Reserve memory for the plan's lifetime (16-byte aligned, zero-filled). */
   alloc(bytes: number): number;
   /** Scratch shared by every step, valid during a call; `ptr` is set once the plan is built. */
@@ -293,4 +331,4 @@ export function checkRank(ctx: CompileContext, v: ValueMeta, rank: number, what 
   if (v.shape.length !== rank) opError(ctx.node, `${what} must have rank ${rank}, got [${v.shape.join(',')}]`);
 }
 
-export { numel };
+export { ACT, numel };

@@ -8,6 +8,8 @@ export interface PadParams { mode: 'constant' | 'reflect' | 'edge'; value: numbe
 
 export const pad: OpModule<PadParams> = {
   ops: ['Pad'],
+  // Reflect and edge modes repeat values too, but the device pads with a constant only.
+  movesData: (node) => (node.attrs.mode?.value ?? 'constant') === 'constant',
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;

@@ -56,6 +56,7 @@ const SHAPE_RULES: Record<string, (ctx: CompileContext, s: number[]) => number[]
 export const reshape: OpModule<ReshapeParams> = {
   ops: Object.keys(SHAPE_RULES),
   alias: true,
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     if (ctx.node.op === 'Dropout' && ctx.node.outputs[1]) opError(ctx.node, 'the mask output is not supported');

@@ -5,7 +5,7 @@
  */
 import { moveFixed } from './fixed.js';
 import {
-  attr, checkOutputShape, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type KernelCall, type MoveEnv, type OpModule,
+  BY_WIDTH, attr, checkOutputShape, constInput, input, kernelFn, opError, strides, upload, type CompileContext, type KernelCall, type MoveEnv, type OpModule,
 } from './op.js';
 
 type CoordMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
@@ -70,6 +70,7 @@ function readScalesAndSizes(ctx: CompileContext, rank: number): { scales?: numbe
 
 export const resize: OpModule<ResizeParams> = {
   ops: ['Resize', 'Upsample'],
+  movesData: (node) => (node.attrs.mode?.value ?? 'nearest') === 'nearest',
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
@@ -172,7 +173,7 @@ function nearestKernel(p: ResizeParams, env: MoveEnv): KernelCall | undefined {
   const planes = p.inShape.slice(0, -2).reduce((a, b) => a * b, 1);
   const iy = upload(env, p.index[rank - 2]);
   const ix = upload(env, p.index[rank - 1]);
-  const f = kernelFn(env, `resize_x${env.bytes * 8}_nearest`);
+  const f = kernelFn(env, BY_WIDTH.resize[env.bytes]);
   return ([x], [y]) => f(x, y, planes, h, w, oh, ow, iy, ix);
 }
 

@@ -1,12 +1,13 @@
 /** Slice: starts/ends/axes as attributes (< opset 10) or constant inputs with steps (>= 10). */
 import { collapseLoops } from './broadcast.js';
 import { moveFixed } from './fixed.js';
-import { attr, axis, constInput, input, kernelFn, opError, strides, type KernelCall, type MoveEnv, type OpModule } from './op.js';
+import { BY_WIDTH, attr, axis, constInput, input, kernelFn, opError, strides, type KernelCall, type MoveEnv, type OpModule } from './op.js';
 
 export interface SliceParams { inShape: number[]; outShape: number[]; starts: number[]; steps: number[] }
 
 export const slice: OpModule<SliceParams> = {
   ops: ['Slice'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
@@ -64,7 +65,7 @@ function sliceKernel(p: SliceParams, env: MoveEnv): KernelCall | undefined {
   const loops = collapseLoops(p.outShape, [p.steps.map((st, a) => st * s[a])], 4);
   if (!loops) return undefined;
   const start = env.bytes * p.starts.reduce((acc, v, a) => acc + v * s[a], 0);
-  const f = kernelFn(env, `copy_x${env.bytes * 8}_strided`);
+  const f = kernelFn(env, BY_WIDTH.copy[env.bytes]);
   const { dims: [n0, n1, n2, n3], strides: [[s0, s1, s2, s3]] } = loops;
   return ([x], [y]) => f(x + start, y, n0, n1, n2, n3, s0, s1, s2, s3);
 }

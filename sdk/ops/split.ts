@@ -7,6 +7,7 @@ export interface SplitParams { outer: number; chunks: number[] }
 
 export const split: OpModule<SplitParams> = {
   ops: ['Split'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const a = axis(ctx, attr.int(ctx, 'axis', 0), x.shape.length);

@@ -1,12 +1,13 @@
 /** Transpose: permute the axes (reversed when perm is absent). */
 import { collapseLoops } from './broadcast.js';
 import { moveFixed } from './fixed.js';
-import { attr, input, kernelFn, opError, strides, type KernelCall, type MoveEnv, type OpModule } from './op.js';
+import { BY_WIDTH, attr, input, kernelFn, opError, strides, type KernelCall, type MoveEnv, type OpModule } from './op.js';
 
 export interface TransposeParams { perm: number[]; inShape: number[]; outShape: number[] }
 
 export const transpose: OpModule<TransposeParams> = {
   ops: ['Transpose'],
+  movesData: true,
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
@@ -42,7 +43,7 @@ function transposeKernel(p: TransposeParams, env: MoveEnv): KernelCall | undefin
   const inStrides = strides(p.inShape);
   const loops = collapseLoops(p.outShape, [p.perm.map((a) => inStrides[a])], 4);
   if (!loops) return undefined;
-  const f = kernelFn(env, `copy_x${env.bytes * 8}_strided`);
+  const f = kernelFn(env, BY_WIDTH.copy[env.bytes]);
   const { dims: [n0, n1, n2, n3], strides: [[s0, s1, s2, s3]] } = loops;
   return ([x], [y]) => f(x, y, n0, n1, n2, n3, s0, s1, s2, s3);
 }

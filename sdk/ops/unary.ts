@@ -65,6 +65,7 @@ export const unary: OpModule<UnaryParams> = {
   // after which calibration places its points. Fusing the others would remove tensors that
   // calibration observes as they are produced.
   activation: (p) => (p.op === 'Relu' ? asActivation(p) : undefined),
+  clip: (p) => (p.op === 'Relu' ? { min: 0, max: Infinity } : undefined),
   kernel(p, env) {
     const a = asActivation(p);
     return a && activationKernel(env, a, p.n);
@@ -72,4 +73,4 @@ export const unary: OpModule<UnaryParams> = {
 };
 
 /** Fixed point: Relu is the saturation at 0; the other ops here run as float fallback. */
-unary.fixed = activationFixed<UnaryParams>();
+unary.fixed = activationFixed(unary);

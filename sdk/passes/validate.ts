@@ -8,12 +8,11 @@
 import { fail } from '../errors.js';
 import type { Inferred } from './infer.js';
 import { attrNumber, attrTensor, isFloat, type Graph, type Node, type Tensor } from '../graph/ir.js';
+import { weightFacts } from '../ops/index.js';
 
 /** Weights and biases of this magnitude (2^64, 1.8e19) are no trained model's; far below, float32
  *  products already overflow and no power-of-2 format holds them. */
 export const MAX_PARAMETER = 2 ** 64;
-
-const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 /** "[0,2,1,1]": the position of flat index i in a tensor of these dims. */
 function position(dims: readonly number[], i: number): string {
@@ -66,7 +65,7 @@ export function checkParameters(graph: Graph, valueOf: ValueOf): void {
     if (node.op === 'Constant') {
       const t = attrTensor(node, 'value');
       if (t) refuseNaN(t, `${describe(node)}'s value`);
-    } else if (WEIGHT_OPS.has(node.op)) {
+    } else if (weightFacts(node)) {
       checkOperands(node, valueOf);
     } else if (node.op === 'BatchNormalization') {
       const [, ...params] = node.inputs.map((n) => (n ? valueOf(n) : undefined));
@@ -87,5 +86,5 @@ export function checkParameters(graph: Graph, valueOf: ValueOf): void {
 
 /** The prepared graph: weights that BatchNormalization folding made overflow. */
 export function checkFoldedWeights(graph: Graph, inferred: Inferred): void {
-  for (const node of graph.nodes) if (WEIGHT_OPS.has(node.op)) checkOperands(node, (n) => inferred.values.get(n)?.value, ' (with BatchNormalization folded in)');
+  for (const node of graph.nodes) if (weightFacts(node)) checkOperands(node, (n) => inferred.values.get(n)?.value, ' (with BatchNormalization folded in)');
 }

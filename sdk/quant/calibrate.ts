@@ -15,10 +15,10 @@ import type { Inferred } from '../passes/infer.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { Model } from '../model.js';
 import type { ConvParams } from '../ops/conv.js';
-import { maxAbs, weightLayout } from '../ops/fixed.js';
-import { opModule } from '../ops/index.js';
+import { maxAbs } from '../ops/fixed.js';
+import { movesData, opModule, weightFacts } from '../ops/index.js';
 import type { LimitContext, ValueMeta } from '../ops/op.js';
-import { isWeightLayer, outputFeeds, passesThrough, placePact2, type Placement } from './pact2.js';
+import { isWeightLayer, outputFeeds, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
 import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from '../device/spec.js';
 import {
@@ -245,7 +245,7 @@ export class CalibrationState {
     for (const node of inferred.order) {
       for (const o of node.outputs) {
         const p = o && this.placement.formatOf.get(o);
-        if (!p || (p !== o && passesThrough(node))) continue;
+        if (!p || (p !== o && movesData(node))) continue;
         this.computedBy.set(p, [...(this.computedBy.get(p) ?? []), node.name]);
       }
     }
@@ -265,10 +265,9 @@ export class CalibrationState {
       if (!isWeightLayer(node, inferred) || this.floatNodes.has(node.name)) continue;
       const w = inferred.values.get(node.inputs[1])!.value!;
       const out = node.outputs[0];
-      const transB = node.op === 'Gemm' && !!node.attrs.transB?.value;
-      const group = node.op === 'Conv' || node.op === 'ConvTranspose' ? (node.attrs.group?.value as number | undefined) ?? 1 : 1;
-      const layout = weightLayout(node.op, w, transB, group);
-      const conv = node.op === 'Conv' ? (inferred.compiled.get(node)!.params as ConvParams) : undefined;
+      const params = inferred.compiled.get(node)!.params;
+      const layout = weightFacts(node)!.layout(params, w);
+      const conv = node.op === 'Conv' ? (params as ConvParams) : undefined;
       const depthwise = !!conv && conv.group > 1 && conv.group === conv.c && conv.m === conv.c;
       const perChannel = depthwise && options.rules.perChannelDepthwise;
       const biasInit = node.inputs[2] ? inferred.values.get(node.inputs[2])?.value : undefined;

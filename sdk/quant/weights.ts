@@ -4,7 +4,7 @@
  * the bias fits its type.
  */
 import type { Tensor } from '../graph/ir.js';
-import type { WeightLayout } from '../ops/fixed.js';
+import type { WeightLayout } from '../ops/op.js';
 import { ceilLog2, floorLog2 } from '../util/math.js';
 import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
