@@ -19,7 +19,7 @@ import { diagnose, type PointError } from './quant/diagnose.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import { RANGE_STRIDE } from './quant/ranges.js';
 import {
-  CalibrationWorker, LocalWorker, noTimings, type MeasureRequest, type WorkerHandle, type WorkerSetup, type WorkerTimings,
+  CalibrationWorker, LocalWorker, noTimings, type Compared, type CompareRequest, type Measured, type WorkerHandle, type WorkerSetup, type WorkerTimings,
 } from './quant/worker.js';
 import type { BiasMode, Bits, QuantSpec } from './device/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
@@ -244,6 +244,11 @@ export interface CalibrationRun<I> {
  *  64 MiB, 2 workers on 1000 images peaked at 632 MiB of RSS, past the 600 MiB budget. */
 const CACHE_BYTES = 40 * 2 ** 20;
 
+/** Float per-channel means that pass 1 keeps for bias calibration, as per-batch sums (they do not
+ *  change between passes): 32 MiB hold 232 of MobileNetV2's batches of 8 images (18 056 channels,
+ *  1856 images). The batches past the bound run the float model for them in each bias pass. */
+const MEANS_BYTES = 32 * 2 ** 20;
+
 /** The items of a pass without those the first pass left out (by their position). */
 async function* without<I>(items: AsyncIterable<I> | Iterable<I>, left: Set<number>): AsyncGenerator<I> {
   let index = 0;
@@ -272,7 +277,7 @@ export interface CalibrationTimings extends WorkerTimings {
 async function inImageOrder<I, R>(
   items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
   request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>,
-  consume: (result: R, index: number) => void,
+  consume: (result: R, index: number) => void | Promise<void>,
   route?: (index: number) => number | undefined,
 ): Promise<number> {
   const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
@@ -300,7 +305,7 @@ async function inImageOrder<I, R>(
       }
       const next = pending.shift();
       if (!next) return consumed;
-      consume(await next, consumed++);
+      await consume(await next, consumed++);
     }
   } finally {
     if (!ended) await it.return?.();
@@ -345,41 +350,57 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   const first: number[] = [];
   const loadedBy: number[] = [];
   const onePass = async <R>(
-    pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void,
+    pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void | Promise<void>,
     route?: (index: number) => number | undefined,
   ) => {
-    const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, (r, index) => {
+    const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, async (r, index) => {
       const t1 = performance.now();
-      consume(r, index);
+      const done = consume(r, index);
       timings.merge += performance.now() - t1;
+      await done;
       report(pass, index + 1);
     }, route);
     if (n === 0) fail('BAD_INPUT', pass === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
     if (pass > 0 && n !== state.images) fail('BAD_INPUT', `the samples gave ${n} images in pass ${pass + 1} but ${state.images} in the first`);
   };
+  const { offsets, length } = meanOffsets(targets);
+  // Pass 1's float means, summed per batch in image order as bias calibration sums them, for the
+  // first `meansKept` images (those asked for them, until one is not: the batches they fill).
+  const meansBatches = biasPasses ? Math.floor(MEANS_BYTES / (8 * Math.max(length, 1))) : 0;
+  const floatSums: Float64Array[] = [];
+  let meansKept = 0;
   let closed = false;
   try {
     // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
     // An item that fails here is reported in image order, and left out (or ends the run).
     const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
       loadedBy[index] = worker;
-      return !run.onItemError ? w.ranges(item, index) : w.ranges(item, index).then((r) => r, (error: unknown) => ({ error, item }));
+      const r = w.ranges(item, index, index < meansBatches * opts.batchSize);
+      return !run.onItemError ? r : r.then((v) => v, (error: unknown) => ({ error, item }));
     };
     await onePass(0, ranges, (r, index) => {
-      if (!(r instanceof Float64Array)) {
+      if ('error' in r) {
         run.onItemError!(r.error, r.item);
         leftOut.add(index);
         return;
       }
+      // Later passes go to the worker holding the image decoded, or to the least busy one.
+      if (!r.cached) loadedBy[index] = -1;
+      if (r.means && meansKept === state.images) {
+        const sums = (floatSums[Math.floor(meansKept / opts.batchSize)] ??= new Float64Array(length));
+        for (let c = 0; c < length; c++) sums[c] += r.means[c];
+        meansKept++;
+      }
+      const values = r.ranges;
       first.push(index);
       for (const i of observed) {
-        const at = RANGE_STRIDE * i, seen: [number, number] = [r[at + RANGE_STRIDE - 2], r[at + RANGE_STRIDE - 1]];
+        const at = RANGE_STRIDE * i, seen: [number, number] = [values[at + RANGE_STRIDE - 2], values[at + RANGE_STRIDE - 1]];
         // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
         // of a negative): no power-of-2 format holds that.
-        if (!r.subarray(at, at + RANGE_STRIDE).every(Number.isFinite)) {
+        if (!values.subarray(at, at + RANGE_STRIDE).every(Number.isFinite)) {
           fail('BAD_INPUT', `sample ${index + 1}: tensor "${points[i]}" of the float model takes values from ${seen[0]} to ${seen[1]}, which no fixed-point format holds (an overflow or NaN in the float model)`);
         }
-        state.ranges.get(points[i])!.forEach((range, k) => range.update([r[at + 2 * k], r[at + 2 * k + 1]], seen));
+        state.ranges.get(points[i])!.forEach((range, k) => range.update([values[at + 2 * k], values[at + 2 * k + 1]], seen));
       }
       state.images++;
     });
@@ -394,7 +415,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     // own without bias calibration) also measures each stored tensor's SQNR.
     const batches = Math.ceil(state.images / opts.batchSize);
     const updates = biasPasses * batches;
-    const { offsets, length } = meanOffsets(targets);
+    const floatKept = (batch: number) => meansKept === state.images || (batch + 1) * opts.batchSize <= meansKept;
     const sumF = new Float64Array(length), sumQ = new Float64Array(length);
     const biases = new Float32Array(length);
     const sqnr = new Float64Array(2 * points.length);
@@ -402,14 +423,14 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     let update = 0;
     for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
       const last = pass === Math.max(biasPasses, 1) - 1;
-      const req: MeasureRequest = { means: biasPasses > 0, sqnr: last };
-      let inBatch = 0;
+      let inBatch = 0, batch = 0;
       const applyBatch = () => {
         if (!inBatch || !biasPasses) return;
         const factor = biasFactor(opts, update++, updates);
+        const f = floatKept(batch) ? floatSums[batch] : sumF;
         state.layers.forEach((l, k) => {
           const o = offsets[k];
-          for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (sumF[o + c] - sumQ[o + c])) / inBatch;
+          for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (f[o + c] - sumQ[o + c])) / inBatch;
           biases.set(l.bias, o);
         });
         for (const w of workers) w.setBiases(update, biases);
@@ -418,18 +439,40 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         inBatch = 0;
       };
       const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
-      await onePass(1 + pass, (w, item, index) => w.measure(item, first[index], version(index), req, last), (m) => {
-        const { meansFloat: f, meansFixed: q, sqnr: s, clip: c } = m;
-        if (s) for (let k = 0; k < sqnr.length; k++) sqnr[k] += s[k];
-        if (c) for (let k = 0; k < clip.length; k++) clip[k] += c[k];
-        if (!f || !q) return;
-        for (let c = 0; c < length; c++) {
-          sumF[c] += f[c];
-          sumQ[c] += q[c];
+      // Per image, the fixed-point engine's answer (its means: what the batch's update waits for)
+      // comes before the float engine's on the same image (the SQNR sums, and the float means of
+      // a batch pass 1 did not keep), which the worker computes meanwhile. SQNR terms are summed
+      // in image order on a chain of their own.
+      let sqnrSummed: Promise<void> = Promise.resolve();
+      const measure = (w: WorkerHandle<I>, item: I, index: number) => {
+        const fixed = w.measure(item, first[index], version(index), { means: biasPasses > 0 }, last);
+        const req: CompareRequest = { means: biasPasses > 0 && !floatKept(Math.floor(index / opts.batchSize)), sqnr: last };
+        const float = req.means || req.sqnr ? w.compare(req) : undefined;
+        float?.catch(() => {}); // its error is reported by the chain or the consumer awaiting it
+        return fixed.then((m) => ({ fixed: m, float }));
+      };
+      await onePass(1 + pass, measure, async (m: { fixed: Measured; float?: Promise<Compared> }, index) => {
+        const float = m.float;
+        if (float && last) {
+          sqnrSummed = sqnrSummed.then(async () => {
+            const { sqnr: s, clip: c } = await float;
+            for (let k = 0; k < sqnr.length; k++) sqnr[k] += s![k];
+            for (let k = 0; k < clip.length; k++) clip[k] += c![k];
+          });
+          sqnrSummed.catch(() => {}); // awaited after the pass
+        }
+        if (!biasPasses) return;
+        batch = Math.floor(index / opts.batchSize);
+        const q = m.fixed.meansFixed!;
+        for (let c = 0; c < length; c++) sumQ[c] += q[c];
+        if (!floatKept(batch)) {
+          const f = (await float!).meansFloat!;
+          for (let c = 0; c < length; c++) sumF[c] += f[c];
         }
         if (++inBatch === opts.batchSize) applyBatch();
       }, (index) => loadedBy[first[index]]);
       applyBatch();
+      await sqnrSummed;
     }
     const db = new Map<string, number>();
     const errors = new Map<string, PointError>();

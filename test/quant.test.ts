@@ -89,6 +89,21 @@ test('clip error kernel equals its reference bit for bit: values outside a clip 
       assert.is(got[0], Array.from(x).filter((v) => v < lo || v > hi).length);
     }
   }
+  // Bounds between two f32 (the kernel skips blocks by f32 compares), values on and next to them,
+  // a few outliers among many values inside (most blocks skipped), tiny and huge bounds.
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 1 + Math.floor(r(0, 700));
+    const lo = -r(0.01, 4) * (1 + 1e-9), hi = r(0.01, 4) * (1 - 1e-9);
+    const near = [lo, hi].flatMap((b) => [Math.fround(b), b + Math.abs(b) * 2 ** -23, b - Math.abs(b) * 2 ** -23]);
+    const x = Float32Array.from({ length: n }, () => {
+      const u = r(0, 1);
+      return u < 0.03 ? r(-8, 8) : u < 0.08 ? near[Math.floor(r(0, near.length))] : r(lo, hi);
+    });
+    const xp = place(rt, x);
+    for (const [a, b] of [[lo, hi], [0, hi], [1e-50, 1e300], [-1e300, -1e-50], [-1e-50, 1e-50]]) {
+      assert.equal(k.clipError(xp, n, a, b), clipErrorRef(x, a, b), `trial ${trial} n=${n} [${a}, ${b}]`);
+    }
+  }
 });
 
 test('stride-2 subsampled histogram kernel equals the reference on the subsample, for every offset', async () => {

@@ -13,10 +13,11 @@
  *   to the worker                                          reply value
  *   { op: 'init', id, model: ModelParts, setup: WorkerSetup,
  *     kernels: WebAssembly.Module, loader: <config> }      { observed: number[] }
- *   { op: 'ranges', id, item, image }                      Float64Array (pass 1; image: its index)
+ *   { op: 'ranges', id, item, image, means }               Ranged (pass 1; image: its index)
  *   { op: 'spec', id, spec: QuantSpec }                    undefined (fixed engine ready)
  *   { op: 'bias', version, biases: Float32Array }          none (measures of `version` wait for it)
  *   { op: 'measure', id, item, image, version, req, last }  Measured (image: its index in pass 1)
+ *   { op: 'compare', id, req }                             Compared (the image measured last)
  *   { op: 'close', id }                                    WorkerTimings
  *
  *   from the worker: { id, value } or { id, error: { code?, message } }; id -1 reports an error
@@ -45,7 +46,8 @@ import { kernelModule, useKernelModule } from '../engine/wasm.js';
 import { Model, type ModelParts } from '../model.js';
 import type { QuantSpec } from '../device/spec.js';
 import {
-  CalibrationWorker, LocalWorker, type Loader, type MeasureRequest, type Measured, type WorkerHandle, type WorkerSetup, type WorkerTimings,
+  CalibrationWorker, LocalWorker, type Compared, type CompareRequest, type Loader, type MeasureRequest, type Measured, type Ranged, type WorkerHandle,
+  type WorkerSetup, type WorkerTimings,
 } from './worker.js';
 
 /** One side of a message channel (a worker's global scope, a Node parentPort, ...). */
@@ -69,10 +71,11 @@ export interface WorkerInit {
 
 type Request =
   | { op: 'init'; id: number; model: ModelParts; setup: WorkerSetup; kernels: WebAssembly.Module; loader: unknown }
-  | { op: 'ranges'; id: number; item: unknown; image: number }
+  | { op: 'ranges'; id: number; item: unknown; image: number; means: boolean }
   | { op: 'spec'; id: number; spec: QuantSpec }
   | { op: 'bias'; version: number; biases: Float32Array }
   | { op: 'measure'; id: number; item: unknown; image: number; version: number; req: MeasureRequest; last: boolean }
+  | { op: 'compare'; id: number; req: CompareRequest }
   | { op: 'close'; id: number };
 
 interface Reply {
@@ -85,8 +88,8 @@ function toError(e: { code?: ErrorCode; message: string }): Error {
   return e.code ? new P2Error(e.code, e.message) : new Error(`calibration worker: ${e.message}`);
 }
 
+/** The typed arrays of a reply (Ranged, Measured, Compared): transferred, not copied. */
 function buffersOf(value: unknown): ArrayBuffer[] {
-  if (value instanceof Float64Array) return [value.buffer as ArrayBuffer];
   if (value && typeof value === 'object') {
     return Object.values(value).flatMap((v) => (ArrayBuffer.isView(v) ? [v.buffer as ArrayBuffer] : []));
   }
@@ -115,9 +118,10 @@ export function serveCalibrationWorker<I>(endpoint: Endpoint, makeLoader: (confi
           worker = new LocalWorker(await CalibrationWorker.create(Model.fromParts(m.model), m.setup), makeLoader(m.loader), m.setup.cacheBytes);
           return { observed: worker.observed };
         })());
-      case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image));
+      case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image, m.means));
       case 'spec': return reply(m.id, ready().setSpec(m.spec));
       case 'measure': return reply(m.id, ready().measure(m.item as I, m.image, m.version, m.req, m.last));
+      case 'compare': return reply(m.id, ready().compare(m.req));
       case 'close': return reply(m.id, ready().close());
       case 'bias':
         try {
@@ -157,8 +161,8 @@ export class RemoteWorker<I> implements WorkerHandle<I> {
     return w;
   }
 
-  ranges(item: I, image: number): Promise<Float64Array> {
-    return this.request({ op: 'ranges', id: 0, item, image }) as Promise<Float64Array>;
+  ranges(item: I, image: number, means: boolean): Promise<Ranged> {
+    return this.request({ op: 'ranges', id: 0, item, image, means }) as Promise<Ranged>;
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {
@@ -171,6 +175,10 @@ export class RemoteWorker<I> implements WorkerHandle<I> {
 
   measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured> {
     return this.request({ op: 'measure', id: 0, item, image, version, req, last }) as Promise<Measured>;
+  }
+
+  compare(req: CompareRequest): Promise<Compared> {
+    return this.request({ op: 'compare', id: 0, req }) as Promise<Compared>;
   }
 
   async close(): Promise<WorkerTimings> {

@@ -11,7 +11,7 @@
  * request arrives so that it overlaps the work queued before it, and a bias-calibration request
  * waits until the biases it needs (a version: the number of updates before its batch) are set.
  * It keeps the images it loads in pass 1, decoded, within `WorkerSetup.cacheBytes`, for the
- * later passes (the coordinator sends an image to the worker that loaded it).
+ * later passes (the coordinator sends an image to the worker that kept it).
  */
 import { FixedPlan, type MeansOf } from '../engine/fixed.js';
 import { FloatPlan } from '../engine/float.js';
@@ -40,17 +40,39 @@ export interface WorkerSetup {
   cacheBytes: number;
 }
 
+/** Pass 1's answer for an image. */
+export interface Ranged {
+  /** RANGE_STRIDE numbers per point (see Observation.ranges). */
+  ranges: Float64Array;
+  /** The float per-channel means, at meanOffsets(targets), when asked for: they do not change
+   *  between passes, so that bias calibration need not run the float model for them again. */
+  means?: Float64Array;
+  /** Whether the worker kept the image decoded for the later passes. */
+  cached: boolean;
+}
+
+/** What a later pass asks of the fixed-point engine for an image (`measure`)... */
 export interface MeasureRequest {
-  /** Per-channel means of every weight layer, float and fixed (bias calibration). */
+  /** Per-channel means of every weight layer's fixed-point output (bias calibration). */
   means: boolean;
-  /** Per-point SQNR sums (the last pass). */
+}
+
+/** ...and of the float engine on the same image (`compare`, right after its `measure`). */
+export interface CompareRequest {
+  /** The float per-channel means (bias calibration, where pass 1 did not keep them). */
+  means: boolean;
+  /** Per-point SQNR sums against the fixed-point tensors of the image (the last pass). */
   sqnr: boolean;
 }
 
 export interface Measured {
   /** At meanOffsets(targets). */
-  meansFloat?: Float64Array;
   meansFixed?: Float64Array;
+}
+
+export interface Compared {
+  /** At meanOffsets(targets). */
+  meansFloat?: Float64Array;
   /** Per observed point i: sum f^2 at 2i and sum (f - q)^2 at 2i+1. */
   sqnr?: Float64Array;
   /** Per observed point i, what its format's range cuts of the float values: how many lie
@@ -86,6 +108,8 @@ export class CalibrationWorker {
   readonly timings = noTimings();
   private fixed?: { plan: FixedPlan; spec: QuantSpec };
   private readonly means: { offsets: number[]; length: number };
+  /** The feeds of the last image measured, which the fixed-point tensors hold, for `compare`. */
+  private measured?: Record<string, Float32Array>;
 
   private constructor(
     private readonly model: Model,
@@ -113,16 +137,18 @@ export class CalibrationWorker {
   }
 
   /** Pass 1: the ranges each point suggests for image number `image` (RANGE_STRIDE numbers per
-   *  point, see Observation.ranges). */
-  ranges(feeds: Feeds, image: number): Float64Array {
+   *  point, see Observation.ranges), and its float per-channel means if asked. */
+  ranges(feeds: Feeds, image: number, withMeans: boolean): { ranges: Float64Array; means?: Float64Array } {
     const ranges = new Float64Array(RANGE_STRIDE * this.setup.points.length);
+    const means = withMeans ? new Float64Array(this.means.length) : undefined;
     const spent = { ranges: 0, means: 0 };
     const t0 = performance.now();
-    this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, spent });
-    this.timings.float += performance.now() - t0 - spent.ranges;
+    this.observer.observe(this.model.feedsToRecord(feeds).record, { ranges: { values: ranges, image }, means, spent });
+    this.timings.float += performance.now() - t0 - spent.ranges - spent.means;
     this.timings.ranges += spent.ranges;
+    this.timings.means += spent.means;
     this.timings.images++;
-    return ranges;
+    return means ? { ranges, means } : { ranges };
   }
 
   /** After pass 1: the fixed-point engine for the calibrated formats and frozen weights. */
@@ -140,27 +166,40 @@ export class CalibrationWorker {
     });
   }
 
-  /** Bias calibration and SQNR: the image through the fixed-point engine, then the float one. */
+  /** Bias calibration and SQNR, first half: the image through the fixed-point engine (its
+   *  tensors then stay readable for `compare`). */
   measure(image: Feeds, req: MeasureRequest): Measured {
-    const { plan: fixed, spec } = this.fixedPlan();
+    const { plan: fixed } = this.fixedPlan();
     const feeds = this.model.feedsToRecord(image).record;
+    this.measured = undefined;
     const out: Measured = {};
-    let t0 = performance.now();
+    const t0 = performance.now();
     if (req.means) {
       const q = fixed.runWithMeans(feeds, this.setup.meansOf).means;
       out.meansFixed = new Float64Array(this.means.length);
       this.setup.targets.forEach((t, k) => out.meansFixed!.set(q.get(t.layer)!, this.means.offsets[k]));
-      out.meansFloat = new Float64Array(this.means.length);
     } else {
       fixed.run(feeds);
     }
     this.timings.fixed += performance.now() - t0;
+    this.timings.images++;
+    this.measured = feeds;
+    return out;
+  }
 
+  /** Second half, for the image `measure` ran last: the float engine, its means and the SQNR sums
+   *  against the fixed-point tensors. */
+  compare(req: CompareRequest): Compared {
+    const { plan: fixed, spec } = this.fixedPlan();
+    const feeds = this.measured;
+    if (!feeds) throw new Error('calibration worker: compare before measure');
+    const out: Compared = {};
+    if (req.means) out.meansFloat = new Float64Array(this.means.length);
     const sums = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
     const clip = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
     let sqnrMs = 0;
     const spent = { ranges: 0, means: 0 };
-    t0 = performance.now();
+    const t0 = performance.now();
     this.observer.observe(feeds, {
       means: out.meansFloat,
       spent,
@@ -178,7 +217,6 @@ export class CalibrationWorker {
     this.timings.float += performance.now() - t0 - spent.means - sqnrMs;
     this.timings.means += spent.means;
     this.timings.sqnr += sqnrMs;
-    this.timings.images++;
     if (sums) out.sqnr = sums;
     if (clip) out.clip = clip;
     return out;
@@ -219,13 +257,17 @@ type CacheUse = 'fill' | 'read' | 'last';
 export interface WorkerHandle<I> {
   /** Indices of the points the float model computes (the same for every worker). */
   readonly observed: number[];
-  /** Pass 1 for image number `image` (its index in the calibration). */
-  ranges(item: I, image: number): Promise<Float64Array>;
+  /** Pass 1 for image number `image` (its index in the calibration); `means`: with its float
+   *  per-channel means. */
+  ranges(item: I, image: number, means: boolean): Promise<Ranged>;
   setSpec(spec: QuantSpec): Promise<void>;
   /** The biases after `version` updates; measure requests for that version wait for them. */
   setBiases(version: number, biases: Float32Array): void;
-  /** A later pass for image number `image` (its number in pass 1); `last`: no pass follows. */
+  /** A later pass for image number `image` (its number in pass 1) through the fixed-point engine;
+   *  `last`: no pass follows. */
   measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured>;
+  /** The float engine on the image of the measure request made just before, to this worker. */
+  compare(req: CompareRequest): Promise<Compared>;
   /** Finish the queued work and stop; resolves with the worker's timings. */
   close(): Promise<WorkerTimings>;
   /** Stop now (after a failure), dropping queued work. */
@@ -248,8 +290,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     return this.worker.observed;
   }
 
-  ranges(item: I, image: number): Promise<Float64Array> {
-    return this.enqueue(item, image, 'fill', (feeds) => this.worker.ranges(feeds, image));
+  ranges(item: I, image: number, means: boolean): Promise<Ranged> {
+    return this.enqueue(item, image, 'fill', (feeds, cached) => ({ ...this.worker.ranges(feeds, image, means), cached }));
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {
@@ -275,6 +317,12 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     });
   }
 
+  compare(req: CompareRequest): Promise<Compared> {
+    const run = this.queue.then(() => this.worker.compare(req));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
   async close(): Promise<WorkerTimings> {
     await this.queue;
     return this.worker.timings;
@@ -283,7 +331,7 @@ export class LocalWorker<I> implements WorkerHandle<I> {
   /** Work still queued here finishes or waits unobserved; nothing runs outside this thread. */
   async abort(): Promise<void> {}
 
-  private enqueue<T>(item: I, image: number, use: CacheUse, work: (feeds: Feeds) => T | Promise<T>): Promise<T> {
+  private enqueue<T>(item: I, image: number, use: CacheUse, work: (feeds: Feeds, cached: boolean) => T | Promise<T>): Promise<T> {
     const kept = use === 'fill' ? undefined : this.cache.get(image);
     const loaded = kept !== undefined ? Promise.resolve(kept) : Promise.resolve().then(() => this.load.decode(item));
     loaded.catch(() => {}); // its error is reported when its turn comes
@@ -292,12 +340,13 @@ export class LocalWorker<I> implements WorkerHandle<I> {
       const decoded = await loaded;
       this.worker.timings.waitImage += performance.now() - t0;
       if (kept !== undefined) this.worker.timings.reused++;
-      if (use === 'fill' && this.cached + this.load.bytes(decoded) <= this.cacheBytes) {
+      const keep = use === 'fill' && this.cached + this.load.bytes(decoded) <= this.cacheBytes;
+      if (keep) {
         this.cache.set(image, decoded);
         this.cached += this.load.bytes(decoded);
       }
       if (use === 'last' && this.cache.delete(image)) this.cached -= this.load.bytes(decoded);
-      return work(this.load.feeds(decoded));
+      return work(this.load.feeds(decoded), keep);
     });
     this.queue = run.catch(() => {});
     return run;
