@@ -182,12 +182,13 @@ test('activation kernels equal the reference, from tiny to saturating inputs', a
   await check('Clip opset 9', old, { kernels: ['Clip'] });
 });
 
-test('Relu and Clip are fused into Conv, Gemm and Add and give the unfused result; other activations stay steps', async () => {
+test('activations are fused into Conv, Gemm and Add and give the unfused result, bit for bit', async () => {
   const r = rng(77);
   for (const [i, a] of ACTIVATIONS.entries()) {
     const cc = randomConv(r, pick(r, ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw'] as const));
-    const fuses = a.op === 'Relu' || a.op === 'Clip';
-    await check(`Conv+${a.op}`, convSpec(cc, i, a), { kernels: fuses ? ['Conv'] : ['Conv', a.op], fused: fuses ? { Conv: a.op } : {} });
+    const spec = convSpec(cc, i, a);
+    await check(`Conv+${a.op}`, spec, { kernels: ['Conv'], fused: { Conv: a.op } });
+    await sameBits(`Conv+${a.op}`, spec, ['t']);
   }
   const gemm: ModelSpec = {
     inputs: [{ name: 'a', dims: [3, 20] }], outputs: [{ name: 'y' }],
@@ -200,6 +201,60 @@ test('Relu and Clip are fused into Conv, Gemm and Add and give the unfused resul
     nodes: [node('Add', ['a', 'b'], ['t']), node('Relu', ['t'], ['y'])],
   };
   await check('Add+Relu', add, { kernels: ['Add'], fused: { Add: 'Relu' } });
+});
+
+/** The plan with fusion gives the same bits as one that keeps (so does not fuse away) `unfused`. */
+async function sameBits(label: string, spec: ModelSpec, unfused: string[]): Promise<void> {
+  const model = await loadModel(buildModel(spec));
+  const feeds = Object.fromEntries(model.inputs.map((v, i) => [v.name, randomArray(numel(v.shape), 40 + i, -6, 6)]));
+  const fused = (await model.floatPlan(model.inputs[0].shape[0])).plan;
+  const plain = (await model.floatPlan(model.inputs[0].shape[0], { observe: unfused })).plan;
+  assert.ok(fused.describe().some((s) => s.fused) && plain.describe().every((s) => !s.fused), `${label}: fused in one plan only`);
+  const [a, b] = [fused.run(feeds), plain.run(feeds)];
+  for (const k of Object.keys(a)) assert.equal(Array.from(a[k]), Array.from(b[k]), `${label}: output ${k}`);
+}
+
+/** t = producer, y = Mul(t, Sigmoid(t)) (operands in either order). */
+function siluAfter(spec: ModelSpec, swap: boolean): ModelSpec {
+  const last = spec.nodes[spec.nodes.length - 1];
+  last.outputs = ['t'];
+  return { ...spec, nodes: [...spec.nodes, node('Sigmoid', ['t'], ['u']), node('Mul', swap ? ['u', 't'] : ['t', 'u'], ['y'])] };
+}
+
+test('SiLU (x * Sigmoid(x)) is fused into its producer, bit for bit, unless a tensor it removes is read', async () => {
+  const r = rng(19);
+  for (let i = 0; i < 8; i++) {
+    const cc = randomConv(r, pick(r, ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw'] as const));
+    const spec = siluAfter(convSpec(cc, i), i % 2 === 1);
+    await check(`Conv+SiLU ${JSON.stringify(cc)}`, spec, { kernels: ['Conv'], fused: { Conv: 'Sigmoid+Mul' } });
+    await sameBits(`Conv+SiLU ${i}`, spec, ['t', 'u']);
+  }
+  const add = siluAfter({
+    inputs: [{ name: 'a', dims: [2, 3, 5, 7] }, { name: 'b', dims: [2, 3, 5, 7] }], outputs: [{ name: 'y' }],
+    nodes: [node('Add', ['a', 'b'], ['y'])],
+  }, false);
+  await check('Add+SiLU', add, { kernels: ['Add'], fused: { Add: 'Sigmoid+Mul' } });
+  // A conv with runtime weights has no kernel: the fused nodes' references run after it.
+  const runtimeWeights: ModelSpec = siluAfter({
+    inputs: [{ name: 'x', dims: [1, 3, 6, 6] }, { name: 'w', dims: [4, 3, 3, 3] }], outputs: [{ name: 'y' }],
+    nodes: [node('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })],
+  }, true);
+  await check('Conv (runtime weights)+SiLU', runtimeWeights, { fused: { Conv: 'Sigmoid+Mul' } });
+  const cc: ConvCase = { n: 1, c: 3, m: 5, h: 9, w: 9, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true };
+  const notFused = async (label: string, spec: ModelSpec, options = {}) => {
+    const model = await loadModel(buildModel(spec));
+    assert.ok((await model.floatPlan(1, options)).plan.describe().every((s) => !s.fused), label);
+    await check(label, spec, { kernels: ['Conv'] });
+  };
+  // The Sigmoid's output is also a graph output, or observed; the conv output has a third reader.
+  const sigOut = siluAfter(convSpec(cc, 1), false);
+  sigOut.outputs = [{ name: 'y' }, { name: 'u' }];
+  await notFused('Sigmoid output read outside', sigOut);
+  await notFused('Sigmoid output observed', siluAfter(convSpec(cc, 2), false), { observe: ['u'] });
+  const third = siluAfter(convSpec(cc, 4), false);
+  third.nodes.push(node('Add', ['t', 'y'], ['z']));
+  third.outputs = [{ name: 'z' }];
+  await notFused('third reader', third);
 });
 
 test('fusion respects readers, graph outputs and `keep`', async () => {

@@ -3,7 +3,7 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { ACT_CLAMP, activate } from './activation';
+import { ACT_CLAMP, ACT_NONE, activate_rows, clampOnStore } from './activation';
 import { gemm_f32_packed_simd, tile4x8 } from './gemm';
 import { copyFloats, loadStrided, storeLanes } from './util';
 
@@ -106,19 +106,14 @@ export function conv_f32_im2col_simd(
   }
 }
 
-/** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so
- *  the common Relu/Clip case has no dispatch in the loop. */
-@inline
-function dwFinish(v: v128, clampOnly: bool, act: i32, p0: f32, p1: f32): v128 {
-  return clampOnly ? f32x4.pmin(f32x4.pmax(v, f32x4.splat(p0)), f32x4.splat(p1)) : activate(v, act, p0, p1);
-}
-
-/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats). */
+/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats).
+ *  `clamp` (act is Relu/Clip) is a constant at both call sites, so neither loop dispatches. */
 @inline
 function dw3x3Plane(
   pad: usize, rowLen: i32, wq: usize, yp: usize, oh: i32, ow: i32, s: i32, d: i32,
-  clampOnly: bool, act: i32, p0: f32, p1: f32,
+  clamp: bool, act: i32, p0: f32, p1: f32,
 ): void {
+  const storeAct = clamp ? ACT_CLAMP : ACT_NONE;
   const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
   const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
   const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
@@ -140,7 +135,7 @@ function dw3x3Plane(
         a = f32x4.add(a, f32x4.mul(w6, v128.load(r2 + o)));
         a = f32x4.add(a, f32x4.mul(w7, v128.load(r2 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w8, v128.load(r2 + o + 2 * dOff)));
-        storeLanes(yp + o, dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
+        storeLanes(yp + o, clampOnStore(f32x4.add(a, bv), storeAct, p0, p1), ow - ox);
       }
     } else {
       for (let ox = 0; ox < ow; ox += 4) {
@@ -160,9 +155,10 @@ function dw3x3Plane(
         a = f32x4.add(a, f32x4.mul(w6, ev));
         a = f32x4.add(a, f32x4.mul(w7, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w8, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
-        storeLanes(yp + (<usize>ox << 2), dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
+        storeLanes(yp + (<usize>ox << 2), clampOnStore(f32x4.add(a, bv), storeAct, p0, p1), ow - ox);
       }
     }
+    activate_rows(yp, 0, 1, ow, act, p0, p1);
     yp += <usize>ow << 2;
   }
 }
@@ -223,8 +219,9 @@ export function conv_f32_dw_simd(
             a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v));
           }
         }
-        storeLanes(yp + (<usize>ox << 2), activate(f32x4.add(a, bias), act, p0, p1), ow - ox);
+        storeLanes(yp + (<usize>ox << 2), clampOnStore(f32x4.add(a, bias), act, p0, p1), ow - ox);
       }
+      activate_rows(yp, 0, 1, ow, act, p0, p1);
       yp += <usize>ow << 2;
     }
   }
@@ -274,6 +271,7 @@ export function conv_f32_shifted_simd(
             }
           }
         }
+        activate_rows(yg + <usize>(oy * ow) * 4, yStride, mg, ow, act, p0, p1);
       }
     }
   }

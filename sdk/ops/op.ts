@@ -42,10 +42,11 @@ export interface Compiled<P> {
 }
 
 /** An element-wise activation in the form WASM kernels apply it (codes of
- *  assembly/float/activation.ts): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi). */
+ *  assembly/float/activation.ts): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi), SILU is
+ *  x * Sigmoid(x) (a Sigmoid and a Mul fused by the float engine). */
 export interface Activation { code: number; p0: number; p1: number }
 
-export const ACT = { NONE: 0, CLAMP: 1, LEAKY: 2, HARDSIGMOID: 3, HARDSWISH: 4, SIGMOID: 5, TANH: 6 } as const;
+export const ACT = { NONE: 0, CLAMP: 1, LEAKY: 2, HARDSIGMOID: 3, HARDSWISH: 4, SIGMOID: 5, TANH: 6, SILU: 7 } as const;
 export const NO_ACTIVATION: Activation = { code: ACT.NONE, p0: 0, p1: 0 };
 
 /** What a float kernel binding gets to set itself up (pack weights, pick a kernel). */
