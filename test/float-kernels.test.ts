@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { numel, type Tensor } from '../sdk/graph/ir.js';
 import { loadModel } from '../sdk/index.js';
+import { conv as convOp, winograd, type ConvParams } from '../sdk/ops/conv.js';
 import { buildModel, diff, floats, ints, node, randomArray, randomConvTranspose, randomTensor, rng, type ModelSpec } from './helpers.js';
 
 const TOL = 1e-5;
@@ -126,6 +127,38 @@ test('Conv kernels: wide rows, many channels, 1-D convs', async () => {
     initializers: { w: randomTensor([6, 5, 3], 3), b: randomTensor([6], 4) },
   };
   await check('conv1d', conv1d, { kernels: ['Conv'] });
+});
+
+test('Winograd F(2x2, 3x3) kernel (3x3 stride 1, 16+ channels) equals the reference: random sizes, pads, batches, fused activations', async () => {
+  const r = rng(2023);
+  let worst = 0;
+  for (let i = 0; i < 12; i++) {
+    const pads = [0, 0, 0, 0].map(() => int(r, 0, 2));
+    const cc: ConvCase = {
+      n: int(r, 1, 2), c: int(r, 16, 40), m: int(r, 16, 37), h: int(r, 1, 19), w: int(r, 1, 45), group: 1,
+      k: [3, 3], s: [1, 1], d: [1, 1], pads, bias: r() < 0.7,
+    };
+    if (cc.h + pads[0] + pads[2] < 3 || cc.w + pads[1] + pads[3] < 3) continue;
+    const model = await loadModel(buildModel(convSpec(cc, i)));
+    const p = model.inferred.compiled.get(model.graph.nodes[0])!.params as ConvParams;
+    assert.ok(winograd(p), `${JSON.stringify(cc)} runs by Winograd`);
+    const after = pick(r, [undefined, { op: 'Relu' }, { op: 'HardSwish' }]);
+    worst = Math.max(worst, await check(`Winograd ${JSON.stringify(cc)} ${after?.op ?? ''}`, convSpec(cc, i, after), { kernels: ['Conv'], seed: i, range: 3 }));
+  }
+  // SiLU fused, a wide image (several passes of tiles per row), and a ConvTranspose 3x3/1 whose
+  // pads past the kernel make negative conv pads.
+  const wide: ConvCase = { n: 1, c: 20, m: 17, h: 7, w: 300, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true };
+  worst = Math.max(worst, await check('Winograd wide + SiLU', siluAfter(convSpec(wide, 5), false), { kernels: ['Conv'], fused: { Conv: 'Sigmoid+Mul' } }));
+  const ct: ModelSpec = {
+    inputs: [{ name: 'x', dims: [1, 16, 12, 13] }], outputs: [{ name: 'y' }],
+    initializers: { w: randomTensor([16, 18, 3, 3], 7, -1, 1), b: randomTensor([18], 8) },
+    nodes: [node('ConvTranspose', ['x', 'w', 'b'], ['y'], { kernel_shape: [3, 3], pads: [3, 1, 2, 4] })],
+  };
+  worst = Math.max(worst, await check('ConvTranspose 3x3/1 by Winograd', ct, { kernels: ['ConvTranspose'] }));
+  assert.ok(!winograd(convOp.compile({ node: node('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], group: 2 }), opset: 13, inputs: [
+    { dtype: 'float32', shape: [1, 32, 8, 8] }, { dtype: 'float32', shape: [32, 16, 3, 3] },
+  ] }).params), 'grouped convs run directly');
+  console.log(`  Winograd: worst ${worst.toExponential(2)}`);
 });
 
 test('ConvTranspose kernel equals the reference on random shapes, strides, dilations, groups, pads', async () => {

@@ -96,7 +96,9 @@ export class FloatPlan {
     this.arenaBytes = placed.size;
     this.ptr = placed.ptr;
 
-    // Bind kernels now that every buffer has its place.
+    // Bind kernels now that every buffer has its place; scratch is one region sized for the
+    // largest request.
+    const scratches: { ptr: number; bytes: number }[] = [];
     for (const s of this.steps) {
       if (options.referenceOnly || !s.mod.kernel) continue;
       const env: KernelEnv = {
@@ -106,8 +108,17 @@ export class FloatPlan {
         f32: (p, n) => rt.f32(p, n),
         i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
         activation: s.fused?.activation,
+        scratch: (bytes) => {
+          const sc = { ptr: 0, bytes };
+          scratches.push(sc);
+          return sc;
+        },
       };
       s.call = s.mod.kernel(s.params, env);
+    }
+    if (scratches.length) {
+      const scratch = rt.alloc(Math.max(...scratches.map((sc) => sc.bytes)), 'kernel scratch');
+      for (const sc of scratches) sc.ptr = scratch;
     }
     this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
     this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));

@@ -61,6 +61,9 @@ export interface KernelEnv {
   f32(ptr: number, length: number): Float32Array;
   /** Int32 view of WASM memory, under the same condition. */
   i32(ptr: number, length: number): Int32Array;
+  /** Scratch shared by every step, valid during a call; `ptr` is set once the plan is built
+   *  (the float engine's; where absent, kernels reserve their own with `alloc`). */
+  scratch?(bytes: number): { readonly ptr: number };
   /** An activation the kernel must apply to its output (the engine fuses it into the op only
    *  if the op's module offers `fusesActivation`). */
   readonly activation?: Activation;
