@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { numel, type Tensor } from '../sdk/graph/ir.js';
 import { loadModel } from '../sdk/index.js';
+import { conv as convOp, winograd, type ConvParams } from '../sdk/ops/conv.js';
 import { buildModel, diff, floats, ints, node, randomArray, randomConvTranspose, randomTensor, rng, type ModelSpec } from './helpers.js';
 
 const TOL = 1e-5;
@@ -128,6 +129,38 @@ test('Conv kernels: wide rows, many channels, 1-D convs', async () => {
   await check('conv1d', conv1d, { kernels: ['Conv'] });
 });
 
+test('Winograd F(2x2, 3x3) kernel (3x3 stride 1, 16+ channels) equals the reference: random sizes, pads, batches, fused activations', async () => {
+  const r = rng(2023);
+  let worst = 0;
+  for (let i = 0; i < 12; i++) {
+    const pads = [0, 0, 0, 0].map(() => int(r, 0, 2));
+    const cc: ConvCase = {
+      n: int(r, 1, 2), c: int(r, 16, 40), m: int(r, 16, 37), h: int(r, 1, 19), w: int(r, 1, 45), group: 1,
+      k: [3, 3], s: [1, 1], d: [1, 1], pads, bias: r() < 0.7,
+    };
+    if (cc.h + pads[0] + pads[2] < 3 || cc.w + pads[1] + pads[3] < 3) continue;
+    const model = await loadModel(buildModel(convSpec(cc, i)));
+    const p = model.inferred.compiled.get(model.graph.nodes[0])!.params as ConvParams;
+    assert.ok(winograd(p), `${JSON.stringify(cc)} runs by Winograd`);
+    const after = pick(r, [undefined, { op: 'Relu' }, { op: 'HardSwish' }]);
+    worst = Math.max(worst, await check(`Winograd ${JSON.stringify(cc)} ${after?.op ?? ''}`, convSpec(cc, i, after), { kernels: ['Conv'], seed: i, range: 3 }));
+  }
+  // SiLU fused, a wide image (several passes of tiles per row), and a ConvTranspose 3x3/1 whose
+  // pads past the kernel make negative conv pads.
+  const wide: ConvCase = { n: 1, c: 20, m: 17, h: 7, w: 300, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true };
+  worst = Math.max(worst, await check('Winograd wide + SiLU', siluAfter(convSpec(wide, 5), false), { kernels: ['Conv'], fused: { Conv: 'Sigmoid+Mul' } }));
+  const ct: ModelSpec = {
+    inputs: [{ name: 'x', dims: [1, 16, 12, 13] }], outputs: [{ name: 'y' }],
+    initializers: { w: randomTensor([16, 18, 3, 3], 7, -1, 1), b: randomTensor([18], 8) },
+    nodes: [node('ConvTranspose', ['x', 'w', 'b'], ['y'], { kernel_shape: [3, 3], pads: [3, 1, 2, 4] })],
+  };
+  worst = Math.max(worst, await check('ConvTranspose 3x3/1 by Winograd', ct, { kernels: ['ConvTranspose'] }));
+  assert.ok(!winograd(convOp.compile({ node: node('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], group: 2 }), opset: 13, inputs: [
+    { dtype: 'float32', shape: [1, 32, 8, 8] }, { dtype: 'float32', shape: [32, 16, 3, 3] },
+  ] }).params), 'grouped convs run directly');
+  console.log(`  Winograd: worst ${worst.toExponential(2)}`);
+});
+
 test('ConvTranspose kernel equals the reference on random shapes, strides, dilations, groups, pads', async () => {
   const r = rng(77);
   let worst = 0;
@@ -182,12 +215,13 @@ test('activation kernels equal the reference, from tiny to saturating inputs', a
   await check('Clip opset 9', old, { kernels: ['Clip'] });
 });
 
-test('Relu and Clip are fused into Conv, Gemm and Add and give the unfused result; other activations stay steps', async () => {
+test('activations are fused into Conv, Gemm and Add and give the unfused result, bit for bit', async () => {
   const r = rng(77);
   for (const [i, a] of ACTIVATIONS.entries()) {
     const cc = randomConv(r, pick(r, ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw'] as const));
-    const fuses = a.op === 'Relu' || a.op === 'Clip';
-    await check(`Conv+${a.op}`, convSpec(cc, i, a), { kernels: fuses ? ['Conv'] : ['Conv', a.op], fused: fuses ? { Conv: a.op } : {} });
+    const spec = convSpec(cc, i, a);
+    await check(`Conv+${a.op}`, spec, { kernels: ['Conv'], fused: { Conv: a.op } });
+    await sameBits(`Conv+${a.op}`, spec, ['t']);
   }
   const gemm: ModelSpec = {
     inputs: [{ name: 'a', dims: [3, 20] }], outputs: [{ name: 'y' }],
@@ -200,6 +234,60 @@ test('Relu and Clip are fused into Conv, Gemm and Add and give the unfused resul
     nodes: [node('Add', ['a', 'b'], ['t']), node('Relu', ['t'], ['y'])],
   };
   await check('Add+Relu', add, { kernels: ['Add'], fused: { Add: 'Relu' } });
+});
+
+/** The plan with fusion gives the same bits as one that keeps (so does not fuse away) `unfused`. */
+async function sameBits(label: string, spec: ModelSpec, unfused: string[]): Promise<void> {
+  const model = await loadModel(buildModel(spec));
+  const feeds = Object.fromEntries(model.inputs.map((v, i) => [v.name, randomArray(numel(v.shape), 40 + i, -6, 6)]));
+  const fused = (await model.floatPlan(model.inputs[0].shape[0])).plan;
+  const plain = (await model.floatPlan(model.inputs[0].shape[0], { observe: unfused })).plan;
+  assert.ok(fused.describe().some((s) => s.fused) && plain.describe().every((s) => !s.fused), `${label}: fused in one plan only`);
+  const [a, b] = [fused.run(feeds), plain.run(feeds)];
+  for (const k of Object.keys(a)) assert.equal(Array.from(a[k]), Array.from(b[k]), `${label}: output ${k}`);
+}
+
+/** t = producer, y = Mul(t, Sigmoid(t)) (operands in either order). */
+function siluAfter(spec: ModelSpec, swap: boolean): ModelSpec {
+  const last = spec.nodes[spec.nodes.length - 1];
+  last.outputs = ['t'];
+  return { ...spec, nodes: [...spec.nodes, node('Sigmoid', ['t'], ['u']), node('Mul', swap ? ['u', 't'] : ['t', 'u'], ['y'])] };
+}
+
+test('SiLU (x * Sigmoid(x)) is fused into its producer, bit for bit, unless a tensor it removes is read', async () => {
+  const r = rng(19);
+  for (let i = 0; i < 8; i++) {
+    const cc = randomConv(r, pick(r, ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw'] as const));
+    const spec = siluAfter(convSpec(cc, i), i % 2 === 1);
+    await check(`Conv+SiLU ${JSON.stringify(cc)}`, spec, { kernels: ['Conv'], fused: { Conv: 'Sigmoid+Mul' } });
+    await sameBits(`Conv+SiLU ${i}`, spec, ['t', 'u']);
+  }
+  const add = siluAfter({
+    inputs: [{ name: 'a', dims: [2, 3, 5, 7] }, { name: 'b', dims: [2, 3, 5, 7] }], outputs: [{ name: 'y' }],
+    nodes: [node('Add', ['a', 'b'], ['y'])],
+  }, false);
+  await check('Add+SiLU', add, { kernels: ['Add'], fused: { Add: 'Sigmoid+Mul' } });
+  // A conv with runtime weights has no kernel: the fused nodes' references run after it.
+  const runtimeWeights: ModelSpec = siluAfter({
+    inputs: [{ name: 'x', dims: [1, 3, 6, 6] }, { name: 'w', dims: [4, 3, 3, 3] }], outputs: [{ name: 'y' }],
+    nodes: [node('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })],
+  }, true);
+  await check('Conv (runtime weights)+SiLU', runtimeWeights, { fused: { Conv: 'Sigmoid+Mul' } });
+  const cc: ConvCase = { n: 1, c: 3, m: 5, h: 9, w: 9, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true };
+  const notFused = async (label: string, spec: ModelSpec, options = {}) => {
+    const model = await loadModel(buildModel(spec));
+    assert.ok((await model.floatPlan(1, options)).plan.describe().every((s) => !s.fused), label);
+    await check(label, spec, { kernels: ['Conv'] });
+  };
+  // The Sigmoid's output is also a graph output, or observed; the conv output has a third reader.
+  const sigOut = siluAfter(convSpec(cc, 1), false);
+  sigOut.outputs = [{ name: 'y' }, { name: 'u' }];
+  await notFused('Sigmoid output read outside', sigOut);
+  await notFused('Sigmoid output observed', siluAfter(convSpec(cc, 2), false), { observe: ['u'] });
+  const third = siluAfter(convSpec(cc, 4), false);
+  third.nodes.push(node('Add', ['t', 'y'], ['z']));
+  third.outputs = [{ name: 'z' }];
+  await notFused('third reader', third);
 });
 
 test('fusion respects readers, graph outputs and `keep`', async () => {

@@ -1,7 +1,8 @@
 // Activations applied element-wise, either fused into the store of a conv/gemm tile or as a kernel
 // of their own. The codes (assembly/shared.json) are TypeScript's ACT: CLAMP is Relu (0, +inf) and
-// Clip (p0 = lo, p1 = hi), LEAKY takes p0 = alpha, HARDSIGMOID p0 = alpha and p1 = beta.
-import { ACT_CLAMP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_LEAKY, ACT_NONE, ACT_SIGMOID, ACT_TANH } from '../shared';
+// Clip (p0 = lo, p1 = hi), LEAKY takes p0 = alpha, HARDSIGMOID p0 = alpha and p1 = beta,
+// SILU is x * sigmoid(x) (a Sigmoid and a Mul fused, the same operations).
+import { ACT_CLAMP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_LEAKY, ACT_NONE, ACT_SIGMOID, ACT_SILU, ACT_TANH } from '../shared';
 
 // exp(x) for four lanes: x = n*ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
 // (truncation error below 1e-8 relative), 2^n assembled in the exponent bits. Inputs are clamped
@@ -55,6 +56,7 @@ export function activate(v: v128, act: i32, p0: f32, p1: f32): v128 {
     }
     case ACT_SIGMOID: return sigmoid4(v);
     case ACT_TANH: return tanh4(v);
+    case ACT_SILU: return f32x4.mul(v, sigmoid4(v));
     default: return v;
   }
 }
@@ -62,6 +64,21 @@ export function activate(v: v128, act: i32, p0: f32, p1: f32): v128 {
 @inline
 export function activate1(v: f32, act: i32, p0: f32, p1: f32): f32 {
   return f32x4.extract_lane(activate(f32x4.splat(v), act, p0, p1), 0);
+}
+
+/** What the GEMM tiles and depthwise loops apply on store: Relu/Clip. Any other activation runs
+ *  over the stored rows (activate_rows) while they are in cache: inlined into those loops, its
+ *  code pushes their operands out of registers (SiLU in a 1x1 conv's tile cost more than a
+ *  pass of its own). Either way each value gets the same operations, so the same bits. */
+@inline
+export function clampOnStore(v: v128, act: i32, p0: f32, p1: f32): v128 {
+  return act == ACT_CLAMP ? f32x4.pmin(f32x4.pmax(v, f32x4.splat(p0)), f32x4.splat(p1)) : v;
+}
+
+/** The activations clampOnStore leaves, in place over `rows` rows of n floats `stride` bytes apart. */
+export function activate_rows(y: usize, stride: usize, rows: i32, n: i32, act: i32, p0: f32, p1: f32): void {
+  if (act == ACT_NONE || act == ACT_CLAMP) return;
+  for (let r = 0; r < rows; r++) unary_f32_simd(y + <usize>r * stride, y + <usize>r * stride, n, act, p0, p1);
 }
 
 /** y[i] = act(x[i]) for n elements (y may equal x). */
@@ -74,6 +91,7 @@ export function unary_f32_simd(x: usize, y: usize, n: i32, act: i32, p0: f32, p1
     case ACT_HARDSWISH: mapAct(x, y, n, ACT_HARDSWISH, p0, p1); break;
     case ACT_SIGMOID: mapAct(x, y, n, ACT_SIGMOID, p0, p1); break;
     case ACT_TANH: mapAct(x, y, n, ACT_TANH, p0, p1); break;
+    case ACT_SILU: mapAct(x, y, n, ACT_SILU, p0, p1); break;
     default: mapAct(x, y, n, ACT_NONE, p0, p1);
   }
 }

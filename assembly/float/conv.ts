@@ -3,8 +3,8 @@
 //    multiple of 4 (see gemm.ts);
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
-import { activate } from './activation';
-import { ACT_CLAMP } from '../shared';
+import { activate_rows, clampOnStore } from './activation';
+import { ACT_CLAMP, ACT_NONE } from '../shared';
 import { gemm_f32_packed_simd, tile4x8 } from './gemm';
 import { copyFloats, loadStrided, storeLanes } from './util';
 
@@ -107,19 +107,14 @@ export function conv_f32_im2col_simd(
   }
 }
 
-/** The activation of a depthwise output vector; `clampOnly` is a constant at every call site, so
- *  the common Relu/Clip case has no dispatch in the loop. */
-@inline
-function dwFinish(v: v128, clampOnly: bool, act: i32, p0: f32, p1: f32): v128 {
-  return clampOnly ? f32x4.pmin(f32x4.pmax(v, f32x4.splat(p0)), f32x4.splat(p1)) : activate(v, act, p0, p1);
-}
-
-/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats). */
+/** One plane of conv_f32_dw3x3_simd, reading the zero-padded copy `pad` (rows of rowLen floats).
+ *  `clamp` (act is Relu/Clip) is a constant at both call sites, so neither loop dispatches. */
 @inline
 function dw3x3Plane(
   pad: usize, rowLen: i32, wq: usize, yp: usize, oh: i32, ow: i32, s: i32, d: i32,
-  clampOnly: bool, act: i32, p0: f32, p1: f32,
+  clamp: bool, act: i32, p0: f32, p1: f32,
 ): void {
+  const storeAct = clamp ? ACT_CLAMP : ACT_NONE;
   const w0 = v128.load32_splat(wq), w1 = v128.load32_splat(wq, 4), w2 = v128.load32_splat(wq, 8);
   const w3 = v128.load32_splat(wq, 12), w4 = v128.load32_splat(wq, 16), w5 = v128.load32_splat(wq, 20);
   const w6 = v128.load32_splat(wq, 24), w7 = v128.load32_splat(wq, 28), w8 = v128.load32_splat(wq, 32);
@@ -141,7 +136,7 @@ function dw3x3Plane(
         a = f32x4.add(a, f32x4.mul(w6, v128.load(r2 + o)));
         a = f32x4.add(a, f32x4.mul(w7, v128.load(r2 + o + dOff)));
         a = f32x4.add(a, f32x4.mul(w8, v128.load(r2 + o + 2 * dOff)));
-        storeLanes(yp + o, dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
+        storeLanes(yp + o, clampOnStore(f32x4.add(a, bv), storeAct, p0, p1), ow - ox);
       }
     } else {
       for (let ox = 0; ox < ow; ox += 4) {
@@ -161,9 +156,10 @@ function dw3x3Plane(
         a = f32x4.add(a, f32x4.mul(w6, ev));
         a = f32x4.add(a, f32x4.mul(w7, v128.shuffle<f32>(l0, l1, 1, 3, 5, 7)));
         a = f32x4.add(a, f32x4.mul(w8, v128.shuffle<f32>(ev, l2, 1, 2, 3, 4)));
-        storeLanes(yp + (<usize>ox << 2), dwFinish(f32x4.add(a, bv), clampOnly, act, p0, p1), ow - ox);
+        storeLanes(yp + (<usize>ox << 2), clampOnStore(f32x4.add(a, bv), storeAct, p0, p1), ow - ox);
       }
     }
+    activate_rows(yp, 0, 1, ow, act, p0, p1);
     yp += <usize>ow << 2;
   }
 }
@@ -224,8 +220,9 @@ export function conv_f32_dw_simd(
             a = f32x4.add(a, f32x4.mul(v128.load32_splat(wq + (<usize>(ky * kw + kx) << 2)), v));
           }
         }
-        storeLanes(yp + (<usize>ox << 2), activate(f32x4.add(a, bias), act, p0, p1), ow - ox);
+        storeLanes(yp + (<usize>ox << 2), clampOnStore(f32x4.add(a, bias), act, p0, p1), ow - ox);
       }
+      activate_rows(yp, 0, 1, ow, act, p0, p1);
       yp += <usize>ow << 2;
     }
   }
@@ -275,7 +272,167 @@ export function conv_f32_shifted_simd(
             }
           }
         }
+        activate_rows(yg + <usize>(oy * ow) * 4, yStride, mg, ow, act, p0, p1);
       }
     }
   }
+}
+
+/**
+ * 3x3 stride-1 conv (group 1, dilation 1, any pads) by Winograd's F(2x2, 3x3): each 2x2 block of
+ * outputs is A^T [ sum over ic of (G g G^T) . (B^T d B) ] A, d the 4x4 input patch, so the
+ * products are 16 GEMMs [m x c] x [c x tiles], 16 multiply-adds per tile and channel pair where
+ * the direct conv takes 36. The weights arrive transformed (U = G g G^T, computed in float64 by
+ * sdk/ops/conv.ts), packed per transform position like gemm_f32_packed_simd's left operand:
+ * 16 x [ceil(m/4)][c][4]. Tiles go by one tile row and `tb` tiles (a multiple of 8) at a time:
+ * `v` holds their input transforms (16 x c x tb), `mm` the products (16 x m x tb), `patch` the
+ * 4 input rows of one channel, zeros outside the image (4 x (2 tb + 12) floats).
+ */
+export function conv_f32_winograd_simd(
+  x: usize, u: usize, bias: usize, y: usize, v: usize, mm: usize, patch: usize, tb: i32,
+  batch: i32, c: i32, m: i32, h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32,
+  act: i32, p0: f32, p1: f32,
+): void {
+  const th = (oh + 1) >> 1, tw = (ow + 1) >> 1;
+  const mPad = (m + 3) & ~3;
+  const ld = <usize>tb << 2; // bytes per row of v and mm
+  const vPos = <usize>c * ld, mPos = <usize>m * ld, uPos = <usize>mPad * <usize>c * 4;
+  const pw = 2 * tb + 12;
+  const pRow = <usize>pw << 2;
+  const inPlane = <usize>h * <usize>w * 4, outPlane = <usize>oh * <usize>ow * 4;
+  for (let b = 0; b < batch; b++) {
+    const xb = x + <usize>b * <usize>c * inPlane;
+    const yb = y + <usize>b * <usize>m * outPlane;
+    for (let ty = 0; ty < th; ty++) {
+      for (let t0 = 0; t0 < tw; t0 += tb) {
+        const nt = min(tb, tw - t0);
+        const ix0 = 2 * t0 - pl, iy0 = 2 * ty - pt;
+        // Input transforms, channel by channel, four tiles per vector.
+        for (let ic = 0; ic < c; ic++) {
+          gatherPatch(xb + <usize>ic * inPlane, h, w, iy0, ix0, 2 * nt + 2, patch, pRow);
+          const vc = v + <usize>ic * ld;
+          for (let t = 0; t < nt; t += 4) inputTransform4(patch + (<usize>t << 3), pRow, vc + (<usize>t << 2), vPos);
+        }
+        // The 16 products.
+        for (let q = 0; q < 16; q++) {
+          const uq = u + <usize>q * uPos, vq = v + <usize>q * vPos, mq = mm + <usize>q * mPos;
+          for (let m0 = 0; m0 < m; m0 += 4) {
+            const mr = min(4, m - m0);
+            for (let j = 0; j < nt; j += 8) {
+              tile4x8(uq + <usize>m0 * <usize>c * 4, vq + (<usize>j << 2), ld, c, 0, 0, mq + <usize>m0 * ld + (<usize>j << 2), ld, mr, min(8, nt - j), 0, 0, 0);
+            }
+          }
+        }
+        // Output transforms, bias and activation, stored as 2 rows of 2 nt columns.
+        const oy = 2 * ty, ox = 2 * t0;
+        const rows = min(2, oh - oy), cols = min(2 * nt, ow - ox);
+        for (let oc = 0; oc < m; oc++) {
+          const yo = yb + <usize>oc * outPlane + (<usize>(oy * ow + ox) << 2);
+          const bv = v128.load32_splat(bias + (<usize>oc << 2));
+          for (let t = 0; t < nt; t += 4) {
+            outputTransform4(mm + <usize>oc * ld + (<usize>t << 2), mPos, bv, yo + (<usize>t << 3), <usize>ow << 2, rows, cols - 2 * t, act, p0, p1);
+          }
+          activate_rows(yo, <usize>ow << 2, rows, cols, act, p0, p1);
+        }
+      }
+    }
+  }
+}
+
+/** Rows iy0..iy0+3, columns ix0..ix0+n-1 of one input plane into `patch` (zeros outside). */
+@inline
+function gatherPatch(xp: usize, h: i32, w: i32, iy0: i32, ix0: i32, n: i32, patch: usize, pRow: usize): void {
+  const lo = max(0, -ix0), hi = min(n, w - ix0); // columns of the patch inside the row
+  for (let r = 0; r < 4; r++) {
+    const dst = patch + <usize>r * pRow;
+    const iy = iy0 + r;
+    if (iy < 0 || iy >= h || hi <= lo) {
+      memory.fill(dst, 0, <usize>n << 2);
+      continue;
+    }
+    if (lo > 0) memory.fill(dst, 0, <usize>lo << 2);
+    copyFloats(dst + (<usize>lo << 2), xp + (<usize>(iy * w + ix0 + lo) << 2), hi - lo);
+    if (hi < n) memory.fill(dst + (<usize>hi << 2), 0, <usize>(n - hi) << 2);
+  }
+}
+
+/** B^T d B for four tiles whose patches start at p (columns 2i for tile i), stored at
+ *  v + q * vPos for the 16 positions q = 4 * row + column. */
+@inline
+function inputTransform4(p: usize, pRow: usize, v: usize, vPos: usize): void {
+  // d[r][j] for the four tiles: even, odd and shifted columns of three loads per row.
+  let l0 = v128.load(p), l1 = v128.load(p, 16), l2 = v128.load(p, 32);
+  let e = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6), o = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+  const d00 = e, d01 = o, d02 = v128.shuffle<f32>(e, l2, 1, 2, 3, 4), d03 = v128.shuffle<f32>(o, l2, 1, 2, 3, 5);
+  p += pRow;
+  l0 = v128.load(p); l1 = v128.load(p, 16); l2 = v128.load(p, 32);
+  e = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6); o = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+  const d10 = e, d11 = o, d12 = v128.shuffle<f32>(e, l2, 1, 2, 3, 4), d13 = v128.shuffle<f32>(o, l2, 1, 2, 3, 5);
+  p += pRow;
+  l0 = v128.load(p); l1 = v128.load(p, 16); l2 = v128.load(p, 32);
+  e = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6); o = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+  const d20 = e, d21 = o, d22 = v128.shuffle<f32>(e, l2, 1, 2, 3, 4), d23 = v128.shuffle<f32>(o, l2, 1, 2, 3, 5);
+  p += pRow;
+  l0 = v128.load(p); l1 = v128.load(p, 16); l2 = v128.load(p, 32);
+  e = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6); o = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+  const d30 = e, d31 = o, d32 = v128.shuffle<f32>(e, l2, 1, 2, 3, 4), d33 = v128.shuffle<f32>(o, l2, 1, 2, 3, 5);
+  // B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3; then the same on the columns.
+  transformRow(f32x4.sub(d00, d20), f32x4.sub(d01, d21), f32x4.sub(d02, d22), f32x4.sub(d03, d23), v, vPos);
+  transformRow(f32x4.add(d10, d20), f32x4.add(d11, d21), f32x4.add(d12, d22), f32x4.add(d13, d23), v + 4 * vPos, vPos);
+  transformRow(f32x4.sub(d20, d10), f32x4.sub(d21, d11), f32x4.sub(d22, d12), f32x4.sub(d23, d13), v + 8 * vPos, vPos);
+  transformRow(f32x4.sub(d10, d30), f32x4.sub(d11, d31), f32x4.sub(d12, d32), f32x4.sub(d13, d33), v + 12 * vPos, vPos);
+}
+
+@inline
+function transformRow(s0: v128, s1: v128, s2: v128, s3: v128, v: usize, vPos: usize): void {
+  v128.store(v, f32x4.sub(s0, s2));
+  v128.store(v + vPos, f32x4.add(s1, s2));
+  v128.store(v + 2 * vPos, f32x4.sub(s2, s1));
+  v128.store(v + 3 * vPos, f32x4.sub(s1, s3));
+}
+
+/** A^T M A + bias for four tiles (M at mm + q * mPos), Relu/Clip applied, stored as two output
+ *  rows (`rows` of them valid) of 8 columns (`cols` valid). */
+@inline
+function outputTransform4(mm: usize, mPos: usize, bv: v128, y: usize, yRow: usize, rows: i32, cols: i32, act: i32, p0: f32, p1: f32): void {
+  // A^T M: row 0 = M0 + M1 + M2, row 1 = M1 - M2 - M3 (Mi the rows of M), per column j.
+  let r00: v128, r01: v128, r02: v128, r03: v128, r10: v128, r11: v128, r12: v128, r13: v128;
+  {
+    const a = v128.load(mm), b = v128.load(mm + 4 * mPos), c = v128.load(mm + 8 * mPos), d = v128.load(mm + 12 * mPos);
+    r00 = f32x4.add(f32x4.add(a, b), c); r10 = f32x4.sub(f32x4.sub(b, c), d);
+  }
+  {
+    const a = v128.load(mm + mPos), b = v128.load(mm + 5 * mPos), c = v128.load(mm + 9 * mPos), d = v128.load(mm + 13 * mPos);
+    r01 = f32x4.add(f32x4.add(a, b), c); r11 = f32x4.sub(f32x4.sub(b, c), d);
+  }
+  {
+    const a = v128.load(mm + 2 * mPos), b = v128.load(mm + 6 * mPos), c = v128.load(mm + 10 * mPos), d = v128.load(mm + 14 * mPos);
+    r02 = f32x4.add(f32x4.add(a, b), c); r12 = f32x4.sub(f32x4.sub(b, c), d);
+  }
+  {
+    const a = v128.load(mm + 3 * mPos), b = v128.load(mm + 7 * mPos), c = v128.load(mm + 11 * mPos), d = v128.load(mm + 15 * mPos);
+    r03 = f32x4.add(f32x4.add(a, b), c); r13 = f32x4.sub(f32x4.sub(b, c), d);
+  }
+  // Then A on the right: column 0 = r0 + r1 + r2, column 1 = r1 - r2 - r3.
+  const y00 = clampOnStore(f32x4.add(f32x4.add(f32x4.add(r00, r01), r02), bv), act, p0, p1);
+  const y01 = clampOnStore(f32x4.add(f32x4.sub(f32x4.sub(r01, r02), r03), bv), act, p0, p1);
+  storeOutputRow(y, y00, y01, cols);
+  if (rows > 1) {
+    const y10 = clampOnStore(f32x4.add(f32x4.add(f32x4.add(r10, r11), r12), bv), act, p0, p1);
+    const y11 = clampOnStore(f32x4.add(f32x4.sub(f32x4.sub(r11, r12), r13), bv), act, p0, p1);
+    storeOutputRow(y + yRow, y10, y11, cols);
+  }
+}
+
+/** Columns (2i, 2i + 1) of tile i = lanes i of (c0, c1), interleaved; the first `n` stored. */
+@inline
+function storeOutputRow(y: usize, c0: v128, c1: v128, n: i32): void {
+  const lo = v128.shuffle<f32>(c0, c1, 0, 4, 1, 5), hi = v128.shuffle<f32>(c0, c1, 2, 6, 3, 7);
+  if (n >= 8) {
+    v128.store(y, lo);
+    v128.store(y, hi, 16);
+    return;
+  }
+  storeLanes(y, lo, n);
+  if (n > 4) storeLanes(y + 16, hi, n - 4);
 }

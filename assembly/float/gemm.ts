@@ -5,7 +5,7 @@
 // Convs use S = packed weights and V = activations (NCHW planes); MatMul/Gemm with a constant
 // right operand use S = the activations packed per call and V = the weights packed in
 // 8-column panels.
-import { activate } from './activation';
+import { activate_rows, clampOnStore } from './activation';
 import { storeLanes } from './util';
 
 const CHUNK = 16;
@@ -13,7 +13,8 @@ const CHUNK = 16;
 /** The 4x8 micro-kernel. `rowBias` points to 4 per-row values and `colBias` to 8 per-column
  *  values (either may be 0 for none); `mr` x `nr` of the tile are stored, through `act`. Row i
  *  of V is at v + i * vStride, or, given `rows` (a constant 0 at the other call sites, folded
- *  away), at v + rows[i] (i32 byte offsets: the shifted input rows of a direct convolution). */
+ *  away), at v + rows[i] (i32 byte offsets: the shifted input rows of a direct convolution).
+ *  Only Relu/Clip are applied here; callers run activate_rows for the others. */
 @inline
 export function tile4x8(
   s: usize, v: usize, vStride: usize, k: i32,
@@ -69,10 +70,10 @@ export function tile4x8(
     b = v128.load32_splat(rowBias, 12);
     a30 = f32x4.add(a30, b); a31 = f32x4.add(a31, b);
   }
-  a00 = activate(a00, act, p0, p1); a01 = activate(a01, act, p0, p1);
-  a10 = activate(a10, act, p0, p1); a11 = activate(a11, act, p0, p1);
-  a20 = activate(a20, act, p0, p1); a21 = activate(a21, act, p0, p1);
-  a30 = activate(a30, act, p0, p1); a31 = activate(a31, act, p0, p1);
+  a00 = clampOnStore(a00, act, p0, p1); a01 = clampOnStore(a01, act, p0, p1);
+  a10 = clampOnStore(a10, act, p0, p1); a11 = clampOnStore(a11, act, p0, p1);
+  a20 = clampOnStore(a20, act, p0, p1); a21 = clampOnStore(a21, act, p0, p1);
+  a30 = clampOnStore(a30, act, p0, p1); a31 = clampOnStore(a31, act, p0, p1);
   if (mr == 4 && nr == 8) {
     v128.store(y, a00); v128.store(y, a01, 16); y += yStride;
     v128.store(y, a10); v128.store(y, a11, 16); y += yStride;
@@ -114,6 +115,7 @@ export function gemm_f32_packed_simd(
       for (let j = n0; j < nEnd; j += 8) {
         tile4x8(sb, x + (<usize>j << 2), xStride, k, bRow, 0, yRow + (<usize>j << 2), yStride, mr, min(8, nEnd - j), act, p0, p1);
       }
+      activate_rows(yRow + (<usize>n0 << 2), yStride, mr, nEnd - n0, act, p0, p1);
     }
   }
 }
@@ -145,5 +147,6 @@ export function matmul_f32_packedb_simd(
     for (let j = 0; j < n; j += 8) {
       tile4x8(ap, b + <usize>(j >> 3) * panel, 32, k, 0, bias + (<usize>j << 2), yRow + (<usize>j << 2), yStride, mr, min(8, n - j), act, p0, p1);
     }
+    activate_rows(yRow, yStride, mr, n, act, p0, p1);
   }
 }

@@ -8,7 +8,7 @@ import { fail } from '../errors.js';
 import type { Inferred } from '../passes/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
-import type { Activation, KernelCall, KernelEnv, OpModule, ValueMeta } from '../ops/op.js';
+import { ACT, type Activation, type KernelCall, type KernelEnv, type OpModule, type ValueMeta } from '../ops/op.js';
 import { placeTensors, stepViews } from './plan.js';
 import type { WasmRuntime } from './wasm.js';
 
@@ -22,12 +22,13 @@ export interface FloatPlanOptions {
   referenceOnly?: boolean;
 }
 
-/** An activation node folded into the step of the node that produces its input. */
+/** Activation nodes folded into the step of the node that produces their input: one
+ *  activation, or SiLU's Sigmoid and Mul (x * Sigmoid(x)). */
 interface Fused {
-  node: Node;
-  mod: OpModule<unknown>;
-  params: unknown;
+  nodes: Node[];
   activation: Activation;
+  /** The nodes' references applied in place to the producer's output (steps without a kernel). */
+  reference(y: TensorData): void;
 }
 
 interface Step {
@@ -95,7 +96,9 @@ export class FloatPlan {
     this.arenaBytes = placed.size;
     this.ptr = placed.ptr;
 
-    // Bind kernels now that every buffer has its place.
+    // Bind kernels now that every buffer has its place; scratch is one region sized for the
+    // largest request.
+    const scratches: { ptr: number; bytes: number }[] = [];
     for (const s of this.steps) {
       if (options.referenceOnly || !s.mod.kernel) continue;
       const env: KernelEnv = {
@@ -105,8 +108,17 @@ export class FloatPlan {
         f32: (p, n) => rt.f32(p, n),
         i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
         activation: s.fused?.activation,
+        scratch: (bytes) => {
+          const sc = { ptr: 0, bytes };
+          scratches.push(sc);
+          return sc;
+        },
       };
       s.call = s.mod.kernel(s.params, env);
+    }
+    if (scratches.length) {
+      const scratch = rt.alloc(Math.max(...scratches.map((sc) => sc.bytes)), 'kernel scratch');
+      for (const sc of scratches) sc.ptr = scratch;
     }
     this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
     this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
@@ -118,27 +130,51 @@ export class FloatPlan {
 
   /**
    * Let a producer whose kernels apply activations on store (Conv, Gemm, ...) absorb the
-   * activation that is the only reader of its output, unless that output must stay visible.
+   * activation that is the only reader of its output, or SiLU (its output read only by a Sigmoid
+   * and by a Mul of it with that Sigmoid's output), unless a tensor removed must stay visible.
+   * The kernels compute the fused activation with the same operations as its own steps, so the
+   * outputs are the same bits.
    */
   private fuseActivations(keep: Set<string>, rootOf: (name: string) => string): void {
-    const readers = new Map<string, number>();
+    const readersOf = new Map<string, Step[]>();
     for (const s of this.steps) {
-      for (const x of s.ins) if (x && 'name' in x) readers.set(rootOf(x.name), (readers.get(rootOf(x.name)) ?? 0) + 1);
+      for (const x of s.ins) {
+        if (!x || !('name' in x)) continue;
+        const r = rootOf(x.name);
+        readersOf.set(r, [...(readersOf.get(r) ?? []), s]);
+      }
     }
-    // The step reading each tensor (the only one wherever fusion is possible).
-    const readerOf = new Map<string, Step>();
-    for (const s of this.steps) for (const x of s.ins) if (x && 'name' in x) readerOf.set(rootOf(x.name), s);
+    const reads = (s: Step, t: string) => s.ins.map((x) => (x && 'name' in x ? x.name : undefined)).filter((n) => n === t).length;
+    const single = (t: string) => !keep.has(t) && readersOf.get(t)?.length === 1;
     const absorbed = new Set<Step>();
+    const absorb = (s: Step, by: Step[], activation: Activation, reference: (y: TensorData) => void) => {
+      s.fused = { nodes: by.map((a) => a.node), activation, reference };
+      s.outs = by[by.length - 1].outs;
+      for (const a of by) absorbed.add(a);
+    };
     for (const s of this.steps) {
       const t = s.outs[0];
-      if (absorbed.has(s) || !s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t) || readers.get(t) !== 1) continue;
-      const a = readerOf.get(t)!;
-      const activation = a.mod.activation?.(a.params);
-      const input = a.ins[0];
-      if (!activation || !input || !('name' in input) || input.name !== t) continue;
-      s.fused = { node: a.node, mod: a.mod, params: a.params, activation };
-      s.outs = a.outs;
-      absorbed.add(a);
+      if (absorbed.has(s) || !s.mod.fusesActivation || s.outs.length !== 1 || keep.has(t)) continue;
+      const readers = readersOf.get(t) ?? [];
+      if (readers.length === 1) {
+        const [a] = readers;
+        const activation = a.mod.activation?.(a.params);
+        const input = a.ins[0];
+        if (!activation || !input || !('name' in input) || input.name !== t || reads(a, t) !== 1) continue;
+        absorb(s, [a], activation, (y) => a.mod.reference(a.params, [y], [y]));
+        continue;
+      }
+      const sig = readers.find((a) => a.node.op === 'Sigmoid' && a.mod.activation?.(a.params)?.code === ACT.SIGMOID);
+      const mul = readers.find((a) => a.node.op === 'Mul');
+      if (readers.length !== 2 || !sig || !mul || reads(sig, t) !== 1 || sig.outs.length !== 1 || !single(sig.outs[0])) continue;
+      const u = sig.outs[0];
+      const [m0, m1] = mul.ins.map((x) => (x && 'name' in x ? x.name : undefined));
+      if (mul.ins.length !== 2 || !((m0 === t && m1 === u) || (m0 === u && m1 === t)) || readersOf.get(u)![0] !== mul) continue;
+      absorb(s, [sig, mul], { code: ACT.SILU, p0: 0, p1: 0 }, (y) => {
+        const g = new Float32Array(y.length);
+        sig.mod.reference(sig.params, [y], [g]);
+        mul.mod.reference(mul.params, m0 === t ? [y, g] : [g, y], [y]);
+      });
     }
     let kept = 0;
     for (const s of this.steps) if (!absorbed.has(s)) this.steps[kept++] = s;
@@ -147,7 +183,7 @@ export class FloatPlan {
 
   /** What runs: per step its node, whether a WASM kernel runs it, and the fused activation. */
   describe(): { node: string; op: string; kernel: boolean; fused?: string }[] {
-    return this.steps.map((s) => ({ node: s.node.name, op: s.node.op, kernel: !!s.call, fused: s.fused?.node.op }));
+    return this.steps.map((s) => ({ node: s.node.name, op: s.node.op, kernel: !!s.call, fused: s.fused?.nodes.map((n) => n.op).join('+') }));
   }
 
   /** Views for the reference steps, rebuilt only when the memory has grown. */
@@ -188,10 +224,10 @@ export class FloatPlan {
       } else {
         const { ins, outs } = this.views[i];
         s.mod.reference(s.params, ins, outs);
-        if (s.fused) s.fused.mod.reference(s.fused.params, outs, outs);
+        s.fused?.reference(outs[0]);
       }
       onStep?.(s.node);
-      if (s.fused) onStep?.(s.fused.node);
+      if (s.fused) for (const n of s.fused.nodes) onStep?.(n);
     }
     const out: Record<string, Float32Array> = {};
     for (const o of this.outputs) {

@@ -142,6 +142,53 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   );
 }
 
+/** 3x3 stride-1 convs with enough channels that the transforms are small beside the products
+ *  run by Winograd's F(2x2, 3x3) (conv_f32_winograd_simd). */
+export function winograd(p: ConvParams): boolean {
+  return p.group === 1 && p.kh === 3 && p.kw === 3 && p.sh === 1 && p.sw === 1 && p.dh === 1 && p.dw === 1 && p.c >= 16 && p.m >= 16;
+}
+
+/** U = G g G^T per (output, input) channel pair, in float64, packed per transform position q as
+ *  packRowBlocks packs a weight matrix: [16][ceil(m/4)][c][4]. */
+export function winogradWeights(wt: TensorData, m: number, c: number): Float32Array {
+  const mPad = Math.ceil(m / 4) * 4;
+  const out = new Float32Array(16 * mPad * c);
+  const gg = new Float64Array(12);
+  for (let oc = 0; oc < m; oc++) {
+    for (let ic = 0; ic < c; ic++) {
+      const g = (r: number, k: number) => wt[((oc * c + ic) * 3 + r) * 3 + k];
+      // G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2.
+      for (let k = 0; k < 3; k++) {
+        gg[k] = g(0, k);
+        gg[3 + k] = (g(0, k) + g(1, k) + g(2, k)) / 2;
+        gg[6 + k] = (g(0, k) - g(1, k) + g(2, k)) / 2;
+        gg[9 + k] = g(2, k);
+      }
+      for (let r = 0; r < 4; r++) {
+        const [a, b, d] = [gg[3 * r], gg[3 * r + 1], gg[3 * r + 2]];
+        const row = [a, (a + b + d) / 2, (a - b + d) / 2, d];
+        for (let j = 0; j < 4; j++) out[(4 * r + j) * mPad * c + (oc & ~3) * c + ic * 4 + (oc & 3)] = row[j];
+      }
+    }
+  }
+  return out;
+}
+
+function bindWinograd(p: ConvParams, env: KernelEnv, wt: TensorData, bp: number, code: number, p0: number, p1: number): KernelCall {
+  const u = upload(env, winogradWeights(wt, p.m, p.c));
+  // Tiles per pass: the transforms of both sides (16 x (c + m) x tb floats) within 512 KiB.
+  const tw = Math.ceil(p.ow / 2);
+  const tb = Math.min(Math.ceil(tw / 8) * 8, Math.max(8, Math.min(64, Math.floor(8192 / (p.c + p.m) / 8) * 8)));
+  const bytes = [16 * p.c * tb * 4, 16 * p.m * tb * 4, 4 * (2 * tb + 12) * 4];
+  const total = bytes.reduce((a, b) => a + b, 0);
+  const scratch = env.scratch ? env.scratch(total) : { ptr: env.alloc(total) };
+  const f = kernelFn(env, 'conv_f32_winograd_simd');
+  return ([x], [y]) => {
+    const v = scratch.ptr, mm = v + bytes[0], patch = mm + bytes[1];
+    f(x, u, bp, y, v, mm, patch, tb, p.n, p.c, p.m, p.h, p.w, p.oh, p.ow, p.pt, p.pl, code, p0, p1);
+  };
+}
+
 export const conv: OpModule<ConvParams> = {
   ops: ['Conv'],
   fusesActivation: true,
@@ -220,8 +267,9 @@ export const conv: OpModule<ConvParams> = {
     // Negative pads (only ConvTranspose's phases make them) go through im2col, which crops.
     if (p.group === p.c && mg === 1 && p.pt >= 0 && p.pl >= 0) return bindDepthwise(p, env, wt, bias);
     const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
-    const wp = upload(env, packRowBlocks(wt, p.group, mg, k));
     const bp = upload(env, packBias(bias, p.group, mg));
+    if (winograd(p)) return bindWinograd(p, env, wt, bp, code, p0, p1);
+    const wp = upload(env, packRowBlocks(wt, p.group, mg, k));
     if (isPointwise(p)) {
       const f = kernelFn(env, 'conv_f32_1x1_simd');
       return ([x], [y]) => f(x, wp, bp, y, p.n, p.group, cg, mg, p.h * p.w, code, p0, p1);

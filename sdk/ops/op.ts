@@ -44,7 +44,8 @@ export interface Compiled<P> {
 }
 
 /** An element-wise activation in the form WASM kernels apply it (codes ACT of
- *  assembly/shared.json): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi). */
+ *  assembly/shared.json): Relu is CLAMP(0, +inf), Clip is CLAMP(lo, hi), SILU is
+ *  x * Sigmoid(x) (a Sigmoid and a Mul fused by the float engine). */
 export interface Activation { code: number; p0: number; p1: number }
 
 export const NO_ACTIVATION: Activation = { code: ACT.NONE, p0: 0, p1: 0 };
@@ -61,6 +62,9 @@ export interface KernelEnv {
   f32(ptr: number, length: number): Float32Array;
   /** Int32 view of WASM memory, under the same condition. */
   i32(ptr: number, length: number): Int32Array;
+  /** Scratch shared by every step, valid during a call; `ptr` is set once the plan is built
+   *  (the float engine's; where absent, kernels reserve their own with `alloc`). */
+  scratch?(bytes: number): { readonly ptr: number };
   /** An activation the kernel must apply to its output (the engine fuses it into the op only
    *  if the op's module offers `fusesActivation`). */
   readonly activation?: Activation;

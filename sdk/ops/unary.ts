@@ -61,10 +61,9 @@ export const unary: OpModule<UnaryParams> = {
     const fn = p.fn;
     for (let i = 0; i < y.length; i++) y[i] = fn(x[i]);
   },
-  // Of these only Relu fuses into its producer (as Clip does): the activations the device fuses,
-  // after which calibration places its points. Fusing the others would remove tensors that
-  // calibration observes as they are produced.
-  activation: (p) => (p.op === 'Relu' ? asActivation(p) : undefined),
+  // Fused into the producer by the float engine where no one observes the producer's output
+  // (calibration observes its points, so they are never fused away).
+  activation: asActivation,
   clip: (p) => (p.op === 'Relu' ? { min: 0, max: Infinity } : undefined),
   kernel(p, env) {
     const a = asActivation(p);
