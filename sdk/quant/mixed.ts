@@ -8,8 +8,8 @@
  * a 16-bit MMA pass does a quarter of the 8-bit one's MACs per cycle: 4x the MACs. Every other op
  * that computes values (Add, Mul, pools, Concat, Sigmoid, Resize, ...) costs one unit per output
  * element, 2x in 16 bits (twice the bytes through the vector unit); ops that only move or reshape
- * data (Reshape, Transpose, Slice, nearest Resize, ...) share their input's buffer and cost
- * nothing. On the shared models the MACs are more than 95 % of the all-8-bit cost, so the factor
+ * data (Reshape, Transpose, Slice, nearest Resize, ...) share their input's buffer, and a Relu/Clip
+ * fused into the layer before it is that layer's saturation: they cost nothing. On the shared models the MACs are more than 95 % of the all-8-bit cost, so the factor
  * is in practice the MAC-weighted share of the network raised to 16 bits: 1.5 buys 16 bits for a
  * sixth of the MACs.
  *
@@ -30,7 +30,7 @@
  */
 import { numel, type Node } from '../graph/ir.js';
 import type { Inferred } from '../passes/infer.js';
-import { isWeightLayer, passesThrough } from './pact2.js';
+import { ACTIVATIONS, isWeightLayer, passesThrough } from './pact2.js';
 import type { CalibrationState } from './calibrate.js';
 import { log10 } from '../util/math.js';
 
@@ -71,8 +71,8 @@ export interface GroupChoice {
   nodes: string[];
   /** Output SQNR gain (dB) with this group alone in 16 bits, for the groups measured. */
   gain?: number;
-  /** The noise-to-signal ratio its tensors add to their inputs' in the all-8-bit run (the rank
-   *  for measuring). */
+  /** The noise-to-signal ratio its tensors and their readers add to their inputs' in the
+   *  all-8-bit run (what ranks the groups for measuring). */
   noise: number;
   /** The cost it adds alone (relative to all-8-bit: 0.02 is 2 % of the all-8-bit cost). */
   cost: number;
@@ -135,8 +135,10 @@ export function costModel(state: CalibrationState): (sixteen: ReadonlySet<string
   const nodes: NodeCost[] = [];
   for (const node of inferred.order) {
     if (!node.outputs.some(isRuntime) || passesThrough(node)) continue;
-    const m = macs(node, inferred);
     const points = [...new Set([...node.inputs, ...node.outputs].filter(isRuntime).map((t) => placement.formatOf.get(t) ?? t))];
+    // An activation fused into the layer before it is that layer's saturation: no work of its own.
+    if (ACTIVATIONS.has(node.op) && points.length === 1) continue;
+    const m = macs(node, inferred);
     nodes.push({ macs: m, elements: m ? 0 : numel(inferred.values.get(node.outputs[0])!.shape), points });
   }
   return (sixteen) => {
@@ -161,7 +163,7 @@ export function chooseGroups(
   const chosen: number[] = [];
   const current = new Set(fixed);
   let spent = cost(current);
-  const left = new Set(groups.map((_, i) => i).filter((i) => gains[i] > 0));
+  const left = new Set(groups.map((_, i) => i).filter((i) => gains[i] > 0 && groups[i].some((p) => !fixed.has(p))));
   for (;;) {
     let best = -1, bestRatio = -Infinity, bestCost = 0;
     for (const i of left) {
@@ -189,10 +191,12 @@ const MIN_MEASURED = 4;
 const MAX_MEASURED = 24;
 
 /**
- * Per point, the noise-to-signal ratio it adds to its inputs' (the largest of theirs), from the
- * per-point sums of an all-8-bit run: the error its own quantization makes.
+ * Per point, the noise-to-signal ratio that its own quantization or its readers' add to their
+ * inputs' (the largest of theirs), from the per-point sums of an all-8-bit run: raising a tensor
+ * to 16 bits removes its own rounding, and also what its readers lose from it (channels its
+ * per-tensor step wipes out show only in the layer reading them).
  */
-function ownNoise(state: CalibrationState, sums: Float64Array): Map<string, number> {
+function addedNoise(state: CalibrationState, sums: Float64Array): Map<string, number> {
   const { placement, inferred } = state;
   const index = new Map(placement.points.map((p, i) => [p, i]));
   const nsr = (p: string) => {
@@ -200,13 +204,14 @@ function ownNoise(state: CalibrationState, sums: Float64Array): Map<string, numb
     return sums[2 * i] > 0 ? sums[2 * i + 1] / sums[2 * i] : 0;
   };
   const nodes = new Map(inferred.order.map((n) => [n.name, n]));
-  const own = new Map<string, number>();
+  const added = new Map(placement.points.map((p) => [p, 0]));
   for (const p of placement.points) {
-    const inputs = state.producersOf(p).flatMap((n) => nodes.get(n)!.inputs)
-      .filter((t) => t && !inferred.values.get(t)?.value).map((t) => placement.formatOf.get(t) ?? t).filter((q) => q !== p);
-    own.set(p, Math.max(0, nsr(p) - Math.max(0, ...inputs.map(nsr))));
+    const inputs = [...new Set(state.producersOf(p).flatMap((n) => nodes.get(n)!.inputs)
+      .filter((t) => t && !inferred.values.get(t)?.value).map((t) => placement.formatOf.get(t) ?? t).filter((q) => q !== p))];
+    const own = Math.max(0, nsr(p) - Math.max(0, ...inputs.map(nsr)));
+    for (const q of [p, ...inputs]) added.set(q, added.get(q)! + own);
   }
-  return own;
+  return added;
 }
 
 /**
@@ -215,7 +220,7 @@ function ownNoise(state: CalibrationState, sums: Float64Array): Map<string, numb
  * user's) and returns the per-point sums of f^2 and (f-q)^2 (2 per point, placement order).
  *
  * Measuring every group costs a fixed-point plan and a few images each: the groups are first
- * ranked by the noise they add in an all-8-bit run (ownNoise) per extra cost, and only the first
+ * ranked by the noise they and their readers add in an all-8-bit run (addedNoise) per extra cost, and only the first
  * ones, enough to cover twice the budget (MIN_MEASURED to MAX_MEASURED of them), are measured.
  */
 export async function chooseMixedPrecision(
@@ -231,9 +236,9 @@ export async function chooseMixedPrecision(
   const extra = groups.map((g) => (cost(new Set([...fixed, ...g])) - cost(fixed)) / all8);
   const baseSums = await measure(new Set());
   const base = sqnr(baseSums);
-  const own = ownNoise(state, baseSums);
-  const noise = groups.map((g) => g.reduce((n, p) => n + own.get(p)!, 0));
-  const ranked = groups.map((_, i) => i).filter((i) => noise[i] > 0 && extra[i] <= factor - 1)
+  const added = addedNoise(state, baseSums);
+  const noise = groups.map((g) => g.reduce((n, p) => n + added.get(p)!, 0));
+  const ranked = groups.map((_, i) => i).filter((i) => extra[i] <= factor - 1)
     .sort((a, b) => noise[b] / extra[b] - noise[a] / extra[a] || a - b);
   const measured: number[] = [];
   let covered = 0;
