@@ -6,6 +6,9 @@
 //   npm run accuracy -- mobilenetv2       only some models
 //   npm run accuracy -- --config advanced-dw --config 'advanced-dw, 16-bit'   only some configurations
 //   npm run accuracy -- --no-qdq          skip the QDQ models in onnxruntime (quicker, for development)
+//   npm run accuracy -- --mixed-precision yolox mobilenetv2   the mixed-precision curve: advanced-dw
+//                                         at factors 1.0, 1.1, 1.25, 1.5, 2.0 (--factors 1,1.5 for others)
+//   npm run accuracy -- --eval-images N   evaluate on the first N images only (quicker)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -56,8 +59,21 @@ const MODELS = {
 const args = process.argv.slice(2);
 const write = args.includes('--write');
 const noQdq = args.includes('--no-qdq');
-const valueAt = new Set(args.flatMap((a, i) => (a === '--config' ? [i + 1] : [])));
-const only = valueAt.size ? [...valueAt].map((i) => args[i]) : undefined;
+const valueOf = (flag) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+const evalImages = valueOf('--eval-images') && Number(valueOf('--eval-images'));
+if (args.includes('--mixed-precision')) {
+  // The curve replaces each model's configurations.
+  const factors = (valueOf('--factors') ?? '1,1.1,1.25,1.5,2').split(',').map(Number);
+  const curve = factors.map((factor) => {
+    const name = `advanced-dw, mixed precision ${factor}`;
+    CONFIGS[name] = { preset: 'advanced-dw', mixedPrecision: { factor } };
+    return name;
+  });
+  for (const m of Object.values(MODELS)) m.configs = curve;
+}
+const valueAt = new Set(args.flatMap((a, i) => (a === '--config' || a === '--factors' || a === '--eval-images' ? [i + 1] : [])));
+const configAt = args.flatMap((a, i) => (a === '--config' ? [i + 1] : []));
+const only = configAt.length ? configAt.map((i) => args[i]) : undefined;
 const names = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i));
 for (const c of only ?? []) {
   if (!CONFIGS[c]) {
@@ -77,7 +93,7 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
   }
   const model = await loadModel(readFileSync(join(A, 'models', m.model)), { inputShape: m.shape });
   const spec = sizeSpec(presetSpec(m.preprocess), m.shape);
-  const all = openDataset(m.images);
+  const all = openDataset(m.images, evalImages ? { limit: evalImages } : {});
   const calibration = all.files.slice(0, m.calibrate);
   const evalOptions = (fixed) => ({
     task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed: { run: fixed },
@@ -99,7 +115,9 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
       await session.release();
     }
     const sqnr = Object.values(fixed.fixed.sqnr ?? {});
+    const mp = cal.table.mixedPrecision;
     rows.push({
+      mixed: mp && `${mp.cost.toFixed(2)}, ${mp.chosen.length} groups, ${mp.outputSqnr.base.toFixed(1)} -> ${mp.outputSqnr.chosen.toFixed(1)} dB, ${(cal.timings.mixedPrecision / 1000).toFixed(0)} s`,
       model: `${m.model} (${m.label}, ${calibration.length} calibration / ${fixed.images} eval images)`,
       config,
       float: fixed.float[m.metric],
@@ -112,11 +130,17 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
     });
     status('');
     const r = rows.at(-1);
+    if (r.mixed) console.error(`${name} ${config}: cost, groups, output SQNR on the sensitivity images, sensitivity time: ${r.mixed}`);
     console.error(`${name} ${config}: float ${f(r.float)} fixed ${f(r.fixed)} qdq ${f(r.qdq)} / ${f(r.qdqDevice)} agreement ${f(r.agreement)} sqnr ${f(r.sqnr)} (${seconds.toFixed(1)} s)`);
   }
 }
 
-const table = [
+const mixed = rows.some((r) => r.mixed);
+const table = mixed ? [
+  '| model (metric) | configuration | float | p2calib fixed point | agreement with float % | output SQNR dB | cost (x all-8-bit), 16-bit groups, output SQNR before bias calibration, sensitivity pass | calibration s |',
+  '|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.agreement)} | ${f(r.sqnr)} | ${r.mixed ?? '–'} | ${f(r.seconds)} |`),
+].join('\n') : [
   '| model (metric) | preset | float | p2calib fixed point | agreement with float % | output SQNR dB | QDQ in onnxruntime | QDQ, device rounding | calibration s |',
   '|---|---|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.agreement)} | ${f(r.sqnr)} | ${f(r.qdq)} | ${f(r.qdqDevice)} | ${f(r.seconds)} |`),
@@ -124,11 +148,11 @@ const table = [
 console.log(table);
 if (write) {
   const readme = readFileSync('README.md', 'utf8');
-  const begin = '<!-- accuracy:begin -->', end = '<!-- accuracy:end -->';
+  const begin = `<!-- accuracy${mixed ? '-mixed' : ''}:begin -->`, end = `<!-- accuracy${mixed ? '-mixed' : ''}:end -->`;
   if (!readme.includes(begin)) {
     console.error('README.md has no accuracy markers');
     process.exit(1);
   }
-  const stamp = `Produced by \`npm run accuracy -- --write\` on ${new Date().toISOString().slice(0, 10)}.`;
+  const stamp = `Produced by \`npm run accuracy -- ${args.join(' ')}\` on ${new Date().toISOString().slice(0, 10)}.`;
   writeFileSync('README.md', readme.replace(new RegExp(`${begin}[\\s\\S]*${end}`), `${begin}\n${stamp}\n\n${table}\n${end}`));
 }

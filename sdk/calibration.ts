@@ -16,6 +16,7 @@ import { FixedPlan } from './engine/fixed.js';
 import { numel } from './graph/ir.js';
 import { weightFacts } from './ops/index.js';
 import { diagnose, type PointError } from './quant/diagnose.js';
+import { chooseMixedPrecision, type MixedPrecisionReport } from './quant/mixed.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import { RANGE_STRIDE } from './quant/ranges.js';
 import {
@@ -255,6 +256,16 @@ async function* without<I>(items: AsyncIterable<I> | Iterable<I>, left: Set<numb
   for await (const item of items) if (!left.has(index++)) yield item;
 }
 
+/** The first `count` items. */
+async function* firstOf<I>(items: AsyncIterable<I>, count: number): AsyncGenerator<I> {
+  if (count <= 0) return;
+  let n = 0;
+  for await (const item of items) {
+    yield item;
+    if (++n === count) return;
+  }
+}
+
 /** Milliseconds per phase: the workers' (summed over workers) and the coordinator's. */
 export interface CalibrationTimings extends WorkerTimings {
   workers: number;
@@ -266,6 +277,8 @@ export interface CalibrationTimings extends WorkerTimings {
   merge: number;
   /** Formats and weight quantization after pass 1, and the workers' fixed-point engines. */
   spec: number;
+  /** Measuring the sensitivities and choosing the 16-bit layers (mixedPrecision), when asked. */
+  mixedPrecision?: number;
 }
 
 /**
@@ -405,6 +418,26 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       state.images++;
     });
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
+    let mixed: MixedPrecisionReport | undefined;
+    if (opts.mixedPrecision) {
+      t = performance.now();
+      const images = Math.min(opts.mixedPrecision.images, state.images);
+      // The first images, through the fixed-point engine with the bits asked, against float.
+      const measure = async (sixteen: ReadonlySet<string>) => {
+        state.setMixedPrecision(sixteen);
+        const { spec } = state.spec();
+        await Promise.all(workers.map((w) => w.setSpec(spec)));
+        const sums = new Float64Array(2 * points.length);
+        await inImageOrder(firstOf(without(run.items(), leftOut), images), workers, window,
+          (w, item, index) => w.measure(item, first[index], 0, { means: false, sqnr: true }, false), (m) => {
+            for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
+          }, (index) => loadedBy[first[index]]);
+        return sums;
+      };
+      mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
+      state.setMixedPrecision(mixed.chosen.flatMap((g) => g.tensors));
+      timings.mixedPrecision = performance.now() - t;
+    }
     t = performance.now();
     state.freezeWeights();
     const { spec, weights, formats } = state.spec();
@@ -485,7 +518,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       });
     }
     const verdicts = diagnose(state, formats, errors);
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts });
+    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts, mixed });
     closed = true;
     for (const w of await Promise.all(workers.map((w) => w.close()))) {
       for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];

@@ -4,6 +4,7 @@ export { loadModel, Model, type LoadOptions, type TensorInfo, type Feeds } from 
 export { P2Error, type ErrorCode } from './errors.js';
 export { calibrate, loadCalibration, Calibration } from './calibration.js';
 export type { CalibrateOptions, CalibrationProgress, Preset, BiasCalibration, Sample, Samples } from './quant/calibrate.js';
+export type { MixedPrecisionReport, GroupChoice } from './quant/mixed.js';
 export type { QdqRounding } from './export/qdq.js';
 export { tableJson, type CalibrationTable } from './export/table.js';
 export type { CalibrationSource, ImageIdentity, Provenance } from './export/provenance.js';

@@ -34,6 +34,10 @@ Options:
   --preset P          simple | advanced (default) | advanced-dw
   --bits B            8 (default) | 16
   --sixteen-bit L     comma-separated node or tensor names computed in 16 bits (mixed precision)
+  --mixed-precision F automatic mixed precision (TIDL's mixed_precision_factor): the inference
+                      cost allowed relative to all-8-bit, 1 to 4 (e.g. 1.25); the tensors to
+                      compute in 16 bits are chosen by their measured gain in output SQNR per
+                      extra cost (a 16-bit MAC costs 4 8-bit ones; README "Mixed precision")
   --iterations N      bias-calibration passes over the images (default 1, at most ${MAX_ITERATIONS})
   --batch N           images per bias update (default 8)
   --estimator E       range estimator: minmax | percentile:<p> | entropy | mse (default: the preset's)
@@ -92,7 +96,7 @@ const PRESET_NAMES: Preset[] = ['simple', 'advanced', 'advanced-dw'];
 
 const OPTIONS: Options = {
   images: { type: 'string' }, out: { type: 'string' }, preset: { type: 'string' }, bits: { type: 'string' },
-  'sixteen-bit': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
+  'sixteen-bit': { type: 'string' }, 'mixed-precision': { type: 'string' }, iterations: { type: 'string' }, batch: { type: 'string' }, estimator: { type: 'string' },
   'bias-calibration': { type: 'string' }, 'output-ranges': { type: 'string' }, 'verdict-threshold': { type: 'string' }, 'bias-factor': { type: 'string' }, 'bias-mode': { type: 'string' }, 'qdq-rounding': { type: 'string' },
   'pixel-input': { type: 'boolean' }, 'keep-clip-bounds': { type: 'boolean' }, equalize: { type: 'boolean' }, subsample: { type: 'boolean' }, 'input-shape': { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' },
   workers: { type: 'string' }, force: { type: 'boolean' }, config: { type: 'string' }, 'tidl-config': { type: 'string' }, 'float-nodes': { type: 'string' },
@@ -123,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
     preset: choice(values.preset, 'preset', PRESET_NAMES),
     bits: bits && (Number(bits) as 8 | 16),
     sixteenBit: list(values['sixteen-bit']),
+    mixedPrecision: values['mixed-precision'] === undefined ? undefined : { factor: numberOption(values['mixed-precision'], 'mixed-precision', { min: 1, max: 4 })! },
     floatNodes: list(values['float-nodes']),
     iterations: intOption(values.iterations, 'iterations', 1, MAX_ITERATIONS),
     batchSize: intOption(values.batch, 'batch'),
@@ -182,7 +187,8 @@ export async function run(argv: string[]): Promise<number> {
   const { verdicts, thresholds } = t.diagnostics!;
   if (values.json) {
     console.log(JSON.stringify({
-      preset: t.preset, images: t.images, workers: cal.timings!.workers, seconds, files: written, thresholds, verdicts, compromises: t.compromises, fallbacks: t.fallbacks,
+      preset: t.preset, images: t.images, workers: cal.timings!.workers, seconds, files: written,
+      ...(t.mixedPrecision ? { mixedPrecision: { ...t.mixedPrecision, candidates: undefined, seconds: cal.timings!.mixedPrecision! / 1000 } } : {}), thresholds, verdicts, compromises: t.compromises, fallbacks: t.fallbacks,
     }));
     return 0;
   }
@@ -193,11 +199,25 @@ export async function run(argv: string[]): Promise<number> {
       : 'input: preprocessed float tensors, as the float model takes them',
     `preprocessing: ${describeSpec(spec)} (recorded: eval and simulate use it by default)`,
     `bias calibration: ${t.biasCalibration}, bias form: ${t.biasMode}; output ranges: ${t.outputRanges}`,
+    ...mixedSummary(t, cal.timings!.mixedPrecision),
     ...summary(t),
     `wrote ${written.qdq}`, `      ${written.calibrated}`, `      ${written.table}`,
     `      ${written.tidl} (for TIDL: advanced_options:quant_params_proto_path)`,
   ].join('\n'));
   return 0;
+}
+
+/** The mixed-precision choice in a line or two. */
+function mixedSummary(t: CalibrationTable, ms?: number): string[] {
+  const m = t.mixedPrecision;
+  if (!m) return [];
+  const layers = m.chosen.flatMap((g) => g.nodes);
+  const shown = layers.slice(0, 8).map((n) => escapeControl(n)).join(', ') + (layers.length > 8 ? ', … (all in calibration.json "mixedPrecision")' : '');
+  return [
+    `mixed precision ${m.factor}: ${m.chosen.length} of ${m.candidates.length} groups in 16 bits (${m.measured} measured) (${layers.length} nodes${layers.length ? `: ${shown}` : ''}), ` +
+      `cost ${m.cost.toFixed(3)}x all-8-bit; output SQNR before bias calibration ${m.outputSqnr.base.toFixed(1)} -> ${m.outputSqnr.chosen.toFixed(1)} dB on ${m.images} images ` +
+      `(sensitivity pass ${((ms ?? 0) / 1000).toFixed(1)} s)`,
+  ];
 }
 
 /** The verdicts (those whose error is their own in full; the inherited ones by name), the

@@ -77,6 +77,17 @@ export class WasmRuntime {
     return this.top;
   }
 
+  /**
+   * Hand out again, zero-filled, the memory allocated since `used` was `mark`: for an engine
+   * replaced by another (a calibration worker's fixed-point plan, once per spec tried), whose
+   * regions nothing reads any more.
+   */
+  release(mark: number): void {
+    if (mark > this.top) throw new Error(`wasm release: mark ${mark} is above the top ${this.top}`);
+    this.bytes(mark, this.top - mark).fill(0);
+    this.top = mark;
+  }
+
   f32(ptr: number, length: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, length);
   }

@@ -11,6 +11,7 @@ import type { StepRecord } from '../engine/fixed.js';
 import type { PixelAffine } from '../passes/transforms.js';
 import { PRESETS, VERDICT_THRESHOLD, type CalibrationState, type Compromise, type Formats } from '../quant/calibrate.js';
 import type { Verdict } from '../quant/diagnose.js';
+import type { MixedPrecisionReport } from '../quant/mixed.js';
 import { estimatorName } from '../quant/ranges.js';
 import { clipOf, deviceBias, type QuantSpec } from '../device/spec.js';
 import { biasCapReason, type QuantizedWeights } from '../quant/weights.js';
@@ -89,6 +90,9 @@ export interface CalibrationTable {
   compromises?: Record<string, Compromise[]>;
   /** Nodes without documented integer arithmetic: dequantize, float reference, requantize. */
   fallbacks?: { node: string; op: string }[];
+  /** Automatic mixed precision (mixedPrecision option): the budget, the cost, the layers chosen
+   *  and the gain measured. Its tensors are in sixteenBit. */
+  mixedPrecision?: MixedPrecisionReport;
   /** Verdicts on the layers below their SQNR threshold (dB, by bits). */
   diagnostics?: { thresholds: Record<string, number>; verdicts: Verdict[] };
   /** "sha256:<hex>" of the file's other content (written by tableJson). */
@@ -128,7 +132,7 @@ export function integersSection(steps: Record<string, StepRecord>, state: Calibr
 
 export function buildTable(
   state: CalibrationState, spec: QuantSpec, weights: Map<string, QuantizedWeights>,
-  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine; formats?: Formats; verdicts?: Verdict[] },
+  extra: { sqnr?: Map<string, number>; pixelInput?: PixelAffine; formats?: Formats; verdicts?: Verdict[]; mixed?: MixedPrecisionReport },
 ): CalibrationTable {
   const o = state.options;
   const tensors: Record<string, TensorEntry> = {};
@@ -170,7 +174,8 @@ export function buildTable(
     preset: o.preset,
     estimator: estimatorName(o.rules.estimator),
     bits: o.bits,
-    sixteenBit: [...o.sixteenBit],
+    // What mixed precision chose, by point name: loadCalibration rebuilds it from the list.
+    sixteenBit: [...o.sixteenBit, ...[...state.mixed].filter((p) => !o.sixteenBit.has(p))],
     biasCalibration: o.rules.biasCalibration ? o.biasCalibration : 'off',
     biasMode: o.biasMode,
     keepClipBounds: o.keepClipBounds,
@@ -187,6 +192,7 @@ export function buildTable(
     layers,
     compromises: Object.fromEntries(extra.formats?.compromises ?? []),
     fallbacks: (extra.formats?.fallbacks ?? []).map((n) => ({ node: n.name, op: n.op })),
+    ...(extra.mixed ? { mixedPrecision: extra.mixed } : {}),
     diagnostics: {
       thresholds: o.verdictThreshold === undefined ? { ...VERDICT_THRESHOLD } : { 8: o.verdictThreshold, 16: o.verdictThreshold },
       verdicts: extra.verdicts ?? [],

@@ -20,6 +20,7 @@ import { movesData, opModule, weightFacts } from '../ops/index.js';
 import type { LimitContext, ValueMeta } from '../ops/op.js';
 import { isWeightLayer, outputFeeds, placePact2, type Placement } from './pact2.js';
 import { DEFAULT_PERCENTILE, pact2Clip, parseEstimator, RANGE_BITS, RunningRange, tensorQ, type Estimator } from './ranges.js';
+import { SENSITIVITY_IMAGES } from './mixed.js';
 import { clipOf, layerBits, maxDeviceBias, maxShift, type BiasMode, type Bits, type QuantSpec, type TensorQ } from '../device/spec.js';
 import {
   analyzeWeights, biasCapReason, channelStats, quantizeWeights, weightScales, type QuantizedWeights, type WeightAnalysis,
@@ -49,9 +50,11 @@ export interface CalibrateOptions {
   floatNodes?: string[];
   /** Overrides of the preset's rules (TIDL's accuracy_level 9 switches). */
   rules?: Partial<PresetRules>;
-  /** TIDL's mixed_precision_factor: accepted and recorded; the automatic choice of 16-bit
-   *  layers is not implemented yet (see the README). */
-  mixedPrecision?: { factor: number };
+  /** TIDL's mixed_precision_factor: the inference cost allowed relative to all-8-bit; the tensors
+   *  to compute in 16 bits are chosen by measured sensitivity within it (quant/mixed.ts, which
+   *  states the cost model). 8-bit calibrations only. `images`: how many of the first
+   *  calibration images the sensitivities are measured on (default SENSITIVITY_IMAGES). */
+  mixedPrecision?: { factor: number; images?: number };
   /** Passes over the samples (bias calibration continues across passes). */
   iterations?: number;
   /** Images per bias-calibration update. */
@@ -107,7 +110,7 @@ export interface ResolvedOptions {
   sixteenBit: Set<string>;
   sixteenBitWeights: Set<string>;
   floatNodes: Set<string>;
-  mixedPrecision?: { factor: number };
+  mixedPrecision?: { factor: number; images: number };
   iterations: number;
   batchSize: number;
   factor: number;
@@ -147,7 +150,9 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
   if (biasMode !== 'mma' && biasMode !== 'int16') fail('BAD_OPTION', `biasMode must be "mma" or "int16"`);
   const estimator = o.estimator === undefined ? PRESETS[preset].estimator : typeof o.estimator === 'string' ? parseEstimator(o.estimator) : o.estimator;
   const rules = { ...PRESETS[preset], ...o.rules };
-  if (o.mixedPrecision !== undefined && !(o.mixedPrecision.factor >= 1)) fail('BAD_OPTION', `mixedPrecision.factor must be at least 1, got ${o.mixedPrecision.factor}`);
+  const mp = o.mixedPrecision;
+  if (mp !== undefined && !(typeof mp.factor === 'number' && mp.factor >= 1 && mp.factor <= 4)) fail('BAD_OPTION', `mixedPrecision.factor must be from 1 to 4 (all 16-bit), got ${mp.factor}`);
+  if (mp !== undefined && bits === 16) fail('BAD_OPTION', 'mixedPrecision chooses 16-bit layers in an 8-bit calibration; with bits 16 every layer is 16-bit already');
   const outputRanges = o.outputRanges ?? 'peak';
   if (outputRanges !== 'peak' && outputRanges !== 'average') fail('BAD_OPTION', `outputRanges must be "peak" or "average", got "${outputRanges}"`);
   const verdictThreshold = o.verdictThreshold;
@@ -159,7 +164,7 @@ export function resolveOptions(o: CalibrateOptions): ResolvedOptions {
     sixteenBit: new Set(o.sixteenBit ?? []),
     sixteenBitWeights: new Set(o.sixteenBitWeights ?? []),
     floatNodes: new Set(o.floatNodes ?? []),
-    ...(o.mixedPrecision ? { mixedPrecision: { factor: o.mixedPrecision.factor } } : {}),
+    ...(mp ? { mixedPrecision: { factor: mp.factor, images: positive(mp.images, SENSITIVITY_IMAGES, 'mixedPrecision.images') } } : {}),
     iterations: positive(o.iterations, 1, 'iterations', MAX_ITERATIONS),
     batchSize: positive(o.batchSize, 8, 'batchSize'),
     factor,
@@ -234,6 +239,10 @@ export class CalibrationState {
   readonly floatNodes = new Set<string>();
   /** Points folded by their extremes rather than averaged (outputRanges 'peak'). */
   readonly peaks: Set<string>;
+  /** Points mixed precision raised to 16 bits (setMixedPrecision). */
+  readonly mixed = new Set<string>();
+  /** Layers whose weights the options name 16-bit. */
+  private readonly named16 = new Set<LayerState>();
   /** For every point, the names of the nodes that compute it (an op and its fused activation). */
   private readonly computedBy = new Map<string, string[]>();
   images = 0;
@@ -276,15 +285,25 @@ export class CalibrationState {
       const stored = this.placement.formatOf.get(out) ?? out;
       const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
       const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
-      this.layers.push({
+      const layer: LayerState = {
         node, input: node.inputs[0], output: out, stored,
         bits: sixteen ? 16 : options.bits,
         depthwise,
         analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel),
         bias,
         channels: layout.channels,
-      });
+      };
+      this.layers.push(layer);
+      if (sixteen) this.named16.add(layer);
     }
+  }
+
+  /** Compute these points, and the weights of the layers storing them, in 16 bits besides what
+   *  the options name (before freezeWeights: the weight scales follow the bits). */
+  setMixedPrecision(points: Iterable<string>): void {
+    this.mixed.clear();
+    for (const p of points) this.mixed.add(p);
+    for (const l of this.layers) l.bits = this.named16.has(l) || this.mixed.has(l.stored) ? 16 : this.options.bits;
   }
 
   /**
@@ -336,10 +355,11 @@ export class CalibrationState {
     }
   }
 
-  /** Bits of a stored tensor: the model's, or 16 where mixed precision names it or a node computing it. */
+  /** Bits of a stored tensor: the model's, or 16 where mixed precision names it or a node
+   *  computing it, or chose it. */
   bitsOf(tensor: string): Bits {
     const names = [tensor, ...(this.computedBy.get(tensor) ?? [])];
-    return names.some((n) => this.options.sixteenBit.has(n)) ? 16 : this.options.bits;
+    return this.mixed.has(tensor) || names.some((n) => this.options.sixteenBit.has(n)) ? 16 : this.options.bits;
   }
 
   /** The nodes computing a point (an op and the activation fused into it), in graph order. */

@@ -107,6 +107,8 @@ export function noTimings(): WorkerTimings {
 export class CalibrationWorker {
   readonly timings = noTimings();
   private fixed?: { plan: FixedPlan; spec: QuantSpec };
+  /** Where the fixed-point plan's memory starts: a new spec's plan replaces the last one there. */
+  private fixedMark?: number;
   private readonly means: { offsets: number[]; length: number };
   /** The feeds of the last image measured, which the fixed-point tensors hold, for `compare`. */
   private measured?: Record<string, Float32Array>;
@@ -154,6 +156,8 @@ export class CalibrationWorker {
   /** After pass 1: the fixed-point engine for the calibrated formats and frozen weights. */
   setSpec(spec: QuantSpec): void {
     const { graph, inferred } = this.model.prepared(1);
+    if (this.fixedMark === undefined) this.fixedMark = this.rt.used;
+    else this.rt.release(this.fixedMark);
     this.fixed = { plan: new FixedPlan(this.rt, graph, inferred, spec, { keep: this.setup.points }), spec };
   }
 

@@ -1,0 +1,152 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { calibrate, loadCalibration, loadModel, type Model } from '../sdk/index.js';
+import { FloatPlan } from '../sdk/engine/float.js';
+import { WasmRuntime } from '../sdk/engine/wasm.js';
+import { CalibrationState, resolveOptions } from '../sdk/quant/calibrate.js';
+import { chooseGroups, costModel, precisionGroups } from '../sdk/quant/mixed.js';
+import { assertUserError, runCli } from './cli-run.js';
+import { buildModel, node, randomArray, randomTensor, smallCnn } from './helpers.js';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A chain where one tensor is clearly sensitive: c2's channel 0 is 200x the others, so that at 8
+ * bits its per-tensor step wipes channels 1..7 out, and they are all that Conv_y reads.
+ * MACs: Conv_r1 8*8*8*(4*9) = 18432, Conv_c2 64*8*8 = 4096, Conv_y 64*4*8 = 2048.
+ */
+function sensitiveChain(): Uint8Array {
+  const w2 = randomTensor([8, 8, 1, 1], 12, -0.05, 0.05);
+  for (let i = 0; i < 8; i++) w2.data[i] = 25; // channel 0: 200x the sum of r1
+  const w3 = randomTensor([4, 8, 1, 1], 13, -1, 1);
+  for (let o = 0; o < 4; o++) w3.data[o * 8] = 0;
+  return buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 8, 8] }],
+    outputs: [{ name: 'y', dims: [1, 4, 8, 8] }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: [1, 1, 1, 1] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'w2'], ['c2']),
+      node('Conv', ['c2', 'w3'], ['y']),
+    ],
+    initializers: { w1: randomTensor([8, 4, 3, 3], 10, -0.3, 0.3), b1: randomTensor([8], 11, 0, 0.1), w2, w3 },
+  });
+}
+const MACS = 18432 + 4096 + 2048;
+const samples = (n: number, seed = 300) => Array.from({ length: n }, (_, i) => randomArray(4 * 8 * 8, seed + i, -1, 1));
+
+/** Output SQNR (dB) of the fixed-point engine against float on held-out samples. */
+async function heldOutSqnr(model: Model, run: (x: Float32Array) => Promise<Record<string, Float32Array>>): Promise<number> {
+  const { graph, inferred } = model.prepared(1);
+  const float = new FloatPlan(await WasmRuntime.create(), graph, inferred);
+  let signal = 0, noise = 0;
+  for (const x of samples(6, 900)) {
+    const f = float.run({ x }).y, q = (await run(x)).y;
+    for (let i = 0; i < f.length; i++) {
+      signal += f[i] ** 2;
+      noise += (f[i] - q[i]) ** 2;
+    }
+  }
+  return 10 * Math.log10(signal / noise);
+}
+
+test('mixed precision: the sensitive tensor is chosen within the budget and lifts the output SQNR; factor 1 is all 8-bit', async () => {
+  const model = await loadModel(sensitiveChain());
+  const plain = await calibrate(model, samples(8), { preset: 'simple' });
+  const one = await calibrate(model, samples(8), { preset: 'simple', mixedPrecision: { factor: 1 } });
+  assert.ok(Object.values(one.spec.tensors).every((q) => q.bits === 8));
+  assert.equal(one.spec.tensors, plain.spec.tensors);
+  assert.equal(one.table.mixedPrecision!.chosen, []);
+  assert.is(one.table.mixedPrecision!.cost, 1);
+
+  const cal = await calibrate(model, samples(8), { preset: 'simple', mixedPrecision: { factor: 1.8, images: 4 } });
+  const mp = cal.table.mixedPrecision!;
+  assert.equal(mp.chosen.map((g) => g.tensors), [['c2']]);
+  assert.equal(mp.chosen[0].nodes, ['Conv_c2']);
+  // Conv_c2 and its reader Conv_y run in 16-bit mode: 3 x (4096 + 2048) extra MACs.
+  assert.is(mp.cost, Math.round((1 + (3 * 6144) / MACS) * 1e6) / 1e6);
+  assert.ok(mp.cost <= 1.8);
+  assert.ok(mp.chosen[0].gain! > 10, `gain ${mp.chosen[0].gain}`);
+  assert.ok(mp.outputSqnr.chosen > mp.outputSqnr.base + 10, JSON.stringify(mp.outputSqnr));
+  assert.is(cal.spec.tensors.c2.bits, 16);
+  assert.ok(cal.spec.layers.Conv_c2.weights instanceof Int16Array);
+  assert.is(cal.spec.tensors.r1.bits, 8);
+  assert.is(cal.spec.tensors.y.bits, 8);
+  assert.ok(cal.spec.layers.Conv_y.weights instanceof Int8Array);
+  assert.equal(cal.table.sixteenBit, ['c2']);
+  // On samples it was not calibrated on, too.
+  const [q8, qm] = [await heldOutSqnr(model, (x) => plain.run(x)), await heldOutSqnr(model, (x) => cal.run(x))];
+  assert.ok(qm > q8 + 10, `held-out SQNR ${q8} -> ${qm}`);
+  // The table rebuilds the same calibration.
+  const back = loadCalibration(model, JSON.parse(JSON.stringify(cal.table)));
+  assert.equal(back.spec.tensors, cal.spec.tensors);
+
+  // A budget too small for c2 never exceeds itself.
+  for (const factor of [1.1, 1.5, 2, 4]) {
+    const c = await calibrate(model, samples(8), { preset: 'simple', mixedPrecision: { factor, images: 4 } });
+    assert.ok(c.table.mixedPrecision!.cost <= factor, `${factor}: ${c.table.mixedPrecision!.cost}`);
+    const bits16 = Object.entries(c.spec.tensors).filter(([, q]) => q.bits === 16).map(([t]) => t).sort();
+    assert.equal(bits16, [...new Set(c.table.mixedPrecision!.chosen.flatMap((g) => g.tensors))].sort());
+    assert.is(bits16.includes('c2'), factor >= 1 + (3 * 6144) / MACS, `${factor}`);
+  }
+});
+
+test("mixed precision: groups follow TIDL's rule (precision changes only at weight layers, Add/Mul, average pools, BN); the cost model counts MACs x4 in 16-bit mode", async () => {
+  const model = await loadModel(smallCnn());
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, resolveOptions({ preset: 'simple' }));
+  // Sigmoid, Concat and MaxPool keep their inputs' precision: sum, r2, gate, cat and mp are one
+  // group; Conv_c3's output is a group of its own (the Add may change precision); the model
+  // input's group (x) is not a candidate.
+  assert.equal(precisionGroups(state), [['r1'], ['r2', 'sum', 'gate', 'cat', 'mp'], ['c3'], ['gap'], ['y']]);
+  const cost = costModel(state);
+  const conv = 8 * 6 * 6 * (3 * 9), dw = 8 * 6 * 6 * 9, pw = 8 * 6 * 6 * 8, gemm = 5 * 16;
+  // Elements: Add 288, Sigmoid 288, Concat 576, MaxPool 144, GlobalAveragePool 16.
+  const elements = 288 + 288 + 576 + 144 + 16;
+  assert.is(cost(new Set()), conv + dw + pw + gemm + elements);
+  // y: only the Gemm computing it goes to 16 bits.
+  assert.is(cost(new Set(['y'])), conv + dw + pw + 4 * gemm + elements);
+  // r1: the conv computing it and the two layers reading it (the depthwise conv and the Add).
+  assert.is(cost(new Set(['r1'])), 4 * conv + 4 * dw + pw + gemm + elements + 288);
+});
+
+test('mixed precision: the greedy choice takes the best gain per cost first and respects the budget', () => {
+  const cost = (s: ReadonlySet<string>) => 100 + [...s].reduce((n, p) => n + ({ a: 10, b: 30, c: 5 } as Record<string, number>)[p], 0);
+  const groups = [['a'], ['b'], ['c']];
+  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.4, new Set()), [1, 0]);
+  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.3, new Set()), [1]);
+  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.2, new Set()), [0, 2]);
+  assert.equal(chooseGroups(groups, [1, -6, 0], cost, 2, new Set()), [0]);
+  // Points already 16-bit (the user's) count in the budget.
+  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.4, new Set(['b'])), [0]);
+  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1, new Set()), []);
+});
+
+test('mixed precision: bad factors are refused in one line; --mixed-precision on the CLI', async () => {
+  const model = await loadModel(sensitiveChain());
+  for (const [o, re] of [[{ factor: 0.5 }, /from 1 to 4/], [{ factor: 5 }, /from 1 to 4/], [{ factor: 1.5, images: 0 }, /images must be a positive integer/]] as const) {
+    try {
+      await calibrate(model, samples(2), { mixedPrecision: o });
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, re);
+    }
+  }
+  try {
+    await calibrate(model, samples(2), { bits: 16, mixedPrecision: { factor: 1.5 } });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /with bits 16 every layer is 16-bit already/);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'p2calib-mixed-'));
+  try {
+    writeFileSync(join(dir, 'm.onnx'), sensitiveChain());
+    const bad = await runCli(['calibrate', join(dir, 'm.onnx'), '--images', dir, '--out', join(dir, 'o'), '--mixed-precision', 'lots']);
+    assertUserError(bad, /--mixed-precision must be a number >= 1 and <= 4/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
