@@ -5,6 +5,7 @@
 //   npm run robustness                     print the table
 //   npm run robustness -- --write          also replace the table in README.md
 //   npm run robustness -- ppocrv4-rec      only some models (names as in MODELS)
+//   npm run robustness -- --bits 16        only one bit width (not with --write)
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -177,11 +178,16 @@ const MODELS = {
     figure: 'PSNR dB (darkened photos)', psnr: psnr(() => true),
   },
 };
-const CONFIGS = ['simple', 'advanced', 'advanced-dw'].flatMap((preset) => [8, 16].map((bits) => ({ preset, bits })));
-
 const args = process.argv.slice(2);
 const write = args.includes('--write');
-const names = args.filter((a) => !a.startsWith('--'));
+const bitsAt = args.indexOf('--bits');
+const onlyBits = bitsAt < 0 ? undefined : Number(args[bitsAt + 1]);
+if (onlyBits !== undefined && ((onlyBits !== 8 && onlyBits !== 16) || write)) {
+  console.error('--bits takes 8 or 16, and not with --write (the README table holds both)');
+  process.exit(2);
+}
+const names = args.filter((a, i) => !a.startsWith('--') && (bitsAt < 0 || i !== bitsAt + 1));
+const CONFIGS = ['simple', 'advanced', 'advanced-dw'].flatMap((preset) => [8, 16].filter((b) => !onlyBits || b === onlyBits).map((bits) => ({ preset, bits })));
 const status = (text) => process.stderr.isTTY && process.stderr.write(`\r${text}\x1b[K`);
 const dB = (s, e) => (e === 0 ? Infinity : 10 * Math.log10(s / e));
 const rows = [];

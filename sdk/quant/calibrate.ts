@@ -276,12 +276,12 @@ export class CalibrationState {
       if (biasInit) bias.set(biasInit.data.length === 1 ? new Array(layout.channels).fill(biasInit.data[0]) : biasInit.data);
       const stored = this.placement.formatOf.get(out) ?? out;
       const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
-      const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
+      const bits = named(options.sixteenBit) || named(options.sixteenBitWeights) ? 16 : options.bits;
       this.layers.push({
         node, input: node.inputs[0], output: out, stored,
-        bits: sixteen ? 16 : options.bits,
+        bits,
         depthwise,
-        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel),
+        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel, bits),
         bias,
         channels: layout.channels,
       });
