@@ -291,6 +291,19 @@ test('weights: power-of-2 scales, per-channel, the clipping rule and the bias ca
   assert.is(clip, 2 ** Math.ceil(Math.log2(16 * median)) * (120 / 128));
   assert.is(weightClip(Float32Array.from([20, 19, 18])), undefined); // max > 15 but not an outlier
   assert.is(weightClip(Float32Array.from([14, 0.1, 0.1, 0.1])), undefined); // max <= 15
+  // At 16 bits the clip must lower the quantization error: cutting 40 to 1.875 costs far more than
+  // the rounding it saves, so the same weights keep their range.
+  assert.is(weightClip(outlier, 16), undefined);
+  const error = (a: WeightAnalysis, bits: Bits) => {
+    const { scaleLog2 } = weightScales(a, Float32Array.from([0]), 0, { bits, biasMode: 'mma' });
+    const q = quantizeWeights(a, scaleLog2, bits).data;
+    return outlier.reduce((e, v, i) => e + (v - q[i] / 2 ** scaleLog2[0]) ** 2, 0);
+  };
+  const wo = tensor('float32', [1, 1, 1, 101], outlier);
+  const lo = weightLayout('Conv', wo, false, 1);
+  const forced = analyzeWeights(tensor('float32', [1, 1, 1, 101], outlier.map((v) => Math.min(v, clip))), lo, false, false);
+  assert.ok(error(analyzeWeights(wo, lo, false, true, 16), 16) < error(forced, 16));
+  assert.is(analyzeWeights(wo, lo, false, true, 8).clippedTo, clip);
   const q16 = quantize(analyzeWeights(w, layout, false, false), bias, 5, { bits: 16, biasMode: 'mma' });
   assert.equal(q16.scaleLog2, [13]);
   assert.is(q16.data[3], 32767);

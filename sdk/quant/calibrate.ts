@@ -285,11 +285,12 @@ export class CalibrationState {
       const stored = this.placement.formatOf.get(out) ?? out;
       const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
       const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
+      const bits = sixteen ? 16 : options.bits;
       const layer: LayerState = {
         node, input: node.inputs[0], output: out, stored,
-        bits: sixteen ? 16 : options.bits,
+        bits,
         depthwise,
-        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel),
+        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel, bits),
         bias,
         channels: layout.channels,
       };

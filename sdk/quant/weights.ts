@@ -21,10 +21,13 @@ export interface QuantizedWeights {
 }
 
 /**
- * If max|W| > 15 and max|W| > 16 * median|W|, clip W to
- * ±2^ceil(log2 min(max|W|, 16 * median|W|)) * 120/128. Returns the clip value or undefined.
+ * The seed's rule: if max|W| > 15 and max|W| > 16 * median|W|, clip W to
+ * ±2^ceil(log2 min(max|W|, 16 * median|W|)) * 120/128. It is an 8-bit rule: there one outlier's
+ * power of 2 costs every other weight bits it cannot spare. At 16 bits the clip must pay for itself:
+ * it is kept only where it lowers the weights' quantization error (clipping plus rounding, on the
+ * grid each choice gives). Returns the clip value or undefined.
  */
-export function weightClip(w: ArrayLike<number>): number | undefined {
+export function weightClip(w: ArrayLike<number>, bits: Bits = 8): number | undefined {
   let max = 0;
   for (let i = 0; i < w.length; i++) {
     const a = Math.abs(w[i]);
@@ -35,7 +38,18 @@ export function weightClip(w: ArrayLike<number>): number | undefined {
   const abs = Float64Array.from(w, Math.abs).sort();
   const median = abs.length % 2 ? abs[(abs.length - 1) >> 1] : (abs[abs.length / 2 - 1] + abs[abs.length / 2]) / 2;
   if (!(max > 16 * median)) return undefined;
-  return 2 ** ceilLog2(Math.min(max, 16 * median)) * (120 / 128);
+  const clip = 2 ** ceilLog2(Math.min(max, 16 * median)) * (120 / 128);
+  if (bits === 8) return clip;
+  return quantizationError(w, clip, bits) < quantizationError(w, max, bits) ? clip : undefined;
+}
+
+/** Squared error of W clipped to ±c and quantized per tensor on the power-of-2 grid c gives. */
+function quantizationError(w: ArrayLike<number>, c: number, bits: Bits): number {
+  const scale = 2 ** (bits - 1 - ceilLog2(c));
+  const [lo, hi] = qRange(bits, true);
+  let err = 0;
+  for (let i = 0; i < w.length; i++) err += (w[i] - saturate(roundHalfAway(saturate(w[i], -c, c) * scale), lo, hi) / scale) ** 2;
+  return err;
 }
 
 /** What weight quantization needs from a layer's float weights; computed once per layer. */
@@ -48,8 +62,9 @@ export interface WeightAnalysis {
   clippedTo?: number;
 }
 
-export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: boolean, clip: boolean): WeightAnalysis {
-  const clippedTo = clip ? weightClip(w.data) : undefined;
+/** `clip`: apply the clipping rule, at the layer's `bits`. */
+export function analyzeWeights(w: Tensor, layout: WeightLayout, perChannel: boolean, clip: boolean, bits: Bits = 8): WeightAnalysis {
+  const clippedTo = clip ? weightClip(w.data, bits) : undefined;
   const values = clippedTo === undefined ? w.data : Float32Array.from(w.data, (v) => saturate(v, -clippedTo, clippedTo));
   const maxAbs = new Float64Array(perChannel ? layout.channels : 1);
   for (let i = 0; i < values.length; i++) {
