@@ -300,7 +300,7 @@ test('weights: power-of-2 scales, per-channel, the clipping rule and the bias ca
     return outlier.reduce((e, v, i) => e + (v - q[i] / 2 ** scaleLog2[0]) ** 2, 0);
   };
   const wo = tensor('float32', [1, 1, 1, 101], outlier);
-  const lo = weightLayout('Conv', wo, false, 1);
+  const lo = conv.weights!.layout({} as ConvParams, wo);
   const forced = analyzeWeights(tensor('float32', [1, 1, 1, 101], outlier.map((v) => Math.min(v, clip))), lo, false, false);
   assert.ok(error(analyzeWeights(wo, lo, false, true, 16), 16) < error(forced, 16));
   assert.is(analyzeWeights(wo, lo, false, true, 8).clippedTo, clip);
