@@ -429,7 +429,11 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         await Promise.all(workers.map((w) => w.setSpec(spec)));
         const sums = new Float64Array(2 * points.length);
         await inImageOrder(firstOf(without(run.items(), leftOut), images), workers, window,
-          (w, item, index) => w.measure(item, first[index], 0, { means: false, sqnr: true }, false), (m) => {
+          (w, item, index) => {
+            const fixed = w.measure(item, first[index], 0, { means: false }, false);
+            const float = w.compare({ means: false, sqnr: true });
+            return fixed.then(() => float);
+          }, (m) => {
             for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
           }, (index) => loadedBy[first[index]]);
         return sums;

@@ -30,7 +30,8 @@
  */
 import { numel, type Node } from '../graph/ir.js';
 import type { Inferred } from '../passes/infer.js';
-import { ACTIVATIONS, isWeightLayer, passesThrough } from './pact2.js';
+import { activationClip, movesData } from '../ops/index.js';
+import { isWeightLayer } from './pact2.js';
 import type { CalibrationState } from './calibrate.js';
 import { log10 } from '../util/math.js';
 
@@ -134,10 +135,10 @@ export function costModel(state: CalibrationState): (sixteen: ReadonlySet<string
   const isRuntime = (t: string) => !!t && !inferred.values.get(t)?.value;
   const nodes: NodeCost[] = [];
   for (const node of inferred.order) {
-    if (!node.outputs.some(isRuntime) || passesThrough(node)) continue;
+    if (!node.outputs.some(isRuntime) || movesData(node)) continue;
     const points = [...new Set([...node.inputs, ...node.outputs].filter(isRuntime).map((t) => placement.formatOf.get(t) ?? t))];
     // An activation fused into the layer before it is that layer's saturation: no work of its own.
-    if (ACTIVATIONS.has(node.op) && points.length === 1) continue;
+    if (activationClip(node, inferred.compiled.get(node)?.params) && points.length === 1) continue;
     const m = macs(node, inferred);
     nodes.push({ macs: m, elements: m ? 0 : numel(inferred.values.get(node.outputs[0])!.shape), points });
   }
