@@ -149,4 +149,28 @@ test('mixed precision: bad factors are refused in one line; --mixed-precision on
   }
 });
 
+test('mixed precision: a layer raised to 16 bits gets the weight clip chosen for 16 bits (advanced), and back at 8 bits the 8-bit one', async () => {
+  // c2's weights: one outlier 40 among values near 1, which the seed's rule clips at 8 bits; at 16
+  // bits the clip costs more than the rounding it saves (weightClip), so none is applied.
+  const w2 = randomTensor([8, 8, 1, 1], 12, 0.5, 1.5);
+  w2.data[0] = 40;
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [1, 8, 4, 4] }],
+    outputs: [{ name: 'y', dims: [1, 8, 4, 4] }],
+    nodes: [node('Conv', ['x', 'w1'], ['c1']), node('Relu', ['c1'], ['r1']), node('Conv', ['r1', 'w2'], ['y'])],
+    initializers: { w1: randomTensor([8, 8, 1, 1], 10, -0.3, 0.3), w2 },
+  }));
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, resolveOptions({ preset: 'advanced' }));
+  const layer = state.layers.find((l) => l.stored === 'y')!;
+  const clip8 = layer.analysis.clippedTo;
+  assert.ok(clip8 !== undefined && clip8 < 40, `8-bit clip ${clip8}`);
+  state.setMixedPrecision(['y']);
+  assert.is(layer.bits, 16);
+  assert.is(layer.analysis.clippedTo, undefined);
+  state.setMixedPrecision([]);
+  assert.is(layer.bits, 8);
+  assert.is(layer.analysis.clippedTo, clip8);
+});
+
 test.run();

@@ -243,6 +243,8 @@ export class CalibrationState {
   readonly mixed = new Set<string>();
   /** Layers whose weights the options name 16-bit. */
   private readonly named16 = new Set<LayerState>();
+  /** Each layer's weight analysis at a bit width (the clipping rule depends on it). */
+  private readonly analyze = new Map<LayerState, (bits: Bits) => WeightAnalysis>();
   /** For every point, the names of the nodes that compute it (an op and its fused activation). */
   private readonly computedBy = new Map<string, string[]>();
   images = 0;
@@ -286,15 +288,10 @@ export class CalibrationState {
       const named = (set: Set<string>) => set.has(node.name) || set.has(out) || set.has(stored);
       const sixteen = named(options.sixteenBit) || named(options.sixteenBitWeights);
       const bits = sixteen ? 16 : options.bits;
-      const layer: LayerState = {
-        node, input: node.inputs[0], output: out, stored,
-        bits,
-        depthwise,
-        analysis: analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel, bits),
-        bias,
-        channels: layout.channels,
-      };
+      const analyze = (b: Bits) => analyzeWeights(w, layout, perChannel, options.rules.clipWeights && !perChannel, b);
+      const layer: LayerState = { node, input: node.inputs[0], output: out, stored, bits, depthwise, analysis: analyze(bits), bias, channels: layout.channels };
       this.layers.push(layer);
+      this.analyze.set(layer, analyze);
       if (sixteen) this.named16.add(layer);
     }
   }
@@ -304,7 +301,12 @@ export class CalibrationState {
   setMixedPrecision(points: Iterable<string>): void {
     this.mixed.clear();
     for (const p of points) this.mixed.add(p);
-    for (const l of this.layers) l.bits = this.named16.has(l) || this.mixed.has(l.stored) ? 16 : this.options.bits;
+    for (const l of this.layers) {
+      const bits = this.named16.has(l) || this.mixed.has(l.stored) ? 16 : this.options.bits;
+      // The weights' clip is chosen for the bits they are quantized with (weightClip).
+      if (bits !== l.bits && this.options.rules.clipWeights) l.analysis = this.analyze.get(l)!(bits);
+      l.bits = bits;
+    }
   }
 
   /**
