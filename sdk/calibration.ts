@@ -24,7 +24,7 @@ import {
 } from './quant/worker.js';
 import type { BiasMode, Bits, QuantSpec } from './device/spec.js';
 import type { QuantizedWeights } from './quant/weights.js';
-import { log10 } from './util/math.js';
+import { sqnrDb } from './util/math.js';
 
 export class Calibration {
   private readonly plans = new Map<number, Promise<FixedPlan>>();
@@ -515,7 +515,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     const errors = new Map<string, PointError>();
     for (const i of observed) {
       const p = points[i];
-      db.set(p, sqnr[2 * i + 1] === 0 ? Infinity : 10 * log10(sqnr[2 * i] / sqnr[2 * i + 1]));
+      db.set(p, sqnrDb(sqnr[2 * i], sqnr[2 * i + 1]));
       errors.set(p, {
         signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
         count: numel(inferred.values.get(p)!.shape) * state.images,

@@ -1,6 +1,6 @@
 /** Float vs fixed-point error per tensor: SQNR (dB) and cosine similarity, accumulated over
  *  images (sums of squares and products, so the result does not depend on batching). */
-import { log10 } from '../util/math.js';
+import { sqnrDb } from '../util/math.js';
 
 export class ErrorStats {
   private signal = 0;
@@ -22,8 +22,7 @@ export class ErrorStats {
 
   /** 10*log10(sum ref^2 / sum (ref-test)^2); Infinity when identical. */
   sqnr(): number {
-    if (this.noise === 0) return Infinity;
-    return 10 * log10(this.signal / this.noise);
+    return sqnrDb(this.signal, this.noise);
   }
 
   cosine(): number {

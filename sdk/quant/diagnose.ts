@@ -4,7 +4,7 @@
  * per-tensor scale, input scales an Add has to reconcile, a float fallback, an output scale the
  * device's rules lowered, or an input that is already degraded), and the remedy the tool offers.
  */
-import { ceilLog2, log10 } from '../util/math.js';
+import { ceilLog2, log10, sqnrDb } from '../util/math.js';
 import { estimatorName } from './ranges.js';
 import { VERDICT_THRESHOLD, type CalibrationState, type Formats, type LayerState } from './calibrate.js';
 import { channelStats, quantizeWeights } from './weights.js';
@@ -70,7 +70,6 @@ export interface Verdict {
   remedy: Remedy;
 }
 
-const dB = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * log10(signal / noise));
 const pct = (x: number) => Math.round(x * 1000) / 10;
 
 /** The verdicts of every point below its threshold, in graph order. */
@@ -84,7 +83,7 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
   const isRuntime = (t: string) => !!t && !state.inferred.values.get(t)?.value;
   const sqnrOf = (p: string) => {
     const e = errors.get(p);
-    return e && e.signal > 0 ? dB(e.signal, e.noise) : undefined;
+    return e && e.signal > 0 ? sqnrDb(e.signal, e.noise) : undefined;
   };
   const verdicts: Verdict[] = [];
   for (const p of state.placement.points) {
@@ -94,7 +93,7 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
     if (!e || !(e.signal > 0) || !names.length) continue;
     const q = formats.tensors[p];
     const threshold = o.verdictThreshold ?? VERDICT_THRESHOLD[q.bits];
-    const sqnr = dB(e.signal, e.noise);
+    const sqnr = sqnrDb(e.signal, e.noise);
     if (sqnr >= threshold) continue;
     const node = nodes.get(names[0]) ?? { name: p, op: 'Input', inputs: [] as string[] };
     const feeds = [...new Set(node.inputs.filter(isRuntime).map(resolve))];
@@ -186,7 +185,7 @@ function weightCause(l: LayerState, formats: Formats, threshold: number, state: 
   const w = formats.scales.get(l)!;
   const perChannel = w.length > 1;
   const original = state.inferred.values.get(l.node.inputs[1])!.value!.data;
-  const weightSqnr = dB(...weightError(l, w, original));
+  const weightSqnr = sqnrDb(...weightError(l, w, original));
   const clip = l.analysis.clippedTo;
   if (clip !== undefined && weightSqnr < threshold + 6) {
     const hit = new Set<number>();

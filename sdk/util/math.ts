@@ -33,3 +33,9 @@ export function ceilLog2(x: number): number {
   const e = floorLog2(x);
   return 2 ** e === x ? e : e + 1;
 }
+
+/** Signal-to-quantization-noise ratio in dB from sums of squares: 10·log10(signal / noise),
+ *  Infinity when there is no noise. */
+export function sqnrDb(signal: number, noise: number): number {
+  return noise === 0 ? Infinity : 10 * log10(signal / noise);
+}
