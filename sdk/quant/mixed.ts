@@ -30,10 +30,10 @@
  */
 import { numel, type Node } from '../graph/ir.js';
 import type { Inferred } from '../passes/infer.js';
-import { activationClip, movesData } from '../ops/index.js';
+import { activationClip, movesData, weightFacts } from '../ops/index.js';
 import { isWeightLayer } from './pact2.js';
 import type { CalibrationState } from './calibrate.js';
-import { log10 } from '../util/math.js';
+import { sqnrDb } from '../util/math.js';
 
 /** Ops after which TIDL can change precision (besides the weight layers). */
 const PRECISION_CHANGES = new Set(['Add', 'Sub', 'Mul', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization']);
@@ -97,6 +97,7 @@ export function precisionGroups(state: CalibrationState): string[][] {
     parent.set(p, r);
     return r;
   };
+  const order = new Map(placement.points.map((p, i) => [p, i]));
   const pointOf = (t: string) => (t && !inferred.values.get(t)?.value ? placement.formatOf.get(t) : undefined);
   for (const node of inferred.order) {
     if (isWeightLayer(node, inferred) || PRECISION_CHANGES.has(node.op)) continue;
@@ -104,7 +105,7 @@ export function precisionGroups(state: CalibrationState): string[][] {
     for (const p of touched.slice(1)) {
       const a = find(touched[0]), b = find(p);
       // The root is the earlier point, so that groups come out in graph order.
-      if (a !== b) placement.points.indexOf(a) < placement.points.indexOf(b) ? parent.set(b, a) : parent.set(a, b);
+      if (a !== b) order.get(a)! < order.get(b)! ? parent.set(b, a) : parent.set(a, b);
     }
   }
   const groups = new Map<string, string[]>();
@@ -120,11 +121,11 @@ function macs(node: Node, inferred: Inferred): number {
   const shape = (t: string) => inferred.values.get(t)!.shape;
   const out = numel(shape(node.outputs[0]));
   if (isWeightLayer(node, inferred)) {
-    const w = shape(node.inputs[1]);
-    if (node.op === 'ConvTranspose') return numel(shape(node.inputs[0])) * (numel(w) / w[0]);
-    const transB = node.op === 'Gemm' && !!node.attrs.transB?.value;
-    const channels = node.op === 'Conv' ? w[0] : transB ? w[0] : w[w.length - 1];
-    return out * (numel(w) / channels);
+    const w = inferred.values.get(node.inputs[1])!.value!;
+    // Each input element meets all the weights of its input channel: [C, M/group, kh, kw].
+    if (node.op === 'ConvTranspose') return numel(shape(node.inputs[0])) * (numel(w.dims) / w.dims[0]);
+    // Each output element sums the weights of its output channel.
+    return out * (numel(w.dims) / weightFacts(node)!.layout(inferred.compiled.get(node)!.params, w).channels);
   }
   return node.op === 'MatMul' ? out * shape(node.inputs[0]).at(-1)! : 0;
 }
@@ -183,7 +184,7 @@ export function chooseGroups(
 
 /** Output SQNR (dB) from per-output sums of f^2 and (f-q)^2: the mean over the outputs. */
 export function outputSqnr(sums: { signal: number; noise: number }[]): number {
-  const db = sums.map(({ signal, noise }) => (noise === 0 ? 200 : signal === 0 ? 0 : Math.min(200, 10 * log10(signal / noise))));
+  const db = sums.map(({ signal, noise }) => (signal === 0 && noise > 0 ? 0 : Math.min(200, sqnrDb(signal, noise))));
   return db.reduce((a, b) => a + b, 0) / db.length;
 }
 
