@@ -5,7 +5,7 @@ import { WasmRuntime } from './engine/wasm.js';
 import { inferGraph, resolveInputShapes, type Inferred, type InputShapes } from './passes/infer.js';
 import { cloneGraph, numel, type DType, type Graph } from './graph/ir.js';
 import {
-  addPixelInput, cancelTransposes, foldBatchNorm, foldBiasAdds, foldConstants, foldScaleMuls, recognizeHardActivations, removeIdentities,
+  addPixelInput, cancelTransposes, channelAffineLayers, foldBatchNorm, foldBiasAdds, foldConstants, foldScaleMuls, recognizeHardActivations, removeIdentities,
   type PixelAffine,
 } from './passes/transforms.js';
 import { equalizeLayers, type EqualizeOptions } from './passes/equalize.js';
@@ -41,7 +41,8 @@ export interface ModelParts {
  * Make a decoded graph ready for execution at concrete input shapes: fold constants (the
  * Shape/Gather/Concat chains behind Reshape), drop Identity/Dropout, fold BatchNormalization into
  * Conv/Gemm, constant per-channel Muls and bias Adds into Conv/ConvTranspose/MatMul, recognise
- * hard-sigmoid/hard-swish, optionally equalize consecutive layers (passes/equalize.ts), and analyse
+ * hard-sigmoid/hard-swish, give the remaining channel-wise constant affine ops the device's BatchNorm
+ * form (a depthwise 1x1 Conv), optionally equalize consecutive layers (passes/equalize.ts), and analyse
  * the result.
  */
 export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>, equalize?: EqualizeOptions): { graph: Graph; inferred: Inferred } {
@@ -55,6 +56,7 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>, equa
   foldScaleMuls(graph, (name) => first.values.get(name)?.shape);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
+  channelAffineLayers(graph, (name) => first.values.get(name)?.shape);
   if (equalize) equalizeLayers(graph, equalize);
   const inferred = inferGraph(graph, shapes);
   checkFoldedWeights(graph, inferred);

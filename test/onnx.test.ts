@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadModel, P2Error } from '../sdk/index.js';
+import { calibrate, loadModel, P2Error } from '../sdk/index.js';
 import { inspectModel } from '../sdk/inspect.js';
 import { decodeModel } from '../sdk/onnx/decode.js';
 import { encodeModel } from '../sdk/onnx/encode.js';
@@ -242,7 +242,7 @@ test('PyTorch-style shape chain (Shape/Gather/Unsqueeze/Concat -> Reshape) is fo
   assert.equal(Array.from((await model.run(x)).y), Array.from(x));
 });
 
-test('Identity/Dropout removal, BatchNorm folding into Conv and Gemm, standalone BN kept', async () => {
+test('Identity/Dropout removal, BatchNorm folding into Conv and Gemm, a standalone BN becomes a depthwise 1x1 Conv', async () => {
   const spec = {
     inputs: [{ name: 'x', dims: [1, 3, 5, 5] }],
     outputs: [{ name: 'out', dims: [1, 4] }, { name: 'side', dims: [1, 3, 5, 5] }],
@@ -267,7 +267,8 @@ test('Identity/Dropout removal, BatchNorm folding into Conv and Gemm, standalone
   };
   const bytes = buildModel(spec);
   const model = await loadModel(bytes);
-  assert.equal(model.graph.nodes.map((n) => n.op), ['BatchNormalization', 'Conv', 'GlobalAveragePool', 'Flatten', 'Gemm']);
+  assert.equal(model.graph.nodes.map((n) => n.op), ['Conv', 'Conv', 'GlobalAveragePool', 'Flatten', 'Gemm']);
+  assert.equal(model.graph.nodes[0].attrs.group, { type: 'int', value: 3 });
   const x = randomArray(75, 17);
   const ours = await model.run(x);
   const ref = await ortRun(bytes, { x: { data: x, dims: [1, 3, 5, 5] } });
@@ -275,6 +276,34 @@ test('Identity/Dropout removal, BatchNorm folding into Conv and Gemm, standalone
     const d = diff(ours[k], ref[k]);
     assert.ok(d.max <= 1e-5 * Math.max(1, d.ref), `${k}: ${d.max}`);
   }
+});
+
+test('channel-wise constant Mul/Add/Sub become the depthwise 1x1 layer the device runs, with the same float bits', async () => {
+  const spec = {
+    inputs: [{ name: 'x', dims: [1, 4, 3, 5] }, { name: 't', dims: [1, 4, 6] }],
+    outputs: [{ name: 'y', dims: [1, 4, 3, 5] }, { name: 'z', dims: [1, 4, 3, 5] }, { name: 'u', dims: [1, 4, 6] }, { name: 'v', dims: [1, 4, 6] }],
+    nodes: [
+      node('Relu', ['x'], ['r']),
+      // x*s + b (one layer), c - x: per-channel and scalar constants, an operand on either side
+      node('Mul', ['s', 'r'], ['m']), node('Add', ['m', 'b'], ['y']),
+      node('Sub', ['k', 'r'], ['z']),
+      // rank 3 (one spatial axis); a constant along the last axis is not per channel and stays
+      node('Sub', ['t', 'k'], ['u']), node('Mul', ['t', 'last'], ['v']),
+    ],
+    initializers: {
+      s: randomTensor([4, 1, 1], 1, 0.1, 3), b: randomTensor([1, 4, 1, 1], 2), k: floats([], [0.7]), last: randomTensor([6], 3),
+    },
+  };
+  const bytes = buildModel(spec);
+  const model = await loadModel(bytes);
+  assert.equal(model.graph.nodes.map((n) => `${n.op}:${n.outputs[0]}`), ['Relu:r', 'Conv:y', 'Conv:z', 'Conv:u', 'Mul:v']);
+  const x = randomArray(60, 4, -2, 2), t = randomArray(24, 5, -2, 2);
+  const ours = await model.run({ x, t });
+  const ref = await ortRun(bytes, { x: { data: x, dims: [1, 4, 3, 5] }, t: { data: t, dims: [1, 4, 6] } });
+  for (const k of ['y', 'z', 'u', 'v']) assert.equal(Array.from(ours[k]), Array.from(ref[k]), k);
+  // In fixed point they are layers with integer weights, not float fallback.
+  const cal = await calibrate(model, [{ x, t }], { preset: 'advanced-dw' });
+  assert.equal((await cal.fixedPlan(1)).fallbacks, ['Mul_v']);
 });
 
 test('hard-sigmoid and hard-swish decompositions are recognised as single ops', async () => {

@@ -36,10 +36,10 @@ const MODELS: { file: string; shape: number[]; spec: () => PreprocessSpec; image
   { file: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3], spec: () => presetSpec('deeplab'), image: COCO, preset: 'simple', bits: 16 },
   { file: 'ultraface-rfb-320.onnx', shape: [1, 3, 240, 320], spec: () => presetSpec('ultraface'), image: COCO, preset: 'advanced', bits: 8 },
   // The two that refused before: dead depthwise channels (advanced-dw) and MatMul of activations.
-  { file: 'ppocrv4-det.onnx', shape: [1, 3, 96, 128], spec: () => shared('ppocrv4-det', { width: 128, height: 96 }), image: TEXT, preset: 'advanced-dw', bits: 8 },
+  { file: 'ppocrv4-det.onnx', shape: [1, 3, 96, 128], spec: () => shared('ppocrv4-det', { width: 128, height: 96 }), image: TEXT, preset: 'advanced-dw', bits: 16 },
   { file: 'ppocrv4-rec.onnx', shape: [1, 3, 48, 160], spec: () => shared('ppocrv4-rec', { width: 160, height: 48 }), image: TEXT, preset: 'advanced', bits: 8 },
   { file: 'agllnet-256.onnx', shape: [1, 3, 256, 256], spec: () => dark(shared('agllnet-256')), image: COCO, preset: 'simple', bits: 8 },
-  { file: 'tbefn-180x320.onnx', shape: [1, 3, 180, 320], spec: () => dark(shared('tbefn-180x320')), image: COCO, preset: 'advanced-dw', bits: 16 },
+  { file: 'tbefn-180x320.onnx', shape: [1, 3, 180, 320], spec: () => dark(shared('tbefn-180x320')), image: COCO, preset: 'advanced-dw', bits: 8 },
 ];
 
 function sqnr(x: Float32Array, ref: Float32Array): number {

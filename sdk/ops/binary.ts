@@ -85,7 +85,8 @@ export const binary: OpModule<BinaryParams> = {
 };
 
 /**
- * Fixed point of Add/Sub/Mul on two runtime tensors (a constant operand runs as float fallback).
+ * Fixed point of Add/Sub/Mul on two runtime tensors (a channel-wise constant operand became a
+ * depthwise layer at load, passes/transforms channelAffineLayers; other constants: float fallback).
  * Add/Sub: both inputs to the accumulator scale 2^(out + F) (F = eltwise fractional bits) by the
  * integer factors k = trunc(2^(acc - in)), acc = ka*a +/- kb*b, out = sat(roundShift(acc, F)).
  * Mul: acc = a*b at 2^(in_a + in_b), out = sat(roundShift(acc, in_a + in_b - out)), n >= 0.

@@ -340,6 +340,72 @@ export function foldBiasAdds(graph: Graph, shapeOf: (name: string) => number[] |
   });
 }
 
+/**
+ * The device runs every channel-wise broadcast with a constant, and a BatchNormalization that did
+ * not fold, as a BatchNorm layer: a per-channel scale and bias in integer arithmetic (TIDL's
+ * operator mapping). Give them that form here, a depthwise 1x1 Conv, so that they quantize,
+ * calibrate, export and trace as the layer the device runs rather than as float fallback:
+ * x*c, x+c, x-c, c-x with c a float scalar or [1, C, 1, ...] on an N, C, spatial... tensor of 1 or
+ * 2 spatial axes, and such a BatchNormalization. A Mul's following constant Add becomes its bias
+ * (foldBiasAdds). The node keeps its name and output tensor; a Mul/Add/Sub computes the same float
+ * bits as before (x*c, x*1 + c, x*(-1) + c are the same IEEE operations).
+ */
+export function channelAffineLayers(graph: Graph, shapeOf: (name: string) => number[] | undefined): number {
+  const scales = toDepthwise(graph, shapeOf, new Set(['Mul', 'BatchNormalization']));
+  if (scales) foldBiasAdds(graph, shapeOf);
+  return scales + toDepthwise(graph, shapeOf, new Set(['Add', 'Sub']));
+}
+
+function toDepthwise(graph: Graph, shapeOf: (name: string) => number[] | undefined, ops: Set<string>): number {
+  let count = 0;
+  for (const n of graph.nodes) {
+    if (!ops.has(n.op) || n.outputs.length !== 1) continue;
+    const x = n.inputs.find((i) => i && !graph.initializers.has(i));
+    const shape = x ? shapeOf(x) : undefined;
+    if (!x || !shape || (shape.length !== 3 && shape.length !== 4) || shapeOf(n.outputs[0])?.join() !== shape.join()) continue;
+    const m = shape[1];
+    const affine = n.op === 'BatchNormalization' ? batchNormAffine(graph, n, m) : constantAffine(graph, n, m, shape.length);
+    if (!affine) continue;
+    const unit = new Array<number>(shape.length - 2).fill(1);
+    const base = n.name || n.outputs[0];
+    const wName = uniqueName(graph, `${base}_scale`);
+    graph.initializers.set(wName, tensor('float32', [m, 1, ...unit], affine.w));
+    const inputs = [x, wName];
+    if (affine.b) {
+      inputs.push(uniqueName(graph, `${base}_bias`));
+      graph.initializers.set(inputs[2], tensor('float32', [m], affine.b));
+    }
+    Object.assign(n, { op: 'Conv', domain: '', inputs, attrs: { group: { type: 'int', value: m }, kernel_shape: { type: 'ints', value: unit } } });
+    count++;
+  }
+  if (count) removeDead(graph);
+  return count;
+}
+
+/** Per-channel y = x * w + b of a Mul/Add/Sub with one float constant operand, scalar or per channel. */
+function constantAffine(graph: Graph, n: Node, m: number, rank: number): { w: number[]; b?: number[] } | undefined {
+  if (n.inputs.length !== 2) return undefined;
+  const k = n.inputs.findIndex((i) => graph.initializers.has(i));
+  const c = k >= 0 ? graph.initializers.get(n.inputs[k])! : undefined;
+  const value = c && c.dtype === 'float32' ? perChannel(c, m, rank) : undefined;
+  if (!value) return undefined;
+  const v = Array.from({ length: m }, (_, ch) => value(ch));
+  const all = (s: number) => new Array<number>(m).fill(s);
+  if (n.op === 'Mul') return { w: v };
+  if (n.op === 'Add') return { w: all(1), b: v };
+  return k === 1 ? { w: all(1), b: v.map((t) => -t) } : { w: all(-1), b: v };
+}
+
+/** Per-channel y = x * s + t of an inference BatchNormalization with constant parameters. */
+function batchNormAffine(graph: Graph, n: Node, m: number): { w: number[]; b: number[] } | undefined {
+  const params = n.inputs.slice(1, 5).map((i) => graph.initializers.get(i));
+  if (params.length !== 4 || params.some((t) => !t || t.data.length !== m)) return undefined;
+  const [gamma, beta, mean, variance] = params as Tensor[];
+  const eps = attrNumber(n, 'epsilon', 1e-5);
+  const s = Array.from(gamma.data, (g, c) => g / Math.sqrt(variance.data[c] + eps));
+  return { w: s, b: s.map((sc, c) => beta.data[c] - mean.data[c] * sc) };
+}
+
 /** A per-channel affine map of 8-bit pixels: v = (p * scale - mean[c]) / std[c]. */
 export interface PixelAffine {
   scale: number;
