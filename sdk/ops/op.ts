@@ -9,7 +9,7 @@
  *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
  */
 import { fail } from '../errors.js';
-import { ACT } from './codes.js';
+import { ACT, GEOM } from './codes.js';
 import type { KernelExports } from './kernel-api.js';
 import { checkDims } from '../onnx/tensor.js';
 import type { BiasMode, LayerQ, TensorQ } from '../device/spec.js';
@@ -95,6 +95,18 @@ export function kernelFn<K extends KernelName>(env: { readonly exports: KernelEx
 export function activationKernel(env: KernelEnv, a: Activation, n: number): KernelCall {
   const f = kernelFn(env, 'unary_f32_simd');
   return ([x], [y]) => f(x, y, n, a.code, a.p0, a.p1);
+}
+
+/** The sizes of a conv or pool kernel call: the fields of the parameter block GEOM
+ *  (assembly/shared.json), which the kernels read at the offsets generated from the same list. */
+export type Geometry = Record<(typeof GEOM)[number], number>;
+
+/** Write a geometry block into freshly reserved WASM memory when a kernel is bound (never per
+ *  call): the conv and pool kernels take its address rather than a dozen sizes. */
+export function geometryBlock(env: { readonly exports: KernelExports; alloc(bytes: number): number }, g: Geometry): number {
+  const ptr = env.alloc(GEOM.length * 4);
+  new Int32Array(env.exports.memory.buffer, ptr, GEOM.length).set(GEOM.map((k) => g[k]));
+  return ptr;
 }
 
 /** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
