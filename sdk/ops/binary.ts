@@ -46,6 +46,7 @@ export interface BinaryParams {
 export const binary: OpModule<BinaryParams> = {
   ops: [...Object.keys(ARITH), ...Object.keys(COMPARE)],
   fusesActivation: true,
+  changesPrecision: (node) => node.op === 'Add' || node.op === 'Sub' || node.op === 'Mul',
   compile(ctx) {
     const op = ctx.node.op;
     const a = input(ctx, 0);

@@ -151,6 +151,10 @@ export interface OpModule<P = unknown> {
   readonly movesData?: true | ((node: Node) => boolean);
   /** A weight layer's op (Conv, ConvTranspose, Gemm, MatMul): where its output channels are. */
   weights?: WeightFacts<P>;
+  /** Besides the weight layers, TIDL can change precision (8 to 16 bits or back) at the node:
+   *  its layer requantizes into a format of its own (eltwise Add/Sub/Mul, average pooling,
+   *  BatchNorm); a function where that depends on the node's op type. */
+  readonly changesPrecision?: true | ((node: Node) => boolean);
   /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
   fixed?: FixedOp<P, any>;
 }

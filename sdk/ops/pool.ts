@@ -33,6 +33,7 @@ function poolAxis(ctx: CompileContext, autoPad: string, ceil: boolean, size: num
 
 export const pool: OpModule<PoolParams> = {
   ops: ['MaxPool', 'AveragePool'],
+  changesPrecision: (node) => node.op === 'AveragePool',
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
@@ -135,6 +136,7 @@ export interface GlobalPoolParams { max: boolean; planes: number; size: number }
 
 export const globalPool: OpModule<GlobalPoolParams> = {
   ops: ['GlobalAveragePool', 'GlobalMaxPool'],
+  changesPrecision: (node) => node.op === 'GlobalAveragePool',
   compile(ctx) {
     const x = input(ctx, 0);
     if (x.shape.length < 3) opError(ctx.node, `input must have spatial dims, got [${x.shape}]`);
