@@ -97,16 +97,23 @@ export function activationKernel(env: KernelEnv, a: Activation, n: number): Kern
   return ([x], [y]) => f(x, y, n, a.code, a.p0, a.p1);
 }
 
-/** The sizes of a conv or pool kernel call: the fields of the parameter block GEOM
- *  (assembly/shared.json), which the kernels read at the offsets generated from the same list. */
+/** Write a parameter block (a list of i32 fields in assembly/shared.json, which the kernels read
+ *  at the offsets generated from the same list) into freshly reserved WASM memory, when a kernel
+ *  is bound (never per call): kernels with many sizes take its address instead. */
+export function paramBlock<F extends string>(
+  env: { readonly exports: KernelExports; alloc(bytes: number): number }, fields: readonly F[], values: Record<F, number>,
+): number {
+  const ptr = env.alloc(fields.length * 4);
+  new Int32Array(env.exports.memory.buffer, ptr, fields.length).set(fields.map((k) => values[k]));
+  return ptr;
+}
+
+/** The sizes of a conv or pool kernel call: the fields of the block GEOM. */
 export type Geometry = Record<(typeof GEOM)[number], number>;
 
-/** Write a geometry block into freshly reserved WASM memory when a kernel is bound (never per
- *  call): the conv and pool kernels take its address rather than a dozen sizes. */
+/** The GEOM block of a conv or pool kernel. */
 export function geometryBlock(env: { readonly exports: KernelExports; alloc(bytes: number): number }, g: Geometry): number {
-  const ptr = env.alloc(GEOM.length * 4);
-  new Int32Array(env.exports.memory.buffer, ptr, GEOM.length).set(GEOM.map((k) => g[k]));
-  return ptr;
+  return paramBlock(env, GEOM, g);
 }
 
 /** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
