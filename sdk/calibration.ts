@@ -335,78 +335,137 @@ async function inImageOrder<I, R>(
  */
 export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, options: CalibrateOptions = {}): Promise<Calibration> {
   checkCallbacks(options, ['onProgress', 'onSkip'], 'calibrating');
-  const opts = resolveOptions(options);
-  const t0 = performance.now();
-  const model = calibratedModel(source, opts);
-  const { graph, inferred } = model.prepared(1);
-  const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
-  const points = state.placement.points;
-  const targets = meanTargets(state);
-  const devkit = opts.biasCalibration === 'devkit';
-  const timings: CalibrationTimings = { ...noTimings(), workers: 0, total: 0, start: 0, merge: 0, spec: 0 };
-  let t = performance.now();
-  const workers = await run.start({
-    points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
-    peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
-    cacheBytes: CACHE_BYTES,
-  }, model);
-  timings.workers = workers.length;
-  timings.start = performance.now() - t;
-  // Per worker: one image computing, two loading (decoding finishes in the gaps between images).
-  const window = 3 * workers.length;
-  const observed = workers[0].observed;
-  const biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
-  const totalPasses = 1 + Math.max(biasPasses, 1);
-  const report = (pass: number, done: number) => options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || run.count });
-  const leftOut = new Set<number>();
-  // Per image of the later passes, its index in pass 1 and the worker that loaded it then.
-  const first: number[] = [];
-  const loadedBy: number[] = [];
-  const onePass = async <R>(
+  const c = await Coordinator.start(source, run, options);
+  let closed = false;
+  try {
+    await c.foldRanges();
+    const mixed = await c.chooseMixedPrecision();
+    const { spec, weights, formats } = await c.sendSpec();
+    const sums = await c.measurePasses();
+    const errors = c.pointErrors(sums);
+    const verdicts = diagnose(c.state, formats, errors);
+    const sqnr = new Map([...errors].map(([p, e]) => [p, sqnrDb(e.signal, e.noise)]));
+    const table = buildTable(c.state, spec, weights, { sqnr, pixelInput: c.model.pixelInput, formats, verdicts, mixed });
+    closed = true;
+    await c.closeWorkers();
+    return await c.finish(spec, weights, table);
+  } finally {
+    if (!closed) await c.abort();
+  }
+}
+
+/** The SQNR terms summed over the images of the last pass, two per point (signal, noise), and
+ *  the clipping terms likewise (clipped signal, clipping noise). */
+interface PointSums { sqnr: Float64Array; clip: Float64Array }
+
+/** The state of one calibration run between its steps (runCalibration names them in order). */
+class Coordinator<I> {
+  readonly state: CalibrationState;
+  private readonly points: string[];
+  private readonly observed: readonly number[];
+  /** Per worker: one image computing, two loading (decoding finishes in the gaps between images). */
+  private readonly window: number;
+  private readonly biasPasses: number;
+  private readonly totalPasses: number;
+  private readonly leftOut = new Set<number>();
+  /** Per image of the later passes, its index in pass 1 and the worker that loaded it then. */
+  private readonly first: number[] = [];
+  private readonly loadedBy: number[] = [];
+  /** Where each weight layer's channels are in the means vectors, and their length. */
+  private readonly offsets: number[];
+  private readonly length: number;
+  /** Pass 1's float means, summed per batch in image order as bias calibration sums them, for the
+   *  first `meansKept` images (those asked for them, until one is not: the batches they fill). */
+  private readonly meansBatches: number;
+  private readonly floatSums: Float64Array[] = [];
+  private meansKept = 0;
+
+  private constructor(
+    private readonly t0: number,
+    readonly model: Model,
+    private readonly run: CalibrationRun<I>,
+    private readonly options: CalibrateOptions,
+    private readonly opts: ResolvedOptions,
+    state: CalibrationState,
+    targets: MeanTarget[],
+    private readonly workers: WorkerHandle<I>[],
+    private readonly timings: CalibrationTimings,
+  ) {
+    this.state = state;
+    this.points = state.placement.points;
+    this.window = 3 * workers.length;
+    this.observed = workers[0].observed;
+    this.biasPasses = opts.rules.biasCalibration ? opts.iterations : 0;
+    this.totalPasses = 1 + Math.max(this.biasPasses, 1);
+    ({ offsets: this.offsets, length: this.length } = meanOffsets(targets));
+    this.meansBatches = this.biasPasses ? Math.floor(MEANS_BYTES / (8 * Math.max(this.length, 1))) : 0;
+  }
+
+  /** Resolve the options, prepare the model and start the workers. */
+  static async start<I>(source: Model, run: CalibrationRun<I>, options: CalibrateOptions): Promise<Coordinator<I>> {
+    const opts = resolveOptions(options);
+    const t0 = performance.now();
+    const model = calibratedModel(source, opts);
+    const { graph, inferred } = model.prepared(1);
+    const state = new CalibrationState(graph, inferred, opts, !!model.pixelInput);
+    const points = state.placement.points;
+    const targets = meanTargets(state);
+    const devkit = opts.biasCalibration === 'devkit';
+    const timings: CalibrationTimings = { ...noTimings(), workers: 0, total: 0, start: 0, merge: 0, spec: 0 };
+    const t = performance.now();
+    const workers = await run.start({
+      points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
+      peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
+      cacheBytes: CACHE_BYTES,
+    }, model);
+    timings.workers = workers.length;
+    timings.start = performance.now() - t;
+    return new Coordinator(t0, model, run, options, opts, state, targets, workers, timings);
+  }
+
+  /** Scheduling: one pass over the images (those pass 1 did not leave out) across the workers,
+   *  results consumed in image order (the time spent consuming counted as merge time). */
+  private async onePass<R>(
     pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void | Promise<void>,
     route?: (index: number) => number | undefined,
-  ) => {
-    const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, async (r, index) => {
+  ): Promise<void> {
+    const { run, state, timings, leftOut } = this;
+    const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), this.workers, this.window, request, async (r, index) => {
       const t1 = performance.now();
       const done = consume(r, index);
       timings.merge += performance.now() - t1;
       await done;
-      report(pass, index + 1);
+      this.options.onProgress?.({ pass, passes: this.totalPasses, done: index + 1, total: state.images || run.count });
     }, route);
     if (n === 0) fail('BAD_INPUT', pass === 0 ? 'no calibration samples were given' : 'the samples could be iterated only once; pass an array or a re-iterable source when iterations > 1');
     if (pass > 0 && n !== state.images) fail('BAD_INPUT', `the samples gave ${n} images in pass ${pass + 1} but ${state.images} in the first`);
-  };
-  const { offsets, length } = meanOffsets(targets);
-  // Pass 1's float means, summed per batch in image order as bias calibration sums them, for the
-  // first `meansKept` images (those asked for them, until one is not: the batches they fill).
-  const meansBatches = biasPasses ? Math.floor(MEANS_BYTES / (8 * Math.max(length, 1))) : 0;
-  const floatSums: Float64Array[] = [];
-  let meansKept = 0;
-  let closed = false;
-  try {
-    // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
-    // An item that fails here is reported in image order, and left out (or ends the run).
+  }
+
+  /** Range folding, pass 1: PACT2 ranges from the float model, per image, folded in image order.
+   *  An item that fails here is reported in image order, and left out (or ends the run). */
+  async foldRanges(): Promise<void> {
+    const { run, state, opts, points } = this;
     const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
-      loadedBy[index] = worker;
-      const r = w.ranges(item, index, index < meansBatches * opts.batchSize);
+      this.loadedBy[index] = worker;
+      const r = w.ranges(item, index, index < this.meansBatches * opts.batchSize);
       return !run.onItemError ? r : r.then((v) => v, (error: unknown) => ({ error, item }));
     };
-    await onePass(0, ranges, (r, index) => {
+    await this.onePass(0, ranges, (r, index) => {
       if ('error' in r) {
         run.onItemError!(r.error, r.item);
-        leftOut.add(index);
+        this.leftOut.add(index);
         return;
       }
       // Later passes go to the worker holding the image decoded, or to the least busy one.
-      if (!r.cached) loadedBy[index] = -1;
-      if (r.means && meansKept === state.images) {
-        const sums = (floatSums[Math.floor(meansKept / opts.batchSize)] ??= new Float64Array(length));
-        for (let c = 0; c < length; c++) sums[c] += r.means[c];
-        meansKept++;
+      if (!r.cached) this.loadedBy[index] = -1;
+      if (r.means && this.meansKept === state.images) {
+        const sums = (this.floatSums[Math.floor(this.meansKept / opts.batchSize)] ??= new Float64Array(this.length));
+        for (let c = 0; c < this.length; c++) sums[c] += r.means[c];
+        this.meansKept++;
       }
       const values = r.ranges;
-      first.push(index);
-      for (const i of observed) {
+      this.first.push(index);
+      for (const i of this.observed) {
         const at = RANGE_STRIDE * i, seen: [number, number] = [values[at + RANGE_STRIDE - 2], values[at + RANGE_STRIDE - 1]];
         // Finite inputs can still overflow float32 on the way (huge weights) or meet NaN (a Sqrt
         // of a negative): no power-of-2 format holds that.
@@ -417,124 +476,192 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       }
       state.images++;
     });
-    if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
-    let mixed: MixedPrecisionReport | undefined;
-    if (opts.mixedPrecision) {
-      t = performance.now();
-      const images = Math.min(opts.mixedPrecision.images, state.images);
-      // The first images, through the fixed-point engine with the bits asked, against float.
-      const measure = async (sixteen: ReadonlySet<string>) => {
-        state.setMixedPrecision(sixteen);
-        const { spec } = state.spec();
-        await Promise.all(workers.map((w) => w.setSpec(spec)));
-        const sums = new Float64Array(2 * points.length);
-        await inImageOrder(firstOf(without(run.items(), leftOut), images), workers, window,
-          (w, item, index) => {
-            const fixed = w.measure(item, first[index], 0, { means: false }, false);
-            const float = w.compare({ means: false, sqnr: true });
-            return fixed.then(() => float);
-          }, (m) => {
-            for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
-          }, (index) => loadedBy[first[index]]);
-        return sums;
-      };
-      mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
-      state.setMixedPrecision(mixed.chosen.flatMap((g) => g.tensors));
-      timings.mixedPrecision = performance.now() - t;
-    }
-    t = performance.now();
-    state.freezeWeights();
-    const { spec, weights, formats } = state.spec();
-    await Promise.all(workers.map((w) => w.setSpec(spec)));
-    timings.spec = performance.now() - t;
+    if (!state.images) fail('BAD_IMAGE', `none of the ${this.leftOut.size} images could be used`);
+  }
 
-    // Bias calibration (advanced presets), one update per batch; the last pass (or a pass of its
-    // own without bias calibration) also measures each stored tensor's SQNR.
-    const batches = Math.ceil(state.images / opts.batchSize);
-    const updates = biasPasses * batches;
-    const floatKept = (batch: number) => meansKept === state.images || (batch + 1) * opts.batchSize <= meansKept;
-    const sumF = new Float64Array(length), sumQ = new Float64Array(length);
-    const biases = new Float32Array(length);
-    const sqnr = new Float64Array(2 * points.length);
-    const clip = new Float64Array(2 * points.length);
-    let update = 0;
-    for (let pass = 0; pass < Math.max(biasPasses, 1); pass++) {
-      const last = pass === Math.max(biasPasses, 1) - 1;
-      let inBatch = 0, batch = 0;
-      const applyBatch = () => {
-        if (!inBatch || !biasPasses) return;
-        const factor = biasFactor(opts, update++, updates);
-        const f = floatKept(batch) ? floatSums[batch] : sumF;
-        state.layers.forEach((l, k) => {
-          const o = offsets[k];
-          for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (f[o + c] - sumQ[o + c])) / inBatch;
-          biases.set(l.bias, o);
+  /** When asked, the 16-bit layers chosen by measuring the first images through the fixed-point
+   *  engine with the bits tried, against float. */
+  async chooseMixedPrecision(): Promise<MixedPrecisionReport | undefined> {
+    const { state, opts, workers } = this;
+    if (!opts.mixedPrecision) return undefined;
+    const t = performance.now();
+    const images = Math.min(opts.mixedPrecision.images, state.images);
+    const measure = async (sixteen: ReadonlySet<string>) => {
+      state.setMixedPrecision(sixteen);
+      const { spec } = state.spec();
+      await Promise.all(workers.map((w) => w.setSpec(spec)));
+      const sums = new Float64Array(2 * this.points.length);
+      await inImageOrder(firstOf(without(this.run.items(), this.leftOut), images), workers, this.window,
+        (w, item, index) => {
+          const fixed = w.measure(item, this.first[index], 0, { means: false }, false);
+          const float = w.compare({ means: false, sqnr: true });
+          return fixed.then(() => float);
+        }, (m) => {
+          for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
+        }, (index) => this.loadedBy[this.first[index]]);
+      return sums;
+    };
+    const mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
+    state.setMixedPrecision(mixed.chosen.flatMap((g) => g.tensors));
+    this.timings.mixedPrecision = performance.now() - t;
+    return mixed;
+  }
+
+  /** Freeze the weights, derive the spec (formats, quantized weights) and give it to the workers. */
+  async sendSpec(): Promise<ReturnType<CalibrationState['spec']>> {
+    const t = performance.now();
+    this.state.freezeWeights();
+    const spec = this.state.spec();
+    await Promise.all(this.workers.map((w) => w.setSpec(spec.spec)));
+    this.timings.spec = performance.now() - t;
+    return spec;
+  }
+
+  /** The later passes: bias calibration (advanced presets), one update per batch on the bias
+   *  schedule; the last pass (or a pass of its own without bias calibration) also sums each
+   *  stored tensor's SQNR terms. */
+  async measurePasses(): Promise<PointSums> {
+    const sums: PointSums = { sqnr: new Float64Array(2 * this.points.length), clip: new Float64Array(2 * this.points.length) };
+    const bias = new BiasSchedule(this.state, this.opts, this.biasPasses, this.offsets, this.length, this.workers);
+    const passes = Math.max(this.biasPasses, 1);
+    for (let pass = 0; pass < passes; pass++) await this.measurePass(pass, pass === passes - 1, bias, sums);
+    return sums;
+  }
+
+  /** One later pass. Per image, the fixed-point engine's answer (its means: what the batch's
+   *  update waits for) comes before the float engine's on the same image (the SQNR sums, and the
+   *  float means of a batch pass 1 did not keep), which the worker computes meanwhile. SQNR terms
+   *  are summed in image order on a chain of their own. */
+  private async measurePass(pass: number, last: boolean, bias: BiasSchedule, sums: PointSums): Promise<void> {
+    const { opts, biasPasses } = this;
+    const batches = Math.ceil(this.state.images / opts.batchSize);
+    const floatKept = (batch: number) => this.meansKept === this.state.images || (batch + 1) * opts.batchSize <= this.meansKept;
+    const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
+    let sqnrSummed: Promise<void> = Promise.resolve();
+    const measure = (w: WorkerHandle<I>, item: I, index: number) => {
+      const fixed = w.measure(item, this.first[index], version(index), { means: biasPasses > 0 }, last);
+      const req: CompareRequest = { means: biasPasses > 0 && !floatKept(Math.floor(index / opts.batchSize)), sqnr: last };
+      const float = req.means || req.sqnr ? w.compare(req) : undefined;
+      float?.catch(() => {}); // its error is reported by the chain or the consumer awaiting it
+      return fixed.then((m) => ({ fixed: m, float }));
+    };
+    await this.onePass(1 + pass, measure, async (m: { fixed: Measured; float?: Promise<Compared> }, index) => {
+      const float = m.float;
+      if (float && last) {
+        sqnrSummed = sqnrSummed.then(async () => {
+          const { sqnr: s, clip: c } = await float;
+          for (let k = 0; k < sums.sqnr.length; k++) sums.sqnr[k] += s![k];
+          for (let k = 0; k < sums.clip.length; k++) sums.clip[k] += c![k];
         });
-        for (const w of workers) w.setBiases(update, biases);
-        sumF.fill(0);
-        sumQ.fill(0);
-        inBatch = 0;
-      };
-      const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
-      // Per image, the fixed-point engine's answer (its means: what the batch's update waits for)
-      // comes before the float engine's on the same image (the SQNR sums, and the float means of
-      // a batch pass 1 did not keep), which the worker computes meanwhile. SQNR terms are summed
-      // in image order on a chain of their own.
-      let sqnrSummed: Promise<void> = Promise.resolve();
-      const measure = (w: WorkerHandle<I>, item: I, index: number) => {
-        const fixed = w.measure(item, first[index], version(index), { means: biasPasses > 0 }, last);
-        const req: CompareRequest = { means: biasPasses > 0 && !floatKept(Math.floor(index / opts.batchSize)), sqnr: last };
-        const float = req.means || req.sqnr ? w.compare(req) : undefined;
-        float?.catch(() => {}); // its error is reported by the chain or the consumer awaiting it
-        return fixed.then((m) => ({ fixed: m, float }));
-      };
-      await onePass(1 + pass, measure, async (m: { fixed: Measured; float?: Promise<Compared> }, index) => {
-        const float = m.float;
-        if (float && last) {
-          sqnrSummed = sqnrSummed.then(async () => {
-            const { sqnr: s, clip: c } = await float;
-            for (let k = 0; k < sqnr.length; k++) sqnr[k] += s![k];
-            for (let k = 0; k < clip.length; k++) clip[k] += c![k];
-          });
-          sqnrSummed.catch(() => {}); // awaited after the pass
-        }
-        if (!biasPasses) return;
-        batch = Math.floor(index / opts.batchSize);
-        const q = m.fixed.meansFixed!;
-        for (let c = 0; c < length; c++) sumQ[c] += q[c];
-        if (!floatKept(batch)) {
-          const f = (await float!).meansFloat!;
-          for (let c = 0; c < length; c++) sumF[c] += f[c];
-        }
-        if (++inBatch === opts.batchSize) applyBatch();
-      }, (index) => loadedBy[first[index]]);
-      applyBatch();
-      await sqnrSummed;
-    }
-    const db = new Map<string, number>();
+        sqnrSummed.catch(() => {}); // awaited after the pass
+      }
+      if (!biasPasses) return;
+      const batch = Math.floor(index / opts.batchSize);
+      bias.addFixed(batch, m.fixed.meansFixed!);
+      if (!floatKept(batch)) bias.addFloat((await float!).meansFloat!);
+      bias.imageDone(floatKept(batch) ? this.floatSums[batch] : undefined);
+    }, (index) => this.loadedBy[this.first[index]]);
+    bias.flush(this.floatSums, floatKept);
+    await sqnrSummed;
+  }
+
+  /** SQNR: each observed point's error terms over every image of the last pass. */
+  pointErrors(sums: PointSums): Map<string, PointError> {
     const errors = new Map<string, PointError>();
-    for (const i of observed) {
-      const p = points[i];
-      db.set(p, sqnrDb(sqnr[2 * i], sqnr[2 * i + 1]));
+    const { sqnr, clip } = sums;
+    for (const i of this.observed) {
+      const p = this.points[i];
       errors.set(p, {
         signal: sqnr[2 * i], noise: sqnr[2 * i + 1], clipped: clip[2 * i], clipNoise: clip[2 * i + 1],
-        count: numel(inferred.values.get(p)!.shape) * state.images,
+        count: numel(this.state.inferred.values.get(p)!.shape) * this.state.images,
       });
     }
-    const verdicts = diagnose(state, formats, errors);
-    const table = buildTable(state, spec, weights, { sqnr: db, pixelInput: model.pixelInput, formats, verdicts, mixed });
-    closed = true;
-    for (const w of await Promise.all(workers.map((w) => w.close()))) {
-      for (const k of Object.keys(w) as (keyof WorkerTimings)[]) timings[k] += w[k];
+    return errors;
+  }
+
+  /** Timings: close the workers and add theirs. */
+  async closeWorkers(): Promise<void> {
+    for (const w of await Promise.all(this.workers.map((w) => w.close()))) {
+      for (const k of Object.keys(w) as (keyof WorkerTimings)[]) this.timings[k] += w[k];
     }
-    const cal = new Calibration(model, state, spec, weights, table, timings);
-    const source = run.source && { ...run.source, images: run.source.images?.filter((_, i) => !leftOut.has(i)) };
-    table.provenance = await buildProvenance(model, opts, state.images, source);
+  }
+
+  abort(): Promise<unknown> {
+    return Promise.all(this.workers.map((w) => w.abort()));
+  }
+
+  /** The Calibration, its table completed with the provenance and the integers of its fixed-point
+   *  plan, and the run's total time. */
+  async finish(spec: QuantSpec, weights: Map<string, QuantizedWeights>, table: CalibrationTable): Promise<Calibration> {
+    const { run, state } = this;
+    const cal = new Calibration(this.model, state, spec, weights, table, this.timings);
+    const source = run.source && { ...run.source, images: run.source.images?.filter((_, i) => !this.leftOut.has(i)) };
+    table.provenance = await buildProvenance(this.model, this.opts, state.images, source);
     table.integers = integersSection((await cal.fixedPlan(1)).integers(), state, weights);
-    timings.total = performance.now() - t0;
+    this.timings.total = performance.now() - this.t0;
     return cal;
-  } finally {
-    if (!closed) await Promise.all(workers.map((w) => w.abort()));
+  }
+}
+
+/**
+ * The bias schedule: per batch of images, the float and fixed per-channel means summed image by
+ * image, then each layer's bias moved by factor * (float - fixed) / images (biasFactor's factor
+ * for this update) and broadcast to every worker.
+ */
+class BiasSchedule {
+  private readonly sumF: Float64Array;
+  private readonly sumQ: Float64Array;
+  private readonly biases: Float32Array;
+  private readonly updates: number;
+  private update = 0;
+  private inBatch = 0;
+  private batch = 0;
+
+  constructor(
+    private readonly state: CalibrationState, private readonly opts: ResolvedOptions, passes: number,
+    private readonly offsets: number[], length: number, private readonly workers: Pick<WorkerHandle<unknown>, 'setBiases'>[],
+  ) {
+    this.sumF = new Float64Array(length);
+    this.sumQ = new Float64Array(length);
+    this.biases = new Float32Array(length);
+    this.updates = passes * Math.ceil(state.images / opts.batchSize);
+  }
+
+  /** An image's fixed-point means, of batch `batch`. */
+  addFixed(batch: number, q: Float64Array): void {
+    this.batch = batch;
+    for (let c = 0; c < this.sumQ.length; c++) this.sumQ[c] += q[c];
+  }
+
+  /** An image's float means, where pass 1 did not keep its batch's. */
+  addFloat(f: Float64Array): void {
+    for (let c = 0; c < this.sumF.length; c++) this.sumF[c] += f[c];
+  }
+
+  /** The image counted; a full batch updates the biases (with `kept`, pass 1's float sums of the
+   *  batch, when it kept them). */
+  imageDone(kept: Float64Array | undefined): void {
+    if (++this.inBatch === this.opts.batchSize) this.apply(kept);
+  }
+
+  /** The pass's last, partial batch. */
+  flush(floatSums: Float64Array[], floatKept: (batch: number) => boolean): void {
+    this.apply(floatKept(this.batch) ? floatSums[this.batch] : undefined);
+  }
+
+  private apply(kept: Float64Array | undefined): void {
+    if (!this.inBatch) return;
+    const factor = biasFactor(this.opts, this.update++, this.updates);
+    const f = kept ?? this.sumF;
+    this.state.layers.forEach((l, k) => {
+      const o = this.offsets[k];
+      for (let c = 0; c < l.bias.length; c++) l.bias[c] += (factor * (f[o + c] - this.sumQ[o + c])) / this.inBatch;
+      this.biases.set(l.bias, o);
+    });
+    for (const w of this.workers) w.setBiases(this.update, this.biases);
+    this.sumF.fill(0);
+    this.sumQ.fill(0);
+    this.inBatch = 0;
   }
 }
 

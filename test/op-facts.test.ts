@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '../sdk/graph/ir.js';
-import { opModule, opModules, weightOps } from '../sdk/ops/index.js';
+import { changesPrecision, opModule, opModules, supportedOps, weightOps } from '../sdk/ops/index.js';
 import type { OpModule, ValueMeta } from '../sdk/ops/op.js';
 import { node, rng } from './helpers.js';
 
@@ -40,6 +40,11 @@ test('the guard fails a module with integer arithmetic that lacks a fact (a chec
   assert.equal(missingFacts({ ...relu, fixed: { ...relu.fixed!, limits: undefined } }), ['Relu: fixed.limits']);
   assert.equal(missingFacts({ ...conv, fixed: { ...conv.fixed!, arith: undefined } }), ['Conv: fixed.arith']);
   assert.equal(missingFacts({ ...relu, fixed: undefined }), ['Relu: fixed (an activation must also run on its own)']);
+});
+
+test('the op types at which TIDL can change precision are the eltwise, average pooling and BatchNorm layers', () => {
+  const at = supportedOps().filter((key) => !key.includes(':') && changesPrecision(node(key, ['x'], ['y'])));
+  assert.equal(at, ['Add', 'AveragePool', 'BatchNormalization', 'GlobalAveragePool', 'Mul', 'Sub']);
 });
 
 /** Weight layers: a weight tensor nonzero on one channel (by the module's layout) gives an output

@@ -3,7 +3,10 @@
 // either contiguous (stride 1) or broadcast (stride 0), which gives the same-shape, scalar and
 // per-channel loops below. Op codes: assembly/shared.json (TypeScript's OP).
 import { activate, activate1 } from './activation';
-import { OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_PRELU, OP_SUB } from '../shared';
+import {
+  LOOPS_A0, LOOPS_A1, LOOPS_A2, LOOPS_A3, LOOPS_B0, LOOPS_B1, LOOPS_B2, LOOPS_B3, LOOPS_N0, LOOPS_N1, LOOPS_N2, LOOPS_N3,
+  OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_PRELU, OP_SUB,
+} from '../shared';
 
 @inline
 function apply4(op: i32, a: v128, b: v128): v128 {
@@ -52,13 +55,12 @@ function run(op: i32, a: usize, sa: i32, b: usize, sb: i32, y: usize, n: i32, ac
   }
 }
 
-export function binary_f32_simd(
-  op: i32, a: usize, b: usize, y: usize,
-  n0: i32, n1: i32, n2: i32, n3: i32,
-  sa0: i32, sa1: i32, sa2: i32, sa3: i32,
-  sb0: i32, sb1: i32, sb2: i32, sb3: i32,
-  act: i32, p0: f32, p1: f32,
-): void {
+/** y = a op b broadcast over the four loops of `loops` (a LOOPS block, assembly/shared.json). */
+export function binary_f32_simd(op: i32, a: usize, b: usize, y: usize, loops: usize, act: i32, p0: f32, p1: f32): void {
+  const n0 = load<i32>(loops, LOOPS_N0), n1 = load<i32>(loops, LOOPS_N1), n2 = load<i32>(loops, LOOPS_N2);
+  const n3 = load<i32>(loops, LOOPS_N3), sa0 = load<i32>(loops, LOOPS_A0), sa1 = load<i32>(loops, LOOPS_A1);
+  const sa2 = load<i32>(loops, LOOPS_A2), sa3 = load<i32>(loops, LOOPS_A3), sb0 = load<i32>(loops, LOOPS_B0);
+  const sb1 = load<i32>(loops, LOOPS_B1), sb2 = load<i32>(loops, LOOPS_B2), sb3 = load<i32>(loops, LOOPS_B3);
   for (let i0 = 0; i0 < n0; i0++) {
     for (let i1 = 0; i1 < n1; i1++) {
       for (let i2 = 0; i2 < n2; i2++) {

@@ -4,7 +4,10 @@
 //  - depthwise convs: per channel 16 floats = kh*kw weights then the bias (generic: kh*kw+1
 //    rounded up to 4).
 import { activate_rows, clampOnStore } from './activation';
-import { ACT_CLAMP, ACT_NONE } from '../shared';
+import {
+  ACT_CLAMP, ACT_NONE, GEOM_C, GEOM_DH, GEOM_DW, GEOM_GROUP, GEOM_H, GEOM_KH, GEOM_KW, GEOM_M, GEOM_N, GEOM_OH,
+  GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW, GEOM_W,
+} from '../shared';
 import { gemm_f32_packed_simd, tile4x8 } from './gemm';
 import { copyFloats, loadStrided, storeLanes } from './util';
 
@@ -81,11 +84,15 @@ function im2col(
  * by block in `panel` (k x nb floats), so the scratch stays small and cache-resident.
  */
 export function conv_f32_im2col_simd(
-  x: usize, wp: usize, bias: usize, y: usize, panel: usize, nb: i32,
-  batch: i32, groups: i32, cg: i32, mg: i32, h: i32, w: i32, oh: i32, ow: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  x: usize, wp: usize, bias: usize, y: usize, panel: usize, nb: i32, geom: usize,
   act: i32, p0: f32, p1: f32,
 ): void {
+  const batch = load<i32>(geom, GEOM_N), groups = load<i32>(geom, GEOM_GROUP);
+  const cg = load<i32>(geom, GEOM_C) / groups, mg = load<i32>(geom, GEOM_M) / groups;
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW);
+  const sh = load<i32>(geom, GEOM_SH), sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH);
+  const dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   const k = cg * kh * kw;
   const mgPad = (mg + 3) & ~3;
   const n = oh * ow;
@@ -172,10 +179,13 @@ function dw3x3Plane(
  * 2 splits two loads into even and odd columns and shifts the even ones by one for the third tap.
  */
 export function conv_f32_dw3x3_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, s: i32, pt: i32, pl: i32, d: i32, pad: usize, rowLen: i32,
+  x: usize, wp: usize, y: usize, geom: usize, pad: usize, rowLen: i32,
   act: i32, p0: f32, p1: f32,
 ): void {
+  const c = load<i32>(geom, GEOM_C), planes = load<i32>(geom, GEOM_N) * c;
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), s = load<i32>(geom, GEOM_SH), pt = load<i32>(geom, GEOM_PT);
+  const pl = load<i32>(geom, GEOM_PL), d = load<i32>(geom, GEOM_DH);
   const rowBytes = <usize>rowLen << 2;
   for (let p = 0; p < planes; p++) {
     fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
@@ -199,10 +209,14 @@ function fillPadded(xp: usize, h: i32, w: i32, pad: usize, rowBytes: usize, pt: 
  * conv_f32_dw3x3_simd; taps are loaded 4 outputs at a time (strided for strides above 1).
  */
 export function conv_f32_dw_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  x: usize, wp: usize, y: usize, geom: usize,
   pad: usize, rowLen: i32, act: i32, p0: f32, p1: f32,
 ): void {
+  const c = load<i32>(geom, GEOM_C), planes = load<i32>(geom, GEOM_N) * c;
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW);
+  const sh = load<i32>(geom, GEOM_SH), sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH);
+  const dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   const per = (kh * kw + 1 + 3) & ~3;
   const rowBytes = <usize>rowLen << 2;
   for (let p = 0; p < planes; p++) {
@@ -236,11 +250,15 @@ export function conv_f32_dw_simd(
  * k x 8 values, zeros outside, into `panel` first. Every tile's sums are the im2col kernel's.
  */
 export function conv_f32_shifted_simd(
-  x: usize, wp: usize, bias: usize, y: usize, rows: usize, panel: usize,
-  batch: i32, groups: i32, cg: i32, mg: i32, h: i32, w: i32, oh: i32, ow: i32,
-  kh: i32, kw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
+  x: usize, wp: usize, bias: usize, y: usize, rows: usize, panel: usize, geom: usize,
   act: i32, p0: f32, p1: f32,
 ): void {
+  const batch = load<i32>(geom, GEOM_N), groups = load<i32>(geom, GEOM_GROUP);
+  const cg = load<i32>(geom, GEOM_C) / groups, mg = load<i32>(geom, GEOM_M) / groups;
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW);
+  const dh = load<i32>(geom, GEOM_DH), dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT);
+  const pl = load<i32>(geom, GEOM_PL);
   const k = cg * kh * kw;
   const mgPad = (mg + 3) & ~3;
   const inPlane = <usize>h * <usize>w * 4;
@@ -289,10 +307,12 @@ export function conv_f32_shifted_simd(
  * 4 input rows of one channel, zeros outside the image (4 x (2 tb + 12) floats).
  */
 export function conv_f32_winograd_simd(
-  x: usize, u: usize, bias: usize, y: usize, v: usize, mm: usize, patch: usize, tb: i32,
-  batch: i32, c: i32, m: i32, h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32,
+  x: usize, u: usize, bias: usize, y: usize, v: usize, mm: usize, patch: usize, tb: i32, geom: usize,
   act: i32, p0: f32, p1: f32,
 ): void {
+  const batch = load<i32>(geom, GEOM_N), c = load<i32>(geom, GEOM_C), m = load<i32>(geom, GEOM_M);
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   const th = (oh + 1) >> 1, tw = (ow + 1) >> 1;
   const mPad = (m + 3) & ~3;
   const ld = <usize>tb << 2; // bytes per row of v and mm

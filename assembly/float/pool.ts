@@ -1,4 +1,8 @@
 // Pooling over NCHW float32 planes (batch and channels folded into `planes`).
+import {
+  GEOM_C, GEOM_DH, GEOM_DW, GEOM_H, GEOM_KH, GEOM_KW, GEOM_N, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW,
+  GEOM_W,
+} from '../shared';
 import { copyFloats, loadStrided, storeLanes } from './util';
 
 @inline
@@ -15,10 +19,13 @@ function reduce4(a: v128, b: v128, isMax: bool): v128 {
  * cells inside the input (or inside input + pads with count_include_pad), precomputed per axis.
  */
 export function pool_f32_simd(
-  x: usize, y: usize, planes: i32, h: i32, w: i32, oh: i32, ow: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32,
-  isMax: bool, rowCount: usize, colCount: usize, row: usize, hbuf: usize,
+  x: usize, y: usize, geom: usize, isMax: bool, rowCount: usize, colCount: usize, row: usize, hbuf: usize,
 ): void {
+  const planes = load<i32>(geom, GEOM_N) * load<i32>(geom, GEOM_C);
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW);
+  const sh = load<i32>(geom, GEOM_SH), sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH);
+  const dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   if (isMax) poolPlanes(x, y, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, true, rowCount, colCount, row, hbuf);
   else poolPlanes(x, y, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, false, rowCount, colCount, row, hbuf);
 }

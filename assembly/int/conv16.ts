@@ -1,16 +1,25 @@
 // 16-bit layers (any operand 16-bit): direct convolution with an int64 accumulator, scalar.
 // A fully connected layer is the 1x1 case on [rows][k] seen as rows images of k channels.
+import {
+  GEOM_C, GEOM_DH, GEOM_DW, GEOM_GROUP, GEOM_H, GEOM_KH, GEOM_KW, GEOM_M, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH,
+  GEOM_SW, GEOM_W,
+} from '../shared';
 import { loadQ, roundShift64, storeQ } from './q';
 
 /**
- * x: [c][h][w] of type xt; wt: [m][c/group][kh][kw] i16; bias/shift: [m] i32;
- * y: [m][oh][ow] of type yt. sums: optional per-channel f64 sums of the accumulators.
+ * geom: a GEOM block (assembly/shared.json; n unused: one image per call). x: [c][h][w] of type
+ * xt; wt: [m][c/group][kh][kw] i16; bias/shift: [m] i32; y: [m][oh][ow] of type yt.
+ * sums: optional per-channel f64 sums of the accumulators.
  */
 export function conv_q16_direct(
-  x: usize, xt: i32, c: i32, h: i32, w: i32, wt: usize, m: i32, group: i32, kh: i32, kw: i32,
-  sh: i32, sw: i32, dh: i32, dw: i32, pt: i32, pl: i32, oh: i32, ow: i32,
+  x: usize, xt: i32, geom: usize, wt: usize,
   bias: usize, shift: usize, lo: i32, hi: i32, y: usize, yt: i32, sums: usize,
 ): void {
+  const c = load<i32>(geom, GEOM_C), h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W);
+  const m = load<i32>(geom, GEOM_M), group = load<i32>(geom, GEOM_GROUP), kh = load<i32>(geom, GEOM_KH);
+  const kw = load<i32>(geom, GEOM_KW), sh = load<i32>(geom, GEOM_SH), sw = load<i32>(geom, GEOM_SW);
+  const dh = load<i32>(geom, GEOM_DH), dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT);
+  const pl = load<i32>(geom, GEOM_PL), oh = load<i32>(geom, GEOM_OH), ow = load<i32>(geom, GEOM_OW);
   const cg = c / group;
   const mg = m / group;
   for (let oc = 0; oc < m; oc++) {

@@ -3,6 +3,7 @@
 // through i32x4.dot_i16x8_s (x86 has no widening 16-bit multiply: extmul costs three
 // instructions); an input row shared by the two output rows is read once. Requantization is
 // fused.
+import { GEOM_C, GEOM_H, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_W } from '../shared';
 import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /**
@@ -11,9 +12,12 @@ import { clamps, evens, finish8, load8x8, roundTerm } from './q';
  * pad: scratch of dw3x3_pad_bytes(...) bytes.
  */
 export function dw3x3_q8_simd(
-  x: usize, signedIn: bool, c: i32, h: i32, w: i32, wts: usize, bias: usize, shift: usize, lo: i32, hi: i32,
-  stride: i32, pt: i32, pl: i32, oh: i32, ow: i32, y: usize, signedOut: bool, sums: usize, pad: usize,
+  x: usize, signedIn: bool, geom: usize, wts: usize, bias: usize, shift: usize, lo: i32, hi: i32,
+  y: usize, signedOut: bool, sums: usize, pad: usize,
 ): void {
+  const c = load<i32>(geom, GEOM_C), h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W);
+  const stride = load<i32>(geom, GEOM_SH), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
+  const oh = load<i32>(geom, GEOM_OH), ow = load<i32>(geom, GEOM_OW);
   if (signedIn) {
     if (stride == 1) dw3x3<i8>(x, c, h, w, wts, bias, shift, lo, hi, 1, pt, pl, oh, ow, y, signedOut, sums, pad);
     else dw3x3<i8>(x, c, h, w, wts, bias, shift, lo, hi, 2, pt, pl, oh, ow, y, signedOut, sums, pad);

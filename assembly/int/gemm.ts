@@ -4,6 +4,9 @@
 //   packed weights  [ceil(M/4)][ceil(K/2)][4 channels] i32 = (w[m][2j] | w[m][2j+1] << 16)
 //   packed input    [ceil(P/8)][ceil(K/2)][8 pixels][2] i16 (one pixel block's K contiguous)
 // Pointwise convs pack their input directly; other convs pack an im2col of it.
+import {
+  GEOM_C, GEOM_DH, GEOM_DW, GEOM_H, GEOM_KH, GEOM_KW, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW, GEOM_W,
+} from '../shared';
 import { clamps, evens, finish8, load8x8, roundTerm } from './q';
 
 /** Pack an 8-bit [K][P] tensor (K channel planes of P pixels) into the i16-pair layout. */
@@ -36,9 +39,13 @@ export function pack_pairs_q8(x: usize, k: i32, p: i32, signedIn: bool, xp: usiz
  * (most of them) gather 8 inputs per tap with one vector load (strides 1 and 2).
  */
 export function im2col_pairs_q8(
-  x: usize, signedIn: bool, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, xp: usize,
+  x: usize, signedIn: bool, geom: usize, xp: usize,
 ): void {
+  const c = load<i32>(geom, GEOM_C), h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W);
+  const kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW), sh = load<i32>(geom, GEOM_SH);
+  const sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH), dw = load<i32>(geom, GEOM_DW);
+  const pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW);
   if (signedIn) im2col<i8>(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xp);
   else im2col<u8>(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, xp);
 }

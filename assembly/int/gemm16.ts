@@ -3,6 +3,9 @@
 // hold them as long as no weight is -32768: the engine checks) is widened and added in int64.
 // uint16 inputs do not fit i16: they are packed as x - 32768 and the engine adds
 // 32768 * sum(w) to each channel's bias, which makes padded taps (packed as -32768) count as 0.
+import {
+  GEOM_C, GEOM_DH, GEOM_DW, GEOM_H, GEOM_KH, GEOM_KW, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW, GEOM_W,
+} from '../shared';
 import { loadQ, roundShift64, storeQ, U16 } from './q';
 
 /** Pack a 16-bit [K][P] tensor into the i16-pair layout of gemm.ts (uint16 offset by -32768). */
@@ -27,9 +30,13 @@ export function pack_pairs_q16(x: usize, k: i32, p: i32, unsignedIn: bool, xp: u
 
 /** im2col of one group of a 16-bit NCHW image into the i16-pair layout (see gemm.ts). */
 export function im2col_pairs_q16(
-  x: usize, xt: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, xp: usize,
+  x: usize, xt: i32, geom: usize, xp: usize,
 ): void {
+  const c = load<i32>(geom, GEOM_C), h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W);
+  const kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW), sh = load<i32>(geom, GEOM_SH);
+  const sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH), dw = load<i32>(geom, GEOM_DW);
+  const pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW);
   const kk = c * kh * kw;
   const half = (kk + 1) >> 1;
   const blockBytes = <usize>half << 5;

@@ -1,5 +1,9 @@
 // Integer pooling: global average, y = sat(roundShift(sum * m, n)) per plane, m = round(2^F / size)
 // (sdk/device/spec.ts avgPoolMultiplier), n < 0 a left shift; max pooling; and table lookups.
+import {
+  GEOM_C, GEOM_DH, GEOM_DW, GEOM_H, GEOM_KH, GEOM_KW, GEOM_N, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW,
+  GEOM_W,
+} from '../shared';
 import { loadQ, roundShift64, storeQ } from './q';
 
 export function global_avgpool_q(x: usize, xt: i32, planes: i32, size: i32, mult: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32): void {
@@ -19,9 +23,13 @@ export function global_avgpool_q(x: usize, xt: i32, planes: i32, size: i32, mult
  * `tmp` (i32, h x ow per plane), then a column pass, so a window costs kh + kw comparisons.
  */
 export function maxpool_q(
-  x: usize, xt: i32, planes: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
-  pt: i32, pl: i32, oh: i32, ow: i32, k: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32, tmp: usize,
+  x: usize, xt: i32, geom: usize, k: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32, tmp: usize,
 ): void {
+  const planes = load<i32>(geom, GEOM_N) * load<i32>(geom, GEOM_C);
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), kh = load<i32>(geom, GEOM_KH), kw = load<i32>(geom, GEOM_KW);
+  const sh = load<i32>(geom, GEOM_SH), sw = load<i32>(geom, GEOM_SW), dh = load<i32>(geom, GEOM_DH);
+  const dw = load<i32>(geom, GEOM_DW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   for (let pi = 0; pi < planes; pi++) {
     const xo = pi * h * w;
     for (let iy = 0; iy < h; iy++) {

@@ -31,11 +31,13 @@ import type { Inferred } from '../passes/infer.js';
 import { consumers, numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { QCODE } from '../ops/fixed.js';
 import { activationClip, fusedActivation, opModule, weightFacts, weightOps } from '../ops/index.js';
-import type { FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
+import type { Clip, FixedContext, FixedKernelEnv, FixedOp, KernelCall, LayerArith, OpModule, StepIntegers, ValueMeta } from '../ops/op.js';
 import {
   dequantizeValue, qRange, qType, quantizeValue, sameFormat, saturationBounds, type QType, type QuantSpec, type TensorQ,
 } from '../device/spec.js';
-import { placeTensors, stepViews } from './plan.js';
+import {
+  SharedScratch, constantOutputs, kernelAddresses, keptTensors, placeTensors, stepInputs, stepViews, type StepInput,
+} from './plan.js';
 import { WasmRuntime } from './wasm.js';
 
 export interface FixedPlanOptions {
@@ -91,8 +93,7 @@ interface Step {
   layer: FixedLayer;
   mod: OpModule<unknown>;
   params: unknown;
-  /** Per input: arena tensor name, or the constant's data. */
-  ins: ({ name: string } | { data: TensorData } | undefined)[];
+  ins: StepInput[];
   outs: string[];
   kind: 'fixed' | 'fallback' | 'alias';
   fixed?: FixedOp<unknown, unknown>;
@@ -118,7 +119,7 @@ export class FixedPlan {
   private readonly steps: Step[] = [];
   private readonly tensors = new Map<string, FixedTensor>();
   private readonly ptr: Map<string, number>;
-  private readonly constOutputs = new Map<string, TensorData>();
+  private readonly constOutputs: Map<string, TensorData>;
   private readonly fusedInto = new Map<string, string>();
   private readonly byNode = new Map<string, Step>();
   private readonly staging = new Map<string, number>();
@@ -140,105 +141,20 @@ export class FixedPlan {
   }
 
   constructor(private readonly rt: WasmRuntime, graph: Graph, inf: Inferred, spec: QuantSpec, options: FixedPlanOptions = {}) {
-    const keep = new Set(options.keep ?? []);
-    for (const o of graph.outputs) keep.add(o.name);
+    const keep = keptTensors(graph, options.keep);
+    checkSpecLayers(graph, spec);
     const isRuntime = (name: string) => !!name && !inf.values.get(name)?.value;
-    const shapeOf = (name: string) => inf.values.get(name)!.shape;
     const tensorOf = (name: string): FixedTensor => {
       let t = this.tensors.get(name);
-      if (t) return t;
-      const q = spec.tensors[name];
-      if (!q) fail('BAD_INPUT', `quantization spec: no format (TensorQ) for tensor "${name}"`);
-      if ((q.bits !== 8 && q.bits !== 16) || !Number.isInteger(q.scaleLog2)) {
-        fail('BAD_INPUT', `quantization spec: tensor "${name}" needs bits 8 or 16 and an integer scaleLog2`);
-      }
-      t = { name, shape: shapeOf(name), q, type: qType(q) };
-      this.tensors.set(name, t);
+      if (!t) this.tensors.set(name, (t = fixedTensor(name, spec, inf)));
       return t;
     };
-    const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
-    const floatNodes = new Set(spec.floatNodes ?? []);
-    for (const name of Object.keys(spec.layers)) {
-      const n = nodeNames.get(name);
-      if (!n || !weightFacts(n)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a ${weightOps().join('/')} node of the graph`);
-    }
-
     // Alias ops share their input's buffer: map every tensor to the root that owns the memory.
     const root = new Map<string, string>();
     const rootOf = (n: string) => root.get(n) ?? n;
     this.inputs = graph.inputs.map((v) => tensorOf(v.name));
-    const readers = consumers(graph);
-    const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-    const fused = new Set<Node>();
-    const paramsOf = (n: Node) => inf.compiled.get(n)!.params;
-
-    for (const node of inf.order) {
-      const c = inf.compiled.get(node)!;
-      if (c.outputs.every((o) => o.value) || fused.has(node)) continue;
-      const mod = opModule(node)! as OpModule<unknown>;
-      const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[];
-      const ins = node.inputs.map((name, k) => (!name ? undefined : metas[k]!.value ? { data: metas[k]!.value!.data } : { name }));
-      const layerQ = spec.layers[node.name];
-      const weightOp = !!mod.weights && !isRuntime(node.inputs[1]);
-      let fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
-
-      // A single-reader Relu/Clip becomes the saturation of the op before it.
-      const out = node.outputs[0];
-      const fusion = fixed?.fusesActivation && node.outputs.length === 1 ? fusedActivation(node, readers, graphOutputs, paramsOf) : undefined;
-      const act = fusion?.node, clip = fusion?.clip;
-      // The seed's rule: an activation saturates at its output type's limits only, unless the
-      // spec keeps the Clip's own bounds (its unsigned type is ReLU's saturation at 0 either way).
-      const own = spec.keepClipBounds ? clip ?? activationClip(node, c.params) : undefined;
-      const outs = clip ? [act!.outputs[0]] : node.outputs;
-      const outT = outs.map((o) => (o ? tensorOf(o) : undefined));
-      const inQ = node.inputs.map((i) => (isRuntime(i) ? tensorOf(i).q : undefined));
-
-      let f: unknown;
-      if (fixed) {
-        const ctx: FixedContext<unknown> = {
-          node, params: c.params, inputs: metas, inQ, outQ: outT.map((t) => t!.q),
-          bounds: outT.map((t) => saturationBounds(t!.q, own)), layer: layerQ, biasMode: spec.biasMode,
-        };
-        f = fixed.compile(ctx);
-        if (f === undefined) fixed = undefined;
-      }
-      const nodes = clip ? [node, act!] : [node];
-      if (clip) {
-        fused.add(act!);
-        this.fusedInto.set(out, act!.outputs[0]);
-      }
-      const layer: FixedLayer = {
-        index: this.layers.length, nodes, outputs: outT.filter((t): t is FixedTensor => !!t), fallback: !fixed,
-      };
-      this.layers.push(layer);
-      const alias = !!fixed && mod.alias && isRuntime(node.inputs[0]) && sameFormat(inQ[0]!, outT[0]!.q) && !keep.has(outs[0]);
-      if (alias) root.set(outs[0], rootOf(node.inputs[0]));
-      const step: Step = { layer, mod, params: c.params, ins, outs, kind: alias ? 'alias' : fixed ? 'fixed' : 'fallback', fixed, f };
-      const arith = fixed?.arith?.(f);
-      if (arith) {
-        step.arith = arith;
-        const shape = outT[0]!.shape;
-        const axis = mod.weights!.channelAxis(shape.length);
-        step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
-        this.weightLayers.push(node.name);
-        this.byNode.set(node.name, step);
-      }
-      // Tabulated where the tensor has more elements than its input format has integers.
-      if (!fixed && mod.elementwise && inQ[0] && outT[0] && numel(outT[0].shape) > 2 ** inQ[0].bits) {
-        step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
-      } else if (!fixed) {
-        step.floats = {
-          ins: ins.map((x, k) => (!x ? undefined : 'data' in x ? x.data : new Float32Array(numel(metas[k]!.shape)))),
-          outs: outs.map((o) => new Float32Array(o ? numel(shapeOf(o)) : 0)),
-        };
-      }
-      this.steps.push(step);
-    }
-
-    for (const o of graph.outputs) {
-      const v = inf.values.get(o.name)!;
-      if (v.value) this.constOutputs.set(o.name, v.value.data);
-    }
+    this.planSteps(graph, inf, spec, keep, root, tensorOf);
+    this.constOutputs = constantOutputs(graph, inf);
     const placed = placeTensors({
       steps: this.steps, inputs: graph.inputs.map((v) => v.name), keep: [...keep].filter((t) => isRuntime(t) && this.tensors.has(t)),
       names: this.tensors.keys(), rootOf, alloc: (bytes) => rt.alloc(bytes, 'the activation arena'),
@@ -247,46 +163,127 @@ export class FixedPlan {
     this.arenaBytes = placed.size;
     this.ptr = placed.ptr;
     this.outputs = graph.outputs.filter((o) => !this.constOutputs.has(o.name)).map((o) => tensorOf(o.name));
-
-    // Kernels: pack constants now; scratch is one region sized for the largest request.
-    const scratches: { ptr: number; bytes: number }[] = [];
-    const floatKernels: Step[] = [];
+    const scratch = new SharedScratch();
     if (!options.referenceOnly) {
-      const lookup = rt.kernel('lookup_q');
-      for (const s of this.steps) {
-        if (s.table) {
-          // A tabulated float fallback: the table in WASM memory, one lookup per element.
-          const { lo, values } = s.table;
-          const table = rt.alloc(values.length * 4, `lookup table of node "${s.layer.nodes[0].name}"`);
-          new Int32Array(rt.memory.buffer, table, values.length).set(values);
-          const [x, y] = [s.ins[0] as { name: string }, s.layer.outputs[0]];
-          const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
-          s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
-        }
-        if (s.kind === 'fallback' && !s.table && s.mod.kernel) floatKernels.push(s);
-        if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
-        const env: FixedKernelEnv = {
-          exports: rt.exports,
-          alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.layer.nodes[0].name}"`),
-          scratch: (bytes) => {
-            const sc = { ptr: 0, bytes };
-            scratches.push(sc);
-            return sc;
-          },
-          buffer: () => rt.memory.buffer,
-        };
-        s.call = s.fixed!.kernel(s.f, env);
-      }
-      this.bindFloatKernels(floatKernels, inf);
+      this.bindKernels(inf, scratch);
       for (const v of this.inputs) this.staging.set(v.name, rt.alloc(numel(v.shape) * 4, `input "${v.name}"`));
       this.quantize = rt.kernel('quantize_f32_q');
       this.channelSums = rt.kernel('channel_sums_q');
     }
-    const scratch = rt.alloc(Math.max(0, ...scratches.map((s) => s.bytes)), 'kernel scratch');
-    for (const s of scratches) s.ptr = scratch;
+    scratch.place((bytes) => rt.alloc(bytes, 'kernel scratch'));
     this.sumsPtr = rt.alloc(8 * Math.max(0, ...this.steps.map((s) => s.channels?.[1] ?? 0)), 'channel sums');
-    this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
-    this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
+    ({ ins: this.kernelIns, outs: this.kernelOuts } = kernelAddresses(this.steps, this.ptr));
+  }
+
+  /** One step per node that runs (folded constants and fused activations aside), in order. */
+  private planSteps(
+    graph: Graph, inf: Inferred, spec: QuantSpec, keep: Set<string>, root: Map<string, string>, tensorOf: (name: string) => FixedTensor,
+  ): void {
+    const isRuntime = (name: string) => !!name && !inf.values.get(name)?.value;
+    const readers = consumers(graph);
+    const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+    const paramsOf = (n: Node) => inf.compiled.get(n)!.params;
+    const floatNodes = new Set(spec.floatNodes ?? []);
+    const fused = new Set<Node>();
+    for (const node of inf.order) {
+      const c = inf.compiled.get(node)!;
+      if (c.outputs.every((o) => o.value) || fused.has(node)) continue;
+      const mod = opModule(node)! as OpModule<unknown>;
+      const layerQ = spec.layers[node.name];
+      const weightOp = !!mod.weights && !isRuntime(node.inputs[1]);
+      const fixed = (weightOp && !layerQ) || floatNodes.has(node.name) ? undefined : mod.fixed;
+      // A single-reader Relu/Clip becomes the saturation of the op before it.
+      const fusion = fixed?.fusesActivation && node.outputs.length === 1 ? fusedActivation(node, readers, graphOutputs, paramsOf) : undefined;
+      if (fusion) {
+        fused.add(fusion.node);
+        this.fusedInto.set(node.outputs[0], fusion.node.outputs[0]);
+      }
+      this.steps.push(this.planStep(node, mod, fixed, fusion, inf, spec, keep, root, tensorOf));
+    }
+  }
+
+  /** The step of one node (and the activation fused into it): its integer arithmetic compiled,
+   *  or its float fallback's buffers or table. */
+  private planStep(
+    node: Node, mod: OpModule<unknown>, fixedOp: FixedOp<unknown, unknown> | undefined, fusion: { node: Node; clip: Clip } | undefined,
+    inf: Inferred, spec: QuantSpec, keep: Set<string>, root: Map<string, string>, tensorOf: (name: string) => FixedTensor,
+  ): Step {
+    const isRuntime = (name: string) => !!name && !inf.values.get(name)?.value;
+    const c = inf.compiled.get(node)!;
+    const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[];
+    const ins = stepInputs(node, inf);
+    const act = fusion?.node, clip = fusion?.clip;
+    // The seed's rule: an activation saturates at its output type's limits only, unless the
+    // spec keeps the Clip's own bounds (its unsigned type is ReLU's saturation at 0 either way).
+    const own = spec.keepClipBounds ? clip ?? activationClip(node, c.params) : undefined;
+    const outs = act ? [act.outputs[0]] : node.outputs;
+    const outT = outs.map((o) => (o ? tensorOf(o) : undefined));
+    const inQ = node.inputs.map((i) => (isRuntime(i) ? tensorOf(i).q : undefined));
+    let fixed = fixedOp;
+    let f: unknown;
+    if (fixed) {
+      const ctx: FixedContext<unknown> = {
+        node, params: c.params, inputs: metas, inQ, outQ: outT.map((t) => t!.q),
+        bounds: outT.map((t) => saturationBounds(t!.q, own)), layer: spec.layers[node.name], biasMode: spec.biasMode,
+      };
+      f = fixed.compile(ctx);
+      if (f === undefined) fixed = undefined;
+    }
+    const layer: FixedLayer = {
+      index: this.layers.length, nodes: act ? [node, act] : [node], outputs: outT.filter((t): t is FixedTensor => !!t), fallback: !fixed,
+    };
+    this.layers.push(layer);
+    const alias = !!fixed && mod.alias && isRuntime(node.inputs[0]) && sameFormat(inQ[0]!, outT[0]!.q) && !keep.has(outs[0]);
+    if (alias) root.set(outs[0], root.get(node.inputs[0]) ?? node.inputs[0]);
+    const step: Step = { layer, mod, params: c.params, ins, outs, kind: alias ? 'alias' : fixed ? 'fixed' : 'fallback', fixed, f };
+    const arith = fixed?.arith?.(f);
+    if (arith) {
+      step.arith = arith;
+      const shape = outT[0]!.shape;
+      const axis = mod.weights!.channelAxis(shape.length);
+      step.channels = [numel(shape.slice(0, axis)), shape[axis], numel(shape.slice(axis + 1))];
+      this.weightLayers.push(node.name);
+      this.byNode.set(node.name, step);
+    }
+    // Tabulated where the tensor has more elements than its input format has integers.
+    if (!fixed && mod.elementwise && inQ[0] && outT[0] && numel(outT[0].shape) > 2 ** inQ[0].bits) {
+      step.table = fallbackTable(mod, c.params, inQ[0], outT[0].q);
+    } else if (!fixed) {
+      step.floats = {
+        ins: ins.map((x, k) => (!x ? undefined : 'data' in x ? x.data : new Float32Array(numel(metas[k]!.shape)))),
+        outs: outs.map((o) => new Float32Array(o ? numel(inf.values.get(o)!.shape) : 0)),
+      };
+    }
+    return step;
+  }
+
+  /** Bind the kernels now that every buffer has its place: lookup tables, the integer kernels
+   *  (they pack their constants), then the float kernels of fallbacks. */
+  private bindKernels(inf: Inferred, scratch: SharedScratch): void {
+    const rt = this.rt;
+    const floatKernels: Step[] = [];
+    const lookup = rt.kernel('lookup_q');
+    for (const s of this.steps) {
+      if (s.table) {
+        // A tabulated float fallback: the table in WASM memory, one lookup per element.
+        const { lo, values } = s.table;
+        const table = rt.alloc(values.length * 4, `lookup table of node "${s.layer.nodes[0].name}"`);
+        new Int32Array(rt.memory.buffer, table, values.length).set(values);
+        const [x, y] = [s.ins[0] as { name: string }, s.layer.outputs[0]];
+        const [xc, yc, len] = [QCODE[this.tensors.get(x.name)!.type], QCODE[y.type], numel(y.shape)];
+        s.call = ([xp], [yp]) => lookup(xp, xc, len, table, lo, yp, yc);
+      }
+      if (s.kind === 'fallback' && !s.table && s.mod.kernel) floatKernels.push(s);
+      if (s.kind !== 'fixed' || !s.fixed!.kernel) continue;
+      const env: FixedKernelEnv = {
+        exports: rt.exports,
+        alloc: (bytes) => rt.alloc(bytes, `packed weights of node "${s.layer.nodes[0].name}"`),
+        scratch: (bytes) => scratch.request(bytes),
+        buffer: () => rt.memory.buffer,
+      };
+      s.call = s.fixed!.kernel(s.f, env);
+    }
+    this.bindFloatKernels(floatKernels, inf);
   }
 
   /** Every step's integers by its first node's name, in execution order. */
@@ -504,4 +501,23 @@ function fallbackTable(mod: OpModule<unknown>, params: unknown, inQ: TensorQ, ou
   const y = new Float32Array(x.length);
   mod.reference(params, [x], [y]);
   return { lo, values: Int32Array.from(y, (v) => quantizeValue(v, outQ)) };
+}
+
+/** Refuse a spec naming a layer the graph has no weight node for. */
+function checkSpecLayers(graph: Graph, spec: QuantSpec): void {
+  const nodeNames = new Map(graph.nodes.map((n) => [n.name, n]));
+  for (const name of Object.keys(spec.layers)) {
+    const n = nodeNames.get(name);
+    if (!n || !weightFacts(n)) fail('BAD_INPUT', `quantization spec: layer "${name}" is not a ${weightOps().join('/')} node of the graph`);
+  }
+}
+
+/** A runtime tensor with the format the spec gives it. */
+function fixedTensor(name: string, spec: QuantSpec, inf: Inferred): FixedTensor {
+  const q = spec.tensors[name];
+  if (!q) fail('BAD_INPUT', `quantization spec: no format (TensorQ) for tensor "${name}"`);
+  if ((q.bits !== 8 && q.bits !== 16) || !Number.isInteger(q.scaleLog2)) {
+    fail('BAD_INPUT', `quantization spec: tensor "${name}" needs bits 8 or 16 and an integer scaleLog2`);
+  }
+  return { name, shape: inf.values.get(name)!.shape, q, type: qType(q) };
 }

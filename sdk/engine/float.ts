@@ -9,7 +9,9 @@ import type { Inferred } from '../passes/infer.js';
 import { numel, type Graph, type Node, type TensorData } from '../graph/ir.js';
 import { opModule } from '../ops/index.js';
 import { ACT, type Activation, type KernelCall, type KernelEnv, type OpModule, type ValueMeta } from '../ops/op.js';
-import { placeTensors, stepViews } from './plan.js';
+import {
+  SharedScratch, constantOutputs, kernelAddresses, keptTensors, placeTensors, stepInputs, stepViews, type StepInput,
+} from './plan.js';
 import type { WasmRuntime } from './wasm.js';
 
 export interface FloatPlanOptions {
@@ -35,8 +37,7 @@ interface Step {
   node: Node;
   mod: OpModule<unknown>;
   params: unknown;
-  /** Per input: arena tensor name, or the constant's data. */
-  ins: ({ name: string } | { data: TensorData } | undefined)[];
+  ins: StepInput[];
   outs: string[];
   call?: KernelCall;
   fused?: Fused;
@@ -49,58 +50,57 @@ export class FloatPlan {
   private readonly steps: Step[] = [];
   private readonly ptr: Map<string, number>;
   private readonly size = new Map<string, number>();
-  private readonly constOutputs = new Map<string, TensorData>();
+  private readonly constOutputs: Map<string, TensorData>;
   private viewsFor: ArrayBuffer | undefined;
   private views: { ins: TensorData[]; outs: TensorData[] }[] = [];
   private kernelIns: number[][] = [];
   private kernelOuts: number[][] = [];
 
   constructor(private readonly rt: WasmRuntime, graph: Graph, inf: Inferred, options: FloatPlanOptions = {}) {
-    const keep = new Set(options.keep ?? []);
-    const runtime = (name: string) => !!name && !inf.values.get(name)?.value;
-    for (const o of graph.outputs) keep.add(o.name);
-
+    const keep = keptTensors(graph, options.keep);
     // Alias ops share their input's buffer: map every tensor to the root that owns the memory.
     const root = new Map<string, string>();
     const rootOf = (n: string) => root.get(n) ?? n;
-    for (const v of graph.inputs) this.size.set(v.name, numel(inf.values.get(v.name)!.shape));
-
-    for (const node of inf.order) {
-      const c = inf.compiled.get(node)!;
-      if (c.outputs.every((o) => o.value)) continue;
-      const mod = opModule(node)!;
-      const metas = node.inputs.map((i) => (i ? inf.values.get(i) : undefined));
-      const ins = node.inputs.map((name, k) => {
-        if (!name) return undefined;
-        const m = metas[k]!;
-        return m.value ? { data: m.value.data } : { name };
-      });
-      node.outputs.forEach((o, k) => { if (o) this.size.set(o, numel(c.outputs[k].shape)); });
-      if (mod.alias && runtime(node.inputs[0]) && !keep.has(node.outputs[0])) {
-        root.set(node.outputs[0], rootOf(node.inputs[0]));
-        continue;
-      }
-      this.steps.push({ node, mod, params: c.params, ins, outs: node.outputs });
-    }
-
+    this.planSteps(graph, inf, keep, root);
     if (!options.referenceOnly) this.fuseActivations(new Set([...keep, ...(options.observe ?? [])]), rootOf);
-
-    for (const o of graph.outputs) {
-      const v = inf.values.get(o.name)!;
-      if (v.value) this.constOutputs.set(o.name, v.value.data);
-    }
+    this.constOutputs = constantOutputs(graph, inf);
+    const runtime = (name: string) => !!name && !inf.values.get(name)?.value;
     const placed = placeTensors({
       steps: this.steps, inputs: graph.inputs.map((v) => v.name), keep: [...keep].filter(runtime), names: this.size.keys(),
       rootOf, bytes: (r) => this.size.get(r)! * 4, alloc: (bytes) => rt.alloc(bytes, 'the activation arena'),
     });
     this.arenaBytes = placed.size;
     this.ptr = placed.ptr;
+    if (!options.referenceOnly) this.bindKernels(inf);
+    ({ ins: this.kernelIns, outs: this.kernelOuts } = kernelAddresses(this.steps, this.ptr));
+    const shapeOf = (n: string) => inf.values.get(n)!.shape;
+    this.inputs = graph.inputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
+    this.outputs = graph.outputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
+  }
 
-    // Bind kernels now that every buffer has its place; scratch is one region sized for the
-    // largest request.
-    const scratches: { ptr: number; bytes: number }[] = [];
+  /** One step per node that runs (not folded, not an alias of its input), and every tensor's size. */
+  private planSteps(graph: Graph, inf: Inferred, keep: Set<string>, root: Map<string, string>): void {
+    const runtime = (name: string) => !!name && !inf.values.get(name)?.value;
+    for (const v of graph.inputs) this.size.set(v.name, numel(inf.values.get(v.name)!.shape));
+    for (const node of inf.order) {
+      const c = inf.compiled.get(node)!;
+      if (c.outputs.every((o) => o.value)) continue;
+      const mod = opModule(node)!;
+      node.outputs.forEach((o, k) => { if (o) this.size.set(o, numel(c.outputs[k].shape)); });
+      if (mod.alias && runtime(node.inputs[0]) && !keep.has(node.outputs[0])) {
+        root.set(node.outputs[0], root.get(node.inputs[0]) ?? node.inputs[0]);
+        continue;
+      }
+      this.steps.push({ node, mod, params: c.params, ins: stepInputs(node, inf), outs: node.outputs });
+    }
+  }
+
+  /** Bind the kernels now that every buffer has its place (they pack their constants). */
+  private bindKernels(inf: Inferred): void {
+    const rt = this.rt;
+    const scratch = new SharedScratch();
     for (const s of this.steps) {
-      if (options.referenceOnly || !s.mod.kernel) continue;
+      if (!s.mod.kernel) continue;
       const env: KernelEnv = {
         exports: rt.exports,
         inputs: s.node.inputs.map((i) => (i ? inf.values.get(i) : undefined)) as (ValueMeta | undefined)[],
@@ -108,24 +108,11 @@ export class FloatPlan {
         f32: (p, n) => rt.f32(p, n),
         i32: (p, n) => new Int32Array(rt.memory.buffer, p, n),
         activation: s.fused?.activation,
-        scratch: (bytes) => {
-          const sc = { ptr: 0, bytes };
-          scratches.push(sc);
-          return sc;
-        },
+        scratch: (bytes) => scratch.request(bytes),
       };
       s.call = s.mod.kernel(s.params, env);
     }
-    if (scratches.length) {
-      const scratch = rt.alloc(Math.max(...scratches.map((sc) => sc.bytes)), 'kernel scratch');
-      for (const sc of scratches) sc.ptr = scratch;
-    }
-    this.kernelIns = this.steps.map((s) => s.ins.map((x) => (x && 'name' in x ? this.ptr.get(x.name)! : 0)));
-    this.kernelOuts = this.steps.map((s) => s.outs.map((o) => (o ? this.ptr.get(o) ?? 0 : 0)));
-
-    const shapeOf = (n: string) => inf.values.get(n)!.shape;
-    this.inputs = graph.inputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
-    this.outputs = graph.outputs.map((v) => ({ name: v.name, shape: shapeOf(v.name) }));
+    scratch.place((bytes) => rt.alloc(bytes, 'kernel scratch'));
   }
 
   /**

@@ -2,8 +2,71 @@
  * Static memory plan: every runtime tensor gets a fixed offset in one arena, reused by tensors
  * whose lifetimes do not overlap. Greedy by size (largest first, lowest fitting offset), which is
  * what TFLite's arena planner does and lands close to the peak of live bytes on CNNs.
+ *
+ * Both executors (float.ts, fixed.ts) are built by the same steps, named in their constructors:
+ * plan one step per node that runs (keptTensors, stepInputs), place the runtime tensors in the
+ * arena (placeTensors), bind the kernels now that every buffer has its place (their scratch one
+ * SharedScratch), then the address tables the kernel calls take (kernelAddresses).
  */
-import type { TensorData } from '../graph/ir.js';
+import type { Graph, Node, TensorData } from '../graph/ir.js';
+import type { Inferred } from '../passes/infer.js';
+
+/** A step's input: an arena tensor by name, or a constant's data; undefined where omitted. */
+export type StepInput = { name: string } | { data: TensorData } | undefined;
+
+/** The tensors that must stay readable after a run: those asked for and the model outputs. */
+export function keptTensors(graph: Graph, keep: Iterable<string> | undefined): Set<string> {
+  const kept = new Set(keep ?? []);
+  for (const o of graph.outputs) kept.add(o.name);
+  return kept;
+}
+
+/** Per input of a node, what its step reads. */
+export function stepInputs(node: Node, inf: Inferred): StepInput[] {
+  return node.inputs.map((name) => {
+    if (!name) return undefined;
+    const value = inf.values.get(name)!.value;
+    return value ? { data: value.data } : { name };
+  });
+}
+
+/** The model outputs known without running (folded constants), by name. */
+export function constantOutputs(graph: Graph, inf: Inferred): Map<string, TensorData> {
+  const out = new Map<string, TensorData>();
+  for (const o of graph.outputs) {
+    const v = inf.values.get(o.name)!;
+    if (v.value) out.set(o.name, v.value.data);
+  }
+  return out;
+}
+
+/** One scratch region shared by every step (steps run one at a time): kernels ask for bytes
+ *  while they are bound, and get the region, sized for the largest request, once all have. */
+export class SharedScratch {
+  private readonly requests: { ptr: number; bytes: number }[] = [];
+
+  request(bytes: number): { readonly ptr: number } {
+    const sc = { ptr: 0, bytes };
+    this.requests.push(sc);
+    return sc;
+  }
+
+  /** Reserve the region (when anything asked for scratch) and hand it to every request. */
+  place(alloc: (bytes: number) => number): void {
+    if (!this.requests.length) return;
+    const ptr = alloc(Math.max(...this.requests.map((sc) => sc.bytes)));
+    for (const sc of this.requests) sc.ptr = ptr;
+  }
+}
+
+/** Per step, the byte offsets its kernel call takes: its runtime inputs' (0 for constants and
+ *  omitted inputs) and its outputs'. */
+export function kernelAddresses(steps: { ins: StepInput[]; outs: string[] }[], ptr: Map<string, number>): { ins: number[][]; outs: number[][] } {
+  return {
+    ins: steps.map((s) => s.ins.map((x) => (x && 'name' in x ? ptr.get(x.name)! : 0))),
+    outs: steps.map((s) => s.outs.map((o) => (o ? ptr.get(o) ?? 0 : 0))),
+  };
+}
 
 export interface Lifetime {
   name: string;
@@ -102,7 +165,7 @@ export function placeTensors(o: {
 /** Typed views of every step's inputs and outputs (constants as their data), for the reference
  *  steps; valid until the memory grows. */
 export function stepViews(
-  steps: { ins: ({ name: string } | { data: TensorData } | undefined)[]; outs: string[] }[],
+  steps: { ins: StepInput[]; outs: string[] }[],
   view: (name: string) => TensorData,
 ): { ins: TensorData[]; outs: TensorData[] }[] {
   return steps.map((s) => ({

@@ -7,6 +7,7 @@ export interface BatchNormParams { n: number; c: number; size: number; epsilon: 
 
 export const batchNorm: OpModule<BatchNormParams> = {
   ops: ['BatchNormalization'],
+  changesPrecision: true,
   compile(ctx) {
     const x = input(ctx, 0);
     if (ctx.node.outputs.slice(1).some((o) => o)) opError(ctx.node, 'training-mode outputs are not supported');

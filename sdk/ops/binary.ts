@@ -1,13 +1,13 @@
 /** Element-wise binary ops with multidirectional broadcasting: Add, Sub, Mul, Div, Pow, Max, Min,
  *  the comparisons, and PRelu (whose slope broadcasts onto the input). */
-import { OP } from './codes.js';
+import { LOOPS, OP } from './codes.js';
 import { isFloat, type DType, type TensorData } from '../graph/ir.js';
 import { broadcastShape, broadcastWalk, collapseBroadcast } from './broadcast.js';
 import { FRACTION_BITS, MAX_FACTOR, accumulatorLimit, layerBits, maxShift, rescaleFactor, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
 import { bytesOf, checkAccumulator, checkLimits, eltwiseKernel, inputQ, maxAbs, qCode } from './fixed.js';
 import {
-  NO_ACTIVATION, input, kernelFn, numel, opError, sameShape, upload, type FixedKernelEnv, type FixedOp, type LimitContext, type OpModule, type ScaleLimits,
-  type StepIntegers,
+  NO_ACTIVATION, input, kernelFn, numel, opError, paramBlock, sameShape, upload, type FixedKernelEnv, type FixedOp, type LimitContext,
+  type OpModule, type ScaleLimits, type StepIntegers,
 } from './op.js';
 
 type Fn = (a: number, b: number) => number;
@@ -46,6 +46,7 @@ export interface BinaryParams {
 export const binary: OpModule<BinaryParams> = {
   ops: [...Object.keys(ARITH), ...Object.keys(COMPARE)],
   fusesActivation: true,
+  changesPrecision: (node) => node.op === 'Add' || node.op === 'Sub' || node.op === 'Mul',
   compile(ctx) {
     const op = ctx.node.op;
     const a = input(ctx, 0);
@@ -80,7 +81,8 @@ export const binary: OpModule<BinaryParams> = {
     const [ca, cb] = [0, 1].map((i) => { const v = env.inputs[i]?.value; return v ? upload(env, v.data) : 0; });
     const f = kernelFn(env, 'binary_f32_simd');
     const { dims: [n0, n1, n2, n3], strides: [[a0, a1, a2, a3], [b0, b1, b2, b3]] } = loops;
-    return ([a, b], [y]) => f(op, ca || a, cb || b, y, n0, n1, n2, n3, a0, a1, a2, a3, b0, b1, b2, b3, code, p0, p1);
+    const block = paramBlock(env, LOOPS, { n0, n1, n2, n3, a0, a1, a2, a3, b0, b1, b2, b3 });
+    return ([a, b], [y]) => f(op, ca || a, cb || b, y, block, code, p0, p1);
   },
 };
 

@@ -3,7 +3,7 @@
 import type { TensorData } from '../graph/ir.js';
 import { allocI16, bytesOf, layerBuffers, packPairWeights, pairPacker, pairs16, qCode, weightFixed, type WeightFixed } from './fixed.js';
 import {
-  NO_ACTIVATION, attr, checkRank, input, kernelFn, opError, upload, type CompileContext, type FixedKernelEnv, type KernelCall, type KernelEnv,
+  NO_ACTIVATION, attr, checkRank, geometryBlock, input, kernelFn, opError, upload, type CompileContext, type FixedKernelEnv, type KernelCall, type KernelEnv,
   type OpModule,
 } from './op.js';
 
@@ -124,22 +124,20 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
     packed[ch * per + taps] = bias ? bias[ch] : 0;
   }
   const wp = upload(env, packed);
-  const planes = p.n * p.c;
   // A zero-bordered copy of one plane, large enough for every vector read of the last outputs
   // (strided loads read up to 8 floats from each tap).
   const owv = Math.ceil(p.ow / 4) * 4;
   const rowLen = Math.ceil((Math.max(p.pl + p.w, Math.max(p.sw, 2) * owv + (p.kw - 1) * p.dw) + 8) / 4) * 4;
   const padRows = Math.max(p.pt + p.h, (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1);
   const pad = env.alloc(padRows * rowLen * 4);
+  const geom = geometryBlock(env, p);
   const s = p.sh;
   if (is3x3 && p.sw === s && p.dh === p.dw && (s === 1 || (s === 2 && p.dh === 1))) {
     const f = kernelFn(env, 'conv_f32_dw3x3_simd');
-    return ([x], [y]) => f(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, s, p.pt, p.pl, p.dh, pad, rowLen, code, p0, p1);
+    return ([x], [y]) => f(x, wp, y, geom, pad, rowLen, code, p0, p1);
   }
   const f = kernelFn(env, 'conv_f32_dw_simd');
-  return ([x], [y]) => f(
-    x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, pad, rowLen, code, p0, p1,
-  );
+  return ([x], [y]) => f(x, wp, y, geom, pad, rowLen, code, p0, p1);
 }
 
 /** 3x3 stride-1 convs with enough channels that the transforms are small beside the products
@@ -182,10 +180,11 @@ function bindWinograd(p: ConvParams, env: KernelEnv, wt: TensorData, bp: number,
   const bytes = [16 * p.c * tb * 4, 16 * p.m * tb * 4, 4 * (2 * tb + 12) * 4];
   const total = bytes.reduce((a, b) => a + b, 0);
   const scratch = env.scratch ? env.scratch(total) : { ptr: env.alloc(total) };
+  const geom = geometryBlock(env, p);
   const f = kernelFn(env, 'conv_f32_winograd_simd');
   return ([x], [y]) => {
     const v = scratch.ptr, mm = v + bytes[0], patch = mm + bytes[1];
-    f(x, u, bp, y, v, mm, patch, tb, p.n, p.c, p.m, p.h, p.w, p.oh, p.ow, p.pt, p.pl, code, p0, p1);
+    f(x, u, bp, y, v, mm, patch, tb, geom, code, p0, p1);
   };
 }
 
@@ -281,18 +280,15 @@ export const conv: OpModule<ConvParams> = {
       }
       const rp = upload(env, rows);
       const panel = env.alloc(k * 32);
+      const geom = geometryBlock(env, p);
       const f = kernelFn(env, 'conv_f32_shifted_simd');
-      return ([x], [y]) => f(
-        x, wp, bp, y, rp, panel, p.n, p.group, cg, mg, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.dh, p.dw, p.pt, p.pl, code, p0, p1,
-      );
+      return ([x], [y]) => f(x, wp, bp, y, rp, panel, geom, code, p0, p1);
     }
     const nb = panelColumns(k, p.oh * p.ow);
     const panel = env.alloc(k * nb * 4);
+    const geom = geometryBlock(env, p);
     const f = kernelFn(env, 'conv_f32_im2col_simd');
-    return ([x], [y]) => f(
-      x, wp, bp, y, panel, nb, p.n, p.group, cg, mg, p.h, p.w, p.oh, p.ow,
-      p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, code, p0, p1,
-    );
+    return ([x], [y]) => f(x, wp, bp, y, panel, nb, geom, code, p0, p1);
   },
 };
 
@@ -315,11 +311,11 @@ export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): Ker
     const wPtr = allocI16(env, f.w);
     const k = kernelFn(env, 'conv_q16_direct');
     const [xc, yc] = [qCode(f.xq), qCode(f.yq)];
+    const geom = geometryBlock(env, p);
     return ([x], [y]) => {
       const sums = buf.begin();
       for (let b = 0; b < p.n; b++) {
-        k(x + b * inImage, xc, p.c, p.h, p.w, wPtr, p.m, p.group, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
-          buf.bias, buf.shift, a.lo, a.hi, y + b * outImage, yc, sums);
+        k(x + b * inImage, xc, geom, wPtr, buf.bias, buf.shift, a.lo, a.hi, y + b * outImage, yc, sums);
       }
       buf.end();
     };
@@ -339,11 +335,11 @@ export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): Ker
     }
     const pad = env.scratch(kernelFn(env, 'dw3x3_pad_bytes')(p.oh, p.ow, p.sh) as number);
     const k = kernelFn(env, 'dw3x3_q8_simd');
+    const geom = geometryBlock(env, p);
     return ([x], [y]) => {
       const sums = buf.begin();
       for (let b = 0; b < p.n; b++) {
-        k(x + b * inImage, xs, p.c, p.h, p.w, wPtr, buf.bias, buf.shift, a.lo, a.hi, p.sh, p.pt, p.pl, p.oh, p.ow,
-          y + b * outImage, ys, sums, pad.ptr);
+        k(x + b * inImage, xs, geom, wPtr, buf.bias, buf.shift, a.lo, a.hi, y + b * outImage, ys, sums, pad.ptr);
       }
       buf.end();
     };
@@ -354,7 +350,8 @@ export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): Ker
   const pointwise = isPointwise(p);
   const cols = env.scratch(Math.ceil(pixels / 8) * w.half * 32);
   const pack = pairPacker(env, f.xq, pointwise);
-  const geometry = [p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow];
+  // One group's image: the im2col kernels see cg channels.
+  const geom = geometryBlock(env, { ...p, c: cg, m: mg, group: 1 });
   const xPlanes = cg * p.h * p.w * bytesOf(f.xq), yPlanes = mg * pixels * bytesOf(f.yq);
   const wide = a.bits === 16;
   const gemm = kernelFn(env, wide ? 'gemm_q16_pairs_simd' : 'gemm_q8_pairs_simd');
@@ -363,7 +360,7 @@ export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): Ker
     const sums = buf.begin();
     for (let b = 0; b < p.n; b++) {
       for (let g = 0; g < p.group; g++) {
-        pack(x + b * inImage + g * xPlanes, cg, pixels, geometry, cols.ptr);
+        pack(x + b * inImage + g * xPlanes, cg, pixels, geom, cols.ptr);
         const bias = wide ? buf.bias64 + g * mg * 8 : buf.bias + g * mg * 4;
         gemm(w.ptr + g * w.groupBytes, cols.ptr, w.half, mg, pixels, bias, buf.shift + g * mg * 4, a.lo, a.hi,
           y + b * outImage + g * yPlanes, yFlag, sums && sums + g * mg * 8);

@@ -13,7 +13,7 @@ import {
   type Bits, type QType, type TensorQ,
 } from '../device/spec.js';
 import {
-  kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
+  geometryBlock, kernelFn, type FixedContext, type FixedKernelEnv, type FixedOp, type KernelCall, type LayerArith, type LimitContext, type MoveEnv, type OpModule,
   type ScaleLimits, type StepIntegers, type ValueMeta, type WeightLayout,
 } from './op.js';
 
@@ -403,15 +403,16 @@ export function pairs16(xq: TensorQ, channels: number, kk: number, weightAt: (oc
 }
 
 /** The kernel packing one group's input for the pair products: 8-bit inputs as 8-bit, 16-bit
- *  with the uint16 offset; the input itself (pointwise) or its im2col. */
-export function pairPacker(env: FixedKernelEnv, xq: TensorQ, pointwise: boolean): (xg: number, cg: number, pixels: number, conv: number[], dst: number) => void {
+ *  with the uint16 offset; the input itself (pointwise) or its im2col, of the image of geometry
+ *  block `geom` (geometryBlock; unread when pointwise). */
+export function pairPacker(env: FixedKernelEnv, xq: TensorQ, pointwise: boolean): (xg: number, cg: number, pixels: number, geom: number, dst: number) => void {
   const flag = xq.bits === 8 ? +xq.signed : pointwise ? +!xq.signed : qCode(xq);
   if (pointwise) {
     const k = kernelFn(env, xq.bits === 8 ? 'pack_pairs_q8' : 'pack_pairs_q16');
-    return (xg, cg, pixels, _conv, dst) => k(xg, cg, pixels, flag, dst);
+    return (xg, cg, pixels, _geom, dst) => k(xg, cg, pixels, flag, dst);
   }
   const k = kernelFn(env, xq.bits === 8 ? 'im2col_pairs_q8' : 'im2col_pairs_q16');
-  return (xg, cg, _pixels, [h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow], dst) => k(xg, flag, cg, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, dst);
+  return (xg, _cg, _pixels, geom, dst) => k(xg, flag, geom, dst);
 }
 
 /** Copy values into WASM memory as i16 at a fresh allocation. */
@@ -440,7 +441,7 @@ export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number
     return ([x], [y]) => {
       const sums = buf.begin();
       for (let r = 0; r < rows; r++) {
-        pack(x + r * k * xb, k, 1, [], cols.ptr);
+        pack(x + r * k * xb, k, 1, 0, cols.ptr);
         gemm(w.ptr, cols.ptr, w.half, n, 1, buf.bias64, buf.shift, a.lo, a.hi, y + r * n * yb, yc, sums);
       }
       buf.end();
@@ -452,10 +453,11 @@ export function fcKernel<P>(f: WeightFixed<P>, env: FixedKernelEnv, rows: number
     for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) wt[j * k + t] = weightAt(t, j);
     const wPtr = allocI16(env, wt);
     const conv = kernelFn(env, 'conv_q16_direct');
+    const geom = geometryBlock(env, { n: 1, c: k, h: 1, w: 1, m: n, group: 1, oh: 1, ow: 1, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0 });
     return ([x], [y]) => {
       const sums = buf.begin();
       for (let r = 0; r < rows; r++) {
-        conv(x + r * k * xb, xc, k, 1, 1, wPtr, n, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, buf.bias, buf.shift, a.lo, a.hi, y + r * n * yb, yc, sums);
+        conv(x + r * k * xb, xc, geom, wPtr, buf.bias, buf.shift, a.lo, a.hi, y + r * n * yb, yc, sums);
       }
       buf.end();
     };

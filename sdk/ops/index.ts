@@ -66,10 +66,19 @@ export function isWeightLayer(node: Node, params: unknown, inputs: readonly (Val
   return w.isLayer ? w.isLayer(params, inputs) : !!inputs[1]?.value;
 }
 
+/** A module's fact that may depend on the node. */
+function nodeFact(fact: true | ((node: Node) => boolean) | undefined, node: Node): boolean {
+  return typeof fact === 'function' ? fact(node) : !!fact;
+}
+
 /** The node's outputs hold only values of its first input (they take its format). */
 export function movesData(node: Node): boolean {
-  const m = opModule(node)?.movesData;
-  return typeof m === 'function' ? m(node) : !!m;
+  return nodeFact(opModule(node)?.movesData, node);
+}
+
+/** TIDL can change precision at the node, weight layers aside (mixed precision's groups end there). */
+export function changesPrecision(node: Node): boolean {
+  return nodeFact(opModule(node)?.changesPrecision, node);
 }
 
 /** The clip a Relu/Clip node applies as an activation; undefined for other nodes. */

@@ -9,7 +9,7 @@
  *  - `fixed`: optional fixed-point reference and kernel (the device's integer arithmetic).
  */
 import { fail } from '../errors.js';
-import { ACT } from './codes.js';
+import { ACT, GEOM } from './codes.js';
 import type { KernelExports } from './kernel-api.js';
 import { checkDims } from '../onnx/tensor.js';
 import type { BiasMode, LayerQ, TensorQ } from '../device/spec.js';
@@ -97,6 +97,25 @@ export function activationKernel(env: KernelEnv, a: Activation, n: number): Kern
   return ([x], [y]) => f(x, y, n, a.code, a.p0, a.p1);
 }
 
+/** Write a parameter block (a list of i32 fields in assembly/shared.json, which the kernels read
+ *  at the offsets generated from the same list) into freshly reserved WASM memory, when a kernel
+ *  is bound (never per call): kernels with many sizes take its address instead. */
+export function paramBlock<F extends string>(
+  env: { readonly exports: KernelExports; alloc(bytes: number): number }, fields: readonly F[], values: Record<F, number>,
+): number {
+  const ptr = env.alloc(fields.length * 4);
+  new Int32Array(env.exports.memory.buffer, ptr, fields.length).set(fields.map((k) => values[k]));
+  return ptr;
+}
+
+/** The sizes of a conv or pool kernel call: the fields of the block GEOM. */
+export type Geometry = Record<(typeof GEOM)[number], number>;
+
+/** The GEOM block of a conv or pool kernel. */
+export function geometryBlock(env: { readonly exports: KernelExports; alloc(bytes: number): number }, g: Geometry): number {
+  return paramBlock(env, GEOM, g);
+}
+
 /** Copy `data` into freshly reserved WASM memory (packed weights, lookup tables): as int32
  *  when it is an Int32Array, as float32 otherwise. */
 export function upload(env: Pick<KernelEnv, 'alloc' | 'f32' | 'i32'>, data: ArrayLike<number>): number {
@@ -139,6 +158,10 @@ export interface OpModule<P = unknown> {
   readonly movesData?: true | ((node: Node) => boolean);
   /** A weight layer's op (Conv, ConvTranspose, Gemm, MatMul): where its output channels are. */
   weights?: WeightFacts<P>;
+  /** Besides the weight layers, TIDL can change precision (8 to 16 bits or back) at the node:
+   *  its layer requantizes into a format of its own (eltwise Add/Sub/Mul, average pooling,
+   *  BatchNorm); a function where that depends on the node's op type. */
+  readonly changesPrecision?: true | ((node: Node) => boolean);
   /** The device's integer arithmetic; ops without it run as float fallback in fixed point. */
   fixed?: FixedOp<P, any>;
 }

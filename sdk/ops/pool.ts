@@ -4,7 +4,10 @@ import type { TensorData } from '../graph/ir.js';
 import { FRACTION_BITS, avgPoolMultiplier, layerBits, maxShift, roundShift, saturate, type Bits, type TensorQ } from '../device/spec.js';
 import { convAxis, spatialAttrs } from './conv.js';
 import { checkAccumulator, checkLimits, describeRescale, formatChange, inputQ, maxAbs, qCode, rescaleLimits, type Rescale } from './fixed.js';
-import { attr, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
+import {
+  attr, geometryBlock, input, kernelFn, opError, upload, type CompileContext, type FixedOp, type Geometry, type LimitContext, type OpModule,
+  type ScaleLimits,
+} from './op.js';
 
 export interface PoolParams {
   max: boolean;
@@ -12,6 +15,11 @@ export interface PoolParams {
   kh: number; kw: number; sh: number; sw: number; dh: number; dw: number;
   pt: number; pl: number; pb: number; pr: number;
   countIncludePad: boolean;
+}
+
+/** The kernels' geometry block of a pooling: every plane is its own group. */
+function poolGeometry(p: PoolParams): Geometry {
+  return { ...p, m: p.c, group: p.c };
 }
 
 /** Output size along one axis; ceil_mode drops a last window that would start in the end pad. */
@@ -25,6 +33,7 @@ function poolAxis(ctx: CompileContext, autoPad: string, ceil: boolean, size: num
 
 export const pool: OpModule<PoolParams> = {
   ops: ['MaxPool', 'AveragePool'],
+  changesPrecision: (node) => node.op === 'AveragePool',
   compile(ctx) {
     const x = input(ctx, 0);
     const rank = x.shape.length;
@@ -64,11 +73,9 @@ export const pool: OpModule<PoolParams> = {
     const rowLen = Math.ceil((Math.max(p.pl + p.w, Math.max(p.sw, 2) * owv + (p.kw - 1) * p.dw) + 8) / 4) * 4;
     const row = upload(env, new Float32Array(rowLen).fill(p.max ? -Infinity : 0));
     const hbuf = env.alloc(p.h * owv * 4);
+    const geom = geometryBlock(env, poolGeometry(p));
     const f = kernelFn(env, 'pool_f32_simd');
-    return ([x], [y]) => f(
-      x, y, p.n * p.c, p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl,
-      +p.max, rowCount, colCount, row, hbuf,
-    );
+    return ([x], [y]) => f(x, y, geom, +p.max, rowCount, colCount, row, hbuf);
   },
 };
 
@@ -129,6 +136,7 @@ export interface GlobalPoolParams { max: boolean; planes: number; size: number }
 
 export const globalPool: OpModule<GlobalPoolParams> = {
   ops: ['GlobalAveragePool', 'GlobalMaxPool'],
+  changesPrecision: (node) => node.op === 'GlobalAveragePool',
   compile(ctx) {
     const x = input(ctx, 0);
     if (x.shape.length < 3) opError(ctx.node, `input must have spatial dims, got [${x.shape}]`);
@@ -226,8 +234,8 @@ pool.fixed = poolFixed(poolWindows, windowCounts, (f, env) => {
   const k = kernelFn(env, 'maxpool_q');
   const tmp = env.scratch(p.h * p.ow * 4);
   const { k: mul, n, lo, hi } = f.rescale;
-  return ([x], [y]) => k(x, qCode(f.xq), p.n * p.c, p.h, p.w, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.oh, p.ow,
-    mul, n, lo, hi, y, qCode(f.yq), tmp.ptr);
+  const geom = geometryBlock(env, poolGeometry(p));
+  return ([x], [y]) => k(x, qCode(f.xq), geom, mul, n, lo, hi, y, qCode(f.yq), tmp.ptr);
 });
 globalPool.fixed = poolFixed(globalWindows, (p) => ({ min: p.size, max: p.size }), (f, env) => {
   if (f.max) return undefined;

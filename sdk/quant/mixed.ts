@@ -30,13 +30,10 @@
  */
 import { numel, type Node } from '../graph/ir.js';
 import type { Inferred } from '../passes/infer.js';
-import { activationClip, movesData, weightFacts } from '../ops/index.js';
+import { activationClip, changesPrecision, movesData, weightFacts } from '../ops/index.js';
 import { isWeightLayer } from './pact2.js';
 import type { CalibrationState } from './calibrate.js';
 import { sqnrDb } from '../util/math.js';
-
-/** Ops after which TIDL can change precision (besides the weight layers). */
-const PRECISION_CHANGES = new Set(['Add', 'Sub', 'Mul', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization']);
 
 /** Each MAC layer's 16-bit MMA pass does a quarter of the 8-bit one's MACs per cycle. */
 export const MAC_COST_16 = 4;
@@ -100,7 +97,7 @@ export function precisionGroups(state: CalibrationState): string[][] {
   const order = new Map(placement.points.map((p, i) => [p, i]));
   const pointOf = (t: string) => (t && !inferred.values.get(t)?.value ? placement.formatOf.get(t) : undefined);
   for (const node of inferred.order) {
-    if (isWeightLayer(node, inferred) || PRECISION_CHANGES.has(node.op)) continue;
+    if (isWeightLayer(node, inferred) || changesPrecision(node)) continue;
     const touched = [...node.inputs, ...node.outputs].map(pointOf).filter((p): p is string => !!p);
     for (const p of touched.slice(1)) {
       const a = find(touched[0]), b = find(p);
