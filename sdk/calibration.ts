@@ -238,6 +238,9 @@ export interface CalibrationRun<I> {
   onItemError?(error: unknown, item: I): void;
   /** The samples' preprocessing and identities (one per item), for calibration.json's provenance. */
   source?: CalibrationSource;
+  /** Items with the same key load the same feeds (image files: the path), so that one decoding,
+   *  kept by a worker, serves every occurrence. */
+  key?(item: I): string;
 }
 
 /** Decoded images each worker keeps from pass 1 for the later passes: 40 MiB hold about 270 of
@@ -284,14 +287,14 @@ export interface CalibrationTimings extends WorkerTimings {
 /**
  * Run requests for every image of a pass across the workers, at most `window` at a time, and hand
  * the results to `consume` in image order. A request goes to the worker `route` names (the one
- * holding the image decoded), else to the one with the fewest outstanding requests; which worker
- * computes an image does not change its result.
+ * holding the image decoded; -1 or undefined: none), else to the one with the fewest outstanding
+ * requests; which worker computes an image does not change its result.
  */
 async function inImageOrder<I, R>(
   items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
   request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>,
   consume: (result: R, index: number) => void | Promise<void>,
-  route?: (index: number) => number | undefined,
+  route?: (index: number, item: I) => number | undefined,
 ): Promise<number> {
   const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
   const busy = workers.map(() => 0);
@@ -305,7 +308,7 @@ async function inImageOrder<I, R>(
           ended = true;
           break;
         }
-        let w = route?.(dispatched) ?? -1;
+        let w = route?.(dispatched, r.value) ?? -1;
         if (w < 0) {
           w = 0;
           for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
@@ -359,12 +362,17 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
   const totalPasses = 1 + Math.max(biasPasses, 1);
   const report = (pass: number, done: number) => options.onProgress?.({ pass, passes: totalPasses, done, total: state.images || run.count });
   const leftOut = new Set<number>();
-  // Per image of the later passes, its index in pass 1 and the worker that loaded it then.
+  // Per image of the later passes, its index in pass 1; per pass-1 image, its cache slot (the
+  // index of the first occurrence of its key) and the worker that loaded it then (-1: not kept);
+  // per slot, the last pass-1 image that reads it.
   const first: number[] = [];
+  const slot: number[] = [];
+  const slotOfKey = new Map<string, number>();
   const loadedBy: number[] = [];
+  const lastRead: number[] = [];
   const onePass = async <R>(
     pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void | Promise<void>,
-    route?: (index: number) => number | undefined,
+    route?: (index: number, item: I) => number | undefined,
   ) => {
     const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), workers, window, request, async (r, index) => {
       const t1 = performance.now();
@@ -387,9 +395,17 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
     // Pass 1: PACT2 ranges from the float model, per image, folded in image order.
     // An item that fails here is reported in image order, and left out (or ends the run).
     const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
-      loadedBy[index] = worker;
-      const r = w.ranges(item, index, index < meansBatches * opts.batchSize);
+      if (slot[index] === index) loadedBy[index] = worker;
+      const r = w.ranges(item, index, index < meansBatches * opts.batchSize, slot[index]);
       return !run.onItemError ? r : r.then((v) => v, (error: unknown) => ({ error, item }));
+    };
+    // A repeat of an earlier image goes to the worker that loaded it.
+    const slotRoute = (index: number, item: I) => {
+      const key = run.key?.(item);
+      const s = key === undefined ? index : slotOfKey.get(key) ?? index;
+      if (key !== undefined && s === index) slotOfKey.set(key, index);
+      slot[index] = s;
+      return s === index ? undefined : loadedBy[s];
     };
     await onePass(0, ranges, (r, index) => {
       if ('error' in r) {
@@ -398,7 +414,8 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         return;
       }
       // Later passes go to the worker holding the image decoded, or to the least busy one.
-      if (!r.cached) loadedBy[index] = -1;
+      if (slot[index] === index && !r.cached) loadedBy[index] = -1;
+      lastRead[slot[index]] = index;
       if (r.means && meansKept === state.images) {
         const sums = (floatSums[Math.floor(meansKept / opts.batchSize)] ??= new Float64Array(length));
         for (let c = 0; c < length; c++) sums[c] += r.means[c];
@@ -416,7 +433,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         state.ranges.get(points[i])!.forEach((range, k) => range.update([values[at + 2 * k], values[at + 2 * k + 1]], seen));
       }
       state.images++;
-    });
+    }, slotRoute);
     if (!state.images) fail('BAD_IMAGE', `none of the ${leftOut.size} images could be used`);
     let mixed: MixedPrecisionReport | undefined;
     if (opts.mixedPrecision) {
@@ -430,12 +447,12 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
         const sums = new Float64Array(2 * points.length);
         await inImageOrder(firstOf(without(run.items(), leftOut), images), workers, window,
           (w, item, index) => {
-            const fixed = w.measure(item, first[index], 0, { means: false }, false);
+            const fixed = w.measure(item, slot[first[index]], 0, { means: false }, false);
             const float = w.compare({ means: false, sqnr: true });
             return fixed.then(() => float);
           }, (m) => {
             for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
-          }, (index) => loadedBy[first[index]]);
+          }, (index) => loadedBy[slot[first[index]]]);
         return sums;
       };
       mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
@@ -482,7 +499,8 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
       // in image order on a chain of their own.
       let sqnrSummed: Promise<void> = Promise.resolve();
       const measure = (w: WorkerHandle<I>, item: I, index: number) => {
-        const fixed = w.measure(item, first[index], version(index), { means: biasPasses > 0 }, last);
+        const s = slot[first[index]];
+        const fixed = w.measure(item, s, version(index), { means: biasPasses > 0 }, last && lastRead[s] === first[index]);
         const req: CompareRequest = { means: biasPasses > 0 && !floatKept(Math.floor(index / opts.batchSize)), sqnr: last };
         const float = req.means || req.sqnr ? w.compare(req) : undefined;
         float?.catch(() => {}); // its error is reported by the chain or the consumer awaiting it
@@ -507,7 +525,7 @@ export async function runCalibration<I>(source: Model, run: CalibrationRun<I>, o
           for (let c = 0; c < length; c++) sumF[c] += f[c];
         }
         if (++inBatch === opts.batchSize) applyBatch();
-      }, (index) => loadedBy[first[index]]);
+      }, (index) => loadedBy[slot[first[index]]]);
       applyBatch();
       await sqnrSummed;
     }
