@@ -349,6 +349,16 @@ test('Gemm and MatMul kernels: transposes, alpha/beta, bias shapes, batched A', 
     };
     await check(`MatMul [${a}]x[${b}]`, spec, { kernels: ['MatMul'] });
   }
+  // Two activations (attention), batch dimensions broadcast either way, 1-D operands, a fused Relu.
+  const cases: [number[], number[]][] = [[[2, 3, 9, 20], [2, 3, 20, 17]], [[4, 5, 8], [8, 24]], [[6, 33], [3, 1, 33, 7]], [[11], [2, 11, 9]], [[1, 40, 13], [13, 1]]];
+  for (const [i, [a, b]] of cases.entries()) {
+    const spec: ModelSpec = {
+      inputs: [{ name: 'a', dims: a }, { name: 'b', dims: b }], outputs: [{ name: 'y' }],
+      nodes: i === 1 ? [node('MatMul', ['a', 'b'], ['t']), node('Relu', ['t'], ['y'])] : [node('MatMul', ['a', 'b'], ['y'])],
+      initializers: {},
+    };
+    await check(`MatMul of activations [${a}]x[${b}]`, spec, { kernels: ['MatMul'], seed: i, ...(i === 1 ? { fused: { MatMul: 'Relu' } } : {}) });
+  }
 });
 
 test('pooling kernels equal the reference: windows, strides, pads, dilations, ceil_mode, count_include_pad', async () => {
