@@ -9,7 +9,7 @@ export { unary_f32_simd } from './float/activation';
 export { binary_f32_simd, scale_shift_f32_channels } from './float/binary';
 export * from './float/conv';
 export * from './float/copy';
-export { matmul_f32_packedb_simd } from './float/gemm';
+export { matmul_f32_act_simd, matmul_f32_packedb_simd } from './float/gemm';
 export * from './float/pool';
 export * from './float/resize';
 export * from './stats/histogram';

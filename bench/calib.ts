@@ -140,7 +140,8 @@ function profile(r: ChildResult): string {
     `  per image, summed over ${t.workers} worker(s) (ms): ` + rows.map(([k, ms]) => `${k} ${perImage(ms)}`).join(', '),
     `  coordinator (ms total): start workers ${t.start.toFixed(0)}, spec + fixed engines ${t.spec.toFixed(0)}, merging + bias updates ${t.merge.toFixed(0)}; ` +
       `worker time accounted ${(worked / 1000).toFixed(1)} s of ${(t.workers * t.total / 1000).toFixed(1)} s worker-wall; ` +
-      `later-pass images taken decoded from the workers' caches: ${t.reused} of ${t.images - r.images}`,
+      `image loads ${t.images} (pass 1 and later passes), taken decoded from the workers' caches ${t.reused}: ` +
+      `${t.images - t.reused} decodings for ${new Set(imageFiles(r.images)).size} distinct files`,
   ].join('\n');
 }
 

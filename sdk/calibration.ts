@@ -238,6 +238,9 @@ export interface CalibrationRun<I> {
   onItemError?(error: unknown, item: I): void;
   /** The samples' preprocessing and identities (one per item), for calibration.json's provenance. */
   source?: CalibrationSource;
+  /** Items with the same key load the same feeds (image files: the path), so that one decoding,
+   *  kept by a worker, serves every occurrence. */
+  key?(item: I): string;
 }
 
 /** Decoded images each worker keeps from pass 1 for the later passes: 40 MiB hold about 270 of
@@ -284,14 +287,14 @@ export interface CalibrationTimings extends WorkerTimings {
 /**
  * Run requests for every image of a pass across the workers, at most `window` at a time, and hand
  * the results to `consume` in image order. A request goes to the worker `route` names (the one
- * holding the image decoded), else to the one with the fewest outstanding requests; which worker
- * computes an image does not change its result.
+ * holding the image decoded; -1 or undefined: none), else to the one with the fewest outstanding
+ * requests; which worker computes an image does not change its result.
  */
 async function inImageOrder<I, R>(
   items: AsyncIterable<I> | Iterable<I>, workers: WorkerHandle<I>[], window: number,
   request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>,
   consume: (result: R, index: number) => void | Promise<void>,
-  route?: (index: number) => number | undefined,
+  route?: (index: number, item: I) => number | undefined,
 ): Promise<number> {
   const it = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as AsyncIterator<I> | Iterator<I>;
   const busy = workers.map(() => 0);
@@ -305,7 +308,7 @@ async function inImageOrder<I, R>(
           ended = true;
           break;
         }
-        let w = route?.(dispatched) ?? -1;
+        let w = route?.(dispatched, r.value) ?? -1;
         if (w < 0) {
           w = 0;
           for (let k = 1; k < workers.length; k++) if (busy[k] < busy[w]) w = k;
@@ -368,9 +371,14 @@ class Coordinator<I> {
   private readonly biasPasses: number;
   private readonly totalPasses: number;
   private readonly leftOut = new Set<number>();
-  /** Per image of the later passes, its index in pass 1 and the worker that loaded it then. */
+  /** Per image of the later passes, its index in pass 1; per pass-1 image, its cache slot (the
+   *  index of the first occurrence of its key) and the worker that loaded it then (-1: not kept);
+   *  per slot, the last pass-1 image that reads it. */
   private readonly first: number[] = [];
+  private readonly slot: number[] = [];
+  private readonly slotOfKey = new Map<string, number>();
   private readonly loadedBy: number[] = [];
+  private readonly lastRead: number[] = [];
   /** Where each weight layer's channels are in the means vectors, and their length. */
   private readonly offsets: number[];
   private readonly length: number;
@@ -427,7 +435,7 @@ class Coordinator<I> {
    *  results consumed in image order (the time spent consuming counted as merge time). */
   private async onePass<R>(
     pass: number, request: (w: WorkerHandle<I>, item: I, index: number, worker: number) => Promise<R>, consume: (r: R, index: number) => void | Promise<void>,
-    route?: (index: number) => number | undefined,
+    route?: (index: number, item: I) => number | undefined,
   ): Promise<void> {
     const { run, state, timings, leftOut } = this;
     const n = await inImageOrder(leftOut.size ? without(run.items(), leftOut) : run.items(), this.workers, this.window, request, async (r, index) => {
@@ -446,9 +454,17 @@ class Coordinator<I> {
   async foldRanges(): Promise<void> {
     const { run, state, opts, points } = this;
     const ranges = (w: WorkerHandle<I>, item: I, index: number, worker: number) => {
-      this.loadedBy[index] = worker;
-      const r = w.ranges(item, index, index < this.meansBatches * opts.batchSize);
+      if (this.slot[index] === index) this.loadedBy[index] = worker;
+      const r = w.ranges(item, index, index < this.meansBatches * opts.batchSize, this.slot[index]);
       return !run.onItemError ? r : r.then((v) => v, (error: unknown) => ({ error, item }));
+    };
+    // A repeat of an earlier image goes to the worker that loaded it.
+    const slotRoute = (index: number, item: I) => {
+      const key = run.key?.(item);
+      const s = key === undefined ? index : this.slotOfKey.get(key) ?? index;
+      if (key !== undefined && s === index) this.slotOfKey.set(key, index);
+      this.slot[index] = s;
+      return s === index ? undefined : this.loadedBy[s];
     };
     await this.onePass(0, ranges, (r, index) => {
       if ('error' in r) {
@@ -457,7 +473,8 @@ class Coordinator<I> {
         return;
       }
       // Later passes go to the worker holding the image decoded, or to the least busy one.
-      if (!r.cached) this.loadedBy[index] = -1;
+      if (this.slot[index] === index && !r.cached) this.loadedBy[index] = -1;
+      this.lastRead[this.slot[index]] = index;
       if (r.means && this.meansKept === state.images) {
         const sums = (this.floatSums[Math.floor(this.meansKept / opts.batchSize)] ??= new Float64Array(this.length));
         for (let c = 0; c < this.length; c++) sums[c] += r.means[c];
@@ -475,7 +492,7 @@ class Coordinator<I> {
         state.ranges.get(points[i])!.forEach((range, k) => range.update([values[at + 2 * k], values[at + 2 * k + 1]], seen));
       }
       state.images++;
-    });
+    }, slotRoute);
     if (!state.images) fail('BAD_IMAGE', `none of the ${this.leftOut.size} images could be used`);
   }
 
@@ -493,12 +510,12 @@ class Coordinator<I> {
       const sums = new Float64Array(2 * this.points.length);
       await inImageOrder(firstOf(without(this.run.items(), this.leftOut), images), workers, this.window,
         (w, item, index) => {
-          const fixed = w.measure(item, this.first[index], 0, { means: false }, false);
+          const fixed = w.measure(item, this.slot[this.first[index]], 0, { means: false }, false);
           const float = w.compare({ means: false, sqnr: true });
           return fixed.then(() => float);
         }, (m) => {
           for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];
-        }, (index) => this.loadedBy[this.first[index]]);
+        }, (index) => this.loadedBy[this.slot[this.first[index]]]);
       return sums;
     };
     const mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
@@ -539,7 +556,8 @@ class Coordinator<I> {
     const version = (index: number) => (biasPasses ? pass * batches + Math.floor(index / opts.batchSize) : 0);
     let sqnrSummed: Promise<void> = Promise.resolve();
     const measure = (w: WorkerHandle<I>, item: I, index: number) => {
-      const fixed = w.measure(item, this.first[index], version(index), { means: biasPasses > 0 }, last);
+      const s = this.slot[this.first[index]];
+      const fixed = w.measure(item, s, version(index), { means: biasPasses > 0 }, last && this.lastRead[s] === this.first[index]);
       const req: CompareRequest = { means: biasPasses > 0 && !floatKept(Math.floor(index / opts.batchSize)), sqnr: last };
       const float = req.means || req.sqnr ? w.compare(req) : undefined;
       float?.catch(() => {}); // its error is reported by the chain or the consumer awaiting it
@@ -560,7 +578,7 @@ class Coordinator<I> {
       bias.addFixed(batch, m.fixed.meansFixed!);
       if (!floatKept(batch)) bias.addFloat((await float!).meansFloat!);
       bias.imageDone(floatKept(batch) ? this.floatSums[batch] : undefined);
-    }, (index) => this.loadedBy[this.first[index]]);
+    }, (index) => this.loadedBy[this.slot[this.first[index]]]);
     bias.flush(this.floatSums, floatKept);
     await sqnrSummed;
   }

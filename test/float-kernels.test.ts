@@ -75,7 +75,7 @@ function convSpec(cc: ConvCase, seed: number, after?: { op: string; attrs?: Reco
 }
 
 /** A random conv of a kind; sizes are drawn until the output is non-empty. */
-function randomConv(r: R, kind: 'pointwise' | 'general' | 'dw3x3s1' | 'dw3x3s2' | 'dw' | 'dwMultiplier'): ConvCase {
+function randomConv(r: R, kind: 'pointwise' | 'general' | 'dw3x3s1' | 'dw3x3s2' | 'dw5x5s1' | 'dw' | 'dwMultiplier'): ConvCase {
   for (;;) {
     const dwKind = kind.startsWith('dw');
     const group = dwKind ? int(r, 1, 9) : kind === 'general' ? int(r, 1, 3) : int(r, 1, 2);
@@ -88,6 +88,7 @@ function randomConv(r: R, kind: 'pointwise' | 'general' | 'dw3x3s1' | 'dw3x3s2' 
     if (kind === 'pointwise') { k = [1, 1]; s = [1, 1]; d = [1, 1]; pads = [0, 0, 0, 0]; }
     if (kind === 'dw3x3s1') { k = [3, 3]; s = [1, 1]; const dd = int(r, 1, 3); d = [dd, dd]; pads = pads.map(() => int(r, 0, dd + 1)); }
     if (kind === 'dw3x3s2') { k = [3, 3]; s = [2, 2]; d = [1, 1]; pads = pads.map(() => int(r, 0, 1)); }
+    if (kind === 'dw5x5s1') { k = [5, 5]; s = [1, 1]; d = [1, 1]; pads = pads.map(() => int(r, 0, 3)); }
     const h = int(r, 1, 23), w = int(r, 1, 23);
     const oh = Math.floor((h + pads[0] + pads[2] - (k[0] - 1) * d[0] - 1) / s[0]) + 1;
     const ow = Math.floor((w + pads[1] + pads[3] - (k[1] - 1) * d[1] - 1) / s[1]) + 1;
@@ -95,7 +96,7 @@ function randomConv(r: R, kind: 'pointwise' | 'general' | 'dw3x3s1' | 'dw3x3s2' 
   }
 }
 
-for (const kind of ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw', 'dwMultiplier'] as const) {
+for (const kind of ['pointwise', 'general', 'dw3x3s1', 'dw3x3s2', 'dw5x5s1', 'dw', 'dwMultiplier'] as const) {
   test(`Conv kernels (${kind}) equal the reference on random shapes`, async () => {
     const r = rng(kind.length * 101);
     let worst = 0;
@@ -119,6 +120,9 @@ test('Conv kernels: wide rows, many channels, 1-D convs', async () => {
     { n: 2, c: 7, m: 13, h: 12, w: 45, group: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], bias: true },
     { n: 1, c: 6, m: 10, h: 9, w: 70, group: 2, k: [5, 3], s: [1, 1], d: [2, 1], pads: [4, 0, 2, 3], bias: false },
     { n: 1, c: 16, m: 3, h: 20, w: 33, group: 1, k: [7, 7], s: [1, 1], d: [1, 1], pads: [3, 3, 3, 3], bias: true },
+    // Depthwise 5x5 stride 1: 8 outputs a step, rows ending at every lane count.
+    { n: 2, c: 6, m: 6, h: 14, w: 71, group: 6, k: [5, 5], s: [1, 1], d: [1, 1], pads: [2, 2, 2, 2], bias: true },
+    { n: 1, c: 3, m: 3, h: 9, w: 12, group: 3, k: [5, 5], s: [1, 1], d: [1, 1], pads: [0, 1, 3, 0], bias: false },
   ];
   for (const [i, cc] of cases.entries()) await check(JSON.stringify(cc), convSpec(cc, i), { kernels: ['Conv'] });
   const conv1d: ModelSpec = {
@@ -344,6 +348,16 @@ test('Gemm and MatMul kernels: transposes, alpha/beta, bias shapes, batched A', 
       initializers: { b: randomTensor(b, 3) },
     };
     await check(`MatMul [${a}]x[${b}]`, spec, { kernels: ['MatMul'] });
+  }
+  // Two activations (attention), batch dimensions broadcast either way, 1-D operands, a fused Relu.
+  const cases: [number[], number[]][] = [[[2, 3, 9, 20], [2, 3, 20, 17]], [[4, 5, 8], [8, 24]], [[6, 33], [3, 1, 33, 7]], [[11], [2, 11, 9]], [[1, 40, 13], [13, 1]]];
+  for (const [i, [a, b]] of cases.entries()) {
+    const spec: ModelSpec = {
+      inputs: [{ name: 'a', dims: a }, { name: 'b', dims: b }], outputs: [{ name: 'y' }],
+      nodes: i === 1 ? [node('MatMul', ['a', 'b'], ['t']), node('Relu', ['t'], ['y'])] : [node('MatMul', ['a', 'b'], ['y'])],
+      initializers: {},
+    };
+    await check(`MatMul of activations [${a}]x[${b}]`, spec, { kernels: ['MatMul'], seed: i, ...(i === 1 ? { fused: { MatMul: 'Relu' } } : {}) });
   }
 });
 

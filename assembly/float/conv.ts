@@ -242,6 +242,51 @@ export function conv_f32_dw_simd(
   }
 }
 
+/** acc + the five taps of one kernel row (weights at wr) on the 4 outputs whose inputs start at r. */
+@inline
+function dw5Row(r: usize, wr: usize, acc: v128): v128 {
+  acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(wr), v128.load(r)));
+  acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(wr, 4), v128.load(r, 4)));
+  acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(wr, 8), v128.load(r, 8)));
+  acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(wr, 12), v128.load(r, 12)));
+  return f32x4.add(acc, f32x4.mul(v128.load32_splat(wr, 16), v128.load(r, 16)));
+}
+
+/**
+ * Depthwise 5x5, stride 1, dilation 1, any pads (PP-OCR's blocks), on the zero-bordered plane copy
+ * of conv_f32_dw_simd (same weight packing: 25 taps, the bias, 2 floats of padding): 8 outputs
+ * per step with the 25 taps unrolled, summed in conv_f32_dw_simd's order (0, then each tap in
+ * row-major order, then the bias), so the outputs are that kernel's bit for bit.
+ */
+export function conv_f32_dw5x5_simd(
+  x: usize, wp: usize, y: usize, planes: i32, c: i32,
+  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, pad: usize, rowLen: i32, act: i32, p0: f32, p1: f32,
+): void {
+  const rowBytes = <usize>rowLen << 2;
+  for (let p = 0; p < planes; p++) {
+    fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);
+    const wq = wp + <usize>(p % c) * 112;
+    const bias = v128.load32_splat(wq, 100);
+    let yp = y + <usize>p * <usize>oh * <usize>ow * 4;
+    for (let oy = 0; oy < oh; oy++) {
+      const r0 = pad + <usize>oy * rowBytes;
+      for (let ox = 0; ox < ow; ox += 8) {
+        const r = r0 + (<usize>ox << 2);
+        let a0 = f32x4.splat(0), a1 = a0;
+        for (let ky = 0; ky < 5; ky++) {
+          const rr = r + <usize>ky * rowBytes, wr = wq + <usize>ky * 20;
+          a0 = dw5Row(rr, wr, a0);
+          a1 = dw5Row(rr + 16, wr, a1);
+        }
+        storeLanes(yp + (<usize>ox << 2), clampOnStore(f32x4.add(a0, bias), act, p0, p1), ow - ox);
+        if (ox + 4 < ow) storeLanes(yp + (<usize>ox << 2) + 16, clampOnStore(f32x4.add(a1, bias), act, p0, p1), ow - ox - 4);
+      }
+      activate_rows(yp, 0, 1, ow, act, p0, p1);
+      yp += <usize>ow << 2;
+    }
+  }
+}
+
 /**
  * Stride-1 conv (any kernel, dilation, pads, groups) as GEMM straight on the input: for an
  * output tile of 8 pixels of one row whose taps all fall inside the image, the k = cg*kh*kw rows

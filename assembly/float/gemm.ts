@@ -150,3 +150,38 @@ export function matmul_f32_packedb_simd(
     activate_rows(yRow, yStride, mr, n, act, p0, p1);
   }
 }
+
+/**
+ * Batched MatMul of two activations (attention's Q·Kᵀ and scores·V): per batch i, Y_i [m x n] =
+ * A [m x k] at a + aOff[i] floats times B [k x n] at b + bOff[i] floats (i32 offsets), B packed
+ * first into `bp` ([ceil(n/8)][k][8], zero columns past n) for matmul_f32_packedb_simd, whose
+ * sums (chunks of 16 products) this is. `zero` holds ceil(n/8)*8 zero floats (the bias), `ap`
+ * 4*k floats of scratch.
+ */
+export function matmul_f32_act_simd(
+  a: usize, b: usize, y: usize, batch: i32, aOff: usize, bOff: usize, m: i32, k: i32, n: i32,
+  bp: usize, zero: usize, ap: usize, act: i32, p0: f32, p1: f32,
+): void {
+  const rowBytes = <usize>n << 2;
+  for (let i = 0; i < batch; i++) {
+    const bi = b + (<usize>load<i32>(bOff + (<usize>i << 2)) << 2);
+    for (let j = 0; j < n; j += 8) {
+      const nr = min(8, n - j);
+      let dst = bp + <usize>(j >> 3) * (<usize>k << 5);
+      let src = bi + (<usize>j << 2);
+      for (let t = 0; t < k; t++) {
+        if (nr == 8) {
+          v128.store(dst, v128.load(src));
+          v128.store(dst, v128.load(src, 16), 16);
+        } else {
+          for (let c = 0; c < 8; c++) store<f32>(dst + (<usize>c << 2), c < nr ? load<f32>(src + (<usize>c << 2)) : 0);
+        }
+        dst += 32;
+        src += rowBytes;
+      }
+    }
+    matmul_f32_packedb_simd(
+      a + (<usize>load<i32>(aOff + (<usize>i << 2)) << 2), k, bp, zero, y + <usize>i * <usize>m * rowBytes, n, m, k, n, ap, act, p0, p1,
+    );
+  }
+}

@@ -64,6 +64,7 @@ export async function calibrateImages(model: Model, files: readonly string[], sp
     },
     items: () => files,
     count: files.length,
+    key: (file) => file,
     // Undecodable, empty or oversized images are skipped (reported) unless strict.
     onItemError: (error) => skipImage(options, error),
     start: async (setup, calibrated) => workers === 1

@@ -4,7 +4,7 @@ import { productLimits } from './binary.js';
 import { broadcastShape, broadcastStrides } from './broadcast.js';
 import { bindPackedB } from './gemm.js';
 import { checkAccumulator, checkLimits, columnLayout, constantB, fcKernel, inputQ, maxAbs, weightFixed, type WeightFixed } from './fixed.js';
-import { input, numel, opError, type FixedOp, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
+import { NO_ACTIVATION, input, kernelFn, numel, opError, upload, type FixedOp, type KernelCall, type KernelEnv, type LimitContext, type OpModule, type ScaleLimits } from './op.js';
 
 export interface MatMulParams {
   m: number; k: number; n: number;
@@ -61,12 +61,25 @@ export const matmul: OpModule<MatMulParams> = {
     }
   },
   kernel(p, env) {
-    // A constant B shared by every batch, and A's batches stacked: one GEMM over batch*m rows.
     const b = env.inputs[1]?.value?.data;
-    if (!b || !p.bOffsets.every((o) => o === 0) || !p.aOffsets.every((o, i) => o === i * p.m * p.k)) return undefined;
+    if (!b) return bindActivations(p, env);
+    // A constant B shared by every batch, and A's batches stacked: one GEMM over batch*m rows.
+    if (!p.bOffsets.every((o) => o === 0) || !p.aOffsets.every((o, i) => o === i * p.m * p.k)) return undefined;
     return bindPackedB(env, p.batch * p.m, p.k, p.n, (t, j) => b[t * p.n + j], undefined);
   },
 };
+
+/** Both operands computed (attention): B packed per call, per batch (matmul_f32_act_simd). */
+function bindActivations(p: MatMulParams, env: KernelEnv): KernelCall {
+  const panels = Math.ceil(p.n / 8);
+  const offsets = upload(env, p.aOffsets), bOffsets = upload(env, p.bOffsets);
+  const zero = upload(env, new Float32Array(panels * 8));
+  const bytes = [panels * 8 * p.k * 4, p.k * 16];
+  const scratch = env.scratch ? env.scratch(bytes[0] + bytes[1]) : { ptr: env.alloc(bytes[0] + bytes[1]) };
+  const { code, p0, p1 } = env.activation ?? NO_ACTIVATION;
+  const f = kernelFn(env, 'matmul_f32_act_simd');
+  return ([a, b], [y]) => f(a, b, y, p.batch, offsets, bOffsets, p.m, p.k, p.n, scratch.ptr, zero, scratch.ptr + bytes[0], code, p0, p1);
+}
 
 /** MatMul with constant 2-D weights B [K, N]: a fully connected layer over the rows of A. */
 const weightMatMul = weightFixed<MatMulParams>(matmul, ({ node, params: p, inputs }) => {

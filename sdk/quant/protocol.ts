@@ -13,10 +13,10 @@
  *   to the worker                                          reply value
  *   { op: 'init', id, model: ModelParts, setup: WorkerSetup,
  *     kernels: WebAssembly.Module, loader: <config> }      { observed: number[] }
- *   { op: 'ranges', id, item, image, means }               Ranged (pass 1; image: its index)
+ *   { op: 'ranges', id, item, image, means, slot }         Ranged (pass 1; image: its index)
  *   { op: 'spec', id, spec: QuantSpec }                    undefined (fixed engine ready)
  *   { op: 'bias', version, biases: Float32Array }          none (measures of `version` wait for it)
- *   { op: 'measure', id, item, image, version, req, last }  Measured (image: its index in pass 1)
+ *   { op: 'measure', id, item, image, version, req, last }  Measured (image: its cache slot)
  *   { op: 'compare', id, req }                             Compared (the image measured last)
  *   { op: 'close', id }                                    WorkerTimings
  *
@@ -71,7 +71,7 @@ export interface WorkerInit {
 
 type Request =
   | { op: 'init'; id: number; model: ModelParts; setup: WorkerSetup; kernels: WebAssembly.Module; loader: unknown }
-  | { op: 'ranges'; id: number; item: unknown; image: number; means: boolean }
+  | { op: 'ranges'; id: number; item: unknown; image: number; means: boolean; slot: number }
   | { op: 'spec'; id: number; spec: QuantSpec }
   | { op: 'bias'; version: number; biases: Float32Array }
   | { op: 'measure'; id: number; item: unknown; image: number; version: number; req: MeasureRequest; last: boolean }
@@ -118,7 +118,7 @@ export function serveCalibrationWorker<I>(endpoint: Endpoint, makeLoader: (confi
           worker = new LocalWorker(await CalibrationWorker.create(Model.fromParts(m.model), m.setup), makeLoader(m.loader), m.setup.cacheBytes);
           return { observed: worker.observed };
         })());
-      case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image, m.means));
+      case 'ranges': return reply(m.id, ready().ranges(m.item as I, m.image, m.means, m.slot));
       case 'spec': return reply(m.id, ready().setSpec(m.spec));
       case 'measure': return reply(m.id, ready().measure(m.item as I, m.image, m.version, m.req, m.last));
       case 'compare': return reply(m.id, ready().compare(m.req));
@@ -161,8 +161,8 @@ export class RemoteWorker<I> implements WorkerHandle<I> {
     return w;
   }
 
-  ranges(item: I, image: number, means: boolean): Promise<Ranged> {
-    return this.request({ op: 'ranges', id: 0, item, image, means }) as Promise<Ranged>;
+  ranges(item: I, image: number, means: boolean, slot: number): Promise<Ranged> {
+    return this.request({ op: 'ranges', id: 0, item, image, means, slot }) as Promise<Ranged>;
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {

@@ -11,7 +11,8 @@
  * request arrives so that it overlaps the work queued before it, and a bias-calibration request
  * waits until the biases it needs (a version: the number of updates before its batch) are set.
  * It keeps the images it loads in pass 1, decoded, within `WorkerSetup.cacheBytes`, for the
- * later passes (the coordinator sends an image to the worker that kept it).
+ * later passes and for the repeats of an image within pass 1 (the coordinator names each image's
+ * cache slot, the pass-1 index of its first occurrence, and sends it to the worker that kept it).
  */
 import { FixedPlan, type MeansOf } from '../engine/fixed.js';
 import { FloatPlan } from '../engine/float.js';
@@ -96,7 +97,8 @@ export interface WorkerTimings {
   sqnr: number;
   /** Images processed, once per pass. */
   images: number;
-  /** Images of later passes taken from the worker's cache instead of being loaded again. */
+  /** Images taken from the worker's cache instead of being loaded again (later passes, and an
+   *  image's repeats within pass 1). */
   reused: number;
 }
 
@@ -262,13 +264,14 @@ export interface WorkerHandle<I> {
   /** Indices of the points the float model computes (the same for every worker). */
   readonly observed: number[];
   /** Pass 1 for image number `image` (its index in the calibration); `means`: with its float
-   *  per-channel means. */
-  ranges(item: I, image: number, means: boolean): Promise<Ranged>;
+   *  per-channel means; `slot`: where the decoded image is kept (`image`, or the index of an
+   *  earlier occurrence of the same image, which is then read from the cache if kept). */
+  ranges(item: I, image: number, means: boolean, slot: number): Promise<Ranged>;
   setSpec(spec: QuantSpec): Promise<void>;
   /** The biases after `version` updates; measure requests for that version wait for them. */
   setBiases(version: number, biases: Float32Array): void;
-  /** A later pass for image number `image` (its number in pass 1) through the fixed-point engine;
-   *  `last`: no pass follows. */
+  /** A later pass for the image kept in cache slot `image` (see `ranges`) through the fixed-point
+   *  engine; `last`: no later request reads that slot. */
   measure(item: I, image: number, version: number, req: MeasureRequest, last: boolean): Promise<Measured>;
   /** The float engine on the image of the measure request made just before, to this worker. */
   compare(req: CompareRequest): Promise<Compared>;
@@ -284,6 +287,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
   private readonly waiting: { version: number; resolve: () => void }[] = [];
   private readonly load: StagedLoader<I, unknown>;
   private readonly cache = new Map<number, unknown>();
+  /** Pass-1 decodings queued and not yet run, by cache slot. */
+  private readonly decoding = new Map<number, Promise<unknown>>();
   private cached = 0;
 
   constructor(private readonly worker: CalibrationWorker, load: Loader<I>, private readonly cacheBytes: number) {
@@ -294,8 +299,8 @@ export class LocalWorker<I> implements WorkerHandle<I> {
     return this.worker.observed;
   }
 
-  ranges(item: I, image: number, means: boolean): Promise<Ranged> {
-    return this.enqueue(item, image, 'fill', (feeds, cached) => ({ ...this.worker.ranges(feeds, image, means), cached }));
+  ranges(item: I, image: number, means: boolean, slot: number): Promise<Ranged> {
+    return this.enqueue(item, slot, 'fill', (feeds, cached) => ({ ...this.worker.ranges(feeds, image, means), cached }));
   }
 
   async setSpec(spec: QuantSpec): Promise<void> {
@@ -335,22 +340,31 @@ export class LocalWorker<I> implements WorkerHandle<I> {
   /** Work still queued here finishes or waits unobserved; nothing runs outside this thread. */
   async abort(): Promise<void> {}
 
-  private enqueue<T>(item: I, image: number, use: CacheUse, work: (feeds: Feeds, cached: boolean) => T | Promise<T>): Promise<T> {
-    const kept = use === 'fill' ? undefined : this.cache.get(image);
-    const loaded = kept !== undefined ? Promise.resolve(kept) : Promise.resolve().then(() => this.load.decode(item));
+  private enqueue<T>(item: I, slot: number, use: CacheUse, work: (feeds: Feeds, cached: boolean) => T | Promise<T>): Promise<T> {
+    // A repeat of an image within pass 1 may arrive before its first occurrence has run: it
+    // shares that decoding, which the first occurrence keeps or not.
+    const kept = this.cache.get(slot);
+    const shared = kept === undefined ? this.decoding.get(slot) : undefined;
+    const loaded = kept !== undefined ? Promise.resolve(kept) : shared ?? Promise.resolve().then(() => this.load.decode(item));
     loaded.catch(() => {}); // its error is reported when its turn comes
+    const owner = kept === undefined && !shared;
+    if (owner && use === 'fill') this.decoding.set(slot, loaded);
     const run = this.queue.then(async () => {
       const t0 = performance.now();
-      const decoded = await loaded;
+      const decoded = await loaded.catch((e: unknown) => {
+        if (owner) this.decoding.delete(slot);
+        throw e;
+      });
       this.worker.timings.waitImage += performance.now() - t0;
-      if (kept !== undefined) this.worker.timings.reused++;
-      const keep = use === 'fill' && this.cached + this.load.bytes(decoded) <= this.cacheBytes;
-      if (keep) {
-        this.cache.set(image, decoded);
+      if (!owner) this.worker.timings.reused++;
+      if (owner && use === 'fill' && this.cached + this.load.bytes(decoded) <= this.cacheBytes) {
+        this.cache.set(slot, decoded);
         this.cached += this.load.bytes(decoded);
       }
-      if (use === 'last' && this.cache.delete(image)) this.cached -= this.load.bytes(decoded);
-      return work(this.load.feeds(decoded), keep);
+      if (owner) this.decoding.delete(slot);
+      const cached = this.cache.has(slot);
+      if (use === 'last' && this.cache.delete(slot)) this.cached -= this.load.bytes(decoded);
+      return work(this.load.feeds(decoded), cached);
     });
     this.queue = run.catch(() => {});
     return run;
