@@ -259,9 +259,12 @@ function dw5Row(r: usize, wr: usize, acc: v128): v128 {
  * row-major order, then the bias), so the outputs are that kernel's bit for bit.
  */
 export function conv_f32_dw5x5_simd(
-  x: usize, wp: usize, y: usize, planes: i32, c: i32,
-  h: i32, w: i32, oh: i32, ow: i32, pt: i32, pl: i32, pad: usize, rowLen: i32, act: i32, p0: f32, p1: f32,
+  x: usize, wp: usize, y: usize, geom: usize, pad: usize, rowLen: i32,
+  act: i32, p0: f32, p1: f32,
 ): void {
+  const c = load<i32>(geom, GEOM_C), planes = load<i32>(geom, GEOM_N) * c;
+  const h = load<i32>(geom, GEOM_H), w = load<i32>(geom, GEOM_W), oh = load<i32>(geom, GEOM_OH);
+  const ow = load<i32>(geom, GEOM_OW), pt = load<i32>(geom, GEOM_PT), pl = load<i32>(geom, GEOM_PL);
   const rowBytes = <usize>rowLen << 2;
   for (let p = 0; p < planes; p++) {
     fillPadded(x + <usize>p * <usize>h * <usize>w * 4, h, w, pad, rowBytes, pt, pl);

@@ -138,7 +138,7 @@ function bindDepthwise(p: ConvParams, env: KernelEnv, wt: TensorData, bias: Tens
   }
   if (p.kh === 5 && p.kw === 5 && p.sh === 1 && p.sw === 1 && p.dh === 1 && p.dw === 1) {
     const f5 = kernelFn(env, 'conv_f32_dw5x5_simd');
-    return ([x], [y]) => f5(x, wp, y, planes, p.c, p.h, p.w, p.oh, p.ow, p.pt, p.pl, pad, rowLen, code, p0, p1);
+    return ([x], [y]) => f5(x, wp, y, geom, pad, rowLen, code, p0, p1);
   }
   const f = kernelFn(env, 'conv_f32_dw_simd');
   return ([x], [y]) => f(x, wp, y, geom, pad, rowLen, code, p0, p1);
