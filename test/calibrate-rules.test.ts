@@ -149,4 +149,32 @@ test('verdicts: channels lost to per-tensor depthwise weights point to advanced-
   assert.ok(tight.table.diagnostics!.verdicts.length > 0 && tight.table.diagnostics!.verdicts.every((x) => x.threshold === 200));
 });
 
+test('verdicts: a Relu6 the seed\'s rule leaves to the 16-bit format\'s limit is named, with --keep-clip-bounds as the remedy', async () => {
+  // A 1x1 conv whose outputs reach past 6 on some pixels, then Clip(0, 6): float cuts them at 6, the
+  // fixed point (a PACT2 clip whose range [0, 6] rounds to 8) saturates only near 8. Its input is
+  // exact, its grid fine: neither rounding nor its input explains its SQNR.
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [1, 1, 8, 8] }], outputs: [{ name: 'y' }],
+    nodes: [
+      node('Conv', ['x', 'w', 'b'], ['c']), node('Clip', ['c', 'zero', 'six'], ['r']),
+      node('Conv', ['r', 'w2', 'b2'], ['y']),
+    ],
+    initializers: {
+      w: floats([1, 1, 1, 1], [4]), b: floats([1], [0]), zero: floats([], [0]), six: floats([], [6]),
+      w2: floats([1, 1, 1, 1], [0.5]), b2: floats([1], [0]),
+    },
+  }));
+  const xs = images(4, 64, 70, 1).map((x) => x.map((v) => Math.abs(v) * 1.75));
+  for (const preset of PRESETS) {
+    const cal = await calibrate(model, xs, { preset, bits: 16 });
+    const v = cal.table.diagnostics!.verdicts.find((x) => x.tensor === 'r');
+    assert.ok(v && v.sqnr < 30, `${preset}: ${JSON.stringify(cal.table.diagnostics)}`);
+    assert.ok(v.cause.kind === 'clip-bounds' && v.cause.node === 'Clip_r' && v.cause.bound === 6 && v.cause.limit > 7.99 && v.cause.limit < 8, v.cause.text);
+    assert.is(v.remedy.option, '--keep-clip-bounds');
+    // The remedy does what it says: with the Clip's bounds kept there is nothing left to name.
+    const kept = await calibrate(model, xs, { preset, bits: 16, keepClipBounds: true });
+    assert.equal(kept.table.diagnostics!.verdicts, [], preset);
+  }
+});
+
 test.run();

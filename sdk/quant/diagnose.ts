@@ -4,6 +4,10 @@
  * per-tensor scale, input scales an Add has to reconcile, a float fallback, an output scale the
  * device's rules lowered, or an input that is already degraded), and the remedy the tool offers.
  */
+import { qRange, type TensorQ } from '../device/spec.js';
+import type { Node } from '../graph/ir.js';
+import { activationClip } from '../ops/index.js';
+import type { Clip } from '../ops/op.js';
 import { ceilLog2, log10, sqnrDb } from '../util/math.js';
 import { estimatorName } from './ranges.js';
 import { VERDICT_THRESHOLD, type CalibrationState, type Formats, type LayerState } from './calibrate.js';
@@ -34,6 +38,10 @@ export type Cause =
   /** The output scale was lowered where the device's rules forced it (calibration.json "compromises"). */
   | { kind: 'scale-lowered'; text: string; bits: number }
   | { kind: 'fallback'; text: string }
+  /** The seed's rule leaves a Relu6/Clip's own bound (`bound`) to the format, which saturates at
+   *  `limit` (TIDL's power-of-2 mode): float values reach the bound, so fixed point passes values
+   *  the float model cuts there. */
+  | { kind: 'clip-bounds'; text: string; node: string; bound: number; limit: number }
   /** Its input is already below the threshold (and has a verdict of its own). */
   | { kind: 'inherited'; text: string; tensor: string; node: string; sqnr: number }
   /** A product (Mul, MatMul of activations) of inputs above the threshold multiplies their relative errors. */
@@ -49,7 +57,7 @@ export type Cause =
   | { kind: 'input-channels'; text: string; layer: string; zeroed: number; fewLevels: number; channels: number; perChannel: boolean };
 
 export interface Remedy {
-  kind: 'preset' | 'estimator' | 'sixteen-bit' | 'upstream' | 'none';
+  kind: 'preset' | 'estimator' | 'sixteen-bit' | 'clip-bounds' | 'upstream' | 'none';
   /** The CLI option to try (SDK: the option of the same name), when there is one. */
   option?: string;
   text: string;
@@ -126,6 +134,7 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
     const lowered = (formats.compromises.get(node.name) ?? []).find((c) => c.kind === 'output-scale-lowered' && c.tensor === p);
     const ins = node.inputs.filter(isRuntime).map((t) => formats.tensors[resolve(t)]);
     const spread = (node.op === 'Add' || node.op === 'Sub') && ins.length === 2 ? Math.abs(ins[0].scaleLog2 - ins[1].scaleLog2) : 0;
+    const leftBound = boundLeft(state, names.map((n) => nodes.get(n)), p, q);
     let cause: Cause;
     if (worst && worst.db < threshold && sqnr >= worst.db - 3) cause = inherited();
     else if (clipShare >= 0.5) cause = clip();
@@ -146,6 +155,7 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
       };
     } else if (clipShare >= 0.2) cause = clip();
     else if (worst && worst.db < threshold) cause = inherited();
+    else if (leftBound) cause = leftBound;
     else if (worst && (node.op === 'Mul' || node.op === 'MatMul')) {
       // A product's own rounding is its output's; what it does is multiply its inputs' relative errors.
       cause = {
@@ -169,6 +179,30 @@ export function diagnose(state: CalibrationState, formats: Formats, errors: Map<
     });
   }
   return verdicts;
+}
+
+/**
+ * The seed's Relu6/Clip rule (keepClipBounds off) at a point: a Clip among the nodes computing it
+ * whose own bound lies inside the format, so that the device saturates only at the format's limit
+ * beyond it, while the float values seen reach that bound (the float model cuts there). E.g. a
+ * Clip(0, 6) stored on a 16-bit grid up to 8 passes 6..8 where float has 6: no grid fixes that.
+ */
+function boundLeft(state: CalibrationState, producers: (Node | undefined)[], p: string, q: TensorQ): Extract<Cause, { kind: 'clip-bounds' }> | undefined {
+  if (state.options.keepClipBounds) return undefined;
+  const [lo, hi] = qRange(q.bits, q.signed).map((v) => v * 2 ** -q.scaleLog2);
+  const [seenMin, seenMax] = state.rangeOf(p).seen;
+  for (const n of producers) {
+    const c: Clip | undefined = n && activationClip(n, state.inferred.compiled.get(n)!.params);
+    if (!n || !c) continue;
+    const side = c.max < hi && seenMax >= c.max ? { bound: c.max, limit: hi } : c.min > lo && seenMin <= c.min ? { bound: c.min, limit: lo } : undefined;
+    if (!side) continue;
+    return {
+      kind: 'clip-bounds', node: n.name, ...side,
+      text: `its ${n.op}(${c.min}, ${c.max}) saturates at the ${q.bits}-bit format's limit ${+side.limit.toPrecision(6)} rather than at ${side.bound}, which the float values reach ` +
+        `(the seed's rule: a Relu6/Clip is a PACT2 clip, and in power-of-2 mode the device saturates only at the type's limits): fixed point passes what float cuts`,
+    };
+  }
+  return undefined;
 }
 
 function formatClip(q: { bits: number; signed: boolean; scaleLog2: number }): string {
@@ -250,6 +284,9 @@ function remedy(cause: Cause, node: string, bits: number, l: LayerState | undefi
       kind: 'sixteen-bit', option: '--bits 16',
       text: `it amplifies the error its input carries from the layers before "${state.producersOf(cause.input)[0] ?? cause.input}": 16 bits for that path (--sixteen-bit on its layers, or --bits 16)`,
     };
+  }
+  if (cause.kind === 'clip-bounds') {
+    return { kind: 'clip-bounds', option: '--keep-clip-bounds', text: 'saturate at the Clip\'s own bounds as the float model does: --keep-clip-bounds (TIDL\'s power-of-2 mode does not)' };
   }
   if (cause.kind === 'weight-clip') {
     return { kind: 'preset', option: '--preset advanced-dw', text: 'a preset without weight clipping: --preset advanced-dw (or simple)' };
