@@ -269,7 +269,7 @@ test('Slice, Transpose and nearest Resize keeping the format: their integer kern
   for (const bits of [8, 16] as const) for (const c of cases) await bitExact(c, { bits, keepMoves: true }, [1, 2, 3]);
 });
 
-test('float fallbacks with a float kernel (linear Resize, Softmax, Mul by a constant, BatchNormalization) run it: within one step of the reference', async () => {
+test('float fallbacks with a float kernel (linear Resize, Softmax, Mul by a constant along the last axis, BatchNormalization on [N, C]) run it: within one step of the reference', async () => {
   const one = (nodes: Node[], dims: number[], initializers: ModelSpec['initializers']): ModelSpec => ({
     inputs: [{ name: 'x', dims }], outputs: [{ name: 'y' }], nodes, initializers,
   });
@@ -277,8 +277,10 @@ test('float fallbacks with a float kernel (linear Resize, Softmax, Mul by a cons
   const cases: ModelSpec[] = [
     one([node('Resize', ['x', '', 'scales'], ['y'], { mode: 'linear' })], [1, c, 6, 7], { scales: floats([4], [1, 1, 2.5, 3]) }),
     one([node('Softmax', ['x'], ['y'], { axis: 1 })], [2, c, 3, 4], {}),
-    one([node('Mul', ['x', 'k'], ['y'])], [1, c, 9, 10], { k: floats([c, 1, 1], [0.5, -1.25, 3, 0.1, 2]) }),
-    one([node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'])], [1, c, 4, 6], {
+    // Channel-wise constants become depthwise layers at load; along the last axis they stay.
+    one([node('Mul', ['x', 'k'], ['y'])], [1, c, 9, 10], { k: floats([10], [0.5, -1.25, 3, 0.1, 2, 1, 0.25, -0.5, 4, 1.5]) }),
+    // Likewise a BN on spatial axes; on [N, C] it stays.
+    one([node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'])], [24, c], {
       g: floats([c], [1, 2, 0.5, -1, 3]), b: floats([c], [0.1, 0, -0.3, 1, 2]), m: floats([c], [0, 1, -1, 0.5, 0]), v: floats([c], [1, 4, 0.25, 2, 1]),
     }),
   ];
