@@ -93,9 +93,11 @@ export function weightScales(
   // Bias bound: 'mma' keeps an int16 at the weight scale, 'int16' at the accumulator scale,
   // 16-bit layers an int32 at the accumulator scale. Where the input scale factor 2^in exceeds
   // biasB's bound, the MMA form is biasA(int8) x biasB at the accumulator scale (deviceBias): the
-  // int16 at the weight scale would fit and still saturate there (to a quarter of an equalized
-  // first layer's bias, say), so the bound is that product's.
-  const product = opts.bits === 8 && opts.biasMode === 'mma' && 2 ** inLog2 > mmaBiasB(!!opts.signedInput);
+  // int16 at the weight scale fits and still saturates there. With per-channel scales the bound is
+  // that product's: a channel pays for its own bias. A per-tensor scale keeps the int16 bound: one
+  // large bias would take bits from every channel (DeepLabV3's equalized layers lose 5), which
+  // costs more than the one channel's saturated bias.
+  const product = perChannel && opts.bits === 8 && opts.biasMode === 'mma' && 2 ** inLog2 > mmaBiasB(!!opts.signedInput);
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : product ? 128 * mmaBiasB(!!opts.signedInput) - 1 : 32767;
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' || product ? inLog2 : 0;
   let biasCapped = false;
@@ -114,7 +116,7 @@ export function biasCapReason(bits: Bits, biasMode: BiasMode): string {
   if (bits === 16) return 'the bias must fit an int32 at the accumulator scale 2^(in + w) (16-bit layer)';
   return biasMode === 'int16'
     ? 'the bias must fit an int16 at the accumulator scale 2^(in + w) (bias mode int16)'
-    : 'the bias must fit TIDL\'s MMA form: an int16 at the weight scale 2^w, brought to the accumulator by biasA(int8) x biasB (where the input scale exceeds biasB, the product bounds it)';
+    : 'the bias must fit TIDL\'s MMA form: an int16 at the weight scale 2^w, brought to the accumulator by biasA(int8) x biasB (per-channel scales, where the input scale exceeds biasB: the product bounds it)';
 }
 
 /** Per output channel, at given weight scales: max|W| in float, sum |q| and whether any q is nonzero. */
