@@ -54,7 +54,7 @@ const MODELS = {
   deeplab: {
     model: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3], preprocess: 'deeplab', task: 'segmentation', metric: 'miou', label: 'mIoU %',
     images: join(COCO, 'images'), labels: join(COCO, 'segmentation-masks'), classMap: COCO_PANOPTIC_TO_VOC, calibrate: 64,
-    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit', 'advanced, equalized', 'advanced-dw, equalized', 'advanced-dw, mse', 'advanced-dw, entropy'],
+    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit', 'advanced, equalized', 'advanced-dw, equalized'],
   },
 };
 /** Models scored by their float-vs-fixed figure only, with more images than the robustness table. */
