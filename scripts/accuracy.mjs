@@ -13,6 +13,8 @@
 //   npm run accuracy -- --mixed-precision yolox mobilenetv2   the mixed-precision curve: advanced-dw
 //                                         at factors 1.0, 1.1, 1.25, 1.5, 2.0 (--factors 1,1.5 for others)
 //   npm run accuracy -- --eval-images N   evaluate on the first N images only (quicker, labelled models)
+//   npm run accuracy -- --held-out        evaluate on the images not used for calibration only
+//                                         (labelled models), to check a change is not tuned to them
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -47,12 +49,12 @@ const MODELS = {
   yolox: {
     model: 'yolox-nano.onnx', shape: [1, 3, 416, 416], preprocess: 'yolox', task: 'detection', metric: 'map50', label: 'mAP@0.5 %',
     images: join(COCO, 'images'), labels: join(COCO, 'detection-labels'), calibrate: 64,
-    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit'],
+    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit', 'advanced, equalized', 'advanced-dw, equalized'],
   },
   deeplab: {
     model: 'deeplabv3-mobilenetv2-257-nhwc.onnx', shape: [1, 257, 257, 3], preprocess: 'deeplab', task: 'segmentation', metric: 'miou', label: 'mIoU %',
     images: join(COCO, 'images'), labels: join(COCO, 'segmentation-masks'), classMap: COCO_PANOPTIC_TO_VOC, calibrate: 64,
-    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit'],
+    configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit', 'advanced, equalized', 'advanced-dw, equalized'],
   },
 };
 /** Models scored by their float-vs-fixed figure only, with more images than the robustness table. */
@@ -64,12 +66,13 @@ const UNLABELLED = {
   'tbefn-180x320': { calibrate: 16, evaluate: 32 },
 };
 for (const [name, counts] of Object.entries(UNLABELLED)) {
-  MODELS[name] = { ...SHARED[name], ...counts, model: SHARED[name].file, label: SHARED[name].figure, configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit'] };
+  MODELS[name] = { ...SHARED[name], ...counts, model: SHARED[name].file, label: SHARED[name].figure, configs: ['simple', 'advanced', 'advanced-dw', 'advanced-dw, 16-bit', 'advanced, equalized', 'advanced-dw, equalized'] };
 }
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');
 const noQdq = args.includes('--no-qdq');
+const heldOut = args.includes('--held-out');
 const valueOf = (flag) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
 const evalImages = valueOf('--eval-images') && Number(valueOf('--eval-images'));
 if (args.includes('--mixed-precision')) {
@@ -131,8 +134,9 @@ async function labelled(name, m, model) {
   const spec = sizeSpec(presetSpec(m.preprocess), m.shape);
   const all = openDataset(m.images, evalImages ? { limit: evalImages } : {});
   const calibration = all.files.slice(0, m.calibrate);
+  const dataset = heldOut ? { ...all, files: all.files.slice(m.calibrate) } : all;
   const evalOptions = (fixed) => ({
-    task: m.task, dataset: all, spec, labels: m.labels, classMap: m.classMap, fixed: { run: fixed },
+    task: m.task, dataset, spec, labels: m.labels, classMap: m.classMap, fixed: { run: fixed },
     onProgress: (d, t) => status(`${name}: evaluating ${d}/${t}`),
   });
   return async (config) => {

@@ -62,7 +62,7 @@ export function specFromRanges(model: Model, range: Ranges, options: NaiveSpecOp
     if (b) bias.set(b.data.length === 1 ? new Array(layout.channels).fill(b.data[0]) : b.data);
     const inQ = format(node.inputs[0]);
     const analysis = analyzeWeights(w, layout, !!options.perChannel, false);
-    const q = quantizeWeights(analysis, weightScales(analysis, bias, inQ.scaleLog2, { bits, biasMode }).scaleLog2, bits);
+    const q = quantizeWeights(analysis, weightScales(analysis, bias, inQ.scaleLog2, { bits, biasMode, signedInput: inQ.signed }).scaleLog2, bits);
     layers[node.name] = { weights: q.data, weightScaleLog2: q.scaleLog2, bias };
     const outQ = format(node.outputs[0]);
     outQ.scaleLog2 = Math.min(outQ.scaleLog2, inQ.scaleLog2 + Math.min(...q.scaleLog2));

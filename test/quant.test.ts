@@ -263,7 +263,7 @@ test('device bias: 16-bit, plain int16, and the three branches of the MMA split'
   assert.equal(deviceBias(3.3, -2, 4, 8, 'mma', false), { value: Math.trunc(53 / 4), biasA: 13, biasB: 1 });
 });
 
-const quantize = (a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: { bits: Bits; biasMode: BiasMode }) => {
+const quantize = (a: WeightAnalysis, bias: Float32Array, inLog2: number, opts: { bits: Bits; biasMode: BiasMode; signedInput?: boolean }) => {
   const { scaleLog2, biasCapped } = weightScales(a, bias, inLog2, opts);
   return { ...quantizeWeights(a, scaleLog2, opts.bits), biasCapped };
 };
@@ -282,6 +282,18 @@ test('weights: power-of-2 scales, per-channel, the clipping rule and the bias ca
   const capped = quantize(analyzeWeights(w, layout, true, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'mma' });
   assert.equal(capped.scaleLog2, [6, 5]);
   assert.ok(capped.biasCapped);
+  // Where the input factor 2^in exceeds biasB's bound (2^9 > 255), the MMA bias is biasA(int8) x
+  // biasB at the accumulator scale: 4 at 2^8 fits the int16 (1024) but saturates there (127 x 255,
+  // not 4 x 2^17). A per-channel scale is lowered until 4 x 2^(9 + w) < 128 x 255: w = 3, where
+  // the bias is exact to biasA's truncation; a per-tensor one keeps the int16 bound (2^5 for all).
+  assert.equal(deviceBias(4, 9, 8, 8, 'mma', false).value, 127 * 255);
+  const product = quantize(analyzeWeights(w, layout, true, false), Float32Array.from([4, 0]), 9, { bits: 8, biasMode: 'mma' });
+  assert.equal(product.scaleLog2, [3, 5]);
+  assert.ok(Math.abs(deviceBias(4, 9, 3, 8, 'mma', false).value - 4 * 2 ** 12) < 255);
+  assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([4, 0]), 9, { bits: 8, biasMode: 'mma' }).scaleLog2, [5]);
+  // A signed input bounds biasB at 127: a bias of 1 needs w <= 4 there, an unsigned input allows 5.
+  assert.equal(quantize(analyzeWeights(w, layout, true, false), Float32Array.from([1, 0]), 9, { bits: 8, biasMode: 'mma', signedInput: true }).scaleLog2, [4, 5]);
+  assert.equal(quantize(analyzeWeights(w, layout, true, false), Float32Array.from([1, 0]), 9, { bits: 8, biasMode: 'mma' }).scaleLog2, [5, 5]);
   // int16 bias mode bounds the bias at the accumulator scale: 2^(5 + w) * 300 <= 32767 -> w <= 1.
   assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([300, 0]), 5, { bits: 8, biasMode: 'int16' }).scaleLog2, [1]);
   // Clipping: max 40 > 15 and > 16 * median -> clip to 2^ceil(log2(16 * median)) * 120/128.

@@ -97,6 +97,11 @@ export interface DeviceBias {
   biasB?: number;
 }
 
+/** The MMA bias's biasB bound: 255, or 127 for a signed input. */
+export function mmaBiasB(signedInput: boolean): number {
+  return signedInput ? 127 : 255;
+}
+
 /**
  * The bias as the device adds it, for one output channel with float bias b, input scale
  * 2^inLog2 and weight scale 2^wLog2.
@@ -115,7 +120,7 @@ export function deviceBias(b: number, inLog2: number, wLog2: number, bits: Bits,
   if (mode === 'int16') return { value: saturate(roundHalfAway(b * 2 ** (inLog2 + wLog2)), lo16, hi16) };
   const bias = saturate(roundHalfAway(b * 2 ** wLog2), lo16, hi16);
   const f = 2 ** inLog2;
-  const bMax = signedInput ? 127 : 255;
+  const bMax = mmaBiasB(signedInput);
   let biasA: number, biasB: number;
   if (f > bMax) {
     biasA = saturate(Math.trunc(saturate(bias * f, lo16, hi16) / bMax), -128, 127);
@@ -258,7 +263,7 @@ export function avgPoolMultiplier(count: number, bits: Bits): { m: number; shift
 export function maxDeviceBias(bits: Bits, mode: BiasMode, inQ: TensorQ): number {
   if (bits === 16) return 2 ** 31;
   if (mode === 'int16') return 2 ** 15;
-  const f = 2 ** inQ.scaleLog2, bMax = inQ.signed ? 127 : 255;
+  const f = 2 ** inQ.scaleLog2, bMax = mmaBiasB(inQ.signed);
   return f > bMax ? 128 * bMax : f > 1 ? 2 ** 15 * f : 2 ** 15;
 }
 

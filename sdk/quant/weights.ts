@@ -6,11 +6,13 @@
 import type { Tensor } from '../graph/ir.js';
 import type { WeightLayout } from '../ops/op.js';
 import { ceilLog2, floorLog2 } from '../util/math.js';
-import { qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
+import { mmaBiasB, qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
   bits: Bits;
   biasMode: BiasMode;
+  /** The input is signed (the MMA bias's biasB is then at most 127, else 255). */
+  signedInput?: boolean;
 }
 
 export interface QuantizedWeights {
@@ -89,9 +91,15 @@ export function weightScales(
     maxBias[g] = Math.max(maxBias[g], Math.abs(bias[c]));
   }
   // Bias bound: 'mma' keeps an int16 at the weight scale, 'int16' at the accumulator scale,
-  // 16-bit layers an int32 at the accumulator scale.
-  const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : 32767;
-  const biasShift = opts.bits === 16 || opts.biasMode === 'int16' ? inLog2 : 0;
+  // 16-bit layers an int32 at the accumulator scale. Where the input scale factor 2^in exceeds
+  // biasB's bound, the MMA form is biasA(int8) x biasB at the accumulator scale (deviceBias): the
+  // int16 at the weight scale fits and still saturates there. With per-channel scales the bound is
+  // that product's: a channel pays for its own bias. A per-tensor scale keeps the int16 bound: one
+  // large bias would take bits from every channel (DeepLabV3's equalized layers lose 5), which
+  // costs more than the one channel's saturated bias.
+  const product = perChannel && opts.bits === 8 && opts.biasMode === 'mma' && 2 ** inLog2 > mmaBiasB(!!opts.signedInput);
+  const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : product ? 128 * mmaBiasB(!!opts.signedInput) - 1 : 32767;
+  const biasShift = opts.bits === 16 || opts.biasMode === 'int16' || product ? inLog2 : 0;
   let biasCapped = false;
   const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24)));
   const scaleLog2 = fromWeights.map((w, g) => {
@@ -108,7 +116,7 @@ export function biasCapReason(bits: Bits, biasMode: BiasMode): string {
   if (bits === 16) return 'the bias must fit an int32 at the accumulator scale 2^(in + w) (16-bit layer)';
   return biasMode === 'int16'
     ? 'the bias must fit an int16 at the accumulator scale 2^(in + w) (bias mode int16)'
-    : 'the bias must fit an int16 at the weight scale 2^w (TIDL\'s MMA bias, brought to the accumulator by biasA x biasB)';
+    : 'the bias must fit TIDL\'s MMA form: an int16 at the weight scale 2^w, brought to the accumulator by biasA(int8) x biasB (per-channel scales, where the input scale exceeds biasB: the product bounds it)';
 }
 
 /** Per output channel, at given weight scales: max|W| in float, sum |q| and whether any q is nonzero. */
