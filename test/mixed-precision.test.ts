@@ -4,9 +4,9 @@ import { calibrate, loadCalibration, loadModel, type Model } from '../sdk/index.
 import { FloatPlan } from '../sdk/engine/float.js';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { CalibrationState, resolveOptions } from '../sdk/quant/calibrate.js';
-import { chooseGroups, costModel, precisionGroups, type Raised } from '../sdk/quant/mixed.js';
+import { chooseGroups, costModel, outputSources, precisionGroups, type Raised } from '../sdk/quant/mixed.js';
 import { assertUserError, runCli } from './cli-run.js';
-import { buildModel, node, randomArray, randomTensor, smallCnn } from './helpers.js';
+import { buildModel, ints, node, randomArray, randomTensor, smallCnn } from './helpers.js';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,32 @@ test("mixed precision: groups follow TIDL's rule (precision changes only at weig
   assert.is(cost(raised(['y'])), conv + dw + pw + 4 * gemm + elements);
   // r1: the conv computing it and the two layers reading it (the depthwise conv and the Add).
   assert.is(cost(raised(['r1'])), 4 * conv + 4 * dw + pw + gemm + elements + 288);
+  // 16-bit weights with 8-bit activations: 2x the layer's MACs; in 16-bit mode anyway, 4x.
+  const nodes = graph.nodes.filter((n) => n.op === 'Conv').map((n) => n.name);
+  assert.is(cost(raised([], [nodes[0]])), 2 * conv + dw + pw + gemm + elements);
+  assert.is(cost(raised(['r1'], [nodes[0]])), cost(raised(['r1'])));
+  // The model outputs and, through the Concat-free outputs here, nothing else: y and gate.
+  assert.equal(outputSources(state), ['gate', 'y']);
+});
+
+test("mixed precision: the objective counts each tensor a model output concatenates, not only the output", async () => {
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 4, 4] }],
+    outputs: [{ name: 'out', dims: [1, 16, 6] }],
+    nodes: [
+      node('Conv', ['x', 'wb'], ['box']),
+      node('Conv', ['x', 'ws'], ['logit']),
+      node('Sigmoid', ['logit'], ['score']),
+      node('Concat', ['box', 'score'], ['cat'], { axis: 1 }),
+      node('Reshape', ['cat', 'shape'], ['flat']),
+      node('Transpose', ['flat'], ['out'], { perm: [0, 2, 1] }),
+    ],
+    initializers: { wb: randomTensor([4, 4, 1, 1], 20), ws: randomTensor([2, 4, 1, 1], 21), shape: ints([3], [1, 6, 16]) },
+  }));
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, resolveOptions({ preset: 'simple' }));
+  // The Concat in between is only passed through.
+  assert.equal(outputSources(state), ['box', 'score', 'out']);
 });
 
 test('mixed precision: the greedy choice takes the best gain per cost first, counts a part once and respects the budget', () => {
@@ -186,6 +212,11 @@ test('mixed precision: a layer raised to 16 bits gets the weight clip chosen for
   state.setMixedPrecision([]);
   assert.is(layer.bits, 8);
   assert.is(layer.analysis.clippedTo, clip8);
+  // Weights alone (params_16bit): the layer's weights at 16 bits, its output still 8-bit.
+  state.setMixedPrecision([], [layer.node.name]);
+  assert.is(layer.bits, 16);
+  assert.is(layer.analysis.clippedTo, undefined);
+  assert.is(state.bitsOf('y'), 8);
 });
 
 test.run();
