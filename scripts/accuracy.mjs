@@ -112,7 +112,7 @@ for (const name of names.length ? names : Object.keys(MODELS)) {
     const r = { config, ...(await run(config)) };
     rows.push(r);
     status('');
-    if (r.mixed) console.error(`${name} ${config}: cost, groups, output SQNR on the sensitivity images, sensitivity time: ${r.mixed}`);
+    if (r.mixed) console.error(`${name} ${config}: cost, groups, SQNR of the outputs and their sources on the sensitivity images, sensitivity time: ${r.mixed}`);
     console.error(`${name} ${config}: float ${f(r.float)} fixed ${f(r.fixed)} qdq ${f(r.qdq)} / ${f(r.qdqDevice)} agreement ${f(r.agreement)} sqnr ${f(r.sqnr)} (${r.seconds.toFixed(1)} s)`);
   }
 }
@@ -192,7 +192,7 @@ async function unlabelled(name, m, model) {
 
 const mixed = rows.some((r) => r.mixed);
 const table = mixed ? [
-  '| model (metric) | configuration | float | p2calib fixed point | agreement with float % | output SQNR dB | cost (x all-8-bit), 16-bit groups, output SQNR before bias calibration, sensitivity pass | calibration s |',
+  '| model (metric) | configuration | float | p2calib fixed point | agreement with float % | output SQNR dB | cost (x all-8-bit), 16-bit groups, SQNR of the outputs and their sources before bias calibration, sensitivity pass | calibration s |',
   '|---|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.model} | ${r.config} | ${f(r.float)} | ${f(r.fixed)} | ${f(r.agreement)} | ${f(r.sqnr)} | ${r.mixed ?? '–'} | ${f(r.seconds)} |`),
 ].join('\n') : [

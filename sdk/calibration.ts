@@ -16,7 +16,7 @@ import { FixedPlan } from './engine/fixed.js';
 import { numel } from './graph/ir.js';
 import { weightFacts } from './ops/index.js';
 import { diagnose, type PointError } from './quant/diagnose.js';
-import { chooseMixedPrecision, type MixedPrecisionReport } from './quant/mixed.js';
+import { chooseMixedPrecision, type MixedPrecisionReport, type Raised } from './quant/mixed.js';
 import { meanOffsets, type MeanTarget } from './quant/observe.js';
 import { RANGE_STRIDE } from './quant/ranges.js';
 import {
@@ -503,8 +503,8 @@ class Coordinator<I> {
     if (!opts.mixedPrecision) return undefined;
     const t = performance.now();
     const images = Math.min(opts.mixedPrecision.images, state.images);
-    const measure = async (sixteen: ReadonlySet<string>) => {
-      state.setMixedPrecision(sixteen);
+    const measure = async (raised: Raised) => {
+      state.setMixedPrecision(raised.tensors, raised.weights);
       const { spec } = state.spec();
       await Promise.all(workers.map((w) => w.setSpec(spec)));
       const sums = new Float64Array(2 * this.points.length);
@@ -519,7 +519,7 @@ class Coordinator<I> {
       return sums;
     };
     const mixed = await chooseMixedPrecision(state, opts.mixedPrecision.factor, images, measure);
-    state.setMixedPrecision(mixed.chosen.flatMap((g) => g.tensors));
+    state.setMixedPrecision(mixed.chosen.flatMap((g) => g.tensors), mixed.chosen.flatMap((g) => g.weights ?? []));
     this.timings.mixedPrecision = performance.now() - t;
     return mixed;
   }

@@ -4,9 +4,9 @@ import { calibrate, loadCalibration, loadModel, type Model } from '../sdk/index.
 import { FloatPlan } from '../sdk/engine/float.js';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { CalibrationState, resolveOptions } from '../sdk/quant/calibrate.js';
-import { chooseGroups, costModel, precisionGroups } from '../sdk/quant/mixed.js';
+import { chooseGroups, costModel, outputSources, precisionGroups, type Raised } from '../sdk/quant/mixed.js';
 import { assertUserError, runCli } from './cli-run.js';
-import { buildModel, node, randomArray, randomTensor, smallCnn } from './helpers.js';
+import { buildModel, ints, node, randomArray, randomTensor, smallCnn } from './helpers.js';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,8 +62,10 @@ test('mixed precision: the sensitive tensor is chosen within the budget and lift
 
   const cal = await calibrate(model, samples(8), { preset: 'simple', mixedPrecision: { factor: 1.8, images: 4 } });
   const mp = cal.table.mixedPrecision!;
-  assert.equal(mp.chosen.map((g) => g.tensors), [['c2']]);
+  // c2 first; then y, free: Conv_y already runs in 16-bit mode, reading c2.
+  assert.equal(mp.chosen.map((g) => g.tensors), [['c2'], ['y']]);
   assert.equal(mp.chosen[0].nodes, ['Conv_c2']);
+  assert.is(mp.chosen[1].cost, Math.round((3 * 2048 / MACS) * 1e6) / 1e6);
   // Conv_c2 and its reader Conv_y run in 16-bit mode: 3 x (4096 + 2048) extra MACs.
   assert.is(mp.cost, Math.round((1 + (3 * 6144) / MACS) * 1e6) / 1e6);
   assert.ok(mp.cost <= 1.8);
@@ -72,9 +74,10 @@ test('mixed precision: the sensitive tensor is chosen within the budget and lift
   assert.is(cal.spec.tensors.c2.bits, 16);
   assert.ok(cal.spec.layers.Conv_c2.weights instanceof Int16Array);
   assert.is(cal.spec.tensors.r1.bits, 8);
-  assert.is(cal.spec.tensors.y.bits, 8);
-  assert.ok(cal.spec.layers.Conv_y.weights instanceof Int8Array);
-  assert.equal(cal.table.sixteenBit, ['c2']);
+  assert.is(cal.spec.tensors.y.bits, 16);
+  assert.equal(cal.table.sixteenBit, ['c2', 'y']);
+  assert.equal(mp.objective, ['y']);
+  assert.ok(mp.outputSqnr.all16 >= mp.outputSqnr.chosen - 0.5, JSON.stringify(mp.outputSqnr));
   // On samples it was not calibrated on, too.
   const [q8, qm] = [await heldOutSqnr(model, (x) => plain.run(x)), await heldOutSqnr(model, (x) => cal.run(x))];
   assert.ok(qm > q8 + 10, `held-out SQNR ${q8} -> ${qm}`);
@@ -86,7 +89,8 @@ test('mixed precision: the sensitive tensor is chosen within the budget and lift
   for (const factor of [1.1, 1.5, 2, 4]) {
     const c = await calibrate(model, samples(8), { preset: 'simple', mixedPrecision: { factor, images: 4 } });
     assert.ok(c.table.mixedPrecision!.cost <= factor, `${factor}: ${c.table.mixedPrecision!.cost}`);
-    const bits16 = Object.entries(c.spec.tensors).filter(([, q]) => q.bits === 16).map(([t]) => t).sort();
+    // c1 is stored in r1's format (its Relu is fused).
+    const bits16 = Object.entries(c.spec.tensors).filter(([t, q]) => q.bits === 16 && t !== 'c1').map(([t]) => t).sort();
     assert.equal(bits16, [...new Set(c.table.mixedPrecision!.chosen.flatMap((g) => g.tensors))].sort());
     assert.is(bits16.includes('c2'), factor >= 1 + (3 * 6144) / MACS, `${factor}`);
   }
@@ -101,26 +105,63 @@ test("mixed precision: groups follow TIDL's rule (precision changes only at weig
   // input's group (x) is not a candidate.
   assert.equal(precisionGroups(state), [['r1'], ['r2', 'sum', 'gate', 'cat', 'mp'], ['c3'], ['gap'], ['y']]);
   const cost = costModel(state);
+  const raised = (tensors: string[], weights: string[] = []) => ({ tensors: new Set(tensors), weights: new Set(weights) });
   const conv = 8 * 6 * 6 * (3 * 9), dw = 8 * 6 * 6 * 9, pw = 8 * 6 * 6 * 8, gemm = 5 * 16;
   // Elements: Add 288, Sigmoid 288, Concat 576, MaxPool 144, GlobalAveragePool 16.
   const elements = 288 + 288 + 576 + 144 + 16;
-  assert.is(cost(new Set()), conv + dw + pw + gemm + elements);
+  assert.is(cost(raised([])), conv + dw + pw + gemm + elements);
   // y: only the Gemm computing it goes to 16 bits.
-  assert.is(cost(new Set(['y'])), conv + dw + pw + 4 * gemm + elements);
+  assert.is(cost(raised(['y'])), conv + dw + pw + 4 * gemm + elements);
   // r1: the conv computing it and the two layers reading it (the depthwise conv and the Add).
-  assert.is(cost(new Set(['r1'])), 4 * conv + 4 * dw + pw + gemm + elements + 288);
+  assert.is(cost(raised(['r1'])), 4 * conv + 4 * dw + pw + gemm + elements + 288);
+  // 16-bit weights with 8-bit activations: 2x the layer's MACs; in 16-bit mode anyway, 4x.
+  const nodes = graph.nodes.filter((n) => n.op === 'Conv').map((n) => n.name);
+  assert.is(cost(raised([], [nodes[0]])), 2 * conv + dw + pw + gemm + elements);
+  assert.is(cost(raised(['r1'], [nodes[0]])), cost(raised(['r1'])));
+  // The model outputs and, through the Concat-free outputs here, nothing else: y and gate.
+  assert.equal(outputSources(state), ['gate', 'y']);
 });
 
-test('mixed precision: the greedy choice takes the best gain per cost first and respects the budget', () => {
-  const cost = (s: ReadonlySet<string>) => 100 + [...s].reduce((n, p) => n + ({ a: 10, b: 30, c: 5 } as Record<string, number>)[p], 0);
-  const groups = [['a'], ['b'], ['c']];
-  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.4, new Set()), [1, 0]);
-  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.3, new Set()), [1]);
-  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.2, new Set()), [0, 2]);
-  assert.equal(chooseGroups(groups, [1, -6, 0], cost, 2, new Set()), [0]);
+test("mixed precision: the objective counts each tensor a model output concatenates, not only the output", async () => {
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 4, 4] }],
+    outputs: [{ name: 'out', dims: [1, 16, 6] }],
+    nodes: [
+      node('Conv', ['x', 'wb'], ['box']),
+      node('Conv', ['x', 'ws'], ['logit']),
+      node('Sigmoid', ['logit'], ['score']),
+      node('Concat', ['box', 'score'], ['cat'], { axis: 1 }),
+      node('Reshape', ['cat', 'shape'], ['flat']),
+      node('Transpose', ['flat'], ['out'], { perm: [0, 2, 1] }),
+    ],
+    initializers: { wb: randomTensor([4, 4, 1, 1], 20), ws: randomTensor([2, 4, 1, 1], 21), shape: ints([3], [1, 6, 16]) },
+  }));
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, resolveOptions({ preset: 'simple' }));
+  // The Concat in between is only passed through.
+  assert.equal(outputSources(state), ['box', 'score', 'out']);
+});
+
+test('mixed precision: the greedy choice takes the best gain per cost first, counts a part once and respects the budget', () => {
+  const price: Record<string, number> = { a: 10, b: 30, c: 5, wa: 4 };
+  const cost = ({ tensors, weights }: Raised) => 100 + [...tensors, ...weights].reduce((n, p) => n + price[p], 0) - (tensors.has('a') && weights.has('wa') ? 4 : 0);
+  const r = (tensors: string[], weights: string[] = []): Raised => ({ tensors: new Set(tensors), weights: new Set(weights) });
+  const groups = [r(['a']), r(['b']), r(['c'])];
+  const parts = [[0], [1], [2]];
+  const none = r([]);
+  assert.equal(chooseGroups(groups, parts, [1, 6, 0.1], cost, 1.4, none), [1, 0]);
+  assert.equal(chooseGroups(groups, parts, [1, 6, 0.1], cost, 1.3, none), [1]);
+  assert.equal(chooseGroups(groups, parts, [1, 6, 0.1], cost, 1.2, none), [0, 2]);
+  assert.equal(chooseGroups(groups, parts, [1, -6, 0], cost, 2, none), [0]);
   // Points already 16-bit (the user's) count in the budget.
-  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1.4, new Set(['b'])), [0]);
-  assert.equal(chooseGroups(groups, [1, 6, 0.1], cost, 1, new Set()), []);
+  assert.equal(chooseGroups(groups, parts, [1, 6, 0.1], cost, 1.4, r(['b'])), [0]);
+  assert.equal(chooseGroups(groups, parts, [1, 6, 0.1], cost, 1, none), []);
+  // a whole (activations 0.3 + weights 1 dB, cost 10) or its weights alone (1 dB, cost 4): the
+  // weights go first; a whole then gains its activations' part only, for the 6 it adds.
+  const two = [r(['a']), r([], ['wa'])];
+  assert.equal(chooseGroups(two, [[0, 1], [1]], [0.3, 1], cost, 1.1, none), [1, 0]);
+  assert.equal(chooseGroups(two, [[0, 1], [1]], [0.3, 1], cost, 1.05, none), [1]);
+  assert.equal(chooseGroups(two, [[0, 1], [1]], [0, 1], cost, 2, none), [1]);
 });
 
 test('mixed precision: bad factors are refused in one line; --mixed-precision on the CLI', async () => {
@@ -171,6 +212,11 @@ test('mixed precision: a layer raised to 16 bits gets the weight clip chosen for
   state.setMixedPrecision([]);
   assert.is(layer.bits, 8);
   assert.is(layer.analysis.clippedTo, clip8);
+  // Weights alone (params_16bit): the layer's weights at 16 bits, its output still 8-bit.
+  state.setMixedPrecision([], [layer.node.name]);
+  assert.is(layer.bits, 16);
+  assert.is(layer.analysis.clippedTo, undefined);
+  assert.is(state.bitsOf('y'), 8);
 });
 
 test.run();

@@ -213,9 +213,10 @@ function mixedSummary(t: CalibrationTable, ms?: number): string[] {
   if (!m) return [];
   const layers = m.chosen.flatMap((g) => g.nodes);
   const shown = layers.slice(0, 8).map((n) => escapeControl(n)).join(', ') + (layers.length > 8 ? ', … (all in calibration.json "mixedPrecision")' : '');
+  const weightsOnly = m.chosen.filter((g) => g.weights).length;
   return [
-    `mixed precision ${m.factor}: ${m.chosen.length} of ${m.candidates.length} groups in 16 bits (${m.measured} measured) (${layers.length} nodes${layers.length ? `: ${shown}` : ''}), ` +
-      `cost ${m.cost.toFixed(3)}x all-8-bit; output SQNR before bias calibration ${m.outputSqnr.base.toFixed(1)} -> ${m.outputSqnr.chosen.toFixed(1)} dB on ${m.images} images ` +
+    `mixed precision ${m.factor}: ${m.chosen.length} of ${m.candidates.length} groups in 16 bits${weightsOnly ? ` (${weightsOnly} with 16-bit weights only)` : ''} (${m.measured} measured) (${layers.length} nodes${layers.length ? `: ${shown}` : ''}), ` +
+      `cost ${m.cost.toFixed(3)}x all-8-bit; SQNR of the outputs and their sources before bias calibration ${m.outputSqnr.base.toFixed(1)} -> ${m.outputSqnr.chosen.toFixed(1)} dB (all 16-bit ${m.outputSqnr.all16.toFixed(1)}) on ${m.images} images ` +
       `(sensitivity pass ${((ms ?? 0) / 1000).toFixed(1)} s)`,
   ];
 }

@@ -182,7 +182,9 @@ export function buildTable(
     equalize: o.equalize,
     subsampleSeed: o.subsampleSeed ?? null,
     ...(state.floatNodes.size ? { floatNodes: [...state.floatNodes] } : {}),
-    ...(o.sixteenBitWeights.size ? { sixteenBitWeights: [...o.sixteenBitWeights] } : {}),
+    // With the layers mixed precision gave 16-bit weights only: loadCalibration rebuilds them from it.
+    ...(o.sixteenBitWeights.size || state.mixedWeights.size
+      ? { sixteenBitWeights: [...o.sixteenBitWeights, ...[...state.mixedWeights].filter((n) => !o.sixteenBitWeights.has(n))] } : {}),
     ...(Object.entries(PRESETS[o.preset]).some(([k, v]) => k !== 'estimator' && o.rules[k as keyof typeof o.rules] !== v)
       ? { rules: { clipWeights: o.rules.clipWeights, biasCalibration: o.rules.biasCalibration, perChannelDepthwise: o.rules.perChannelDepthwise } } : {}),
     images: state.images,

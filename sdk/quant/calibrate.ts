@@ -241,6 +241,9 @@ export class CalibrationState {
   readonly peaks: Set<string>;
   /** Points mixed precision raised to 16 bits (setMixedPrecision). */
   readonly mixed = new Set<string>();
+  /** Weight layers (node names) mixed precision gave 16-bit weights with their activations kept
+   *  at the model's bits (setMixedPrecision). */
+  readonly mixedWeights = new Set<string>();
   /** Layers whose weights the options name 16-bit. */
   private readonly named16 = new Set<LayerState>();
   /** Each layer's weight analysis at a bit width (the clipping rule depends on it). */
@@ -297,12 +300,15 @@ export class CalibrationState {
   }
 
   /** Compute these points, and the weights of the layers storing them, in 16 bits besides what
-   *  the options name (before freezeWeights: the weight scales follow the bits). */
-  setMixedPrecision(points: Iterable<string>): void {
+   *  the options name, and the weights of the layers named in `weights` (before freezeWeights:
+   *  the weight scales follow the bits). */
+  setMixedPrecision(points: Iterable<string>, weights: Iterable<string> = []): void {
     this.mixed.clear();
     for (const p of points) this.mixed.add(p);
+    this.mixedWeights.clear();
+    for (const n of weights) this.mixedWeights.add(n);
     for (const l of this.layers) {
-      const bits = this.named16.has(l) || this.mixed.has(l.stored) ? 16 : this.options.bits;
+      const bits = this.named16.has(l) || this.mixed.has(l.stored) || this.mixedWeights.has(l.node.name) ? 16 : this.options.bits;
       // The weights' clip is chosen for the bits they are quantized with (weightClip).
       if (bits !== l.bits && this.options.rules.clipWeights) l.analysis = this.analyze.get(l)!(bits);
       l.bits = bits;
