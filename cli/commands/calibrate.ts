@@ -215,7 +215,7 @@ function mixedSummary(t: CalibrationTable, ms?: number): string[] {
   const shown = layers.slice(0, 8).map((n) => escapeControl(n)).join(', ') + (layers.length > 8 ? ', … (all in calibration.json "mixedPrecision")' : '');
   const weightsOnly = m.chosen.filter((g) => g.weights).length;
   return [
-    `mixed precision ${m.factor}: ${m.chosen.length} of ${m.candidates.length} groups in 16 bits${weightsOnly ? ` (${weightsOnly} with 16-bit weights only)` : ''} (${m.measured} measured) (${layers.length} nodes${layers.length ? `: ${shown}` : ''}), ` +
+    `mixed precision ${m.factor}: ${m.chosen.length} of ${m.candidates.length} groups in 16 bits${weightsOnly ? ` (${weightsOnly} with 16-bit weights only)` : ''} (${m.measured} measured; ${m.strategy === 'greedy' ? 'by measured loss per cost' : m.strategy === 'prefix' ? 'the groups from the input on' : 'weights alone'}) (${layers.length} nodes${layers.length ? `: ${shown}` : ''}), ` +
       `cost ${m.cost.toFixed(3)}x all-8-bit; SQNR of the outputs and their sources before bias calibration ${m.outputSqnr.base.toFixed(1)} -> ${m.outputSqnr.chosen.toFixed(1)} dB (all 16-bit ${m.outputSqnr.all16.toFixed(1)}) on ${m.images} images ` +
       `(sensitivity pass ${((ms ?? 0) / 1000).toFixed(1)} s)`,
   ];

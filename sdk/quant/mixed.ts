@@ -38,7 +38,11 @@
  * images after the ranges are known, for the groups that add the most noise per cost in an
  * all-8-bit run (see chooseMixedPrecision); candidates are then taken greedily by loss removed per
  * extra cost (the cost added to those already chosen) while the total stays within the budget.
- * Ties go to the earlier candidate in graph order; the measurement sums images in image order: the
+ * Two whole-network choices are measured beside the greedy one and kept when the objective is
+ * higher: the groups in graph order from the input while they fit (noise that compounds, as in
+ * YOLOX, is cheapest to stop where it starts, and single-group losses do not show it), and every
+ * weight layer's weights alone where they fit. Ties go to the earlier candidate in graph order
+ * (and to the greedy, then the prefix choice); the measurement sums images in image order: the
  * choice does not depend on the number of workers.
  */
 import { numel, type Node } from '../graph/ir.js';
@@ -74,6 +78,10 @@ export interface MixedPrecisionReport {
   objective: string[];
   /** How many groups had their loss measured (see chooseMixedPrecision). */
   measured: number;
+  /** How the choice was made, the one of the three measured best: 'greedy' (by measured loss per
+   *  cost), 'prefix' (the groups in graph order from the input while they fit) or 'weights'
+   *  (every weight layer's weights alone). */
+  strategy: Strategy;
   /** The candidates chosen, in the order taken. */
   chosen: GroupChoice[];
   /** Every candidate group, in graph order (the weights-only candidates of measured groups after
@@ -104,6 +112,8 @@ export interface Raised {
   tensors: ReadonlySet<string>;
   weights: ReadonlySet<string>;
 }
+
+export type Strategy = 'greedy' | 'prefix' | 'weights';
 
 /** cost(raised): the inference cost of a calibration with those tensors and weights in 16 bits. */
 export type CostModel = (raised: Raised) => number;
@@ -384,8 +394,36 @@ export async function chooseMixedPrecision(
     for (const i of fits.slice(0, Math.min(MEASURE_STEP, MAX_MEASURED - lossAct.size))) await measureGroup(i);
     picked = choose();
   }
-  const chosen = picked.reduce((r, k) => plus(r, candidates[k]), none);
-  const chosenDb = picked.length ? sqnr(await measure(chosen)) : base;
+  const greedy = picked.reduce((r, k) => plus(r, candidates[k]), none);
+  // The whole-network alternatives: a prefix of the groups in graph order, and weights alone.
+  const budget = factor * all8;
+  const fill = (order: Raised[]) => {
+    const taken: number[] = [];
+    let raised = fixed;
+    for (let i = 0; i < order.length; i++) {
+      if (!order[i].tensors.size && !order[i].weights.size) continue;
+      const next = plus(raised, order[i]);
+      if (cost(next) > budget) break;
+      raised = next;
+      taken.push(i);
+    }
+    return taken;
+  };
+  const alternatives: { strategy: Strategy; picks: { group: number; weightsOnly: boolean }[] }[] = [
+    { strategy: 'greedy', picks: picked.map((k) => owner[k]) },
+    { strategy: 'prefix', picks: fill(full).map((group) => ({ group, weightsOnly: false })) },
+    { strategy: 'weights', picks: fill(weightsOnly).map((group) => ({ group, weightsOnly: true })) },
+  ];
+  const raisedBy = (picks: { group: number; weightsOnly: boolean }[]) =>
+    picks.reduce((r, o) => plus(r, o.weightsOnly ? weightsOnly[o.group] : full[o.group]), none);
+  let best = { ...alternatives[0], db: picked.length ? sqnr(await measure(greedy)) : base };
+  for (const alt of alternatives.slice(1)) {
+    if (!alt.picks.length) continue;
+    const db = sqnr(await measure(raisedBy(alt.picks)));
+    if (db > best.db) best = { ...alt, db };
+  }
+  const chosen = raisedBy(best.picks);
+  const chosenDb = best.db;
   const round = (x: number, d = 1e4) => Math.round(x * d) / d;
   const describe = (i: number, w = false): GroupChoice => {
     const gain = w ? lossW.get(i) : lossAct.has(i) ? lossAct.get(i)! + lossW.get(i)! : undefined;
@@ -399,7 +437,7 @@ export async function chooseMixedPrecision(
     };
   };
   // Only the weights (or only the activations) of a group taken in two picks: report it once, whole.
-  const picks = picked.map((k) => owner[k]);
+  const picks = best.picks;
   const reported = picks.filter((o, j) => !(o.weightsOnly && picks.some((q, m) => m > j && q.group === o.group)));
   return {
     factor,
@@ -408,6 +446,7 @@ export async function chooseMixedPrecision(
     outputSqnr: { base: round(base), chosen: round(chosenDb), all16: round(all16) },
     objective,
     measured: lossAct.size,
+    strategy: best.strategy,
     chosen: reported.map((o) => describe(o.group, o.weightsOnly)),
     candidates: groups.flatMap((_, i) => (lossW.has(i) && layersOf[i].length ? [describe(i), describe(i, true)] : [describe(i)])),
   };
