@@ -4,7 +4,7 @@ import { calibrate, loadCalibration, loadModel, type Model } from '../sdk/index.
 import { FloatPlan } from '../sdk/engine/float.js';
 import { WasmRuntime } from '../sdk/engine/wasm.js';
 import { CalibrationState, resolveOptions } from '../sdk/quant/calibrate.js';
-import { chooseGroups, costModel, outputSources, precisionGroups, type Raised } from '../sdk/quant/mixed.js';
+import { chooseGroups, chooseMixedPrecision, costModel, outputSources, precisionGroups, type Raised } from '../sdk/quant/mixed.js';
 import { assertUserError, runCli } from './cli-run.js';
 import { buildModel, ints, node, randomArray, randomTensor, smallCnn } from './helpers.js';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -120,6 +120,33 @@ test("mixed precision: groups follow TIDL's rule (precision changes only at weig
   assert.is(cost(raised(['r1'], [nodes[0]])), cost(raised(['r1'])));
   // The model outputs and, through the Concat-free outputs here, nothing else: y and gate.
   assert.equal(outputSources(state), ['gate', 'y']);
+});
+
+test('mixed precision: noise that compounds from the input, invisible group by group, is stopped where it starts (the prefix choice)', async () => {
+  const model = await loadModel(smallCnn());
+  const { graph, inferred } = model.prepared(1);
+  const state = new CalibrationState(graph, inferred, resolveOptions({ preset: 'simple' }));
+  const groups = precisionGroups(state);
+  const points = state.placement.points;
+  // A stand-in for the measurement: every single group back at 8 bits costs nothing (the others
+  // hide it), but the output is only as clean as the run of groups raised from the input on.
+  const measure = async (r: Raised) => {
+    const raised = groups.map((g) => g.every((p) => r.tensors.has(p)));
+    let k = 0;
+    while (k < groups.length && raised[k]) k++;
+    const db = raised.filter((x) => !x).length <= 1 ? 40 : 10 + (30 * k) / groups.length;
+    const sums = new Float64Array(2 * points.length);
+    for (let i = 0; i < points.length; i++) [sums[2 * i], sums[2 * i + 1]] = [1, 10 ** (-db / 10)];
+    return sums;
+  };
+  // r1 alone (its conv, the depthwise conv and the Add in 16-bit mode) costs 3.2x all-8-bit.
+  const factor = 3.6;
+  const report = await chooseMixedPrecision(state, factor, 1, measure);
+  assert.is(report.strategy, 'prefix');
+  const taken = report.chosen.flatMap((g) => g.tensors);
+  assert.ok(taken.length > 0 && taken.length < points.length && report.cost <= factor, JSON.stringify(report.chosen));
+  assert.equal(taken, groups.slice(0, report.chosen.length).flat());
+  assert.ok(report.outputSqnr.chosen > report.outputSqnr.base);
 });
 
 test("mixed precision: the objective counts each tensor a model output concatenates, not only the output", async () => {
