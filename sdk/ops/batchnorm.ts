@@ -22,7 +22,7 @@ export const batchNorm: OpModule<BatchNormParams> = {
     };
   },
   reference(p, [x, scale, bias, mean, variance], [y]) {
-    const { s, t } = channelAffine(p, scale, bias, mean, variance);
+    const { s, t } = batchNormAffine(scale, bias, mean, variance, p.epsilon);
     for (let b = 0; b < p.n; b++) {
       for (let c = 0; c < p.c; c++) {
         const o = (b * p.c + c) * p.size;
@@ -33,15 +33,16 @@ export const batchNorm: OpModule<BatchNormParams> = {
   kernel(p, env) {
     const [scale, bias, mean, variance] = env.inputs.slice(1, 5).map((v) => v?.value?.data);
     if (!scale || !bias || !mean || !variance) return undefined;
-    const { s, t } = channelAffine(p, scale, bias, mean, variance);
+    const { s, t } = batchNormAffine(scale, bias, mean, variance, p.epsilon);
     const [sp, tp] = [upload(env, Float32Array.from(s)), upload(env, Float32Array.from(t))];
     const f = kernelFn(env, 'scale_shift_f32_channels');
     return ([x], [y]) => f(x, y, p.n, p.c, p.size, sp, tp);
   },
 };
 
-/** The per-channel y = x * s + t that the op computes. */
-function channelAffine(p: BatchNormParams, scale: TensorData, bias: TensorData, mean: TensorData, variance: TensorData): { s: number[]; t: number[] } {
-  const s = Array.from({ length: p.c }, (_, c) => scale[c] / Math.sqrt(variance[c] + p.epsilon));
+/** The per-channel y = x * s + t that the op computes (also what folding it into a layer, or
+ *  giving it the device's BatchNorm-layer form, uses). */
+export function batchNormAffine(scale: TensorData, bias: TensorData, mean: TensorData, variance: TensorData, epsilon: number): { s: number[]; t: number[] } {
+  const s = Array.from(scale, (g, c) => g / Math.sqrt(variance[c] + epsilon));
   return { s, t: s.map((sc, c) => bias[c] - mean[c] * sc) };
 }

@@ -4,6 +4,7 @@
  * removal. Each takes and mutates a graph the caller owns.
  */
 import type { Inferred } from './infer.js';
+import { batchNormAffine } from '../ops/batchnorm.js';
 import { attrNumber, attrNumbers, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
 
 /** Replace every node whose outputs are all known constants by initializers. */
@@ -103,7 +104,7 @@ export function foldBatchNorm(graph: Graph): number {
     const [gamma, beta, mean, variance] = bnParams as Tensor[];
     const eps = attrNumber(bn, 'epsilon', 1e-5);
     const m = gamma.data.length;
-    const s = Float64Array.from(gamma.data, (g, c) => g / Math.sqrt(variance.data[c] + eps));
+    const { s } = batchNormAffine(gamma.data, beta.data, mean.data, variance.data, eps);
 
     // Z = s*(alpha*X*W + beta*C - mean) + beta_bn: weights scale by s*alpha, bias is s*(beta*C - mean) + beta_bn.
     let scaleAxisOuter: boolean; // whether the output channel is W's outer axis
@@ -364,7 +365,7 @@ function toDepthwise(graph: Graph, shapeOf: (name: string) => number[] | undefin
     const shape = x ? shapeOf(x) : undefined;
     if (!x || !shape || (shape.length !== 3 && shape.length !== 4) || shapeOf(n.outputs[0])?.join() !== shape.join()) continue;
     const m = shape[1];
-    const affine = n.op === 'BatchNormalization' ? batchNormAffine(graph, n, m) : constantAffine(graph, n, m, shape.length);
+    const affine = n.op === 'BatchNormalization' ? unfoldedBatchNorm(graph, n, m) : constantAffine(graph, n, m, shape.length);
     if (!affine) continue;
     const unit = new Array<number>(shape.length - 2).fill(1);
     const base = n.name || n.outputs[0];
@@ -397,13 +398,12 @@ function constantAffine(graph: Graph, n: Node, m: number, rank: number): { w: nu
 }
 
 /** Per-channel y = x * s + t of an inference BatchNormalization with constant parameters. */
-function batchNormAffine(graph: Graph, n: Node, m: number): { w: number[]; b: number[] } | undefined {
+function unfoldedBatchNorm(graph: Graph, n: Node, m: number): { w: number[]; b: number[] } | undefined {
   const params = n.inputs.slice(1, 5).map((i) => graph.initializers.get(i));
   if (params.length !== 4 || params.some((t) => !t || t.data.length !== m)) return undefined;
   const [gamma, beta, mean, variance] = params as Tensor[];
-  const eps = attrNumber(n, 'epsilon', 1e-5);
-  const s = Array.from(gamma.data, (g, c) => g / Math.sqrt(variance.data[c] + eps));
-  return { w: s, b: s.map((sc, c) => beta.data[c] - mean.data[c] * sc) };
+  const { s, t } = batchNormAffine(gamma.data, beta.data, mean.data, variance.data, attrNumber(n, 'epsilon', 1e-5));
+  return { w: s, b: t };
 }
 
 /** A per-channel affine map of 8-bit pixels: v = (p * scale - mean[c]) / std[c]. */

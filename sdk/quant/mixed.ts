@@ -394,7 +394,6 @@ export async function chooseMixedPrecision(
     for (const i of fits.slice(0, Math.min(MEASURE_STEP, MAX_MEASURED - lossAct.size))) await measureGroup(i);
     picked = choose();
   }
-  const greedy = picked.reduce((r, k) => plus(r, candidates[k]), none);
   // The whole-network alternatives: a prefix of the groups in graph order, and weights alone.
   const budget = factor * all8;
   const fill = (order: Raised[]) => {
@@ -416,7 +415,7 @@ export async function chooseMixedPrecision(
   ];
   const raisedBy = (picks: { group: number; weightsOnly: boolean }[]) =>
     picks.reduce((r, o) => plus(r, o.weightsOnly ? weightsOnly[o.group] : full[o.group]), none);
-  let best = { ...alternatives[0], db: picked.length ? sqnr(await measure(greedy)) : base };
+  let best = { ...alternatives[0], db: picked.length ? sqnr(await measure(raisedBy(alternatives[0].picks))) : base };
   for (const alt of alternatives.slice(1)) {
     if (!alt.picks.length) continue;
     const db = sqnr(await measure(raisedBy(alt.picks)));
