@@ -52,12 +52,12 @@ export function prepareGraph(decoded: Graph, shapes: Map<string, number[]>, equa
   foldConstants(graph, first);
   removeIdentities(graph);
   cancelTransposes(graph);
-  foldBatchNorm(graph);
+  const bnStats = foldBatchNorm(graph);
   foldScaleMuls(graph, (name) => first.values.get(name)?.shape);
   foldBiasAdds(graph, (name) => first.values.get(name)?.shape);
   recognizeHardActivations(graph);
   channelAffineLayers(graph, (name) => first.values.get(name)?.shape);
-  if (equalize) equalizeLayers(graph, equalize);
+  if (equalize) equalizeLayers(graph, equalize, bnStats);
   const inferred = inferGraph(graph, shapes);
   checkFoldedWeights(graph, inferred);
   return { graph, inferred };

@@ -106,4 +106,88 @@ test('calibrate with equalize: per-tensor weights lose less, the exports carry t
   assert.equal(again.toQdqOnnx(), eq.toQdqOnnx());
 });
 
+/** Conv -> BatchNorm -> Relu -> Conv, the second 1x1 without padding (or 3x3 padded), with the
+ *  BatchNorm's channels well above zero: beta 2..4, gamma 0.1..0.3, so h = beta - 3|gamma| > 0. */
+function normalized(second: '1x1' | 'padded3x3') {
+  const r = rng(23);
+  const vals = (n: number, lo: number, hi: number) => Array.from({ length: n }, () => r(lo, hi));
+  return buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 8, 8] }],
+    outputs: [{ name: 'y', dims: [1, 6, 8, 8] }],
+    nodes: [
+      node('Conv', ['x', 'w1', 'b1'], ['c1'], { kernel_shape: [1, 1] }),
+      node('BatchNormalization', ['c1', 'gamma', 'beta', 'mean', 'var'], ['n1']), node('Relu', ['n1'], ['r1']),
+      second === '1x1'
+        ? node('Conv', ['r1', 'w2', 'b2'], ['y'], { kernel_shape: [1, 1] })
+        : node('Conv', ['r1', 'w2', 'b2'], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+    ],
+    initializers: {
+      w1: floats([8, 4, 1, 1], vals(32, -0.05, 0.05)), b1: floats([8], vals(8, -0.1, 0.1)),
+      gamma: floats([8], vals(8, 0.1, 0.3)), beta: floats([8], vals(8, 2, 4)), mean: floats([8], vals(8, -0.1, 0.1)), var: floats([8], vals(8, 0.5, 1)),
+      w2: floats(second === '1x1' ? [6, 8, 1, 1] : [6, 8, 3, 3], vals(second === '1x1' ? 48 : 432, -0.5, 0.5)), b2: floats([6], vals(6, -0.1, 0.1)),
+    },
+  });
+}
+
+test('bias absorption moves what the BatchNorm statistics say is always there into an unpadded next layer', async () => {
+  const model = await loadModel(normalized('1x1'));
+  const eq = model.withEqualization({ clips: false });
+  const bias = (m: typeof model, name: string) => m.graph.initializers.get(m.graph.nodes.find((n) => n.name === name)!.inputs[2])!.data;
+  // Each first-layer bias dropped by beta - 3|gamma| (2 - 0.9 at least, before the equalization scale).
+  const [before, after] = [bias(model, 'Conv_c1'), bias(eq, 'Conv_c1')];
+  const firstW = (m: typeof model) => m.graph.initializers.get(m.graph.nodes.find((n) => n.name === 'Conv_c1')!.inputs[1])!.data;
+  const scale = (c: number) => {
+    let [a, b] = [0, 0];
+    for (let i = c * 4; i < c * 4 + 4; i++) { a = Math.max(a, Math.abs(firstW(model)[i])); b = Math.max(b, Math.abs(firstW(eq)[i])); }
+    return a / b;
+  };
+  for (let c = 0; c < 8; c++) assert.ok(after[c] * scale(c) < before[c] - 1, `channel ${c}: ${before[c]} -> ${after[c] * scale(c)}`);
+  assert.equal(eq.graph.nodes.map((n) => [n.name, n.op]), model.graph.nodes.map((n) => [n.name, n.op]));
+  // Every pre-activation value here is above its channel's h: the function is unchanged.
+  for (const x of inputs(4, 31)) {
+    const d = diff((await eq.run(x)).y, (await model.run(x)).y);
+    assert.ok(d.max < 1e-5 * d.ref, `${d.max} of ${d.ref}`);
+  }
+  // The second layer took it: its bias grew by W2 h.
+  assert.ok(diff(bias(eq, 'Conv_y'), bias(model, 'Conv_y')).max > 0.1);
+  assert.equal(Array.from(bias(model.withEqualization({ clips: false }), 'Conv_y')), Array.from(bias(eq, 'Conv_y')));
+
+  // Into a padded layer nothing moves: its zero borders would stand for -h. Equalization alone
+  // keeps each channel's bias/weight ratio (both scale by 1/s_c).
+  const padded = await loadModel(normalized('padded3x3'));
+  const peq = padded.withEqualization({ clips: false });
+  assert.equal(Array.from(bias(peq, 'Conv_y')), Array.from(bias(padded, 'Conv_y')));
+  for (const x of inputs(2, 41)) {
+    const d = diff((await peq.run(x)).y, (await padded.run(x)).y);
+    assert.ok(d.max < 1e-5 * d.ref, `${d.max} of ${d.ref}`);
+  }
+});
+
+test('equalization keeps every bias within the larger of its layer\'s largest bias and weight before', async () => {
+  // Channel 0 has tiny weights and a large bias, the rest the opposite: equalization alone would
+  // divide channel 0 by a small s and blow its bias past what a per-tensor MMA bias holds.
+  const r = rng(5);
+  const w1 = Array.from({ length: 32 }, (_, i) => (i < 4 ? 1e-3 : 1) * r(-1, 1));
+  const model = await loadModel(buildModel({
+    inputs: [{ name: 'x', dims: [1, 4, 8, 8] }],
+    outputs: [{ name: 'y', dims: [1, 6, 8, 8] }],
+    nodes: [node('Conv', ['x', 'w1', 'b1'], ['c1'], { kernel_shape: [1, 1] }), node('Relu', ['c1'], ['r1']), node('Conv', ['r1', 'w2', 'b2'], ['y'], { kernel_shape: [1, 1] })],
+    initializers: {
+      w1: floats([8, 4, 1, 1], w1), b1: floats([8], [0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]),
+      w2: floats([6, 8, 1, 1], Array.from({ length: 48 }, () => r(-1, 1))), b2: floats([6], Array.from({ length: 6 }, () => r(-0.1, 0.1))),
+    },
+  }));
+  const eq = model.withEqualization({ clips: false });
+  const init = (m: typeof model, k: number) => m.graph.initializers.get(m.graph.nodes.find((n) => n.name === 'Conv_c1')!.inputs[k])!.data;
+  const bound = Math.max(...Array.from(init(model, 1), Math.abs), ...Array.from(init(model, 2), Math.abs));
+  const after = Math.max(...Array.from(init(eq, 2), Math.abs));
+  assert.ok(after <= bound * (1 + 1e-6), `largest bias ${after} against ${bound}`);
+  // Without the bound channel 0 would have been scaled by sqrt(r1/r2) ~ 0.03: its weights did move.
+  assert.ok(Math.abs(init(eq, 1)[0]) > Math.abs(init(model, 1)[0]));
+  for (const x of inputs(2, 51)) {
+    const d = diff((await eq.run(x)).y, (await model.run(x)).y);
+    assert.ok(d.max < 1e-5 * d.ref, `${d.max} of ${d.ref}`);
+  }
+});
+
 test.run();

@@ -16,9 +16,22 @@
  * taken as the PACT2 clip of the seed's rule (DESIGN.md §4: its range is learned, the device
  * saturates at the power of 2, not at hi) and becomes a Relu, so that the pair is equalized; the
  * float model then no longer clips at hi.
+ *
+ * Bias absorption (§4.2), before the scales: where the first layer's outputs were batch-normalized
+ * (its folded BatchNorm's beta and |gamma| are the channel's mean and standard deviation) and the
+ * joint is a Relu, the part h_c = max(0, beta_c - 3|gamma_c|) that nearly every value carries is
+ * moved into the second layer: b1_c -= h_c, b2 += W2 h. Relu(x - h) + h = Relu(x) wherever x >= h,
+ * so the function changes only for the values below mean - 3 sigma; the first layer's output range
+ * (and its PACT2 clip) shrinks by h. Only into a second layer without padding: its zero borders
+ * would otherwise stand for -h.
+ *
+ * Bias bound: dividing channel c by s_c < 1 multiplies its bias, and the MMA holds a layer's biases
+ * at its per-tensor weight scale (DESIGN.md §5): a channel whose weights were small and bias large
+ * would saturate there (UltraFace's first conv). s_c is raised so that no bias grows past the
+ * larger of the layer's largest bias and largest weight before equalization.
  */
-import { clipBounds, removeDead, uniqueName } from './transforms.js';
-import { attrNumber, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
+import { clipBounds, removeDead, uniqueName, type ChannelStats } from './transforms.js';
+import { attrNumber, attrNumbers, attrString, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
 
 export interface EqualizeOptions {
   /** Equalize through Clip(0, hi), which becomes a Relu (the seed's PACT2 rule). */
@@ -30,6 +43,8 @@ export interface Equalized {
   pairs: [string, string][];
   /** Clips that became Relus. */
   clips: string[];
+  /** Layer pairs whose first layer's biases were partly absorbed into the second. */
+  absorbed: [string, string][];
 }
 
 /** A Conv being equalized: its weights and bias as float64 working copies. */
@@ -40,6 +55,9 @@ interface Layer {
   bias?: Float64Array;
   depthwise: boolean;
 }
+
+/** Standard deviations below the mean that a channel's values are taken to stay above. */
+const ABSORB_SIGMAS = 3;
 
 const MAX_SWEEPS = 50;
 /** Sweeps stop when no scale moved by more than this (relative). */
@@ -79,7 +97,33 @@ function forInput(l: Layer, c: number, f: (i: number) => void): void {
   for (let o = 0; o < m; o++) for (let i = (o * cin + c) * inner, end = i + inner; i < end; i++) f(i);
 }
 
-export function equalizeLayers(graph: Graph, options: EqualizeOptions): Equalized {
+function unpadded(n: Node): boolean {
+  const auto = attrString(n, 'auto_pad', 'NOTSET');
+  return (auto === 'NOTSET' || auto === 'VALID') && (attrNumbers(n, 'pads') ?? []).every((p) => p === 0);
+}
+
+/** Move into `b` the part of `a`'s Relu outputs that its BatchNorm statistics say is always there. */
+function absorb(a: Layer, b: Layer, st: ChannelStats): boolean {
+  if (!a.bias) return false;
+  let moved = false;
+  for (let c = 0; c < a.dims[0]; c++) {
+    const h = Math.max(0, st.mean[c] - ABSORB_SIGMAS * st.std[c]);
+    if (!(h > 0)) continue;
+    a.bias[c] -= h;
+    b.bias ??= new Float64Array(b.dims[0]);
+    forInput(b, c, (i) => { b.bias![Math.floor(i / (b.w.length / b.dims[0]))] += b.w[i] * h; });
+    moved = true;
+  }
+  return moved;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+export function equalizeLayers(graph: Graph, options: EqualizeOptions, stats = new Map<Node, ChannelStats>()): Equalized {
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
@@ -114,17 +158,27 @@ export function equalizeLayers(graph: Graph, options: EqualizeOptions): Equalize
     if (first.dims[0] !== (second.depthwise ? second.dims[0] : second.dims[1])) continue;
     pairs.push({ a: layer(n, first), b: layer(next!, second), via });
   }
-  if (!pairs.length) return { pairs: [], clips: [] };
+  if (!pairs.length) return { pairs: [], clips: [], absorbed: [] };
 
+  const absorbed: [string, string][] = [];
+  for (const { a, b, via } of pairs) {
+    const st = stats.get(a.node);
+    // The statistics describe the layer as the folding left it; anything folded into it since would make them stale.
+    if (!via || !st || a.node.inputs[1] !== st.weights || a.node.inputs[2] !== st.bias || !unpadded(b.node)) continue;
+    if (absorb(a, b, st)) absorbed.push([a.node.name, b.node.name]);
+  }
+
+  const biasBound = new Map(pairs.map(({ a }) => [a, Math.max(maxAbs(a.w), a.bias ? maxAbs(a.bias) : 0)]));
   for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
     let moved = 0;
     for (const { a, b } of pairs) {
+      const bound = biasBound.get(a)!;
       for (let c = 0; c < inputChannels(b); c++) {
         const r1 = outRange(a, c);
         let r2 = 0;
         forInput(b, c, (i) => { r2 = Math.max(r2, Math.abs(b.w[i])); });
         if (!(r1 > 0 && r2 > 0)) continue;
-        const s = Math.sqrt(r1 / r2);
+        const s = Math.max(Math.sqrt(r1 / r2), a.bias ? Math.abs(a.bias[c]) / bound : 0);
         moved = Math.max(moved, Math.abs(s - 1));
         const inner = a.w.length / a.dims[0];
         for (let i = c * inner; i < (c + 1) * inner; i++) a.w[i] /= s;
@@ -142,7 +196,8 @@ export function equalizeLayers(graph: Graph, options: EqualizeOptions): Equalize
     return fresh;
   };
   for (const l of layers.values()) {
-    l.node.inputs = [l.node.inputs[0], write(l.node.inputs[1], l.dims, l.w), ...(l.bias ? [write(l.node.inputs[2], [l.bias.length], l.bias)] : [])];
+    const biasName = l.node.inputs[2] || `${l.node.name || l.node.inputs[1]}_bias`;
+    l.node.inputs = [l.node.inputs[0], write(l.node.inputs[1], l.dims, l.w), ...(l.bias ? [write(biasName, [l.bias.length], l.bias)] : [])];
   }
   const clips: string[] = [];
   for (const { via } of pairs) {
@@ -153,5 +208,5 @@ export function equalizeLayers(graph: Graph, options: EqualizeOptions): Equalize
     clips.push(via.name);
   }
   removeDead(graph);
-  return { pairs: pairs.map(({ a, b }) => [a.node.name, b.node.name]), clips };
+  return { pairs: pairs.map(({ a, b }) => [a.node.name, b.node.name]), clips, absorbed };
 }

@@ -82,12 +82,24 @@ export function uniqueName(graph: Graph, base: string): string {
 }
 
 /**
+ * What a folded BatchNorm says of its Conv's output channels: their mean (beta) and standard
+ * deviation (|gamma|) over the training data, for bias absorption (passes/equalize.ts). Valid
+ * while the Conv still reads the weights and bias the folding wrote.
+ */
+export interface ChannelStats {
+  mean: ArrayLike<number>;
+  std: number[];
+  weights: string;
+  bias: string;
+}
+
+/**
  * Fold BatchNormalization into the Conv or Gemm that feeds only it:
  * s = gamma / sqrt(var + eps), W' = W * s (per output channel), b' = (b - mean) * s + beta.
- * A BN after anything else stays an op.
+ * A BN after anything else stays an op. Returns the folded Convs' channel statistics.
  */
-export function foldBatchNorm(graph: Graph): number {
-  let folded = 0;
+export function foldBatchNorm(graph: Graph): Map<Node, ChannelStats> {
+  const stats = new Map<Node, ChannelStats>();
   const readers = consumers(graph);
   const prod = producers(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
@@ -139,11 +151,11 @@ export function foldBatchNorm(graph: Graph): number {
     // The Conv now writes what the BN wrote.
     p.outputs = [bn.outputs[0]];
     removed.add(bn);
-    folded++;
+    if (p.op === 'Conv') stats.set(p, { mean: beta.data, std: Array.from(gamma.data, Math.abs), weights: wName, bias: bName });
   }
   graph.nodes = graph.nodes.filter((n) => !removed.has(n));
-  if (folded) removeDead(graph);
-  return folded;
+  if (removed.size) removeDead(graph);
+  return stats;
 }
 
 function scalar(graph: Graph, name: string | undefined): number | undefined {
