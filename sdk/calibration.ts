@@ -200,7 +200,7 @@ export function loadCalibration(source: Model, table: CalibrationTable): Calibra
 /** The model a calibration works on: equalized when asked (through Clip(0, hi) too, unless the
  *  Clip's bounds are kept: they cannot be scaled per channel). */
 function calibratedModel(model: Model, o: ResolvedOptions): Model {
-  return o.equalize && !model.equalize ? model.withEqualization({ clips: !o.keepClipBounds }) : model;
+  return o.equalize && !model.equalize ? model.withEqualization({ clips: !o.keepClipBounds, perChannelDepthwise: o.rules.perChannelDepthwise }) : model;
 }
 
 /** Per-channel means to record for each weight layer: its stored output ('tidl') or its own

@@ -285,12 +285,24 @@ test('weights: power-of-2 scales, per-channel, the clipping rule and the bias ca
   // Where the input factor 2^in exceeds biasB's bound (2^9 > 255), the MMA bias is biasA(int8) x
   // biasB at the accumulator scale: 4 at 2^8 fits the int16 (1024) but saturates there (127 x 255,
   // not 4 x 2^17). A per-channel scale is lowered until 4 x 2^(9 + w) < 128 x 255: w = 3, where
-  // the bias is exact to biasA's truncation; a per-tensor one keeps the int16 bound (2^5 for all).
+  // the bias is exact to biasA's truncation.
   assert.equal(deviceBias(4, 9, 8, 8, 'mma', false).value, 127 * 255);
   const product = quantize(analyzeWeights(w, layout, true, false), Float32Array.from([4, 0]), 9, { bits: 8, biasMode: 'mma' });
   assert.equal(product.scaleLog2, [3, 5]);
   assert.ok(Math.abs(deviceBias(4, 9, 3, 8, 'mma', false).value - 4 * 2 ** 12) < 255);
-  assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([4, 0]), 9, { bits: 8, biasMode: 'mma' }).scaleLog2, [5]);
+  // A per-tensor scale trades every channel's bits against the saturated bias: at 2^5 the bias 4
+  // saturates at 1.99 (an excess of 2, squared 4, against rounding noise of order 1e-4), at 2^4
+  // only by 0.02 (4e-4, less than the noise 2^3 would add): 2^4.
+  const excess = (wLog2: number, b: number) => Math.abs(b - deviceBias(b, 9, wLog2, 8, 'mma', false).value / 2 ** (9 + wLog2));
+  assert.equal(quantize(analyzeWeights(w, layout, false, false), Float32Array.from([4, 0]), 9, { bits: 8, biasMode: 'mma' }).scaleLog2, [4]);
+  assert.ok(excess(5, 4) > 1.9 && excess(4, 4) < 0.05, `${excess(5, 4)} ${excess(4, 4)}`);
+  // A dead channel (weights 0, a large negative bias, a Relu after it) stays at 0 whatever its
+  // bias saturates to: it does not lower the others' scale; without the Relu it does.
+  const dead = tensor('float32', [2, 1, 1, 3], [0.5, -0.25, 0.125, 0, 0, 0]);
+  const deadBias = Float32Array.from([0.1, -3000]);
+  const deadScale = (unsignedOutput: boolean) => weightScales(analyzeWeights(dead, layout, false, false), deadBias, 5, { bits: 8, biasMode: 'mma', unsignedOutput }).scaleLog2;
+  assert.equal(deadScale(true), [8]);
+  assert.equal(deadScale(false), [3]); // 3000 * 2^3 fits the int16, 3000 * 2^4 does not
   // A signed input bounds biasB at 127: a bias of 1 needs w <= 4 there, an unsigned input allows 5.
   assert.equal(quantize(analyzeWeights(w, layout, true, false), Float32Array.from([1, 0]), 9, { bits: 8, biasMode: 'mma', signedInput: true }).scaleLog2, [4, 5]);
   assert.equal(quantize(analyzeWeights(w, layout, true, false), Float32Array.from([1, 0]), 9, { bits: 8, biasMode: 'mma' }).scaleLog2, [5, 5]);

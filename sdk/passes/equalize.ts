@@ -27,8 +27,12 @@
  *
  * Bias bound: dividing channel c by s_c < 1 multiplies its bias, and the MMA holds a layer's biases
  * at its per-tensor weight scale (DESIGN.md §5): a channel whose weights were small and bias large
- * would saturate there (UltraFace's first conv). s_c is raised so that no bias grows past the
- * larger of the layer's largest bias and largest weight before equalization.
+ * would saturate there, or take every channel's weight bits (UltraFace's first conv). s_c is
+ * raised so that no bias grows past R times the layer's largest weight as the sweep finds it, R its
+ * largest bias over its largest weight before equalization (at least 1): equalization does not make
+ * the layer's biases much harder to hold than they were. The bound only limits growth (letting it
+ * shrink channels too cost MobileNetV2, DeepLabV3 and UltraFace). Not for depthwise convs that get
+ * per-channel scales: each channel pays for its own bias there.
  */
 import { clipBounds, removeDead, uniqueName, type ChannelStats } from './transforms.js';
 import { attrNumber, attrNumbers, attrString, consumers, producers, tensor, type Graph, type Node, type Tensor } from '../graph/ir.js';
@@ -36,6 +40,9 @@ import { attrNumber, attrNumbers, attrString, consumers, producers, tensor, type
 export interface EqualizeOptions {
   /** Equalize through Clip(0, hi), which becomes a Relu (the seed's PACT2 rule). */
   clips: boolean;
+  /** Depthwise convs will get per-channel weight scales: each channel pays for its own bias, so
+   *  their biases need no bound. */
+  perChannelDepthwise?: boolean;
 }
 
 export interface Equalized {
@@ -168,17 +175,18 @@ export function equalizeLayers(graph: Graph, options: EqualizeOptions, stats = n
     if (absorb(a, b, st)) absorbed.push([a.node.name, b.node.name]);
   }
 
-  const biasBound = new Map(pairs.map(({ a }) => [a, Math.max(maxAbs(a.w), a.bias ? maxAbs(a.bias) : 0)]));
+  const bounded = (a: Layer) => !!a.bias && !(a.depthwise && options.perChannelDepthwise);
+  const biasRatio = new Map(pairs.map(({ a }) => [a, bounded(a) ? Math.max(1, maxAbs(a.bias!) / maxAbs(a.w)) : 0]));
   for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
     let moved = 0;
     for (const { a, b } of pairs) {
-      const bound = biasBound.get(a)!;
+      const bound = biasRatio.get(a)! * maxAbs(a.w);
       for (let c = 0; c < inputChannels(b); c++) {
         const r1 = outRange(a, c);
         let r2 = 0;
         forInput(b, c, (i) => { r2 = Math.max(r2, Math.abs(b.w[i])); });
         if (!(r1 > 0 && r2 > 0)) continue;
-        const s = Math.max(Math.sqrt(r1 / r2), a.bias ? Math.abs(a.bias[c]) / bound : 0);
+        const s = Math.max(Math.sqrt(r1 / r2), bound > 0 ? Math.min(1, Math.abs(a.bias![c]) / bound) : 0);
         moved = Math.max(moved, Math.abs(s - 1));
         const inner = a.w.length / a.dims[0];
         for (let i = c * inner; i < (c + 1) * inner; i++) a.w[i] /= s;

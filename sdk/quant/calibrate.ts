@@ -480,7 +480,9 @@ export class CalibrationState {
       w = [...l.scaleLog2];
       for (const c of l.weightCompromises ?? []) note(c);
     } else {
-      const ws = weightScales(l.analysis, l.bias, inQ.scaleLog2, { bits: l.bits, biasMode: this.options.biasMode, signedInput: inQ.signed });
+      const ws = weightScales(l.analysis, l.bias, inQ.scaleLog2, {
+        bits: l.bits, biasMode: this.options.biasMode, signedInput: inQ.signed, unsignedOutput: !tensors[key].signed,
+      });
       w = ws.scaleLog2;
       onChosen(ws.fromWeights);
       for (const c of byChange(w.length, (g) => w[g] < ws.fromWeights[g], (g) => ws.fromWeights[g], (g) => w[g])) {

@@ -13,6 +13,8 @@ export interface WeightQuantOptions {
   biasMode: BiasMode;
   /** The input is signed (the MMA bias's biasB is then at most 127, else 255). */
   signedInput?: boolean;
+  /** The output is unsigned (a fused Relu): a channel it zeroes either way needs no exact bias. */
+  unsignedOutput?: boolean;
 }
 
 export interface QuantizedWeights {
@@ -94,21 +96,55 @@ export function weightScales(
   // 16-bit layers an int32 at the accumulator scale. Where the input scale factor 2^in exceeds
   // biasB's bound, the MMA form is biasA(int8) x biasB at the accumulator scale (deviceBias): the
   // int16 at the weight scale fits and still saturates there. With per-channel scales the bound is
-  // that product's: a channel pays for its own bias. A per-tensor scale keeps the int16 bound: one
-  // large bias would take bits from every channel (DeepLabV3's equalized layers lose 5), which
-  // costs more than the one channel's saturated bias.
-  const product = perChannel && opts.bits === 8 && opts.biasMode === 'mma' && 2 ** inLog2 > mmaBiasB(!!opts.signedInput);
+  // that product's: a channel pays for its own bias. A per-tensor 8-bit MMA scale is a trade
+  // (perTensorMmaScale): every channel's weight bits against the biases that saturate.
+  const product = opts.bits === 8 && opts.biasMode === 'mma' && 2 ** inLog2 > mmaBiasB(!!opts.signedInput);
   const biasLimit = opts.bits === 16 ? 2 ** 31 - 1 : product ? 128 * mmaBiasB(!!opts.signedInput) - 1 : 32767;
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' || product ? inLog2 : 0;
-  let biasCapped = false;
   const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24)));
-  const scaleLog2 = fromWeights.map((w, g) => {
-    if (maxBias[g] === 0) return w;
-    const cap = floorLog2(biasLimit / maxBias[g]) - biasShift;
-    if (cap < w) biasCapped = true;
-    return Math.min(w, cap);
-  });
-  return { scaleLog2, biasCapped, fromWeights };
+  const scaleLog2 = !perChannel && opts.bits === 8 && opts.biasMode === 'mma'
+    ? [perTensorMmaScale(a, bias, inLog2, fromWeights[0], opts)]
+    : fromWeights.map((w, g) => (maxBias[g] === 0 ? w : Math.min(w, floorLog2(biasLimit / maxBias[g]) - biasShift)));
+  return { scaleLog2, biasCapped: scaleLog2.some((w, g) => w < fromWeights[g]), fromWeights };
+}
+
+/**
+ * A per-tensor weight scale for the 8-bit MMA bias: lowering it by one step quadruples every
+ * channel's rounding noise, while a bias past the form's bound (the int16 at the weight scale, and
+ * the biasA x biasB product where the input factor exceeds biasB) saturates its own channel. The
+ * scale is the one of least estimated error, down to the one that fits every bias: per output,
+ * rounding noise fan_in * E[x^2] * 4^-w / 12, with E[x^2] taken at its largest (x uniform over the
+ * input's clip, so bits are given up only where a saturation clearly costs more), against each
+ * bias's squared excess. A channel whose output a Relu zeroes either way costs nothing: a
+ * negative bias that still saturates below -sum|W_c| * max|x| (a dead channel's, after BatchNorm
+ * folding) leaves its outputs at 0, so it does not take bits from the others.
+ */
+function perTensorMmaScale(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, fromWeights: number, opts: WeightQuantOptions): number {
+  const signed = !!opts.signedInput;
+  const product = 2 ** inLog2 > mmaBiasB(signed);
+  const inMax = 2 ** ((signed ? 7 : 8) - inLog2);
+  const channels = a.layout.channels;
+  const absSum = new Float64Array(channels);
+  for (let i = 0; i < a.values.length; i++) absSum[a.layout.channelOf(i)] += Math.abs(a.values[i]);
+  /** The largest |bias| the form holds at weight scale 2^w. */
+  const limit = (w: number) => Math.min(32767 / 2 ** w, product ? (128 * mmaBiasB(signed) - 1) / 2 ** (inLog2 + w) : Infinity);
+  const harmless = (c: number, w: number) => !!opts.unsignedOutput && bias[c] < 0 && absSum[c] * inMax <= limit(w);
+  const noise = (a.values.length / channels) * (inMax * inMax / 3) / 12;
+  let best = fromWeights;
+  let bestCost = Infinity;
+  for (let w = fromWeights; w > fromWeights - 64; w--) {
+    let cost = channels * noise * 4 ** -w;
+    let fits = true;
+    for (let c = 0; c < bias.length; c++) {
+      const over = Math.abs(bias[c]) - limit(w);
+      if (over <= 0 || harmless(c, w)) continue;
+      cost += over * over;
+      fits = false;
+    }
+    if (cost < bestCost) [best, bestCost] = [w, cost];
+    if (fits) break;
+  }
+  return best;
 }
 
 /** Why weightScales() lowered a scale below what max|W| gives: the bias cap of the layer's form. */
