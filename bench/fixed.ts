@@ -1,5 +1,5 @@
 /**
- * Fixed-point inference speed on every shared model, 8-bit, single-threaded: p2calib's
+ * Fixed-point inference speed on every shared model, 8-bit (or 16-bit: --bits 16), single-threaded: p2calib's
  * fixed-point engine (FixedPlan.run: float input quantized, every layer in integers, output
  * dequantized) against p2calib's float engine (FloatPlan.run), in this process and interleaved so
  * that load from other processes hits both alike. The quantization spec is a real calibration
@@ -8,7 +8,7 @@
  * fixed / float (target <= 0.5 on every model whose layers are all integer) and the ops that run
  * as float fallbacks, then the geometric mean over the all-integer models.
  *
- *   npm run bench:fixed [-- --runs 20] [-- --budget 6] [-- --models mobilenetv2,yolox-nano] [-- --profile]
+ *   npm run bench:fixed [-- --runs 20] [-- --budget 6] [-- --models mobilenetv2,yolox-nano] [-- --profile] [-- --bits 16]
  *
  * --profile adds the fixed-point time per op type (mean per run).
  */
@@ -25,13 +25,15 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '6' },
     models: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    bits: { type: 'string', default: '8' },
   },
 });
 const RUNS = Number(values.runs);
+const BITS = values.bits === '16' ? 16 : 8;
 const ms = (t: number) => `${t.toFixed(t < 100 ? 2 : 0)} ms`;
 
 async function main(): Promise<void> {
-  console.log(`Fixed point (8-bit) against float, single-threaded, batch 1; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the start`);
+  console.log(`Fixed point (${BITS}-bit) against float, single-threaded, batch 1; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the start`);
   const ratios: number[] = [];
   for (const bm of selectModels(values.models)) {
     const { bytes } = readModelFile(bm.file);
@@ -39,7 +41,7 @@ async function main(): Promise<void> {
     const images = await loadInputs(bm, 4);
     let fixed: FixedPlan;
     try {
-      fixed = await (await calibrate(model, images, { preset: 'simple' })).fixedPlan(1);
+      fixed = await (await calibrate(model, images, { preset: 'simple', bits: BITS })).fixedPlan(1);
     } catch (e) {
       console.log(`${bm.name.padEnd(12)} cannot run in fixed point: ${(e as Error).message}`);
       continue;

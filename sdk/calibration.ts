@@ -247,6 +247,11 @@ export interface CalibrationRun<I> {
  *  MobileNetV2's 224x224 RGB images (the Node loader keeps 8-bit pixels, not float tensors). With
  *  64 MiB, 2 workers on 1000 images peaked at 632 MiB of RSS, past the 600 MiB budget. */
 const CACHE_BYTES = 40 * 2 ** 20;
+/** Float point tensors each worker keeps for mixed precision's sensitivity images (the float model
+ *  then runs once on each, not once per candidate): MobileNetV2's are 26.9 MiB an image, DeepLabV3's
+ *  60.0, YOLOX-nano's 114.7; of 2 workers' 4 images each, all of the first two and 2 of YOLOX's.
+ *  Dropped after that pass. */
+const KEEP_BYTES = 256 * 2 ** 20;
 
 /** Float per-channel means that pass 1 keeps for bias calibration, as per-batch sums (they do not
  *  change between passes): 32 MiB hold 232 of MobileNetV2's batches of 8 images (18 056 channels,
@@ -424,7 +429,7 @@ class Coordinator<I> {
     const workers = await run.start({
       points, targets, estimator: opts.rules.estimator, meansOf: devkit ? 'accumulator' : 'output', subsampleSeed: opts.subsampleSeed,
       peaks: points.flatMap((p, i) => (state.peaks.has(p) ? [i] : [])),
-      cacheBytes: CACHE_BYTES,
+      cacheBytes: CACHE_BYTES, keepBytes: KEEP_BYTES,
     }, model);
     timings.workers = workers.length;
     timings.start = performance.now() - t;
@@ -511,7 +516,7 @@ class Coordinator<I> {
       await inImageOrder(firstOf(without(this.run.items(), this.leftOut), images), workers, this.window,
         (w, item, index) => {
           const fixed = w.measure(item, this.slot[this.first[index]], 0, { means: false }, false);
-          const float = w.compare({ means: false, sqnr: true });
+          const float = w.compare({ means: false, sqnr: true, keep: this.slot[this.first[index]] });
           return fixed.then(() => float);
         }, (m) => {
           for (let k = 0; k < sums.length; k++) sums[k] += m.sqnr![k];

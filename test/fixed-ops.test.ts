@@ -161,6 +161,10 @@ const CONVS: [string, ConvCase][] = [
   ['1x3 kernel, asymmetric pads', { c: 3, m: 5, h: 4, w: 17, k: [1, 3], pads: [0, 2, 0, 0] }],
 ];
 
+/** 16-bit depthwise convs have their own kernel: every tap's border case, kernels wider than the input. */
+const DILATED_DW: [string, ConvCase] = ['depthwise 3x5 stride 2x1, dilation 2x3, pads wider than the input', {
+  c: 3, m: 3, h: 5, w: 9, k: [3, 5], stride: [2, 1], dil: [2, 3], pads: [3, 6, 2, 1], group: 3,
+}];
 for (const [name, cc] of CONVS) {
   test(`conv 8-bit kernel == reference: ${name}`, () => bitExact(convModel(cc), { bits: 8, perChannel: cc.group === cc.c }));
 }
@@ -168,11 +172,11 @@ test('conv 8-bit kernel == reference: int16 bias form, per-channel scales', () =
   bitExact(convModel(CONVS[2][1]), { bits: 8, perChannel: true, biasMode: 'int16' }));
 test('conv 8-bit kernel == reference: the largest shifts', () =>
   bitExact(convModel(CONVS[0][1]), { bits: 8, maxShift: 31 }, [4, 5, 6, 7]));
-for (const [name, cc] of [CONVS[0], CONVS[1], CONVS[3], CONVS[5], CONVS[9], CONVS[10]]) {
+for (const [name, cc] of [CONVS[0], CONVS[1], CONVS[3], ...CONVS.slice(4, 11), DILATED_DW]) {
   test(`conv 16-bit kernel == reference: ${name}`, () => bitExact(convModel(cc), { bits: 16, perChannel: true, maxShift: 40 }, [1, 2, 3, 5]));
 }
 test('conv 16-bit kernel == reference: 8-bit inputs into 16-bit layers', async () => {
-  for (const cc of [CONVS[0][1], CONVS[3][1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
+  for (const cc of [CONVS[0][1], CONVS[3][1], CONVS[4][1], DILATED_DW[1]]) await bitExact(convModel(cc), { bits: 16, inputBits: 8 }, [1, 3]);
 });
 
 const CONV_TRANSPOSES: [string, ConvCase][] = [

@@ -93,6 +93,27 @@ test('calibrateImageSet: three workers started from the WorkerInit give the byte
   }
 });
 
+test('mixed precision: float tensors kept between candidates give the bytes of the float model run again', async () => {
+  const job = { inputShape: [1, 3, 12, 12], preprocess: parseSpec({ preset: 'imagenet', width: 12, height: 12, shortSide: 14 }), options: { mixedPrecision: { factor: 1.5 } }, histogramBins: 0, agreement: false };
+  let keyed = 0;
+  const startWith = (keepBytes: number) => async (count: number, init: WorkerInit) =>
+    Promise.all(Array.from({ length: count }, async () => {
+      const worker = await CalibrationWorker.create(Model.fromParts(init.model), { ...init.setup, keepBytes });
+      const compare = worker.compare.bind(worker);
+      worker.compare = (req) => {
+        if (req.keep !== undefined) keyed++;
+        return compare(req);
+      };
+      return new LocalWorker(worker, (im: RgbImage) => preprocess(im, init.loader as SizedSpec), init.setup.cacheBytes);
+    }));
+  const kept = await calibrateImageSet(bytes, images, { ...job, workers: 2 }, { decode: async (im) => im, startWorkers: startWith(2 ** 30) });
+  assert.ok(keyed > 2 * images.length, `${keyed} keyed comparisons`);
+  const rerun = await calibrateImageSet(bytes, images, { ...job, workers: 2 }, { decode: async (im) => im, startWorkers: startWith(0) });
+  assert.ok(kept.table.mixedPrecision!.chosen.length > 0);
+  assert.is(kept.json, rerun.json);
+  assert.equal(kept.qdq, rerun.qdq);
+});
+
 test('calibrateImageSet: pixel input, no histograms, and one-line errors for bad input', async () => {
   const job = { inputShape: [1, 3, 12, 12], preprocess: parseSpec({ preset: 'imagenet', width: 12, height: 12, shortSide: 14 }), pixelInput: true, histogramBins: 0, agreement: false };
   const r = await calibrateImageSet(bytes, images.slice(0, 2), { ...job, options: { preset: 'simple' } }, { decode: async (im) => im });

@@ -494,8 +494,30 @@ export class FixedPlan {
   }
 }
 
-/** The float fallback of an element-wise op for every integer of the input format. */
+/**
+ * The float fallback of an element-wise op for every integer of the input format. 16-bit tables
+ * cost 65536 float evaluations each, and mixed precision's sensitivity pass builds a plan per
+ * candidate (YOLOX-nano: 70 SiLUs): the last tables per op (its params) and pair of formats are
+ * kept. Plans copy them into their memory and never write them.
+ */
 function fallbackTable(mod: OpModule<unknown>, params: unknown, inQ: TensorQ, outQ: TensorQ): { lo: number; values: Int32Array } {
+  const owner = (params !== null && typeof params === 'object' ? params : mod) as object;
+  let kept = tables.get(owner);
+  if (!kept) tables.set(owner, (kept = new Map()));
+  const key = `${inQ.bits},${+inQ.signed},${inQ.scaleLog2}:${outQ.bits},${+outQ.signed},${outQ.scaleLog2}`;
+  let table = kept.get(key);
+  if (!table) {
+    table = tabulate(mod, params, inQ, outQ);
+    if (kept.size >= TABLES_PER_OP) kept.delete(kept.keys().next().value!);
+    kept.set(key, table);
+  }
+  return table;
+}
+
+const TABLES_PER_OP = 8;
+const tables = new WeakMap<object, Map<string, { lo: number; values: Int32Array }>>();
+
+function tabulate(mod: OpModule<unknown>, params: unknown, inQ: TensorQ, outQ: TensorQ): { lo: number; values: Int32Array } {
   const [lo, hi] = qRange(inQ.bits, inQ.signed);
   const x = Float32Array.from({ length: hi - lo + 1 }, (_, i) => dequantizeValue(lo + i, inQ));
   const y = new Float32Array(x.length);

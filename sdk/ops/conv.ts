@@ -299,21 +299,24 @@ export const conv: OpModule<ConvParams> = {
 /**
  * Conv kernels in fixed point. 8-bit: depthwise 3x3 (stride 1/2) has its own kernel; every other
  * conv is a product of packed weights and the input (pointwise) or its im2col, per group.
- * 16-bit: the direct scalar kernel with an int64 accumulator.
+ * 16-bit: the pair products too, but a depthwise conv (one channel per group: a pair product per
+ * channel costs more than its taps) and weights the pairs cannot hold (-32768) take the direct
+ * scalar kernels with an int64 accumulator.
  */
 export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): KernelCall {
   const p = f.macParams;
   const a = f.arith;
   const cg = p.c / p.group, mg = p.m / p.group, kk = cg * p.kh * p.kw;
   const weightAt = (oc: number, t: number) => f.w[oc * kk + t];
-  const correction = a.bits === 16 ? pairs16(f.xq, p.m, kk, weightAt) : undefined;
+  const depthwise = p.group === p.c && p.m === p.c;
+  const correction = a.bits === 16 && !depthwise ? pairs16(f.xq, p.m, kk, weightAt) : undefined;
   const buf = layerBuffers(env, a, correction);
   const inImage = p.c * p.h * p.w * bytesOf(f.xq);
   const outImage = p.m * p.oh * p.ow * bytesOf(f.yq);
   const [xs, ys] = [+f.xq.signed, +f.yq.signed];
   if (a.bits === 16 && !correction) {
     const wPtr = allocI16(env, f.w);
-    const k = kernelFn(env, 'conv_q16_direct');
+    const k = kernelFn(env, depthwise ? 'dw_q16_direct' : 'conv_q16_direct');
     const [xc, yc] = [qCode(f.xq), qCode(f.yq)];
     const geom = geometryBlock(env, p);
     return ([x], [y]) => {
@@ -324,7 +327,7 @@ export function convKernel(f: WeightFixed<ConvParams>, env: FixedKernelEnv): Ker
       buf.end();
     };
   }
-  const depthwise3x3 = a.bits === 8 && p.group === p.c && p.m === p.c && p.kh === 3 && p.kw === 3 && p.sh === p.sw &&
+  const depthwise3x3 = a.bits === 8 && depthwise && p.kh === 3 && p.kw === 3 && p.sh === p.sw &&
     (p.sh === 1 || p.sh === 2) && p.dh === 1 && p.dw === 1 && p.pt >= 0 && p.pl >= 0;
   if (depthwise3x3) {
     // Per channel: the pairs (w[ky][0], w[ky][1]) as i16 halves of an i32, then w[ky][2].

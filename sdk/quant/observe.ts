@@ -93,6 +93,11 @@ export class FloatObserver {
     });
   }
 
+  /** A point's place in the float plan's arena (shared with other tensors between steps). */
+  view(name: string): Float32Array {
+    return this.plan.view(name);
+  }
+
   /** Run one image through the float model, filling what `o` asks for. */
   observe(feeds: Record<string, Float32Array>, o: Observation): void {
     const seen = new Set<string>();

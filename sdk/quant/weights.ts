@@ -163,6 +163,10 @@ export interface ChannelStats {
 }
 
 export function channelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
+  return remembered(statsMemo, a, scaleLog2, bits, () => computeChannelStats(a, scaleLog2, bits));
+}
+
+function computeChannelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
   const [lo, hi] = qRange(bits, true);
   const channels = a.layout.channels;
   const out: ChannelStats = { maxAbs: new Float64Array(channels), absSum: new Float64Array(channels), nonzero: new Uint8Array(channels) };
@@ -180,11 +184,39 @@ export function channelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits)
 
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
 export function quantizeWeights(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
+  return remembered(quantizedMemo, a, scaleLog2, bits, () => computeQuantized(a, scaleLog2, bits));
+}
+
+function computeQuantized(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
   const [lo, hi] = qRange(bits, true);
   const n = a.values.length;
   const data = bits === 16 ? new Int16Array(n) : new Int8Array(n);
   const scales = scaleLog2.map((e) => 2 ** e);
   const channelOf = scaleLog2.length > 1 ? a.layout.channelOf : () => 0;
   for (let i = 0; i < n; i++) data[i] = saturate(roundHalfAway(a.values[i] * scales[channelOf(i)]), lo, hi);
-  return { data, scaleLog2, clippedTo: a.clippedTo };
+  return { data, scaleLog2: [...scaleLog2], clippedTo: a.clippedTo };
+}
+
+/**
+ * The last few results per weight analysis and (scales, bits): mixed precision's sensitivity pass
+ * derives a spec for every candidate, and most layers keep their weights from one to the next.
+ * Callers read the results and never write them.
+ */
+const MEMO_SIZE = 4;
+const statsMemo = new WeakMap<WeightAnalysis, Map<string, ChannelStats>>();
+const quantizedMemo = new WeakMap<WeightAnalysis, Map<string, QuantizedWeights>>();
+
+function remembered<T>(memo: WeakMap<WeightAnalysis, Map<string, T>>, a: WeightAnalysis, scaleLog2: number[], bits: Bits, compute: () => T): T {
+  let m = memo.get(a);
+  if (!m) memo.set(a, (m = new Map()));
+  const key = `${bits}:${scaleLog2.join(',')}`;
+  let v = m.get(key);
+  if (v === undefined) {
+    v = compute();
+    if (m.size >= MEMO_SIZE) m.delete(m.keys().next().value!);
+  } else {
+    m.delete(key);
+  }
+  m.set(key, v);
+  return v;
 }

@@ -39,6 +39,9 @@ export interface WorkerSetup {
   peaks: number[];
   /** Bytes of decoded images a worker keeps from pass 1 for the later passes. */
   cacheBytes: number;
+  /** Bytes of float point tensors a worker keeps for the images compared again and again with
+   *  other specs (CompareRequest.keep). */
+  keepBytes: number;
 }
 
 /** Pass 1's answer for an image. */
@@ -64,6 +67,11 @@ export interface CompareRequest {
   means: boolean;
   /** Per-point SQNR sums against the fixed-point tensors of the image (the last pass). */
   sqnr: boolean;
+  /** With sqnr and not means: the image's key when it is compared again under other specs (mixed
+   *  precision's sensitivity pass). Its float point tensors, which do not change, are kept (within
+   *  WorkerSetup.keepBytes) and read instead of running the float model again; a request without
+   *  a key drops what was kept. */
+  keep?: number;
 }
 
 export interface Measured {
@@ -77,7 +85,7 @@ export interface Compared {
   /** Per observed point i: sum f^2 at 2i and sum (f - q)^2 at 2i+1. */
   sqnr?: Float64Array;
   /** Per observed point i, what its format's range cuts of the float values: how many lie
-   *  beyond it at 2i, their squared excess at 2i+1 (with sqnr). */
+   *  beyond it at 2i, their squared excess at 2i+1 (with sqnr, without keep). */
   clip?: Float64Array;
 }
 
@@ -114,6 +122,11 @@ export class CalibrationWorker {
   private readonly means: { offsets: number[]; length: number };
   /** The feeds of the last image measured, which the fixed-point tensors hold, for `compare`. */
   private measured?: Record<string, Float32Array>;
+  /** Float point tensors by image key (CompareRequest.keep), and their bytes; full once an image
+   *  did not fit. */
+  private readonly kept = new Map<number, { index: number; name: string; values: Float32Array }[]>();
+  private keptBytes = 0;
+  private keepFull = false;
 
   private constructor(
     private readonly model: Model,
@@ -199,29 +212,66 @@ export class CalibrationWorker {
     const { plan: fixed, spec } = this.fixedPlan();
     const feeds = this.measured;
     if (!feeds) throw new Error('calibration worker: compare before measure');
+    const keyed = req.keep !== undefined && req.sqnr && !req.means;
+    if (!keyed && (this.kept.size || this.keepFull)) {
+      this.kept.clear();
+      this.keptBytes = 0;
+      this.keepFull = false;
+    }
     const out: Compared = {};
     if (req.means) out.meansFloat = new Float64Array(this.means.length);
     const sums = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
-    const clip = req.sqnr ? new Float64Array(2 * this.setup.points.length) : undefined;
+    // What the formats cut feeds the last pass's diagnostics, not mixed precision's comparisons.
+    const clip = req.sqnr && !keyed ? new Float64Array(2 * this.setup.points.length) : undefined;
     let sqnrMs = 0;
-    const spent = { ranges: 0, means: 0 };
-    const t0 = performance.now();
-    this.observer.observe(feeds, {
-      means: out.meansFloat,
-      spent,
-      onPoint: sums && ((i, name, f) => {
-        const t1 = performance.now();
-        const q = spec.tensors[name];
-        const step = 2 ** -q.scaleLog2;
-        [sums[2 * i], sums[2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, step);
+    const pointSums = (i: number, name: string, f: Float32Array) => {
+      const t1 = performance.now();
+      const q = spec.tensors[name];
+      const step = 2 ** -q.scaleLog2;
+      [sums![2 * i], sums![2 * i + 1]] = this.observer.stats.sqnrSums(f.byteOffset, fixed.tensor(name).byteOffset, qCode(q), f.length, step);
+      if (clip) {
         // Values beyond half a step past the format's extremes saturate.
         const [lo, hi] = qRange(q.bits, q.signed);
-        [clip![2 * i], clip![2 * i + 1]] = this.observer.stats.clipError(f.byteOffset, f.length, (lo - 0.5) * step, (hi + 0.5) * step);
-        sqnrMs += performance.now() - t1;
-      }),
-    });
-    this.timings.float += performance.now() - t0 - spent.means - sqnrMs;
-    this.timings.means += spent.means;
+        [clip[2 * i], clip[2 * i + 1]] = this.observer.stats.clipError(f.byteOffset, f.length, (lo - 0.5) * step, (hi + 0.5) * step);
+      }
+      sqnrMs += performance.now() - t1;
+    };
+    const kept = keyed ? this.kept.get(req.keep!) : undefined;
+    if (kept) {
+      // The float plan is idle: each point's kept values go back to its place in the arena, where
+      // the kernels read them, one point at a time (places are shared between tensors).
+      for (const { index, name, values } of kept) {
+        const f = this.observer.view(name);
+        f.set(values);
+        pointSums(index, name, f);
+      }
+    } else {
+      let keep = keyed && !this.keepFull ? [] as { index: number; name: string; values: Float32Array }[] : undefined;
+      let bytes = 0;
+      const spent = { ranges: 0, means: 0 };
+      const t0 = performance.now();
+      this.observer.observe(feeds, {
+        means: out.meansFloat,
+        spent,
+        onPoint: sums && ((i, name, f) => {
+          pointSums(i, name, f);
+          if (!keep) return;
+          bytes += f.byteLength;
+          if (this.keptBytes + bytes > this.setup.keepBytes) {
+            keep = undefined;
+            this.keepFull = true;
+          } else {
+            keep.push({ index: i, name, values: f.slice() });
+          }
+        }),
+      });
+      this.timings.float += performance.now() - t0 - spent.means - sqnrMs;
+      this.timings.means += spent.means;
+      if (keep) {
+        this.kept.set(req.keep!, keep);
+        this.keptBytes += bytes;
+      }
+    }
     this.timings.sqnr += sqnrMs;
     if (sums) out.sqnr = sums;
     if (clip) out.clip = clip;
