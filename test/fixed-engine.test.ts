@@ -103,6 +103,31 @@ test('float fallback: ops without device arithmetic run in float between dequant
   assert.equal(Array.from(fast.tensor('s2')), Array.from(ref.tensor('s2')));
 });
 
+test('float fallback tabulated (more elements than input integers): the lookup kernel gives the reference integers, every input type', async () => {
+  // Sigmoid of a signed conv output and of an unsigned Relu output, at 8 bits (256 < 520
+  // elements) and at 16 bits (65536 < 66560 elements).
+  for (const [bits, [h, w]] of [[8, [10, 13]], [16, [128, 130]]] as const) {
+    const r = rng(bits);
+    const m = await loadModel(buildModel({
+      inputs: [{ name: 'x', dims: [1, 2, h, w] }],
+      outputs: [{ name: 'ys' }, { name: 'yu' }],
+      nodes: [
+        node('Conv', ['x', 'W', 'B'], ['c'], { kernel_shape: [1, 1] }), node('Sigmoid', ['c'], ['ys']),
+        node('Relu', ['c'], ['r']), node('Sigmoid', ['r'], ['yu']),
+      ],
+      initializers: { W: floats([4, 2, 1, 1], Array.from({ length: 8 }, () => r(-2, 2))), B: floats([4], [0.1, -0.2, 0.3, 0]) },
+    }));
+    const feeds = [{ x: randomArray(2 * h * w, bits, -3, 3) }];
+    const spec = await naiveSpec(m, feeds, { bits });
+    const [fast, ref] = await Promise.all([FixedPlan.create(m, 1, spec, { keep: ['c', 'r'] }), FixedPlan.create(m, 1, spec, { keep: ['c', 'r'], referenceOnly: true })]);
+    assert.equal(fast.fallbacks, ['Sigmoid_ys', 'Sigmoid_yu']);
+    fast.run(feeds[0]);
+    assert.equal([fast.tensor('c').constructor.name, fast.tensor('r').constructor.name], bits === 8 ? ['Int8Array', 'Uint8Array'] : ['Int16Array', 'Uint16Array']);
+    ref.run(feeds[0]);
+    for (const t of ['ys', 'yu']) assert.equal(Array.from(fast.tensor(t)), Array.from(ref.tensor(t)), `${bits}-bit ${t}`);
+  }
+});
+
 test('calibration API: output and accumulator channel means, setBias moves a layer by its bias', async () => {
   const m = await small(2);
   const feeds = [{ x: randomArray(144, 5, -2, 2) }];

@@ -59,24 +59,34 @@ test('eltwise requantization: y = sat((ka*a + kb*b + 2^(n-1)) >> n) for every sh
   assert.ok(checked > 1e6, `${checked} values checked`);
 });
 
-test('16-bit eltwise: int64 accumulators beyond int32, every type', async () => {
+test('16-bit eltwise and Mul: int64 accumulators beyond int32, every pair of operand types, one input', async () => {
   const rt = await WasmRuntime.create();
   const k16 = rt.kernel('eltwise_q16_scalar');
+  const mul = rt.kernel('mul_q16_scalar');
   const vals = (q: TensorQ) => {
     const [lo, hi] = qRange(q.bits, q.signed);
     return Array.from({ length: 301 }, (_, i) => Math.round(lo + ((hi - lo) * i) / 300));
   };
   for (const aq of TYPES) {
-    for (const yq of TYPES) {
-      const as = vals(aq), bs = [...vals(aq)].reverse();
-      const pa = write(rt, aq, as), pb = write(rt, aq, bs), py = rt.alloc(as.length * 2);
-      for (const [ka, kb, n] of [[2 ** 20, -(2 ** 19), 30], [1, 1, 1], [2 ** 15, 2 ** 15, 15], [7, -3, 2], [1, 0, 0]]) {
-        k16(pa, QCODE[typeOf(aq)], ka, pb, QCODE[typeOf(aq)], kb, as.length, n, ...qRange(yq.bits, yq.signed), py, QCODE[typeOf(yq)]);
-        const y = new VIEW[typeOf(yq)](rt.memory.buffer, py, as.length);
-        as.forEach((a, i) => {
-          const want = saturate(roundShift(ka * a + kb * bs[i], n), ...qRange(yq.bits, yq.signed));
-          assert.is(y[i], want, `${typeOf(aq)}->${typeOf(yq)} ka=${ka} kb=${kb} n=${n} a=${a}`);
-        });
+    for (const bq of TYPES) {
+      for (const yq of TYPES) {
+        const as = vals(aq), bs = [...vals(bq)].reverse();
+        const pa = write(rt, aq, as), pb = write(rt, bq, bs), py = rt.alloc(as.length * 2);
+        const [at, bt, yt] = [aq, bq, yq].map((q) => QCODE[typeOf(q)]);
+        const check = (what: string, want: (a: number, i: number) => number) => {
+          const y = new VIEW[typeOf(yq)](rt.memory.buffer, py, as.length);
+          as.forEach((a, i) => assert.is(y[i], saturate(want(a, i), ...qRange(yq.bits, yq.signed)), `${typeOf(aq)},${typeOf(bq)}->${typeOf(yq)} ${what} a=${a}`));
+        };
+        for (const [ka, kb, n] of [[2 ** 20, -(2 ** 19), 30], [1, 1, 1], [2 ** 15, 2 ** 15, 15], [7, -3, 2], [1, 0, 0]]) {
+          k16(pa, at, ka, pb, bt, kb, as.length, n, ...qRange(yq.bits, yq.signed), py, yt);
+          check(`ka=${ka} kb=${kb} n=${n}`, (a, i) => roundShift(ka * a + kb * bs[i], n));
+        }
+        k16(pa, at, 3, 0, bt, 0, as.length, 1, ...qRange(yq.bits, yq.signed), py, yt);
+        check('one input', (a) => roundShift(3 * a, 1));
+        for (const n of [0, 7, 20]) {
+          mul(pa, at, pb, bt, as.length, n, ...qRange(yq.bits, yq.signed), py, yt);
+          check(`mul n=${n}`, (a, i) => roundShift(a * bs[i], n));
+        }
       }
     }
   }

@@ -4,7 +4,7 @@ import {
   GEOM_C, GEOM_DH, GEOM_DW, GEOM_H, GEOM_KH, GEOM_KW, GEOM_N, GEOM_OH, GEOM_OW, GEOM_PL, GEOM_PT, GEOM_SH, GEOM_SW,
   GEOM_W,
 } from '../shared';
-import { loadQ, roundShift64, storeQ } from './q';
+import { loadQ, roundShift64, S8, storeQ, U16, U8 } from './q';
 
 export function global_avgpool_q(x: usize, xt: i32, planes: i32, size: i32, mult: i32, n: i32, lo: i32, hi: i32, y: usize, yt: i32): void {
   let i = 0;
@@ -59,5 +59,21 @@ export function maxpool_q(
 /** y[i] = table[x[i] - lo]: an element-wise op tabulated over every integer of its input format
  *  (the float fallbacks of sdk/engine/fixed.ts). */
 export function lookup_q(x: usize, xt: i32, len: i32, table: usize, lo: i32, y: usize, yt: i32): void {
-  for (let i = 0; i < len; i++) storeQ(y, i, yt, load<i32>(table + (<usize>(loadQ(x, i, xt) - lo) << 2)));
+  // The element types fixed per instance: a type test per element costs more than the lookup.
+  if (yt > S8) lookupTo<u16>(x, xt, len, table, lo, y);
+  else lookupTo<u8>(x, xt, len, table, lo, y);
+}
+
+@inline function lookupTo<Y>(x: usize, xt: i32, len: i32, table: usize, lo: i32, y: usize): void {
+  if (xt == U8) lookup<u8, Y>(x, len, table, lo, y);
+  else if (xt == S8) lookup<i8, Y>(x, len, table, lo, y);
+  else if (xt == U16) lookup<u16, Y>(x, len, table, lo, y);
+  else lookup<i16, Y>(x, len, table, lo, y);
+}
+
+@inline function lookup<X, Y>(x: usize, len: i32, table: usize, lo: i32, y: usize): void {
+  const t = table - (<usize>lo << 2);
+  for (let i = 0; i < len; i++) {
+    store<Y>(y + (<usize>i << alignof<Y>()), <Y>load<i32>(t + (<usize><i32>load<X>(x + (<usize>i << alignof<X>())) << 2)));
+  }
 }
