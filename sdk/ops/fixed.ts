@@ -297,12 +297,12 @@ export interface WeightGeometry<P> {
 export interface WeightFixed<P> extends WeightGeometry<P> {
   arith: LayerArith;
   w: Int8Array | Int16Array;
-  /** The weights as float32 (exact): the float reference then reads the array type it always
-   *  reads, and only its output (float64, to hold the sums exactly) differs. */
-  wf: Float32Array;
   xq: TensorQ;
   yq: TensorQ;
-  acc: Float64Array;
+  /** The integer reference's buffers, made on its first run (a plan with kernels never needs
+   *  them): the weights as float32 (exact), so that the float reference reads the array type it
+   *  always reads and only its output (float64, to hold the sums exactly) differs. */
+  ref?: { wf: Float32Array; acc: Float64Array };
 }
 
 /**
@@ -324,14 +324,15 @@ export function weightFixed<P>(
       const g = geometry(ctx);
       const arith = weightArith(ctx, g.weightShape, g.channels, g.weightChannel);
       const w = ctx.layer!.weights;
-      return { ...g, arith, w, wf: Float32Array.from(w), xq: inputQ(ctx, 0), yq: ctx.outQ[0], acc: new Float64Array(g.outLength) };
+      return { ...g, arith, w, xq: inputQ(ctx, 0), yq: ctx.outQ[0] };
     },
     arith: (f) => f.arith,
     // acc = sum x*w + bias[c]; y = sat((acc + 2^(shift[c]-1)) >> shift[c]); bias at 2^accLog2[c].
     describe: ({ arith: a }) => ({ bias: Array.from(a.bias), accLog2: Array.from(a.accLog2), shift: Array.from(a.shift), saturate: [a.lo, a.hi] }),
     reference(f, [x], [y]) {
-      mod.reference(f.macParams, [Float32Array.from(x), f.wf], [f.acc]);
-      for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), f.acc[i]);
+      const { wf, acc } = (f.ref ??= { wf: Float32Array.from(f.w), acc: new Float64Array(f.outLength) });
+      mod.reference(f.macParams, [Float32Array.from(x), wf], [acc]);
+      for (let i = 0; i < y.length; i++) y[i] = finishAcc(f.arith, f.outChannel(i), acc[i]);
     },
     kernel,
   };
@@ -380,7 +381,9 @@ export function packPairWeights(env: FixedKernelEnv, groups: number, mg: number,
   const packed = new Int16Array(groups * groupWords * 2);
   for (let oc = 0; oc < groups * mg; oc++) {
     const g = Math.floor(oc / mg), j = oc % mg;
-    for (let t = 0; t < kk; t++) packed[(((g * blocks + (j >> 2)) * half + (t >> 1)) * 4 + (j & 3)) * 2 + (t & 1)] = weightAt(oc, t);
+    // Element (t >> 1, j & 3, t & 1) of the channel's block, the pair index outermost.
+    const base = (g * blocks + (j >> 2)) * half * 8 + (j & 3) * 2;
+    for (let t = 0; t < kk; t++) packed[base + (t >> 1) * 8 + (t & 1)] = weightAt(oc, t);
   }
   return { ptr: allocI16(env, packed), groupBytes: groupWords * 4, half };
 }
