@@ -39,6 +39,7 @@ import {
   SharedScratch, constantOutputs, kernelAddresses, keptTensors, placeTensors, stepInputs, stepViews, type StepInput,
 } from './plan.js';
 import { WasmRuntime } from './wasm.js';
+import { remembered } from '../util/memo.js';
 
 export interface FixedPlanOptions {
   /** Tensors that must stay readable after run() (they get buffers of their own). */
@@ -502,16 +503,8 @@ export class FixedPlan {
  */
 function fallbackTable(mod: OpModule<unknown>, params: unknown, inQ: TensorQ, outQ: TensorQ): { lo: number; values: Int32Array } {
   const owner = (params !== null && typeof params === 'object' ? params : mod) as object;
-  let kept = tables.get(owner);
-  if (!kept) tables.set(owner, (kept = new Map()));
   const key = `${inQ.bits},${+inQ.signed},${inQ.scaleLog2}:${outQ.bits},${+outQ.signed},${outQ.scaleLog2}`;
-  let table = kept.get(key);
-  if (!table) {
-    table = tabulate(mod, params, inQ, outQ);
-    if (kept.size >= TABLES_PER_OP) kept.delete(kept.keys().next().value!);
-    kept.set(key, table);
-  }
-  return table;
+  return remembered(tables, owner, key, TABLES_PER_OP, () => tabulate(mod, params, inQ, outQ));
 }
 
 const TABLES_PER_OP = 8;

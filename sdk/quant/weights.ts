@@ -6,6 +6,7 @@
 import type { Tensor } from '../graph/ir.js';
 import type { WeightLayout } from '../ops/op.js';
 import { ceilLog2, floorLog2 } from '../util/math.js';
+import { remembered } from '../util/memo.js';
 import { mmaBiasB, qRange, roundHalfAway, saturate, type BiasMode, type Bits } from '../device/spec.js';
 
 export interface WeightQuantOptions {
@@ -103,7 +104,7 @@ export function weightScales(
   const biasShift = opts.bits === 16 || opts.biasMode === 'int16' || product ? inLog2 : 0;
   const fromWeights = Array.from(a.maxAbs, (m) => opts.bits - 1 - ceilLog2(Math.max(m, 2 ** -24)));
   const scaleLog2 = !perChannel && opts.bits === 8 && opts.biasMode === 'mma'
-    ? [perTensorMmaScale(a, bias, inLog2, fromWeights[0], opts)]
+    ? [perTensorMmaScale(a, bias, inLog2, fromWeights[0], opts, (w) => biasLimit / 2 ** (biasShift + w))]
     : fromWeights.map((w, g) => (maxBias[g] === 0 ? w : Math.min(w, floorLog2(biasLimit / maxBias[g]) - biasShift)));
   return { scaleLog2, biasCapped: scaleLog2.some((w, g) => w < fromWeights[g]), fromWeights };
 }
@@ -119,15 +120,15 @@ export function weightScales(
  * negative bias that still saturates below -sum|W_c| * max|x| (a dead channel's, after BatchNorm
  * folding) leaves its outputs at 0, so it does not take bits from the others.
  */
-function perTensorMmaScale(a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, fromWeights: number, opts: WeightQuantOptions): number {
-  const signed = !!opts.signedInput;
-  const product = 2 ** inLog2 > mmaBiasB(signed);
-  const inMax = 2 ** ((signed ? 7 : 8) - inLog2);
+function perTensorMmaScale(
+  a: WeightAnalysis, bias: ArrayLike<number>, inLog2: number, fromWeights: number, opts: WeightQuantOptions,
+  /** The largest |bias| the form holds at weight scale 2^w. */
+  limit: (w: number) => number,
+): number {
+  const inMax = 2 ** ((opts.signedInput ? 7 : 8) - inLog2);
   const channels = a.layout.channels;
   const absSum = new Float64Array(channels);
   for (let i = 0; i < a.values.length; i++) absSum[a.layout.channelOf(i)] += Math.abs(a.values[i]);
-  /** The largest |bias| the form holds at weight scale 2^w. */
-  const limit = (w: number) => Math.min(32767 / 2 ** w, product ? (128 * mmaBiasB(signed) - 1) / 2 ** (inLog2 + w) : Infinity);
   const harmless = (c: number, w: number) => !!opts.unsignedOutput && bias[c] < 0 && absSum[c] * inMax <= limit(w);
   const noise = (a.values.length / channels) * (inMax * inMax / 3) / 12;
   let best = fromWeights;
@@ -163,7 +164,7 @@ export interface ChannelStats {
 }
 
 export function channelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
-  return remembered(statsMemo, a, scaleLog2, bits, () => computeChannelStats(a, scaleLog2, bits));
+  return remembered(statsMemo, a, memoKey(scaleLog2, bits), MEMO_SIZE, () => computeChannelStats(a, scaleLog2, bits));
 }
 
 function computeChannelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits): ChannelStats {
@@ -184,7 +185,7 @@ function computeChannelStats(a: WeightAnalysis, scaleLog2: number[], bits: Bits)
 
 /** Weights on their power-of-2 grid: trunc(w * scale + 0.5 * sign(w)), saturated. */
 export function quantizeWeights(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
-  return remembered(quantizedMemo, a, scaleLog2, bits, () => computeQuantized(a, scaleLog2, bits));
+  return remembered(quantizedMemo, a, memoKey(scaleLog2, bits), MEMO_SIZE, () => computeQuantized(a, scaleLog2, bits));
 }
 
 function computeQuantized(a: WeightAnalysis, scaleLog2: number[], bits: Bits): QuantizedWeights {
@@ -197,26 +198,9 @@ function computeQuantized(a: WeightAnalysis, scaleLog2: number[], bits: Bits): Q
   return { data, scaleLog2: [...scaleLog2], clippedTo: a.clippedTo };
 }
 
-/**
- * The last few results per weight analysis and (scales, bits): mixed precision's sensitivity pass
- * derives a spec for every candidate, and most layers keep their weights from one to the next.
- * Callers read the results and never write them.
- */
+/** The last few results per weight analysis and (bits, scales): mixed precision's sensitivity pass
+ *  derives a spec for every candidate, and most layers keep their weights from one to the next. */
 const MEMO_SIZE = 4;
 const statsMemo = new WeakMap<WeightAnalysis, Map<string, ChannelStats>>();
 const quantizedMemo = new WeakMap<WeightAnalysis, Map<string, QuantizedWeights>>();
-
-function remembered<T>(memo: WeakMap<WeightAnalysis, Map<string, T>>, a: WeightAnalysis, scaleLog2: number[], bits: Bits, compute: () => T): T {
-  let m = memo.get(a);
-  if (!m) memo.set(a, (m = new Map()));
-  const key = `${bits}:${scaleLog2.join(',')}`;
-  let v = m.get(key);
-  if (v === undefined) {
-    v = compute();
-    if (m.size >= MEMO_SIZE) m.delete(m.keys().next().value!);
-  } else {
-    m.delete(key);
-  }
-  m.set(key, v);
-  return v;
-}
+const memoKey = (scaleLog2: number[], bits: Bits) => `${bits}:${scaleLog2.join(',')}`;
